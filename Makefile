@@ -36,6 +36,8 @@ PYTHON := /usr/bin/python3
 PROGRAMS   :=
 UNIT_TESTS :=
 LIBS       :=
+# Phony targets a folder adds to `make test` (a bounded fuzz run, say).
+EXTRA_CHECKS :=
 
 # Compile any project C file to build/obj/<path>.o with dependency tracking.
 $(OBJ)/%.o: %.c
@@ -54,7 +56,7 @@ include $(sort $(wildcard */build.mk))
 
 -include $(shell find $(OBJ) -name '*.d' 2>/dev/null)
 
-.PHONY: all deps module programs unit integration test demo bench clean
+.PHONY: all deps module programs unit extra integration test demo bench clean
 
 all: module programs
 
@@ -92,6 +94,8 @@ unit: $(UNIT_TESTS)
 	    CK_FORK=no CUTOVER_CORPUS=$(CURDIR)/../shared/corpus $(VALGRIND) $$t; \
 	done
 
+extra: $(EXTRA_CHECKS)
+
 integration: all
 	$(PYTHON) -m pytest -q -p no:cacheprovider tests/integration $(PYTEST_ARGS)
 
@@ -99,6 +103,7 @@ test:
 	@$(MAKE) --no-print-directory deps
 	@$(MAKE) --no-print-directory all
 	@$(MAKE) --no-print-directory unit
+	@$(MAKE) --no-print-directory extra
 	@$(MAKE) --no-print-directory integration
 
 demo:
