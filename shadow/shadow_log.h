@@ -1,0 +1,181 @@
+/*
+ * shadow_log: the dual-run log, its record, frame and segment formats, and
+ * the writer side that nginx workers compile.
+ *
+ * Segments.  A log configured as PATH is a series of files
+ * PATH.<20-digit zero-padded sequence>, the first being
+ * PATH.00000000000000000001.  Writers append to the highest-numbered
+ * segment (the current one) with O_APPEND, one write(2) per frame, so
+ * several worker processes may share it.  A writer that finds the current
+ * segment at or over the segment size creates the next one (O_CREAT, no
+ * EXCL, so racing workers agree) and moves there; a segment may therefore
+ * exceed the size by one frame per worker.  Writers never delete; the
+ * shadow daemon deletes segments wholly before its checkpoint.
+ *
+ * Frame.  Little-endian:
+ *
+ *     magic u32 = 0x31564453 ("SDV1")  | length u32 | crc32c u32 | payload
+ *
+ * length is the payload size (1 .. SHADOW_FRAME_MAX), crc32c is CRC-32C
+ * (Castagnoli, reflected, init and xorout 0xffffffff) of the payload.  A
+ * reader that meets a bad magic, a bad length or a bad CRC reports the
+ * segment and offset and resyncs by scanning for the next magic.  An
+ * incomplete frame at the end of the current segment is a write in
+ * progress; at the end of a non-current segment it is a torn tail (a crash
+ * during a write) and is skipped.
+ *
+ * Record.  The payload is one BSON document with these fields, in order:
+ *
+ *     id             string  32 lower-case hex: request id, Idempotency-Key
+ *     time_us        int64   when the primary answered, Unix microseconds
+ *     zone           string  cutover zone
+ *     rule           string  id of the dial rule that matched
+ *     side           string  "new" | "legacy": the side that served it
+ *     bucket         int32   0 .. 9999
+ *     key            string  the bucket key (e.g. "S001:pos")
+ *     store          string  store id, may be ""
+ *     channel        string  channel, may be ""
+ *     version        int64   dial state version used for routing
+ *     method         string  HTTP method
+ *     uri            string  path and query as received
+ *     req_headers    array   of [name, value] string pairs
+ *     req_body       binary  (subtype 0) the request body
+ *     status         int32   the primary's status
+ *     resp_headers   array   of [name, value] string pairs
+ *     resp_body      binary  the primary's body, at most the body limit
+ *     resp_body_len  int64   the full length of the primary's body
+ *     resp_truncated bool    resp_body is a prefix of the real body
+ *     resp_sha256    string  64 hex digits, SHA-256 of the whole body
+ *     upstream_ms    double  primary response time, milliseconds
+ *     content_type   string  the primary's Content-Type, may be ""
+ *
+ * Readers ignore fields they do not know, so fields may be added.
+ *
+ * Everything declared here is implemented by shadow_frame.c,
+ * shadow_record.c and shadow_segment.c, which include no nginx header, never
+ * allocate (they write into buffers the caller passes), never log, and block
+ * only in the one write(2) of a frame (and open/fstat on rotation).
+ */
+
+#ifndef SHADOW_LOG_H
+#define SHADOW_LOG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define SHADOW_OK        0
+#define SHADOW_ERROR    -1
+#define SHADOW_AGAIN    -2      /* nothing yet: try again later */
+#define SHADOW_CORRUPT  -3      /* a corrupt region was skipped */
+#define SHADOW_NOSPACE  -4      /* the caller's buffer is too small */
+#define SHADOW_NOTFOUND -5
+
+#define SHADOW_FRAME_MAGIC   0x31564453u
+#define SHADOW_FRAME_HEADER  12
+#define SHADOW_FRAME_MAX     (64u * 1024 * 1024)
+#define SHADOW_SEQ_DIGITS    20
+
+typedef struct {
+    int   code;
+    char  message[256];
+} shadow_error_t;
+
+/* A byte string that need not be NUL-terminated (nginx's ngx_str_t). */
+typedef struct {
+    const char  *data;
+    size_t       len;
+} shadow_str_t;
+
+typedef struct {
+    shadow_str_t  name;
+    shadow_str_t  value;
+} shadow_header_t;
+
+typedef struct {
+    shadow_str_t            id;
+    int64_t                 time_us;
+    shadow_str_t            zone;
+    shadow_str_t            rule;
+    shadow_str_t            side;
+    int32_t                 bucket;
+    shadow_str_t            key;
+    shadow_str_t            store;
+    shadow_str_t            channel;
+    int64_t                 version;
+    shadow_str_t            method;
+    shadow_str_t            uri;
+    const shadow_header_t  *req_headers;
+    size_t                  n_req_headers;
+    const uint8_t          *req_body;
+    size_t                  req_body_len;
+    int32_t                 status;
+    const shadow_header_t  *resp_headers;
+    size_t                  n_resp_headers;
+    const uint8_t          *resp_body;
+    size_t                  resp_body_len;      /* bytes held in resp_body */
+    int64_t                 resp_body_total;    /* resp_body_len field */
+    int                     resp_truncated;
+    shadow_str_t            resp_sha256;
+    double                  upstream_ms;
+    shadow_str_t            content_type;
+} shadow_record_t;
+
+/* CRC-32C of len bytes, continuing from crc (start with 0). */
+uint32_t shadow_crc32c(uint32_t crc, const void *data, size_t len);
+
+/* Write the 12-byte frame header for payload (already at buf + 12) into
+ * buf[0..11]. */
+void shadow_frame_seal(uint8_t *buf, const uint8_t *payload, uint32_t len);
+
+/* Parse a frame header.  Returns SHADOW_OK and *len, or SHADOW_CORRUPT
+ * on a bad magic or length. */
+int shadow_frame_header(const uint8_t *hdr, uint32_t *len, uint32_t *crc);
+
+/* Encode rec as one BSON document into buf (cap bytes); *len gets its
+ * size.  SHADOW_NOSPACE when it does not fit. */
+int shadow_record_encode(const shadow_record_t *rec, uint8_t *buf,
+    size_t cap, size_t *len);
+
+/* Encode rec as a whole frame (header + BSON) into buf; *len gets the
+ * frame size, ready for one write(2). */
+int shadow_record_frame(const shadow_record_t *rec, uint8_t *buf,
+    size_t cap, size_t *len);
+
+/* Bytes the encoded record needs at most (frame header included), so a
+ * caller can size its buffer once. */
+size_t shadow_record_size(const shadow_record_t *rec);
+
+/* "<base>.<20 digits>" into buf; SHADOW_NOSPACE when it does not fit. */
+int shadow_segment_path(char *buf, size_t cap, const char *base,
+    uint64_t seq);
+
+/* The sequence a segment file name carries ("erp.log.000..042" for base
+ * name "erp.log"), or 0 when name is not a segment of that base. */
+uint64_t shadow_segment_seq(const char *name, const char *base_name);
+
+/* Lowest and highest segment sequence present (both 0 when none), read
+ * with getdents64 into the caller's scratch buffer. */
+int shadow_segment_range(const char *base, uint8_t *scratch, size_t cap,
+    uint64_t *first, uint64_t *last);
+
+/* The writer of one process: the current segment's descriptor. */
+typedef struct {
+    const char  *base;          /* NUL-terminated log path, borrowed */
+    uint64_t     segment_size;  /* rotate at this size, bytes */
+    uint64_t     seq;           /* current segment, 0 = not open */
+    int          fd;
+    int          err;           /* errno of the last failure */
+} shadow_writer_t;
+
+void shadow_writer_init(shadow_writer_t *w, const char *base,
+    uint64_t segment_size);
+
+/* Append one frame with one write(2), opening or rotating the current
+ * segment first as needed.  SHADOW_ERROR with w->err on failure (the
+ * record is lost: the caller counts it). */
+int shadow_writer_append(shadow_writer_t *w, const uint8_t *frame,
+    size_t len);
+
+void shadow_writer_close(shadow_writer_t *w);
+
+#endif /* SHADOW_LOG_H */

@@ -1,0 +1,476 @@
+/*
+ * shadow_reader: tails the dual-run log's segments in order, verifies
+ * frames, skips and reports corrupt regions, resyncs on the magic.
+ */
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "shadow/shadow_reader.h"
+
+
+#define SHADOW_READ_CHUNK  (1024 * 1024)
+
+
+struct shadow_reader_s {
+    char       *base;
+    char       *path;          /* current segment path */
+    size_t      path_cap;
+    int         fd;
+    uint64_t    seq;
+    uint64_t    off;           /* next frame starts here */
+    uint8_t    *buf;           /* bytes of the segment from buf_off */
+    size_t      buf_len;
+    size_t      buf_cap;
+    uint64_t    buf_off;
+    unsigned    grace_ms;
+    int64_t     next_seen_ms;  /* when the successor was first seen */
+    uint64_t    bad_start;     /* corrupt run being skipped, if bad_len */
+    uint64_t    bad_len;
+};
+
+
+static int64_t shadow_now_ms(void);
+static int shadow_reader_open(shadow_reader_t *r, shadow_error_t *err);
+static int shadow_reader_fill(shadow_reader_t *r, size_t need,
+    shadow_error_t *err);
+static int shadow_reader_exists(shadow_reader_t *r, uint64_t seq);
+static int shadow_reader_resync(shadow_reader_t *r, shadow_error_t *err,
+    const char *why);
+static int shadow_reader_eof(shadow_reader_t *r, shadow_error_t *err);
+static int shadow_reader_sealed(shadow_reader_t *r);
+static int shadow_reader_report(shadow_reader_t *r, shadow_error_t *err,
+    const char *why);
+
+
+int
+shadow_error_set(shadow_error_t *err, int code, const char *fmt, ...)
+{
+    va_list  ap;
+
+    if (err != NULL) {
+        err->code = code;
+        va_start(ap, fmt);
+        vsnprintf(err->message, sizeof(err->message), fmt, ap);
+        va_end(ap);
+    }
+
+    return code;
+}
+
+
+static int64_t
+shadow_now_ms(void)
+{
+    struct timespec  ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+
+shadow_reader_t *
+shadow_reader_new(const char *base, shadow_pos_t pos, unsigned grace_ms,
+    shadow_error_t *err)
+{
+    uint8_t           scratch[4096] __attribute__((aligned(8)));
+    uint64_t          first, last;
+    shadow_reader_t  *r;
+
+    r = calloc(1, sizeof(*r));
+    if (r == NULL) {
+        shadow_error_set(err, SHADOW_ERROR, "out of memory");
+        return NULL;
+    }
+
+    r->fd = -1;
+    r->grace_ms = grace_ms;
+    r->base = strdup(base);
+    r->path_cap = strlen(base) + SHADOW_SEQ_DIGITS + 2;
+    r->path = malloc(r->path_cap);
+    r->buf_cap = SHADOW_READ_CHUNK;
+    r->buf = malloc(r->buf_cap);
+
+    if (r->base == NULL || r->path == NULL || r->buf == NULL) {
+        shadow_error_set(err, SHADOW_ERROR, "out of memory");
+        shadow_reader_free(r);
+        return NULL;
+    }
+
+    if (pos.seq == 0) {
+        if (shadow_segment_range(base, scratch, sizeof(scratch), &first,
+                                 &last)
+            != SHADOW_OK)
+        {
+            shadow_error_set(err, SHADOW_ERROR, "cannot list the folder of "
+                             "\"%s\": %s", base, strerror(errno));
+            shadow_reader_free(r);
+            return NULL;
+        }
+
+        pos.seq = first ? first : 1;
+        pos.off = 0;
+    }
+
+    r->seq = pos.seq;
+    r->off = pos.off;
+    r->buf_off = pos.off;
+    return r;
+}
+
+
+void
+shadow_reader_free(shadow_reader_t *r)
+{
+    if (r == NULL) {
+        return;
+    }
+
+    if (r->fd != -1) {
+        close(r->fd);
+    }
+
+    free(r->base);
+    free(r->path);
+    free(r->buf);
+    free(r);
+}
+
+
+shadow_pos_t
+shadow_reader_pos(const shadow_reader_t *r)
+{
+    shadow_pos_t  pos;
+
+    pos.seq = r->seq;
+    pos.off = r->off;
+    return pos;
+}
+
+
+static int
+shadow_reader_exists(shadow_reader_t *r, uint64_t seq)
+{
+    char         path[4096];
+    struct stat  st;
+
+    if (shadow_segment_path(path, sizeof(path), r->base, seq) != SHADOW_OK) {
+        return 0;
+    }
+
+    return stat(path, &st) == 0;
+}
+
+
+/* Open segment r->seq; when it is gone, jump to the next one present. */
+static int
+shadow_reader_open(shadow_reader_t *r, shadow_error_t *err)
+{
+    uint8_t   scratch[4096] __attribute__((aligned(8)));
+    uint64_t  first, last, s;
+
+    shadow_segment_path(r->path, r->path_cap, r->base, r->seq);
+
+    r->fd = open(r->path, O_RDONLY | O_CLOEXEC);
+    if (r->fd != -1) {
+        r->buf_off = r->off;
+        r->buf_len = 0;
+        return SHADOW_OK;
+    }
+
+    if (errno != ENOENT) {
+        return shadow_error_set(err, SHADOW_ERROR, "cannot open \"%s\": %s",
+                                r->path, strerror(errno));
+    }
+
+    if (shadow_segment_range(r->base, scratch, sizeof(scratch), &first,
+                             &last)
+        != SHADOW_OK)
+    {
+        return shadow_error_set(err, SHADOW_ERROR, "cannot list segments "
+                                "of \"%s\": %s", r->base, strerror(errno));
+    }
+
+    if (last <= r->seq) {
+        return SHADOW_AGAIN;
+    }
+
+    for (s = r->seq + 1; s <= last && !shadow_reader_exists(r, s); s++) {
+        /* the first present segment after the missing one */
+    }
+
+    shadow_error_set(err, SHADOW_CORRUPT, "segment \"%s\" is missing, "
+                     "continuing at segment %llu", r->path,
+                     (unsigned long long) s);
+    r->seq = s;
+    r->off = 0;
+    r->buf_off = 0;
+    r->buf_len = 0;
+    return SHADOW_CORRUPT;
+}
+
+
+/* Make buf hold at least need bytes from r->off if the file has them;
+ * returns SHADOW_OK and leaves what is available otherwise. */
+static int
+shadow_reader_fill(shadow_reader_t *r, size_t need, shadow_error_t *err)
+{
+    size_t    keep, want;
+    ssize_t   n;
+    uint8_t  *p;
+
+    if (r->buf_off + r->buf_len >= r->off + need) {
+        return SHADOW_OK;
+    }
+
+    /* drop consumed bytes */
+    keep = (size_t) (r->buf_off + r->buf_len - r->off);
+    memmove(r->buf, r->buf + (r->off - r->buf_off), keep);
+    r->buf_off = r->off;
+    r->buf_len = keep;
+
+    want = need > SHADOW_READ_CHUNK ? need : SHADOW_READ_CHUNK;
+    if (want > r->buf_cap) {
+        p = realloc(r->buf, want);
+        if (p == NULL) {
+            return shadow_error_set(err, SHADOW_ERROR, "out of memory");
+        }
+
+        r->buf = p;
+        r->buf_cap = want;
+    }
+
+    while (r->buf_len < r->buf_cap) {
+        n = pread(r->fd, r->buf + r->buf_len, r->buf_cap - r->buf_len,
+                  (off_t) (r->buf_off + r->buf_len));
+        if (n == -1) {
+            if (errno == EINTR) {
+                continue;
+            }
+
+            return shadow_error_set(err, SHADOW_ERROR, "cannot read \"%s\": "
+                                    "%s", r->path, strerror(errno));
+        }
+
+        if (n == 0) {
+            break;
+        }
+
+        r->buf_len += (size_t) n;
+    }
+
+    return SHADOW_OK;
+}
+
+
+static int
+shadow_reader_report(shadow_reader_t *r, shadow_error_t *err,
+    const char *why)
+{
+    shadow_error_set(err, SHADOW_CORRUPT, "corrupt frame in segment \"%s\" "
+                     "at offset %llu (%s): skipped %llu bytes", r->path,
+                     (unsigned long long) r->bad_start, why,
+                     (unsigned long long) r->bad_len);
+    r->bad_len = 0;
+    return SHADOW_CORRUPT;
+}
+
+
+/* The frame at r->off is bad: skip to the next magic in the buffered
+ * bytes, or to near the end of them when there is none yet. */
+static int
+shadow_reader_resync(shadow_reader_t *r, shadow_error_t *err,
+    const char *why)
+{
+    size_t          i, avail;
+    const uint8_t  *p = r->buf + (r->off - r->buf_off);
+    static const uint8_t  magic[4] = { 0x53, 0x44, 0x56, 0x31 };
+
+    avail = (size_t) (r->buf_off + r->buf_len - r->off);
+
+    if (r->bad_len == 0) {
+        r->bad_start = r->off;
+    }
+
+    for (i = 1; i + 4 <= avail; i++) {
+        if (memcmp(p + i, magic, 4) == 0) {
+            r->off += i;
+            r->bad_len += i;
+            return shadow_reader_report(r, err, why);
+        }
+    }
+
+    /* keep the last 3 bytes: they may begin a magic still being written */
+    i = avail > 3 ? avail - 3 : 1;
+    r->off += i;
+    r->bad_len += i;
+    return shadow_reader_eof(r, err);
+}
+
+
+/* The segment has a successor, seen at least grace_ms ago: no writer
+ * will add to it any more. */
+static int
+shadow_reader_sealed(shadow_reader_t *r)
+{
+    int64_t  now;
+
+    if (!shadow_reader_exists(r, r->seq + 1)) {
+        r->next_seen_ms = 0;
+        return 0;
+    }
+
+    now = shadow_now_ms();
+    if (r->next_seen_ms == 0) {
+        r->next_seen_ms = now;
+    }
+
+    return now - r->next_seen_ms >= (int64_t) r->grace_ms;
+}
+
+
+/* Everything complete at r->off is consumed. */
+static int
+shadow_reader_eof(shadow_reader_t *r, shadow_error_t *err)
+{
+    int64_t   now;
+    uint64_t  end;
+
+    if (!shadow_reader_sealed(r)) {
+        return SHADOW_AGAIN;
+    }
+
+    now = shadow_now_ms();
+
+    /* re-read once more after the grace period, for late stragglers */
+    if (shadow_reader_fill(r, SHADOW_FRAME_HEADER, err) != SHADOW_OK) {
+        return SHADOW_ERROR;
+    }
+
+    end = r->buf_off + r->buf_len;
+    if (end > r->off && end - r->off >= SHADOW_FRAME_HEADER) {
+        r->next_seen_ms = now - r->grace_ms;
+        return SHADOW_OK;          /* more frames arrived: read them */
+    }
+
+    if (end > r->off || r->bad_len) {
+        if (r->bad_len == 0) {
+            r->bad_start = r->off;
+        }
+
+        r->bad_len += end - r->off;
+        r->off = end;
+        shadow_reader_report(r, err, "torn tail");
+        err->code = SHADOW_CORRUPT;
+        r->seq++;
+        r->off = 0;
+        close(r->fd);
+        r->fd = -1;
+        r->next_seen_ms = 0;
+        return SHADOW_CORRUPT;
+    }
+
+    close(r->fd);
+    r->fd = -1;
+    r->seq++;
+    r->off = 0;
+    r->next_seen_ms = 0;
+    return SHADOW_OK;              /* go on in the next segment */
+}
+
+
+int
+shadow_reader_next(shadow_reader_t *r, shadow_frame_t *frame,
+    shadow_error_t *err)
+{
+    int             rc;
+    size_t          avail;
+    uint32_t        len, crc;
+    const uint8_t  *p;
+
+    for ( ;; ) {
+        if (r->fd == -1) {
+            rc = shadow_reader_open(r, err);
+            if (rc != SHADOW_OK) {
+                return rc;
+            }
+        }
+
+        if (shadow_reader_fill(r, SHADOW_FRAME_HEADER, err) != SHADOW_OK) {
+            return SHADOW_ERROR;
+        }
+
+        avail = (size_t) (r->buf_off + r->buf_len - r->off);
+        p = r->buf + (r->off - r->buf_off);
+
+        if (avail < SHADOW_FRAME_HEADER) {
+            rc = shadow_reader_eof(r, err);
+            if (rc != SHADOW_OK) {
+                return rc;
+            }
+
+            continue;
+        }
+
+        if (shadow_frame_header(p, &len, &crc) != SHADOW_OK) {
+            rc = shadow_reader_resync(r, err, "bad magic or length");
+            if (rc != SHADOW_OK) {
+                return rc;
+            }
+
+            continue;
+        }
+
+        if (shadow_reader_fill(r, SHADOW_FRAME_HEADER + len, err)
+            != SHADOW_OK)
+        {
+            return SHADOW_ERROR;
+        }
+
+        avail = (size_t) (r->buf_off + r->buf_len - r->off);
+        p = r->buf + (r->off - r->buf_off);
+
+        if (avail < SHADOW_FRAME_HEADER + len) {
+            /* a frame cut short in a finished segment: a bad length or a
+             * torn write; frames may follow inside the claimed length */
+            rc = shadow_reader_sealed(r)
+                 ? shadow_reader_resync(r, err, "incomplete frame")
+                 : SHADOW_AGAIN;
+            if (rc != SHADOW_OK) {
+                return rc;
+            }
+
+            continue;
+        }
+
+        if (shadow_crc32c(0, p + SHADOW_FRAME_HEADER, len) != crc) {
+            rc = shadow_reader_resync(r, err, "bad crc");
+            if (rc != SHADOW_OK) {
+                return rc;
+            }
+
+            continue;
+        }
+
+        if (r->bad_len) {
+            /* a corrupt run ended at this good frame: report it first */
+            return shadow_reader_report(r, err, "bad frame");
+        }
+
+        frame->at.seq = r->seq;
+        frame->at.off = r->off;
+        frame->payload = p + SHADOW_FRAME_HEADER;
+        frame->len = len;
+        r->off += SHADOW_FRAME_HEADER + len;
+        frame->next.seq = r->seq;
+        frame->next.off = r->off;
+        return SHADOW_OK;
+    }
+}

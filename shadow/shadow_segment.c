@@ -1,0 +1,261 @@
+/*
+ * shadow_segment: segment names and the append-only writer that nginx
+ * workers share (O_APPEND, one write(2) per frame, rotation by size).
+ */
+
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "shadow/shadow_log.h"
+
+
+static int shadow_writer_open(shadow_writer_t *w, uint64_t seq);
+static int shadow_writer_find_current(shadow_writer_t *w);
+
+
+int
+shadow_segment_path(char *buf, size_t cap, const char *base, uint64_t seq)
+{
+    size_t  n = strlen(base), i;
+
+    if (n + 1 + SHADOW_SEQ_DIGITS + 1 > cap) {
+        return SHADOW_NOSPACE;
+    }
+
+    memcpy(buf, base, n);
+    buf[n] = '.';
+
+    for (i = SHADOW_SEQ_DIGITS; i > 0; i--) {
+        buf[n + i] = (char) ('0' + seq % 10);
+        seq /= 10;
+    }
+
+    buf[n + 1 + SHADOW_SEQ_DIGITS] = '\0';
+    return SHADOW_OK;
+}
+
+
+uint64_t
+shadow_segment_seq(const char *name, const char *base_name)
+{
+    size_t    n = strlen(base_name), i;
+    uint64_t  seq = 0, d;
+
+    if (strncmp(name, base_name, n) != 0 || name[n] != '.'
+        || strlen(name + n + 1) != SHADOW_SEQ_DIGITS)
+    {
+        return 0;
+    }
+
+    for (i = n + 1; name[i]; i++) {
+        if (name[i] < '0' || name[i] > '9') {
+            return 0;
+        }
+
+        d = (uint64_t) (name[i] - '0');
+        if (seq > (UINT64_MAX - d) / 10) {
+            return 0;
+        }
+
+        seq = seq * 10 + d;
+    }
+
+    return seq;
+}
+
+
+int
+shadow_segment_range(const char *base, uint8_t *scratch, size_t cap,
+    uint64_t *first, uint64_t *last)
+{
+    int          fd;
+    long         n, off;
+    char         dir[4096];
+    uint64_t     seq;
+    const char  *slash, *base_name;
+    unsigned short  reclen;
+
+    *first = 0;
+    *last = 0;
+
+    slash = strrchr(base, '/');
+    if (slash == NULL) {
+        strcpy(dir, ".");
+        base_name = base;
+
+    } else {
+        if ((size_t) (slash - base) + 2 > sizeof(dir)) {
+            return SHADOW_NOSPACE;
+        }
+
+        memcpy(dir, base, slash - base);
+        dir[slash == base ? 1 : slash - base] = '\0';
+        if (slash == base) {
+            dir[0] = '/';
+        }
+
+        base_name = slash + 1;
+    }
+
+    fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd == -1) {
+        return SHADOW_ERROR;
+    }
+
+    for ( ;; ) {
+        n = syscall(SYS_getdents64, fd, scratch, cap);
+        if (n <= 0) {
+            break;
+        }
+
+        /* struct linux_dirent64: ino 8, off 8, reclen 2, type 1, name */
+        for (off = 0; off < n; off += reclen) {
+            memcpy(&reclen, scratch + off + 16, sizeof(reclen));
+            if (reclen == 0) {
+                break;
+            }
+
+            seq = shadow_segment_seq((char *) scratch + off + 19, base_name);
+            if (seq == 0) {
+                continue;
+            }
+
+            if (*first == 0 || seq < *first) {
+                *first = seq;
+            }
+
+            if (seq > *last) {
+                *last = seq;
+            }
+        }
+    }
+
+    close(fd);
+    return n < 0 ? SHADOW_ERROR : SHADOW_OK;
+}
+
+
+void
+shadow_writer_init(shadow_writer_t *w, const char *base,
+    uint64_t segment_size)
+{
+    w->base = base;
+    w->segment_size = segment_size;
+    w->seq = 0;
+    w->fd = -1;
+    w->err = 0;
+}
+
+
+static int
+shadow_writer_open(shadow_writer_t *w, uint64_t seq)
+{
+    int   fd;
+    char  path[4096];
+
+    if (shadow_segment_path(path, sizeof(path), w->base, seq) != SHADOW_OK) {
+        w->err = ENAMETOOLONG;
+        return SHADOW_ERROR;
+    }
+
+    fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (fd == -1) {
+        w->err = errno;
+        return SHADOW_ERROR;
+    }
+
+    if (w->fd != -1) {
+        close(w->fd);
+    }
+
+    w->fd = fd;
+    w->seq = seq;
+    return SHADOW_OK;
+}
+
+
+static int
+shadow_writer_find_current(shadow_writer_t *w)
+{
+    uint8_t   scratch[2048] __attribute__((aligned(8)));
+    uint64_t  first, last;
+
+    if (shadow_segment_range(w->base, scratch, sizeof(scratch), &first,
+                             &last)
+        != SHADOW_OK)
+    {
+        w->err = errno;
+        return SHADOW_ERROR;
+    }
+
+    /*
+     * Never reopen a number at or below the one we had: shadowd may have
+     * deleted it, and a recreated old segment would never be read.
+     */
+    if (last <= w->seq) {
+        last = w->seq + 1;
+    }
+
+    return shadow_writer_open(w, last);
+}
+
+
+int
+shadow_writer_append(shadow_writer_t *w, const uint8_t *frame, size_t len)
+{
+    ssize_t      n;
+    struct stat  st;
+
+    if (w->fd == -1 && shadow_writer_find_current(w) != SHADOW_OK) {
+        return SHADOW_ERROR;
+    }
+
+    /*
+     * The rotation test does not depend on the frame size: once a segment
+     * is full, every writer that looks at it moves on, so a reader that
+     * sees the next segment knows the old one only gets late stragglers.
+     */
+    for ( ;; ) {
+        if (fstat(w->fd, &st) == -1) {
+            w->err = errno;
+            return SHADOW_ERROR;
+        }
+
+        if ((uint64_t) st.st_size < w->segment_size) {
+            break;
+        }
+
+        if (shadow_writer_find_current(w) != SHADOW_OK) {
+            return SHADOW_ERROR;
+        }
+    }
+
+    n = write(w->fd, frame, len);
+    if (n == -1) {
+        w->err = errno;
+        return SHADOW_ERROR;
+    }
+
+    if ((size_t) n != len) {
+        w->err = ENOSPC;
+        return SHADOW_ERROR;
+    }
+
+    return SHADOW_OK;
+}
+
+
+void
+shadow_writer_close(shadow_writer_t *w)
+{
+    if (w->fd != -1) {
+        close(w->fd);
+    }
+
+    w->fd = -1;
+    w->seq = 0;
+}

@@ -1,0 +1,742 @@
+/*
+ * check_shadow: CRC-32C, frames, record encode/decode, segment naming and
+ * rotation, the reader's resync on corrupt and torn frames, checkpoints.
+ */
+
+#include <check.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <bson/bson.h>
+
+#include "shadow/shadow_log.h"
+#include "shadow/shadow_reader.h"
+
+
+#define S(lit)  { lit, sizeof(lit) - 1 }
+
+static char  tmpdir[256];
+
+
+static void
+setup_dir(void)
+{
+    snprintf(tmpdir, sizeof(tmpdir), "/tmp/check_shadow.XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+}
+
+
+static void
+teardown_dir(void)
+{
+    char  cmd[300];
+
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", tmpdir);
+    ck_assert_int_eq(system(cmd), 0);
+}
+
+
+static const shadow_header_t  req_h[] = {
+    { S("Content-Type"), S("application/json") },
+    { S("X-Store-Id"), S("S001") },
+};
+
+static const shadow_header_t  resp_h[] = {
+    { S("Content-Type"), S("application/json") },
+};
+
+
+static void
+sample_record(shadow_record_t *r, const char *id, const char *body)
+{
+    memset(r, 0, sizeof(*r));
+    r->id.data = id;
+    r->id.len = strlen(id);
+    r->time_us = 1700000000123456LL;
+    r->zone = (shadow_str_t) S("erp");
+    r->rule = (shadow_str_t) S("default");
+    r->side = (shadow_str_t) S("legacy");
+    r->bucket = 4242;
+    r->key = (shadow_str_t) S("S001:pos");
+    r->store = (shadow_str_t) S("S001");
+    r->channel = (shadow_str_t) S("pos");
+    r->version = 7;
+    r->method = (shadow_str_t) S("POST");
+    r->uri = (shadow_str_t) S("/api/v1/orders?x=1");
+    r->req_headers = req_h;
+    r->n_req_headers = 2;
+    r->req_body = (const uint8_t *) body;
+    r->req_body_len = strlen(body);
+    r->status = 201;
+    r->resp_headers = resp_h;
+    r->n_resp_headers = 1;
+    r->resp_body = (const uint8_t *) "{\"ok\":true}\0bin";
+    r->resp_body_len = 15;
+    r->resp_body_total = 15;
+    r->resp_truncated = 0;
+    r->resp_sha256 = (shadow_str_t) S("ab");
+    r->upstream_ms = 1.25;
+    r->content_type = (shadow_str_t) S("application/json");
+}
+
+
+static int
+str_is(shadow_str_t s, const char *lit)
+{
+    return s.len == strlen(lit) && memcmp(s.data, lit, s.len) == 0;
+}
+
+
+/* ---- CRC-32C ------------------------------------------------------- */
+
+static const struct {
+    const char  *data;
+    size_t       len;
+    uint32_t     crc;
+} crc_vectors[] = {
+    { "123456789", 9, 0xE3069283u },
+    { "", 0, 0x00000000u },
+    { "a", 1, 0xC1D04330u },
+    { "\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0",
+      32, 0x8A9136AAu },
+    { "\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff"
+      "\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff",
+      32, 0x62A8AB43u },
+};
+
+
+START_TEST(test_crc_vectors)
+{
+    ck_assert_uint_eq(shadow_crc32c(0, crc_vectors[_i].data,
+                                    crc_vectors[_i].len),
+                      crc_vectors[_i].crc);
+}
+END_TEST
+
+
+START_TEST(test_crc_incremental)
+{
+    uint8_t   buf[1000];
+    uint32_t  whole, part;
+    size_t    i;
+
+    for (i = 0; i < sizeof(buf); i++) {
+        buf[i] = (uint8_t) (i * 7 + 3);
+    }
+
+    whole = shadow_crc32c(0, buf, sizeof(buf));
+    for (i = 0; i < sizeof(buf); i += 97) {
+        part = shadow_crc32c(0, buf, i);
+        part = shadow_crc32c(part, buf + i, sizeof(buf) - i);
+        ck_assert_uint_eq(part, whole);
+    }
+}
+END_TEST
+
+
+/* ---- frames and records --------------------------------------------- */
+
+START_TEST(test_record_round_trip)
+{
+    uint8_t          buf[4096];
+    size_t           len;
+    bson_t           b;
+    shadow_record_t  in, out;
+    shadow_error_t   err;
+
+    sample_record(&in, "0123456789abcdef0123456789abcdef", "{\"a\":1}");
+    ck_assert_int_eq(shadow_record_encode(&in, buf, sizeof(buf), &len),
+                     SHADOW_OK);
+    ck_assert_uint_le(len, shadow_record_size(&in));
+
+    /* it is a BSON document libbson accepts */
+    ck_assert(bson_init_static(&b, buf, len));
+    ck_assert(bson_validate(&b, BSON_VALIDATE_NONE, NULL));
+    ck_assert(bson_has_field(&b, "resp_sha256"));
+
+    ck_assert_int_eq(shadow_record_decode(buf, len, &out, &err), SHADOW_OK);
+    ck_assert(str_is(out.id, "0123456789abcdef0123456789abcdef"));
+    ck_assert_int_eq(out.time_us, in.time_us);
+    ck_assert(str_is(out.zone, "erp"));
+    ck_assert(str_is(out.rule, "default"));
+    ck_assert(str_is(out.side, "legacy"));
+    ck_assert_int_eq(out.bucket, 4242);
+    ck_assert(str_is(out.key, "S001:pos"));
+    ck_assert(str_is(out.store, "S001"));
+    ck_assert(str_is(out.channel, "pos"));
+    ck_assert_int_eq(out.version, 7);
+    ck_assert(str_is(out.method, "POST"));
+    ck_assert(str_is(out.uri, "/api/v1/orders?x=1"));
+    ck_assert_uint_eq(out.n_req_headers, 2);
+    ck_assert(str_is(out.req_headers[1].name, "X-Store-Id"));
+    ck_assert(str_is(out.req_headers[1].value, "S001"));
+    ck_assert_uint_eq(out.req_body_len, 7);
+    ck_assert_mem_eq(out.req_body, "{\"a\":1}", 7);
+    ck_assert_int_eq(out.status, 201);
+    ck_assert_uint_eq(out.n_resp_headers, 1);
+    ck_assert_uint_eq(out.resp_body_len, 15);
+    ck_assert_mem_eq(out.resp_body, "{\"ok\":true}\0bin", 15);
+    ck_assert_int_eq(out.resp_body_total, 15);
+    ck_assert_int_eq(out.resp_truncated, 0);
+    ck_assert(str_is(out.resp_sha256, "ab"));
+    ck_assert(out.upstream_ms == 1.25);
+    ck_assert(str_is(out.content_type, "application/json"));
+    shadow_record_clear(&out);
+}
+END_TEST
+
+
+START_TEST(test_record_empty_fields)
+{
+    uint8_t          buf[1024];
+    size_t           len;
+    shadow_record_t  in, out;
+    shadow_error_t   err;
+
+    memset(&in, 0, sizeof(in));
+    in.id = (shadow_str_t) S("00000000000000000000000000000001");
+    in.side = (shadow_str_t) S("new");
+    in.method = (shadow_str_t) S("GET");
+    in.uri = (shadow_str_t) S("/");
+    in.resp_truncated = 1;
+    ck_assert_int_eq(shadow_record_encode(&in, buf, sizeof(buf), &len),
+                     SHADOW_OK);
+    ck_assert_int_eq(shadow_record_decode(buf, len, &out, &err), SHADOW_OK);
+    ck_assert_uint_eq(out.req_body_len, 0);
+    ck_assert_uint_eq(out.n_req_headers, 0);
+    ck_assert_int_eq(out.resp_truncated, 1);
+    shadow_record_clear(&out);
+}
+END_TEST
+
+
+START_TEST(test_record_frame)
+{
+    uint8_t          buf[4096];
+    size_t           len;
+    uint32_t         plen, crc;
+    shadow_record_t  in;
+
+    sample_record(&in, "0123456789abcdef0123456789abcdef", "body");
+    ck_assert_int_eq(shadow_record_frame(&in, buf, sizeof(buf), &len),
+                     SHADOW_OK);
+    ck_assert_int_eq(shadow_frame_header(buf, &plen, &crc), SHADOW_OK);
+    ck_assert_uint_eq(plen + SHADOW_FRAME_HEADER, len);
+    ck_assert_uint_eq(crc, shadow_crc32c(0, buf + 12, plen));
+    ck_assert_mem_eq(buf, "SDV1", 4);
+}
+END_TEST
+
+
+/* Every buffer size short of the record must fail without overrunning. */
+START_TEST(test_record_nospace)
+{
+    uint8_t          buf[1024], *guarded;
+    size_t           len, full, cap;
+    shadow_record_t  in;
+
+    sample_record(&in, "0123456789abcdef0123456789abcdef", "body");
+    ck_assert_int_eq(shadow_record_frame(&in, buf, sizeof(buf), &full),
+                     SHADOW_OK);
+
+    guarded = malloc(full + 16);
+    for (cap = 0; cap < full; cap++) {
+        memset(guarded, 0xa5, full + 16);
+        ck_assert_int_eq(shadow_record_frame(&in, guarded, cap, &len),
+                         SHADOW_NOSPACE);
+        ck_assert_uint_eq(guarded[cap], 0xa5);
+    }
+
+    free(guarded);
+}
+END_TEST
+
+
+static const char  *bad_payloads[] = {
+    "",
+    "\x05\x00\x00\x00",
+    "\xff\xff\xff\x7f\x00",
+    "\x05\x00\x00\x00\x00",     /* empty document: no id */
+};
+
+
+START_TEST(test_decode_errors)
+{
+    shadow_record_t  out;
+    shadow_error_t   err;
+    size_t           len = strlen(bad_payloads[_i]);
+
+    if (_i >= 2) {
+        len = 5;
+    }
+
+    ck_assert_int_eq(shadow_record_decode((const uint8_t *) bad_payloads[_i],
+                                          len, &out, &err), SHADOW_ERROR);
+    ck_assert_uint_gt(strlen(err.message), 0);
+}
+END_TEST
+
+
+START_TEST(test_frame_header_errors)
+{
+    uint8_t   h[12];
+    uint32_t  len, crc;
+
+    memset(h, 0, sizeof(h));
+    ck_assert_int_eq(shadow_frame_header(h, &len, &crc), SHADOW_CORRUPT);
+    shadow_frame_seal(h, (const uint8_t *) "x", 0);
+    ck_assert_int_eq(shadow_frame_header(h, &len, &crc), SHADOW_CORRUPT);
+    h[4] = 0xff; h[5] = 0xff; h[6] = 0xff; h[7] = 0xff;
+    ck_assert_int_eq(shadow_frame_header(h, &len, &crc), SHADOW_CORRUPT);
+}
+END_TEST
+
+
+/* ---- segments -------------------------------------------------------- */
+
+static const struct {
+    const char  *name;
+    uint64_t     seq;
+} seg_names[] = {
+    { "erp.log.00000000000000000001", 1 },
+    { "erp.log.00000000000000004242", 4242 },
+    { "erp.log.18446744073709551615", UINT64_MAX },
+    { "erp.log.18446744073709551616", 0 },
+    { "erp.log.0000000000000000001", 0 },
+    { "erp.log.0000000000000000000x", 0 },
+    { "erp.lo.00000000000000000001", 0 },
+    { "erp.log", 0 },
+    { "erp.log.00000000000000000001.tmp", 0 },
+};
+
+
+START_TEST(test_segment_seq)
+{
+    ck_assert_uint_eq(shadow_segment_seq(seg_names[_i].name, "erp.log"),
+                      seg_names[_i].seq);
+}
+END_TEST
+
+
+START_TEST(test_segment_path)
+{
+    char  buf[64];
+
+    ck_assert_int_eq(shadow_segment_path(buf, sizeof(buf), "/x/erp.log", 42),
+                     SHADOW_OK);
+    ck_assert_str_eq(buf, "/x/erp.log.00000000000000000042");
+    ck_assert_int_eq(shadow_segment_path(buf, 31, "/x/erp.log", 42),
+                     SHADOW_NOSPACE);
+    ck_assert_int_eq(shadow_segment_path(buf, 32, "/x/erp.log", 42),
+                     SHADOW_OK);
+}
+END_TEST
+
+
+static void
+log_base(char *buf, size_t cap)
+{
+    snprintf(buf, cap, "%s/erp.log", tmpdir);
+}
+
+
+static void
+write_records(shadow_writer_t *w, int from, int to, size_t body)
+{
+    int              i;
+    char             id[40], *b;
+    uint8_t          frame[8192];
+    size_t           len;
+    shadow_record_t  r;
+
+    b = malloc(body + 1);
+    memset(b, 'x', body);
+    b[body] = '\0';
+
+    for (i = from; i < to; i++) {
+        snprintf(id, sizeof(id), "%032d", i);
+        sample_record(&r, id, b);
+        ck_assert_int_eq(shadow_record_frame(&r, frame, sizeof(frame), &len),
+                         SHADOW_OK);
+        ck_assert_int_eq(shadow_writer_append(w, frame, len), SHADOW_OK);
+    }
+
+    free(b);
+}
+
+
+/* Reads until AGAIN; returns records read, checks ids are in sequence. */
+static int
+read_all(shadow_reader_t *r, int expect_from, int *corrupt)
+{
+    int              n = 0, rc, tries = 0;
+    char             id[40];
+    shadow_frame_t   f;
+    shadow_error_t   err;
+    shadow_record_t  rec;
+
+    for ( ;; ) {
+        rc = shadow_reader_next(r, &f, &err);
+        if (rc == SHADOW_AGAIN) {
+            if (++tries > 3) {
+                return n;
+            }
+            continue;
+        }
+
+        if (rc == SHADOW_CORRUPT) {
+            ck_assert_ptr_nonnull(strstr(err.message, "segment"));
+            (*corrupt)++;
+            continue;
+        }
+
+        ck_assert_int_eq(rc, SHADOW_OK);
+        ck_assert_int_eq(shadow_record_decode(f.payload, f.len, &rec, &err),
+                         SHADOW_OK);
+        snprintf(id, sizeof(id), "%032d", expect_from + n);
+        if (corrupt == NULL || *corrupt == 0) {
+            ck_assert(str_is(rec.id, id));
+        }
+        shadow_record_clear(&rec);
+        n++;
+    }
+}
+
+
+START_TEST(test_writer_rotation)
+{
+    char              base[300], path[400];
+    int               corrupt = 0;
+    uint8_t           scratch[4096] __attribute__((aligned(8)));
+    uint64_t          first, last;
+    shadow_pos_t      pos = { 0, 0 };
+    shadow_writer_t   w1, w2;
+    shadow_reader_t  *r;
+    struct stat       st;
+
+    log_base(base, sizeof(base));
+    shadow_writer_init(&w1, base, 2000);
+    shadow_writer_init(&w2, base, 2000);
+    write_records(&w1, 0, 5, 300);
+    write_records(&w2, 5, 10, 300);
+    write_records(&w1, 10, 20, 300);
+
+    ck_assert_int_eq(shadow_segment_range(base, scratch, sizeof(scratch),
+                                          &first, &last), SHADOW_OK);
+    ck_assert_uint_eq(first, 1);
+    ck_assert_uint_ge(last, 4);
+    ck_assert_uint_eq(w1.seq, last);
+
+    shadow_segment_path(path, sizeof(path), base, 1);
+    ck_assert_int_eq(stat(path, &st), 0);
+    ck_assert_int_ge(st.st_size, 2000);
+
+    r = shadow_reader_new(base, pos, 0, NULL);
+    ck_assert_ptr_nonnull(r);
+    ck_assert_int_eq(read_all(r, 0, &corrupt), 20);
+    ck_assert_int_eq(corrupt, 0);
+    ck_assert_uint_eq(shadow_reader_pos(r).seq, last);
+    shadow_reader_free(r);
+
+    /* a writer never recreates a segment the daemon deleted */
+    unlink(path);
+    shadow_writer_close(&w2);
+    write_records(&w2, 20, 21, 10);
+    ck_assert_int_eq(stat(path, &st), -1);
+    shadow_writer_close(&w1);
+    shadow_writer_close(&w2);
+}
+END_TEST
+
+
+static void
+append_raw(const char *base, uint64_t seq, const void *p, size_t n)
+{
+    int   fd;
+    char  path[400];
+
+    shadow_segment_path(path, sizeof(path), base, seq);
+    fd = open(path, O_WRONLY | O_CREAT | O_APPEND, 0644);
+    ck_assert_int_ne(fd, -1);
+    ck_assert_int_eq(write(fd, p, n), (ssize_t) n);
+    close(fd);
+}
+
+
+static size_t
+one_frame(uint8_t *buf, size_t cap, int i)
+{
+    char             id[40];
+    size_t           len;
+    shadow_record_t  r;
+
+    snprintf(id, sizeof(id), "%032d", i);
+    sample_record(&r, id, "payload");
+    ck_assert_int_eq(shadow_record_frame(&r, buf, cap, &len), SHADOW_OK);
+    return len;
+}
+
+
+START_TEST(test_reader_corrupt_resync)
+{
+    char              base[300];
+    int               rc, ids[8], n = 0, corrupt = 0, i;
+    uint8_t           f[2048];
+    size_t            len;
+    shadow_pos_t      pos = { 1, 0 };
+    shadow_frame_t    fr;
+    shadow_error_t    err;
+    shadow_reader_t  *r;
+    shadow_record_t   rec;
+
+    log_base(base, sizeof(base));
+
+    len = one_frame(f, sizeof(f), 0);
+    append_raw(base, 1, f, len);
+    len = one_frame(f, sizeof(f), 1);
+    f[len - 5] ^= 0x40;                         /* bad CRC */
+    append_raw(base, 1, f, len);
+    append_raw(base, 1, "garbage!", 8);         /* bad magic */
+    len = one_frame(f, sizeof(f), 2);
+    append_raw(base, 1, f, len);
+    len = one_frame(f, sizeof(f), 3);
+    f[4] = 0xff; f[5] = 0xff; f[6] = 0xff; f[7] = 0x7f; /* bad length */
+    append_raw(base, 1, f, len);
+    len = one_frame(f, sizeof(f), 4);
+    append_raw(base, 1, f, len);
+
+    r = shadow_reader_new(base, pos, 0, &err);
+    ck_assert_ptr_nonnull(r);
+
+    for (i = 0; i < 20; i++) {
+        rc = shadow_reader_next(r, &fr, &err);
+        if (rc == SHADOW_AGAIN) {
+            break;
+        }
+
+        if (rc == SHADOW_CORRUPT) {
+            ck_assert_ptr_nonnull(strstr(err.message, "offset"));
+            corrupt++;
+            continue;
+        }
+
+        ck_assert_int_eq(rc, SHADOW_OK);
+        shadow_record_decode(fr.payload, fr.len, &rec, &err);
+        ids[n++] = atoi(rec.id.data);
+        shadow_record_clear(&rec);
+    }
+
+    ck_assert_int_eq(n, 3);
+    ck_assert_int_eq(ids[0], 0);
+    ck_assert_int_eq(ids[1], 2);
+    ck_assert_int_eq(ids[2], 4);
+    ck_assert_int_ge(corrupt, 2);
+    shadow_reader_free(r);
+}
+END_TEST
+
+
+START_TEST(test_reader_torn_and_incomplete)
+{
+    char              base[300];
+    int               rc;
+    uint8_t           f[2048];
+    size_t            len;
+    shadow_pos_t      pos = { 1, 0 }, p;
+    shadow_frame_t    fr;
+    shadow_error_t    err;
+    shadow_reader_t  *r;
+
+    log_base(base, sizeof(base));
+    len = one_frame(f, sizeof(f), 0);
+    append_raw(base, 1, f, len);
+    len = one_frame(f, sizeof(f), 1);
+    append_raw(base, 1, f, 20);                 /* half a frame */
+
+    r = shadow_reader_new(base, pos, 0, &err);
+    ck_assert_int_eq(shadow_reader_next(r, &fr, &err), SHADOW_OK);
+    /* current segment: an incomplete tail is a write in progress */
+    ck_assert_int_eq(shadow_reader_next(r, &fr, &err), SHADOW_AGAIN);
+    append_raw(base, 1, f + 20, len - 20);
+    ck_assert_int_eq(shadow_reader_next(r, &fr, &err), SHADOW_OK);
+    ck_assert_uint_eq(fr.next.off, shadow_reader_pos(r).off);
+
+    /* now a torn frame, then the next segment: the tail is skipped */
+    append_raw(base, 1, f, 30);
+    ck_assert_int_eq(shadow_reader_next(r, &fr, &err), SHADOW_AGAIN);
+    len = one_frame(f, sizeof(f), 2);
+    append_raw(base, 2, f, len);
+    rc = shadow_reader_next(r, &fr, &err);
+    ck_assert_int_eq(rc, SHADOW_CORRUPT);
+    ck_assert_ptr_nonnull(strstr(err.message, "torn"));
+    ck_assert_int_eq(shadow_reader_next(r, &fr, &err), SHADOW_OK);
+    ck_assert_uint_eq(fr.at.seq, 2);
+    ck_assert_uint_eq(fr.at.off, 0);
+    ck_assert_int_eq(shadow_reader_next(r, &fr, &err), SHADOW_AGAIN);
+    p = shadow_reader_pos(r);
+    ck_assert_uint_eq(p.seq, 2);
+    ck_assert_uint_eq(p.off, len);
+    shadow_reader_free(r);
+}
+END_TEST
+
+
+START_TEST(test_reader_grace)
+{
+    char              base[300];
+    uint8_t           f[2048];
+    size_t            len;
+    shadow_pos_t      pos = { 1, 0 };
+    shadow_frame_t    fr;
+    shadow_error_t    err;
+    shadow_reader_t  *r;
+
+    log_base(base, sizeof(base));
+    len = one_frame(f, sizeof(f), 0);
+    append_raw(base, 1, f, len);
+    append_raw(base, 2, f, len);
+
+    r = shadow_reader_new(base, pos, 200, &err);
+    ck_assert_int_eq(shadow_reader_next(r, &fr, &err), SHADOW_OK);
+    /* segment 2 exists, but a straggler may still write to segment 1 */
+    ck_assert_int_eq(shadow_reader_next(r, &fr, &err), SHADOW_AGAIN);
+    len = one_frame(f, sizeof(f), 1);
+    append_raw(base, 1, f, len);
+    ck_assert_int_eq(shadow_reader_next(r, &fr, &err), SHADOW_OK);
+    ck_assert_uint_eq(fr.at.seq, 1);
+    usleep(250 * 1000);
+    ck_assert_int_eq(shadow_reader_next(r, &fr, &err), SHADOW_OK);
+    ck_assert_uint_eq(fr.at.seq, 2);
+    shadow_reader_free(r);
+}
+END_TEST
+
+
+START_TEST(test_reader_missing_segment)
+{
+    char              base[300];
+    uint8_t           f[2048];
+    size_t            len;
+    shadow_pos_t      pos = { 1, 0 };
+    shadow_frame_t    fr;
+    shadow_error_t    err;
+    shadow_reader_t  *r;
+
+    log_base(base, sizeof(base));
+    len = one_frame(f, sizeof(f), 0);
+
+    r = shadow_reader_new(base, pos, 0, &err);
+    ck_assert_int_eq(shadow_reader_next(r, &fr, &err), SHADOW_AGAIN);
+    append_raw(base, 3, f, len);
+    ck_assert_int_eq(shadow_reader_next(r, &fr, &err), SHADOW_CORRUPT);
+    ck_assert_ptr_nonnull(strstr(err.message, "missing"));
+    ck_assert_int_eq(shadow_reader_next(r, &fr, &err), SHADOW_OK);
+    ck_assert_uint_eq(fr.at.seq, 3);
+    shadow_reader_free(r);
+
+    /* pos.seq 0: the oldest segment present */
+    pos.seq = 0;
+    r = shadow_reader_new(base, pos, 0, &err);
+    ck_assert_int_eq(shadow_reader_next(r, &fr, &err), SHADOW_OK);
+    ck_assert_uint_eq(fr.at.seq, 3);
+    shadow_reader_free(r);
+}
+END_TEST
+
+
+/* ---- checkpoint -------------------------------------------------------- */
+
+START_TEST(test_checkpoint)
+{
+    char            path[300], tmp[320];
+    FILE           *f;
+    shadow_pos_t    pos = { 12, 345678 }, got;
+    shadow_error_t  err;
+    struct stat     st;
+
+    snprintf(path, sizeof(path), "%s/erp.ckpt", tmpdir);
+    ck_assert_int_eq(shadow_checkpoint_read(path, &got, &err),
+                     SHADOW_NOTFOUND);
+    ck_assert_int_eq(shadow_checkpoint_write(path, pos, &err), SHADOW_OK);
+    ck_assert_int_eq(shadow_checkpoint_read(path, &got, &err), SHADOW_OK);
+    ck_assert_uint_eq(got.seq, 12);
+    ck_assert_uint_eq(got.off, 345678);
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    ck_assert_int_eq(stat(tmp, &st), -1);
+
+    pos.seq = 13;
+    pos.off = 0;
+    ck_assert_int_eq(shadow_checkpoint_write(path, pos, &err), SHADOW_OK);
+    ck_assert_int_eq(shadow_checkpoint_read(path, &got, &err), SHADOW_OK);
+    ck_assert_uint_eq(got.seq, 13);
+    ck_assert_uint_eq(got.off, 0);
+
+    f = fopen(path, "w");
+    fputs("nonsense\n", f);
+    fclose(f);
+    ck_assert_int_eq(shadow_checkpoint_read(path, &got, &err), SHADOW_ERROR);
+    ck_assert_ptr_nonnull(strstr(err.message, path));
+
+    snprintf(path, sizeof(path), "%s/no/such/dir/ckpt", tmpdir);
+    ck_assert_int_eq(shadow_checkpoint_write(path, pos, &err), SHADOW_ERROR);
+}
+END_TEST
+
+
+Suite *
+shadow_suite(void)
+{
+    Suite  *s = suite_create("shadow");
+    TCase  *tc;
+
+    tc = tcase_create("normal");
+    tcase_add_checked_fixture(tc, setup_dir, teardown_dir);
+    tcase_add_loop_test(tc, test_crc_vectors, 0,
+                        sizeof(crc_vectors) / sizeof(crc_vectors[0]));
+    tcase_add_test(tc, test_crc_incremental);
+    tcase_add_test(tc, test_record_round_trip);
+    tcase_add_test(tc, test_record_empty_fields);
+    tcase_add_test(tc, test_record_frame);
+    tcase_add_test(tc, test_segment_path);
+    tcase_add_loop_test(tc, test_segment_seq, 0,
+                        sizeof(seg_names) / sizeof(seg_names[0]));
+    tcase_add_test(tc, test_writer_rotation);
+    tcase_add_test(tc, test_checkpoint);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("errors");
+    tcase_add_checked_fixture(tc, setup_dir, teardown_dir);
+    tcase_add_loop_test(tc, test_decode_errors, 0,
+                        sizeof(bad_payloads) / sizeof(bad_payloads[0]));
+    tcase_add_test(tc, test_frame_header_errors);
+    tcase_add_test(tc, test_reader_corrupt_resync);
+    tcase_add_test(tc, test_reader_torn_and_incomplete);
+    tcase_add_test(tc, test_reader_missing_segment);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("limits");
+    tcase_add_checked_fixture(tc, setup_dir, teardown_dir);
+    tcase_add_test(tc, test_record_nospace);
+    tcase_add_test(tc, test_reader_grace);
+    tcase_set_timeout(tc, 30);
+    suite_add_tcase(s, tc);
+
+    return s;
+}
+
+
+int
+main(void)
+{
+    int       failed;
+    SRunner  *sr = srunner_create(shadow_suite());
+
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
