@@ -1,0 +1,47 @@
+/* Growable byte buffers, JSON string escaping and the library error type. */
+
+#ifndef NEWCORE_BUF_H
+#define NEWCORE_BUF_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define NEWCORE_OK     0
+#define NEWCORE_ERROR  -1
+
+/* Error codes carried in newcore_error_t.code: the HTTP status to answer. */
+typedef struct {
+    int   status;           /* HTTP status, 0 when unset */
+    char  code[40];         /* canonical error code, e.g. "invalid_request" */
+    char  message[256];
+} newcore_error_t;
+
+/*
+ * A growable buffer, always NUL-terminated once anything was appended.
+ * Memory failure is sticky: `failed` is set and later appends do nothing.
+ */
+typedef struct {
+    char    *data;
+    size_t   len;
+    size_t   cap;
+    int      failed;
+} newcore_buf_t;
+
+void newcore_error_set(newcore_error_t *err, int status, const char *code,
+    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+void newcore_buf_init(newcore_buf_t *b);
+void newcore_buf_reset(newcore_buf_t *b);
+void newcore_buf_free(newcore_buf_t *b);
+int newcore_buf_append(newcore_buf_t *b, const char *s, size_t n);
+int newcore_buf_puts(newcore_buf_t *b, const char *s);
+int newcore_buf_printf(newcore_buf_t *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* Appends s as a JSON string literal, quotes included. */
+int newcore_buf_json_str(newcore_buf_t *b, const char *s);
+
+/* Appends {"error": {"code": ..., "message": ...}}. */
+int newcore_buf_error(newcore_buf_t *b, const newcore_error_t *err);
+
+#endif /* NEWCORE_BUF_H */
