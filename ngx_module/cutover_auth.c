@@ -1,0 +1,510 @@
+/*
+ * cutover_auth: admin request signatures, keys and the audit chain.
+ */
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
+#include "cutover_auth.h"
+
+
+static const char  *cutover_roles[] = { "none", "viewer", "operator",
+                                        "admin" };
+
+
+static int
+cutover_hex_value(char c)
+{
+    if (c >= '0' && c <= '9') {
+        return c - '0';
+    }
+
+    if (c >= 'a' && c <= 'f') {
+        return c - 'a' + 10;
+    }
+
+    if (c >= 'A' && c <= 'F') {
+        return c - 'A' + 10;
+    }
+
+    return -1;
+}
+
+
+static int
+cutover_is_hex(const char *s, size_t len)
+{
+    size_t  i;
+
+    for (i = 0; i < len; i++) {
+        if (cutover_hex_value(s[i]) < 0) {
+            return 0;
+        }
+    }
+
+    return 1;
+}
+
+
+static void
+cutover_to_hex(const unsigned char *in, size_t len, char *out)
+{
+    size_t             i;
+    static const char  digits[] = "0123456789abcdef";
+
+    for (i = 0; i < len; i++) {
+        out[2 * i] = digits[in[i] >> 4];
+        out[2 * i + 1] = digits[in[i] & 0xf];
+    }
+
+    out[2 * len] = '\0';
+}
+
+
+cutover_role_e
+cutover_role_parse(const char *s)
+{
+    int  i;
+
+    for (i = CUTOVER_ROLE_VIEWER; i <= CUTOVER_ROLE_ADMIN; i++) {
+        if (strcmp(s, cutover_roles[i]) == 0) {
+            return (cutover_role_e) i;
+        }
+    }
+
+    return CUTOVER_ROLE_NONE;
+}
+
+
+const char *
+cutover_role_name(cutover_role_e role)
+{
+    return cutover_roles[role <= CUTOVER_ROLE_ADMIN ? role : 0];
+}
+
+
+int
+cutover_key_parse_line(const char *line, size_t len, cutover_key_t *key,
+    cutover_error_t *err)
+{
+    char    buf[512], *f[4], *save = NULL;
+    size_t  n, i;
+
+    while (len && (line[len - 1] == '\n' || line[len - 1] == '\r')) {
+        len--;
+    }
+
+    if (len >= sizeof(buf)) {
+        cutover_error_set(err, "invalid_key", "line too long");
+        return -1;
+    }
+
+    memcpy(buf, line, len);
+    buf[len] = '\0';
+
+    for (n = 0; n < 4; n++) {
+        f[n] = strtok_r(n ? NULL : buf, " \t", &save);
+        if (f[n] == NULL) {
+            break;
+        }
+    }
+
+    if (n == 0 || f[0][0] == '#') {
+        return 0;
+    }
+
+    if (n != 3) {
+        cutover_error_set(err, "invalid_key", "expected \"<key-id> <role> "
+                          "<hex secret>\"");
+        return -1;
+    }
+
+    if (!cutover_id_valid(f[0], strlen(f[0]))) {
+        cutover_error_set(err, "invalid_key", "bad key id \"%.40s\"", f[0]);
+        return -1;
+    }
+
+    key->role = cutover_role_parse(f[1]);
+    if (key->role == CUTOVER_ROLE_NONE) {
+        cutover_error_set(err, "invalid_key", "unknown role \"%.20s\" "
+                          "(viewer, operator or admin)", f[1]);
+        return -1;
+    }
+
+    n = strlen(f[2]);
+    if (n % 2 || n < 2 * CUTOVER_SECRET_MIN || n > 2 * CUTOVER_SECRET_MAX
+        || !cutover_is_hex(f[2], n))
+    {
+        cutover_error_set(err, "invalid_key", "secret of key \"%s\" must be "
+                          "%d to %d hex digits", f[0], 2 * CUTOVER_SECRET_MIN,
+                          2 * CUTOVER_SECRET_MAX);
+        return -1;
+    }
+
+    for (i = 0; i < n / 2; i++) {
+        key->secret[i] = (unsigned char) (cutover_hex_value(f[2][2 * i]) << 4
+                                          | cutover_hex_value(f[2][2 * i + 1]));
+    }
+
+    key->secret_len = n / 2;
+    strcpy(key->id, f[0]);
+    OPENSSL_cleanse(buf, sizeof(buf));
+
+    return 1;
+}
+
+
+/* Copies the value of "Name=" out of a header into out (len < cap). */
+static int
+cutover_auth_field(const char *v, size_t len, const char *name, char *out,
+    size_t cap)
+{
+    size_t       n = strlen(name), i;
+    const char  *p = v, *end = v + len, *s;
+
+    while (p < end) {
+        while (p < end && (*p == ' ' || *p == ',')) {
+            p++;
+        }
+
+        s = p;
+        while (p < end && *p != ',') {
+            p++;
+        }
+
+        if ((size_t) (p - s) > n && memcmp(s, name, n) == 0 && s[n] == '=') {
+            i = (size_t) (p - s) - n - 1;
+
+            while (i && s[n + i] == ' ') {
+                i--;
+            }
+
+            if (i == 0 || i >= cap) {
+                return -1;
+            }
+
+            memcpy(out, s + n + 1, i);
+            out[i] = '\0';
+            return 0;
+        }
+    }
+
+    return -1;
+}
+
+
+int
+cutover_auth_parse(const char *value, size_t len, cutover_auth_t *auth,
+    cutover_error_t *err)
+{
+    char        ts[24], *end;
+    size_t      n;
+    const char  scheme[] = "CUTOVER-HMAC-SHA256 ";
+
+    if (len < sizeof(scheme) - 1
+        || memcmp(value, scheme, sizeof(scheme) - 1) != 0)
+    {
+        cutover_error_set(err, "bad_format", "Authorization is not "
+                          "CUTOVER-HMAC-SHA256");
+        return -1;
+    }
+
+    value += sizeof(scheme) - 1;
+    len -= sizeof(scheme) - 1;
+
+    if (cutover_auth_field(value, len, "KeyId", auth->key_id,
+                           sizeof(auth->key_id)) != 0
+        || cutover_auth_field(value, len, "Timestamp", ts, sizeof(ts)) != 0
+        || cutover_auth_field(value, len, "Nonce", auth->nonce,
+                              sizeof(auth->nonce)) != 0
+        || cutover_auth_field(value, len, "Signature", auth->signature,
+                              sizeof(auth->signature)) != 0)
+    {
+        cutover_error_set(err, "bad_format", "Authorization needs KeyId, "
+                          "Timestamp, Nonce and Signature");
+        return -1;
+    }
+
+    auth->timestamp = strtoll(ts, &end, 10);
+    if (*end || ts[0] == '-' || ts[0] == '+') {
+        cutover_error_set(err, "bad_format", "bad Timestamp");
+        return -1;
+    }
+
+    n = strlen(auth->nonce);
+    if (n < CUTOVER_NONCE_MIN || !cutover_is_hex(auth->nonce, n)) {
+        cutover_error_set(err, "bad_format", "Nonce must be 16 to 64 hex "
+                          "digits");
+        return -1;
+    }
+
+    if (strlen(auth->signature) != 64 || !cutover_is_hex(auth->signature, 64)) {
+        cutover_error_set(err, "bad_format", "Signature must be 64 hex "
+                          "digits");
+        return -1;
+    }
+
+    return 0;
+}
+
+
+int
+cutover_auth_sign(const unsigned char *secret, size_t secret_len,
+    const char *method, size_t method_len, const char *path, size_t path_len,
+    int64_t timestamp, const char *nonce, const void *body, size_t body_len,
+    char signature[65])
+{
+    int            n;
+    char           head[128], bodyhash[65];
+    unsigned int   mdlen = 0;
+    unsigned char  md[EVP_MAX_MD_SIZE];
+    EVP_MD_CTX    *ctx;
+    EVP_PKEY      *pkey;
+    size_t         siglen = sizeof(md);
+
+    cutover_sha256_hex(body ? body : "", body_len, bodyhash);
+
+    pkey = EVP_PKEY_new_raw_private_key(EVP_PKEY_HMAC, NULL, secret,
+                                        secret_len);
+    ctx = EVP_MD_CTX_new();
+
+    if (pkey == NULL || ctx == NULL
+        || EVP_DigestSignInit(ctx, NULL, EVP_sha256(), NULL, pkey) != 1
+        || EVP_DigestSignUpdate(ctx, method, method_len) != 1
+        || EVP_DigestSignUpdate(ctx, "\n", 1) != 1
+        || EVP_DigestSignUpdate(ctx, path, path_len) != 1)
+    {
+        goto failed;
+    }
+
+    n = snprintf(head, sizeof(head), "\n%lld\n%s\n", (long long) timestamp,
+                 nonce);
+
+    if (n < 0 || (size_t) n >= sizeof(head)
+        || EVP_DigestSignUpdate(ctx, head, (size_t) n) != 1
+        || EVP_DigestSignUpdate(ctx, bodyhash, 64) != 1
+        || EVP_DigestSignFinal(ctx, md, &siglen) != 1)
+    {
+        goto failed;
+    }
+
+    mdlen = (unsigned int) siglen;
+    cutover_to_hex(md, mdlen, signature);
+    EVP_MD_CTX_free(ctx);
+    EVP_PKEY_free(pkey);
+    return 0;
+
+failed:
+
+    EVP_MD_CTX_free(ctx);
+    EVP_PKEY_free(pkey);
+    return -1;
+}
+
+
+int
+cutover_auth_verify(const cutover_key_t *key, const cutover_auth_t *auth,
+    const char *method, size_t method_len, const char *path, size_t path_len,
+    const void *body, size_t body_len)
+{
+    char    expect[65], given[65];
+    size_t  i;
+
+    if (cutover_auth_sign(key->secret, key->secret_len, method, method_len,
+                          path, path_len, auth->timestamp, auth->nonce, body,
+                          body_len, expect) != 0)
+    {
+        return 0;
+    }
+
+    for (i = 0; i < 65; i++) {
+        char c = auth->signature[i];
+        given[i] = (c >= 'A' && c <= 'F') ? (char) (c - 'A' + 'a') : c;
+    }
+
+    return CRYPTO_memcmp(expect, given, 64) == 0;
+}
+
+
+int
+cutover_json_escape(const char *s, size_t len, char *buf, size_t cap)
+{
+    size_t               i, o = 0, need;
+    char                 tmp[8];
+    const unsigned char *u = (const unsigned char *) s;
+
+    for (i = 0; i < len; i++) {
+        unsigned char c = u[i];
+
+        if (c == '"' || c == '\\') {
+            tmp[0] = '\\'; tmp[1] = (char) c; need = 2;
+
+        } else if (c < 0x20 || c == 0x7f) {
+            need = (size_t) snprintf(tmp, sizeof(tmp), "\\u%04x", c);
+
+        } else if (c >= 0x80) {
+            /* keep valid UTF-8 sequences, replace the rest */
+            size_t n = (c >= 0xf0) ? 4 : (c >= 0xe0) ? 3 : (c >= 0xc2) ? 2 : 0;
+            size_t k;
+
+            for (k = 1; n && k < n; k++) {
+                if (i + k >= len || (u[i + k] & 0xc0) != 0x80) {
+                    n = 0;
+                }
+            }
+
+            if (n == 0 || c > 0xf4) {
+                memcpy(tmp, "\\ufffd", 6); need = 6;
+
+            } else {
+                if (o + n >= cap) {
+                    return -1;
+                }
+
+                memcpy(buf + o, s + i, n);
+                o += n;
+                i += n - 1;
+                continue;
+            }
+
+        } else {
+            tmp[0] = (char) c; need = 1;
+        }
+
+        if (o + need >= cap) {
+            return -1;
+        }
+
+        memcpy(buf + o, tmp, need);
+        o += need;
+    }
+
+    if (o < cap) {
+        buf[o] = '\0';
+    }
+
+    return (int) o;
+}
+
+
+int
+cutover_audit_format(const cutover_audit_entry_t *e, char *buf, size_t cap,
+    char hash[65])
+{
+    int        n, k;
+    char       when[32];
+    time_t     t = (time_t) e->time;
+    struct tm  tm;
+
+    gmtime_r(&t, &tm);
+    strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+
+    n = snprintf(buf, cap, "{\"seq\":%llu,\"time\":\"%s\",\"key_id\":\"",
+                 (unsigned long long) e->seq, when);
+    if (n < 0 || (size_t) n >= cap) {
+        return -1;
+    }
+
+    k = cutover_json_escape(e->key_id, strlen(e->key_id), buf + n,
+                            cap - (size_t) n);
+    if (k < 0) {
+        return -1;
+    }
+    n += k;
+
+    k = snprintf(buf + n, cap - (size_t) n, "\",\"action\":\"%s\",\"result\":"
+                 "\"%s\",\"from\":%s,\"to\":%s,\"reason\":\"", e->action,
+                 e->result, e->from ? e->from : "null",
+                 e->to ? e->to : "null");
+    if (k < 0 || (size_t) (n + k) >= cap) {
+        return -1;
+    }
+    n += k;
+
+    k = cutover_json_escape(e->reason, strlen(e->reason), buf + n,
+                            cap - (size_t) n);
+    if (k < 0) {
+        return -1;
+    }
+    n += k;
+
+    k = snprintf(buf + n, cap - (size_t) n, "\",\"prev\":\"%s\"", e->prev);
+    if (k < 0 || (size_t) (n + k) >= cap) {
+        return -1;
+    }
+    n += k;
+
+    cutover_sha256_hex(buf, (size_t) n, hash);
+
+    k = snprintf(buf + n, cap - (size_t) n, ",\"hash\":\"%s\"}\n", hash);
+    if (k < 0 || (size_t) (n + k) >= cap) {
+        return -1;
+    }
+
+    return n + k;
+}
+
+
+int
+cutover_audit_check_line(const char *line, size_t len, uint64_t seq,
+    const char *prev, char hash[65], cutover_error_t *err)
+{
+    int          n;
+    char         head[40], computed[65], want_prev[80];
+    size_t       body;
+    const char   tail[] = ",\"hash\":\"";
+
+    while (len && (line[len - 1] == '\n' || line[len - 1] == '\r')) {
+        len--;
+    }
+
+    /* ...,"prev":"<64>","hash":"<64>"} */
+    if (len < 64 + sizeof(tail) + 2 + 80) {
+        cutover_error_set(err, "broken", "entry too short");
+        return -1;
+    }
+
+    body = len - 64 - 2 - (sizeof(tail) - 1);
+
+    if (memcmp(line + body, tail, sizeof(tail) - 1) != 0
+        || memcmp(line + len - 2, "\"}", 2) != 0)
+    {
+        cutover_error_set(err, "broken", "entry does not end with its hash");
+        return -1;
+    }
+
+    n = snprintf(head, sizeof(head), "{\"seq\":%llu,",
+                 (unsigned long long) seq);
+    if (len < (size_t) n || memcmp(line, head, (size_t) n) != 0) {
+        cutover_error_set(err, "broken", "expected seq %llu (an entry was "
+                          "removed, added or moved)",
+                          (unsigned long long) seq);
+        return -1;
+    }
+
+    n = snprintf(want_prev, sizeof(want_prev), ",\"prev\":\"%s\"", prev);
+    if (body < (size_t) n
+        || memcmp(line + body - n, want_prev, (size_t) n) != 0)
+    {
+        cutover_error_set(err, "broken", "prev does not match the hash of "
+                          "the entry before");
+        return -1;
+    }
+
+    cutover_sha256_hex(line, body, computed);
+
+    if (memcmp(computed, line + body + sizeof(tail) - 1, 64) != 0) {
+        cutover_error_set(err, "broken", "hash does not match the entry's "
+                          "text (the entry was edited)");
+        return -1;
+    }
+
+    memcpy(hash, computed, 65);
+    return 0;
+}

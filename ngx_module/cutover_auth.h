@@ -1,0 +1,102 @@
+/*
+ * cutover_auth: signed admin requests (CUTOVER-HMAC-SHA256), operator keys,
+ * and the hash-chained audit trail.  Plain C over OpenSSL; no nginx headers.
+ */
+
+#ifndef CUTOVER_AUTH_H
+#define CUTOVER_AUTH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cutover_dial.h"
+
+#define CUTOVER_AUTH_WINDOW     300      /* seconds either side of now */
+#define CUTOVER_SECRET_MAX      64       /* bytes */
+#define CUTOVER_SECRET_MIN      16
+#define CUTOVER_NONCE_MAX       64       /* hex digits */
+#define CUTOVER_NONCE_MIN       16
+
+typedef enum {
+    CUTOVER_ROLE_NONE = 0,
+    CUTOVER_ROLE_VIEWER,
+    CUTOVER_ROLE_OPERATOR,
+    CUTOVER_ROLE_ADMIN
+} cutover_role_e;
+
+typedef struct {
+    char            id[CUTOVER_ID_MAX + 1];
+    cutover_role_e  role;
+    unsigned char   secret[CUTOVER_SECRET_MAX];
+    size_t          secret_len;
+} cutover_key_t;
+
+/* The parts of an Authorization header. */
+typedef struct {
+    char      key_id[CUTOVER_ID_MAX + 1];
+    int64_t   timestamp;
+    char      nonce[CUTOVER_NONCE_MAX + 1];
+    char      signature[65];
+} cutover_auth_t;
+
+cutover_role_e cutover_role_parse(const char *s);
+const char *cutover_role_name(cutover_role_e role);
+
+/* One line of a keys file: "<key-id> <role> <hex secret>".  Returns 1 for
+ * a key, 0 for a blank or comment line, -1 with err on a bad line. */
+int cutover_key_parse_line(const char *line, size_t len, cutover_key_t *key,
+    cutover_error_t *err);
+
+/* Parses "CUTOVER-HMAC-SHA256 KeyId=.., Timestamp=.., Nonce=.., Signature=..". */
+int cutover_auth_parse(const char *value, size_t len, cutover_auth_t *auth,
+    cutover_error_t *err);
+
+/* hex(HMAC-SHA256(secret, METHOD\nPATH\nTS\nNONCE\nhex(SHA-256(body)))). */
+int cutover_auth_sign(const unsigned char *secret, size_t secret_len,
+    const char *method, size_t method_len, const char *path, size_t path_len,
+    int64_t timestamp, const char *nonce, const void *body, size_t body_len,
+    char signature[65]);
+
+/* Constant-time check of auth->signature; 1 when it is right. */
+int cutover_auth_verify(const cutover_key_t *key, const cutover_auth_t *auth,
+    const char *method, size_t method_len, const char *path, size_t path_len,
+    const void *body, size_t body_len);
+
+/* --- audit trail ---------------------------------------------------------
+ *
+ * One JSON object per line.  "hash" is the SHA-256 (hex) of the line's text
+ * up to, not including, the `,"hash":` that ends it; the text includes
+ * "prev", the hash of the line before (64 zeros for the first).  Editing,
+ * removing or reordering any line breaks the chain at that line.
+ */
+
+#define CUTOVER_AUDIT_LINE_MAX  8192
+#define CUTOVER_AUDIT_GENESIS \
+    "0000000000000000000000000000000000000000000000000000000000000000"
+
+typedef struct {
+    uint64_t     seq;
+    int64_t      time;
+    const char  *key_id;
+    const char  *action;      /* "dial", "rollback" */
+    const char  *result;      /* "accepted" or "refused:<code>" */
+    const char  *from;        /* JSON value or NULL (null) */
+    const char  *to;          /* JSON value or NULL */
+    const char  *reason;      /* free text, escaped here */
+    const char  *prev;        /* 64 hex */
+} cutover_audit_entry_t;
+
+/* Writes the line (with '\n') and its hash; returns the length or -1. */
+int cutover_audit_format(const cutover_audit_entry_t *e, char *buf,
+    size_t cap, char hash[65]);
+
+/* Checks one line against the expected seq and prev hash; on success
+ * copies its hash out.  -1 with the reason in err. */
+int cutover_audit_check_line(const char *line, size_t len, uint64_t seq,
+    const char *prev, char hash[65], cutover_error_t *err);
+
+/* Appends s to buf as a JSON string body (no quotes); returns the bytes
+ * written or -1 when it does not fit.  Invalid UTF-8 becomes U+FFFD. */
+int cutover_json_escape(const char *s, size_t len, char *buf, size_t cap);
+
+#endif /* CUTOVER_AUTH_H */

@@ -1,0 +1,129 @@
+/*
+ * ngx_http_cutover: types shared by the module's files (configuration,
+ * the shared zone, per-request routing context).
+ */
+
+#ifndef NGX_HTTP_CUTOVER_H
+#define NGX_HTTP_CUTOVER_H
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "cutover_dial.h"
+#include "cutover_auth.h"
+#include "cutover_json.h"
+
+
+#define NGX_HTTP_CUTOVER_NONCES        4096
+#define NGX_HTTP_CUTOVER_NONCE_PROBES  32
+#define NGX_HTTP_CUTOVER_BODY_MAX      65536
+#define NGX_HTTP_CUTOVER_MIN_ZONE      (512 * 1024)
+
+typedef enum {
+    NGX_HTTP_CUTOVER_AUTH_MISSING = 0,
+    NGX_HTTP_CUTOVER_AUTH_BAD_FORMAT,
+    NGX_HTTP_CUTOVER_AUTH_UNKNOWN_KEY,
+    NGX_HTTP_CUTOVER_AUTH_STALE,
+    NGX_HTTP_CUTOVER_AUTH_BAD_SIGNATURE,
+    NGX_HTTP_CUTOVER_AUTH_REPLAY,
+    NGX_HTTP_CUTOVER_AUTH_NREASONS
+} ngx_http_cutover_auth_reason_e;
+
+
+typedef struct {
+    uint64_t                      h1;
+    uint64_t                      h2;
+    int64_t                       time;
+} ngx_http_cutover_nonce_t;
+
+
+/* The shared zone.  Readers of the dial state take no lock: they read
+ * slot[active] and retry when its sequence number moved (a seqlock).
+ * Writers hold shpool->mutex and write the inactive slot. */
+typedef struct {
+    ngx_atomic_t                  active;
+    ngx_atomic_t                  seq[2];
+    cutover_state_t               slot[2];
+
+    ngx_atomic_t                  requests[CUTOVER_MAX_RULES][2];
+    ngx_atomic_t                  empty_key;
+    ngx_atomic_t                  torn_reads;
+    ngx_atomic_t                  auth_failures[NGX_HTTP_CUTOVER_AUTH_NREASONS];
+    ngx_atomic_t                  forbidden;
+    ngx_atomic_t                  changes_accepted;
+    ngx_atomic_t                  changes_refused;
+    ngx_atomic_t                  persist_failures;
+    ngx_atomic_t                  nonce_full;
+
+    /* the audit trail's head, under shpool->mutex */
+    uint64_t                      audit_seq;
+    char                          audit_hash[65];
+    ngx_uint_t                    audit_ok;
+
+    ngx_http_cutover_nonce_t      nonces[NGX_HTTP_CUTOVER_NONCES];
+} ngx_http_cutover_shctx_t;
+
+
+typedef struct {
+    ngx_http_cutover_shctx_t     *sh;
+    ngx_slab_pool_t              *shpool;
+    ngx_str_t                     name;
+    ngx_str_t                     state_path;     /* NUL-terminated */
+    ngx_str_t                     audit_path;     /* NUL-terminated */
+} ngx_http_cutover_zone_t;
+
+
+typedef struct {
+    ngx_array_t                   zones;          /* ngx_shm_zone_t * */
+} ngx_http_cutover_main_conf_t;
+
+
+typedef struct {
+    ngx_shm_zone_t               *zone;           /* cutover */
+    ngx_http_complex_value_t     *store;
+    ngx_http_complex_value_t     *channel;
+    ngx_http_complex_value_t     *key;
+    ngx_str_t                     upstream_new;
+    ngx_str_t                     upstream_legacy;
+
+    ngx_shm_zone_t               *admin_zone;     /* cutover_admin */
+    ngx_array_t                  *keys;           /* cutover_key_t */
+} ngx_http_cutover_loc_conf_t;
+
+
+typedef struct {
+    ngx_http_cutover_zone_t      *zone;
+    cutover_route_t               route;
+    uint32_t                      bucket;
+    ngx_uint_t                    empty_key;
+} ngx_http_cutover_ctx_t;
+
+
+extern ngx_module_t  ngx_http_cutover_module;
+
+
+/* ngx_http_cutover_zone.c */
+ngx_int_t ngx_http_cutover_init_zone(ngx_shm_zone_t *shm_zone, void *data);
+void ngx_http_cutover_zone_route(ngx_http_cutover_zone_t *zone,
+    ngx_str_t *store, ngx_str_t *channel, uint32_t bucket,
+    cutover_route_t *route);
+cutover_state_t *ngx_http_cutover_zone_snapshot(ngx_http_cutover_zone_t *zone,
+    ngx_pool_t *pool);
+ngx_int_t ngx_http_cutover_zone_persist(ngx_http_cutover_zone_t *zone,
+    cutover_state_t *st, ngx_log_t *log, ngx_str_t *tmp);
+ngx_int_t ngx_http_cutover_zone_commit(ngx_http_cutover_zone_t *zone,
+    cutover_state_t *st, ngx_str_t *tmp, ngx_log_t *log);
+void ngx_http_cutover_zone_publish(ngx_http_cutover_zone_t *zone,
+    cutover_state_t *st);
+ngx_int_t ngx_http_cutover_audit_append(ngx_http_cutover_zone_t *zone,
+    cutover_audit_entry_t *e, ngx_log_t *log);
+ssize_t ngx_http_cutover_read_file(const char *path, u_char *buf,
+    size_t cap, off_t from_end, ngx_log_t *log, ngx_err_t *err);
+ngx_int_t ngx_http_cutover_nonce_check(ngx_http_cutover_zone_t *zone,
+    const cutover_auth_t *auth, int64_t now);
+
+/* ngx_http_cutover_admin.c */
+ngx_int_t ngx_http_cutover_admin_handler(ngx_http_request_t *r);
+
+#endif /* NGX_HTTP_CUTOVER_H */

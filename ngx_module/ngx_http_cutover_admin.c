@@ -1,0 +1,1161 @@
+/*
+ * ngx_http_cutover_admin: the signed admin API: status, metrics, history,
+ * dial and rollback, with every change attempt in the audit trail.
+ */
+
+#include "ngx_http_cutover.h"
+
+
+#define NGX_HTTP_CUTOVER_MAX_TOKENS   (2 * CUTOVER_MAX_IDS + 64)
+#define NGX_HTTP_CUTOVER_REASON_MAX   1024
+#define NGX_HTTP_CUTOVER_HISTORY_MAX  1000
+
+
+typedef enum {
+    NGX_HTTP_CUTOVER_EP_STATUS = 0,
+    NGX_HTTP_CUTOVER_EP_METRICS,
+    NGX_HTTP_CUTOVER_EP_HISTORY,
+    NGX_HTTP_CUTOVER_EP_DIAL,
+    NGX_HTTP_CUTOVER_EP_ROLLBACK,
+    NGX_HTTP_CUTOVER_EP_UNKNOWN
+} ngx_http_cutover_endpoint_e;
+
+
+typedef struct {
+    ngx_http_cutover_zone_t      *zone;
+    ngx_http_cutover_endpoint_e   ep;
+    const char                   *key_id;     /* once known */
+    const char                   *reason;     /* once known */
+    u_char                       *body;
+    size_t                        body_len;
+} ngx_http_cutover_admin_t;
+
+
+static const char  *ngx_http_cutover_auth_reasons[] = {
+    "missing", "bad_format", "unknown_key", "stale", "bad_signature",
+    "replay"
+};
+
+
+static ngx_int_t ngx_http_cutover_admin_process(ngx_http_request_t *r,
+    ngx_http_cutover_admin_t *a);
+static void ngx_http_cutover_admin_body(ngx_http_request_t *r);
+static ngx_int_t ngx_http_cutover_send(ngx_http_request_t *r,
+    ngx_uint_t status, u_char *data, size_t len, const char *type);
+static ngx_int_t ngx_http_cutover_error(ngx_http_request_t *r,
+    ngx_http_cutover_admin_t *a, ngx_uint_t status, const char *code,
+    const char *message);
+static ngx_int_t ngx_http_cutover_authenticate(ngx_http_request_t *r,
+    ngx_http_cutover_admin_t *a);
+static ngx_int_t ngx_http_cutover_status(ngx_http_request_t *r,
+    ngx_http_cutover_admin_t *a);
+static ngx_int_t ngx_http_cutover_metrics(ngx_http_request_t *r,
+    ngx_http_cutover_admin_t *a);
+static ngx_int_t ngx_http_cutover_history(ngx_http_request_t *r,
+    ngx_http_cutover_admin_t *a);
+static ngx_int_t ngx_http_cutover_change(ngx_http_request_t *r,
+    ngx_http_cutover_admin_t *a);
+static void ngx_http_cutover_audit_refusal(ngx_http_request_t *r,
+    ngx_http_cutover_admin_t *a, const char *code);
+
+
+static ngx_http_cutover_endpoint_e
+ngx_http_cutover_endpoint(ngx_http_request_t *r)
+{
+    u_char     *p, *last;
+    ngx_str_t   name;
+
+    /* the last path segment names the call: /cutover/status -> status */
+    last = r->uri.data + r->uri.len;
+    p = last;
+
+    while (p > r->uri.data && p[-1] != '/') {
+        p--;
+    }
+
+    name.data = p;
+    name.len = last - p;
+
+    if (name.len == 6 && ngx_strncmp(p, "status", 6) == 0) {
+        return NGX_HTTP_CUTOVER_EP_STATUS;
+    }
+
+    if (name.len == 7 && ngx_strncmp(p, "metrics", 7) == 0) {
+        return NGX_HTTP_CUTOVER_EP_METRICS;
+    }
+
+    if (name.len == 7 && ngx_strncmp(p, "history", 7) == 0) {
+        return NGX_HTTP_CUTOVER_EP_HISTORY;
+    }
+
+    if (name.len == 4 && ngx_strncmp(p, "dial", 4) == 0) {
+        return NGX_HTTP_CUTOVER_EP_DIAL;
+    }
+
+    if (name.len == 8 && ngx_strncmp(p, "rollback", 8) == 0) {
+        return NGX_HTTP_CUTOVER_EP_ROLLBACK;
+    }
+
+    return NGX_HTTP_CUTOVER_EP_UNKNOWN;
+}
+
+
+ngx_int_t
+ngx_http_cutover_admin_handler(ngx_http_request_t *r)
+{
+    ngx_int_t                     rc;
+    ngx_table_elt_t              *allow;
+    ngx_http_cutover_admin_t     *a;
+    ngx_http_cutover_loc_conf_t  *lcf;
+
+    lcf = ngx_http_get_module_loc_conf(r, ngx_http_cutover_module);
+
+    a = ngx_pcalloc(r->pool, sizeof(ngx_http_cutover_admin_t));
+    if (a == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    a->zone = lcf->admin_zone->data;
+    a->ep = ngx_http_cutover_endpoint(r);
+    a->key_id = "-";
+    a->reason = "";
+    ngx_http_set_ctx(r, a, ngx_http_cutover_module);
+
+    if (a->ep == NGX_HTTP_CUTOVER_EP_UNKNOWN) {
+        return ngx_http_cutover_error(r, a, NGX_HTTP_NOT_FOUND, "not_found",
+                                      "unknown admin call; see status, "
+                                      "metrics, history, dial, rollback");
+    }
+
+    if (a->ep >= NGX_HTTP_CUTOVER_EP_DIAL) {
+        if (r->method != NGX_HTTP_POST) {
+            allow = ngx_list_push(&r->headers_out.headers);
+            if (allow) {
+                allow->hash = 1;
+                ngx_str_set(&allow->key, "Allow");
+                ngx_str_set(&allow->value, "POST");
+            }
+
+            ngx_http_cutover_audit_refusal(r, a, "method_not_allowed");
+            return ngx_http_cutover_error(r, a, NGX_HTTP_NOT_ALLOWED,
+                                          "method_not_allowed",
+                                          "a change is made by POST only");
+        }
+
+        if (r->headers_in.content_length_n > NGX_HTTP_CUTOVER_BODY_MAX) {
+            ngx_http_cutover_audit_refusal(r, a, "body_too_large");
+            return ngx_http_cutover_error(r, a,
+                                          NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
+                                          "body_too_large",
+                                          "admin bodies are at most 64 KiB");
+        }
+
+        r->request_body_in_single_buf = 1;
+
+        rc = ngx_http_read_client_request_body(r,
+                                               ngx_http_cutover_admin_body);
+        if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
+            return rc;
+        }
+
+        return NGX_DONE;
+    }
+
+    if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
+        allow = ngx_list_push(&r->headers_out.headers);
+        if (allow) {
+            allow->hash = 1;
+            ngx_str_set(&allow->key, "Allow");
+            ngx_str_set(&allow->value, "GET, HEAD");
+        }
+
+        return ngx_http_cutover_error(r, a, NGX_HTTP_NOT_ALLOWED,
+                                      "method_not_allowed",
+                                      "this call is read by GET");
+    }
+
+    rc = ngx_http_discard_request_body(r);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    return ngx_http_cutover_admin_process(r, a);
+}
+
+
+static void
+ngx_http_cutover_admin_body(ngx_http_request_t *r)
+{
+    u_char                    *p;
+    size_t                     len;
+    ngx_buf_t                 *b;
+    ngx_chain_t               *cl;
+    ngx_http_cutover_admin_t  *a;
+
+    a = ngx_http_get_module_ctx(r, ngx_http_cutover_module);
+
+    len = 0;
+    for (cl = r->request_body ? r->request_body->bufs : NULL; cl;
+         cl = cl->next)
+    {
+        b = cl->buf;
+
+        if (b->in_file || !ngx_buf_in_memory(b)) {
+            /* cannot happen with a 64 KiB memory buffer; refuse anyway */
+            ngx_http_finalize_request(r,
+                ngx_http_cutover_error(r, a,
+                                       NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
+                                       "body_too_large",
+                                       "admin bodies are at most 64 KiB"));
+            return;
+        }
+
+        len += b->last - b->pos;
+    }
+
+    if (len > NGX_HTTP_CUTOVER_BODY_MAX) {
+        ngx_http_cutover_audit_refusal(r, a, "body_too_large");
+        ngx_http_finalize_request(r,
+            ngx_http_cutover_error(r, a, NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
+                                   "body_too_large",
+                                   "admin bodies are at most 64 KiB"));
+        return;
+    }
+
+    a->body = ngx_pnalloc(r->pool, len + 1);
+    if (a->body == NULL) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    p = a->body;
+    for (cl = r->request_body ? r->request_body->bufs : NULL; cl;
+         cl = cl->next)
+    {
+        p = ngx_cpymem(p, cl->buf->pos, cl->buf->last - cl->buf->pos);
+    }
+
+    *p = '\0';
+    a->body_len = len;
+
+    ngx_http_finalize_request(r, ngx_http_cutover_admin_process(r, a));
+}
+
+
+static ngx_int_t
+ngx_http_cutover_admin_process(ngx_http_request_t *r,
+    ngx_http_cutover_admin_t *a)
+{
+    ngx_int_t  rc;
+
+    rc = ngx_http_cutover_authenticate(r, a);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    switch (a->ep) {
+
+    case NGX_HTTP_CUTOVER_EP_STATUS:
+        return ngx_http_cutover_status(r, a);
+
+    case NGX_HTTP_CUTOVER_EP_METRICS:
+        return ngx_http_cutover_metrics(r, a);
+
+    case NGX_HTTP_CUTOVER_EP_HISTORY:
+        return ngx_http_cutover_history(r, a);
+
+    default:
+        return ngx_http_cutover_change(r, a);
+    }
+}
+
+
+static ngx_int_t
+ngx_http_cutover_send(ngx_http_request_t *r, ngx_uint_t status, u_char *data,
+    size_t len, const char *type)
+{
+    ngx_int_t     rc;
+    ngx_buf_t    *b;
+    ngx_chain_t   out;
+
+    r->headers_out.status = status;
+    r->headers_out.content_length_n = len;
+    r->headers_out.content_type.data = (u_char *) type;
+    r->headers_out.content_type.len = ngx_strlen(type);
+    r->headers_out.content_type_len = r->headers_out.content_type.len;
+
+    rc = ngx_http_send_header(r);
+    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
+        return rc;
+    }
+
+    b = ngx_calloc_buf(r->pool);
+    if (b == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    b->pos = data;
+    b->last = data + len;
+    b->memory = len ? 1 : 0;
+    b->last_buf = (r == r->main) ? 1 : 0;
+    b->last_in_chain = 1;
+
+    out.buf = b;
+    out.next = NULL;
+
+    return ngx_http_output_filter(r, &out);
+}
+
+
+static ngx_int_t
+ngx_http_cutover_error(ngx_http_request_t *r, ngx_http_cutover_admin_t *a,
+    ngx_uint_t status, const char *code, const char *message)
+{
+    int         n;
+    u_char     *buf, *p;
+    size_t      cap;
+    ngx_uint_t  level;
+
+    cap = 128 + 6 * ngx_strlen(message) + ngx_strlen(code);
+
+    buf = ngx_pnalloc(r->pool, cap);
+    if (buf == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    p = ngx_sprintf(buf, "{\"error\":{\"code\":\"%s\",\"message\":\"", code);
+    n = cutover_json_escape(message, ngx_strlen(message), (char *) p,
+                            cap - (p - buf) - 8);
+    p += n < 0 ? 0 : n;
+    p = ngx_cpymem(p, "\"}}\n", 4);
+
+    level = status >= 500 ? NGX_LOG_ERR : NGX_LOG_INFO;
+    ngx_log_error(level, r->connection->log, 0,
+                  "cutover admin: %ui %s (key \"%s\"): %s", status, code,
+                  a ? a->key_id : "-", message);
+
+    return ngx_http_cutover_send(r, status, buf, p - buf,
+                                 "application/json");
+}
+
+
+static ngx_int_t
+ngx_http_cutover_auth_fail(ngx_http_request_t *r, ngx_http_cutover_admin_t *a,
+    ngx_http_cutover_auth_reason_e reason, const char *message)
+{
+    ngx_table_elt_t  *h;
+
+    (void) ngx_atomic_fetch_add(&a->zone->sh->auth_failures[reason], 1);
+    ngx_http_cutover_audit_refusal(r, a, "unauthorized");
+
+    h = ngx_list_push(&r->headers_out.headers);
+    if (h) {
+        h->hash = 1;
+        ngx_str_set(&h->key, "WWW-Authenticate");
+        ngx_str_set(&h->value, "CUTOVER-HMAC-SHA256");
+    }
+
+    return ngx_http_cutover_error(r, a, NGX_HTTP_UNAUTHORIZED,
+                                  "unauthorized", message);
+}
+
+
+static ngx_int_t
+ngx_http_cutover_authenticate(ngx_http_request_t *r,
+    ngx_http_cutover_admin_t *a)
+{
+    char                         *id;
+    int64_t                       now;
+    ngx_int_t                     rc;
+    ngx_uint_t                    i;
+    cutover_key_t                *keys, *key;
+    cutover_auth_t                auth;
+    cutover_error_t               err;
+    cutover_role_e                need;
+    ngx_table_elt_t              *h;
+    ngx_http_cutover_loc_conf_t  *lcf;
+
+    lcf = ngx_http_get_module_loc_conf(r, ngx_http_cutover_module);
+    h = r->headers_in.authorization;
+
+    if (h == NULL) {
+        return ngx_http_cutover_auth_fail(r, a,
+                                          NGX_HTTP_CUTOVER_AUTH_MISSING,
+                                          "no Authorization header");
+    }
+
+    if (cutover_auth_parse((char *) h->value.data, h->value.len, &auth, &err)
+        != 0)
+    {
+        return ngx_http_cutover_auth_fail(r, a,
+                                          NGX_HTTP_CUTOVER_AUTH_BAD_FORMAT,
+                                          err.message);
+    }
+
+    id = ngx_pnalloc(r->pool, sizeof(auth.key_id));
+    if (id == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ngx_memcpy(id, auth.key_id, sizeof(auth.key_id));
+    a->key_id = id;
+
+    key = NULL;
+    keys = lcf->keys->elts;
+    for (i = 0; i < lcf->keys->nelts; i++) {
+        if (ngx_strcmp(keys[i].id, auth.key_id) == 0) {
+            key = &keys[i];
+            break;
+        }
+    }
+
+    if (key == NULL) {
+        return ngx_http_cutover_auth_fail(r, a,
+                                          NGX_HTTP_CUTOVER_AUTH_UNKNOWN_KEY,
+                                          "unknown key id");
+    }
+
+    now = ngx_time();
+
+    if (auth.timestamp > now + CUTOVER_AUTH_WINDOW
+        || auth.timestamp < now - CUTOVER_AUTH_WINDOW)
+    {
+        return ngx_http_cutover_auth_fail(r, a, NGX_HTTP_CUTOVER_AUTH_STALE,
+                                          "timestamp is more than 300 s "
+                                          "from the gateway's clock");
+    }
+
+    if (!cutover_auth_verify(key, &auth, (char *) r->method_name.data,
+                             r->method_name.len,
+                             (char *) r->unparsed_uri.data,
+                             r->unparsed_uri.len, a->body, a->body_len))
+    {
+        return ngx_http_cutover_auth_fail(r, a,
+                                          NGX_HTTP_CUTOVER_AUTH_BAD_SIGNATURE,
+                                          "signature does not match");
+    }
+
+    rc = ngx_http_cutover_nonce_check(a->zone, &auth, now);
+
+    if (rc == NGX_DECLINED) {
+        return ngx_http_cutover_auth_fail(r, a, NGX_HTTP_CUTOVER_AUTH_REPLAY,
+                                          "nonce already used");
+    }
+
+    if (rc == NGX_BUSY) {
+        (void) ngx_atomic_fetch_add(&a->zone->sh->nonce_full, 1);
+        ngx_http_cutover_audit_refusal(r, a, "busy");
+        return ngx_http_cutover_error(r, a, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                      "busy", "too many signed requests in "
+                                      "the replay window; retry later");
+    }
+
+    need = a->ep >= NGX_HTTP_CUTOVER_EP_DIAL ? CUTOVER_ROLE_OPERATOR
+                                             : CUTOVER_ROLE_VIEWER;
+
+    if (key->role < need) {
+        (void) ngx_atomic_fetch_add(&a->zone->sh->forbidden, 1);
+        ngx_http_cutover_audit_refusal(r, a, "forbidden");
+        return ngx_http_cutover_error(r, a, NGX_HTTP_FORBIDDEN, "forbidden",
+                                      need == CUTOVER_ROLE_OPERATOR
+                                      ? "this call needs the operator role"
+                                      : "this call needs the viewer role");
+    }
+
+    return NGX_OK;
+}
+
+
+/* The rules with their request counts; caller holds no lock. */
+static u_char *
+ngx_http_cutover_rules_json(ngx_http_request_t *r, ngx_http_cutover_zone_t *z,
+    cutover_state_t *st, u_char *p, u_char *last)
+{
+    int        n;
+    ngx_uint_t i, c;
+
+    *p++ = '[';
+
+    for (i = 0; i < st->nrules; i++) {
+        if (i) {
+            *p++ = ',';
+        }
+
+        n = cutover_state_rule_json(st, (int) i, (char *) p, last - p - 128);
+        if (n < 0) {
+            return NULL;
+        }
+
+        p += n - 1;                                 /* reopen the object */
+        c = st->rules[i].counter % CUTOVER_MAX_RULES;
+        p = ngx_sprintf(p, ",\"requests\":{\"new\":%uA,\"legacy\":%uA}}",
+                        z->sh->requests[c][1], z->sh->requests[c][0]);
+    }
+
+    *p++ = ']';
+    return p;
+}
+
+
+static size_t
+ngx_http_cutover_state_size(cutover_state_t *st)
+{
+    return 2048 + st->nrules * 400 + st->nids * (CUTOVER_ID_MAX + 4);
+}
+
+
+/* {"zone","version","state","changed_at","rules"[,"counters"]} */
+static ngx_int_t
+ngx_http_cutover_state_reply(ngx_http_request_t *r,
+    ngx_http_cutover_admin_t *a, cutover_state_t *st, ngx_uint_t counters)
+{
+    u_char                    *buf, *p, *last;
+    ngx_uint_t                 i, side;
+    ngx_atomic_uint_t          total[2], auth;
+    ngx_http_cutover_shctx_t  *sh = a->zone->sh;
+
+    buf = ngx_pnalloc(r->pool, ngx_http_cutover_state_size(st));
+    if (buf == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    last = buf + ngx_http_cutover_state_size(st);
+
+    p = ngx_sprintf(buf, "{\"zone\":\"%V\",\"version\":%uL,\"state\":\"%s\","
+                    "\"changed_at\":%L,\"rules\":", &a->zone->name,
+                    st->version, st->rolled_back ? "rolled_back" : "active",
+                    st->changed_at);
+
+    p = ngx_http_cutover_rules_json(r, a->zone, st, p, last);
+    if (p == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (counters) {
+        total[0] = total[1] = 0;
+        for (i = 0; i < CUTOVER_MAX_RULES; i++) {
+            for (side = 0; side < 2; side++) {
+                total[side] += sh->requests[i][side];
+            }
+        }
+
+        auth = 0;
+        for (i = 0; i < NGX_HTTP_CUTOVER_AUTH_NREASONS; i++) {
+            auth += sh->auth_failures[i];
+        }
+
+        p = ngx_sprintf(p, ",\"counters\":{\"requests_new\":%uA,"
+                        "\"requests_legacy\":%uA,\"empty_key\":%uA,"
+                        "\"auth_failures\":%uA,\"forbidden\":%uA,"
+                        "\"changes_accepted\":%uA,\"changes_refused\":%uA,"
+                        "\"persist_failures\":%uA}",
+                        total[1], total[0], sh->empty_key, auth,
+                        sh->forbidden, sh->changes_accepted,
+                        sh->changes_refused, sh->persist_failures);
+    }
+
+    p = ngx_cpymem(p, "}\n", 2);
+
+    return ngx_http_cutover_send(r, NGX_HTTP_OK, buf, p - buf,
+                                 "application/json");
+}
+
+
+static ngx_int_t
+ngx_http_cutover_status(ngx_http_request_t *r, ngx_http_cutover_admin_t *a)
+{
+    cutover_state_t  *st;
+
+    ngx_shmtx_lock(&a->zone->shpool->mutex);
+    st = ngx_http_cutover_zone_snapshot(a->zone, r->pool);
+    ngx_shmtx_unlock(&a->zone->shpool->mutex);
+
+    if (st == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return ngx_http_cutover_state_reply(r, a, st, 1);
+}
+
+
+static ngx_int_t
+ngx_http_cutover_metrics(ngx_http_request_t *r, ngx_http_cutover_admin_t *a)
+{
+    char                       pct[16];
+    u_char                    *buf, *p;
+    size_t                     size;
+    ngx_str_t                 *zn = &a->zone->name;
+    ngx_uint_t                 i, c;
+    cutover_rule_t            *rule;
+    cutover_state_t           *st;
+    ngx_http_cutover_shctx_t  *sh = a->zone->sh;
+
+    ngx_shmtx_lock(&a->zone->shpool->mutex);
+    st = ngx_http_cutover_zone_snapshot(a->zone, r->pool);
+    ngx_shmtx_unlock(&a->zone->shpool->mutex);
+
+    if (st == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    size = 4096 + st->nrules * 600;
+    buf = ngx_pnalloc(r->pool, size);
+    if (buf == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    p = ngx_sprintf(buf,
+            "# HELP cutover_requests_total Requests routed, by side and rule.\n"
+            "# TYPE cutover_requests_total counter\n");
+
+    for (i = 0; i < st->nrules; i++) {
+        rule = &st->rules[i];
+        c = rule->counter % CUTOVER_MAX_RULES;
+        p = ngx_sprintf(p,
+                "cutover_requests_total{zone=\"%V\",side=\"new\","
+                "rule=\"%s\"} %uA\n"
+                "cutover_requests_total{zone=\"%V\",side=\"legacy\","
+                "rule=\"%s\"} %uA\n",
+                zn, rule->id, sh->requests[c][1],
+                zn, rule->id, sh->requests[c][0]);
+    }
+
+    p = ngx_sprintf(p,
+            "# HELP cutover_dial_percent Share of a rule's buckets on the "
+            "new core.\n# TYPE cutover_dial_percent gauge\n");
+
+    for (i = 0; i < st->nrules; i++) {
+        cutover_percent_format(st->rules[i].bp, pct);
+        p = ngx_sprintf(p, "cutover_dial_percent{zone=\"%V\",rule=\"%s\"} "
+                        "%s\n", zn, st->rules[i].id, pct);
+    }
+
+    p = ngx_sprintf(p,
+            "# HELP cutover_state_version Version of the dial state.\n"
+            "# TYPE cutover_state_version gauge\n"
+            "cutover_state_version{zone=\"%V\"} %uL\n"
+            "# HELP cutover_rolled_back 1 while the zone is rolled back.\n"
+            "# TYPE cutover_rolled_back gauge\n"
+            "cutover_rolled_back{zone=\"%V\"} %uD\n"
+            "# HELP cutover_empty_key_total Requests without a key, sent to "
+            "legacy.\n# TYPE cutover_empty_key_total counter\n"
+            "cutover_empty_key_total{zone=\"%V\"} %uA\n"
+            "# HELP cutover_auth_failures_total Admin requests refused "
+            "before their signature was accepted.\n"
+            "# TYPE cutover_auth_failures_total counter\n",
+            zn, st->version, zn, st->rolled_back, zn, sh->empty_key);
+
+    for (i = 0; i < NGX_HTTP_CUTOVER_AUTH_NREASONS; i++) {
+        p = ngx_sprintf(p, "cutover_auth_failures_total{zone=\"%V\","
+                        "reason=\"%s\"} %uA\n", zn,
+                        ngx_http_cutover_auth_reasons[i],
+                        sh->auth_failures[i]);
+    }
+
+    p = ngx_sprintf(p,
+            "# HELP cutover_admin_forbidden_total Signed admin requests "
+            "refused for their role.\n"
+            "# TYPE cutover_admin_forbidden_total counter\n"
+            "cutover_admin_forbidden_total{zone=\"%V\"} %uA\n"
+            "# HELP cutover_admin_changes_total Dial and rollback requests.\n"
+            "# TYPE cutover_admin_changes_total counter\n"
+            "cutover_admin_changes_total{zone=\"%V\",result=\"accepted\"} "
+            "%uA\n"
+            "cutover_admin_changes_total{zone=\"%V\",result=\"refused\"} "
+            "%uA\n"
+            "# HELP cutover_state_persist_failures_total Changes refused "
+            "because the state or audit file could not be written.\n"
+            "# TYPE cutover_state_persist_failures_total counter\n"
+            "cutover_state_persist_failures_total{zone=\"%V\"} %uA\n"
+            "# HELP cutover_nonce_table_full_total Signed requests refused "
+            "because the replay table was full.\n"
+            "# TYPE cutover_nonce_table_full_total counter\n"
+            "cutover_nonce_table_full_total{zone=\"%V\"} %uA\n"
+            "# HELP cutover_routing_torn_reads_total Requests sent to legacy "
+            "because the dial state was being rewritten.\n"
+            "# TYPE cutover_routing_torn_reads_total counter\n"
+            "cutover_routing_torn_reads_total{zone=\"%V\"} %uA\n"
+            "# HELP cutover_audit_ok 0 when the audit trail cannot be "
+            "written (changes are refused).\n"
+            "# TYPE cutover_audit_ok gauge\n"
+            "cutover_audit_ok{zone=\"%V\"} %ui\n",
+            zn, sh->forbidden, zn, sh->changes_accepted, zn,
+            sh->changes_refused, zn, sh->persist_failures, zn,
+            sh->nonce_full, zn, sh->torn_reads, zn, sh->audit_ok);
+
+    return ngx_http_cutover_send(r, NGX_HTTP_OK, buf, p - buf,
+                                 "text/plain; version=0.0.4");
+}
+
+
+static ngx_int_t
+ngx_http_cutover_history(ngx_http_request_t *r, ngx_http_cutover_admin_t *a)
+{
+    u_char     *buf, *out, *p, *end, *line, *first;
+    ssize_t     n, limit, count;
+    size_t      cap;
+    ngx_err_t   err;
+    ngx_str_t   arg;
+
+    limit = 20;
+
+    if (ngx_http_arg(r, (u_char *) "limit", 5, &arg) == NGX_OK) {
+        limit = ngx_atoi(arg.data, arg.len);
+
+        if (limit < 1 || limit > NGX_HTTP_CUTOVER_HISTORY_MAX) {
+            return ngx_http_cutover_error(r, a, NGX_HTTP_BAD_REQUEST,
+                                          "invalid_request",
+                                          "limit must be 1..1000");
+        }
+    }
+
+    cap = ngx_min((size_t) limit * CUTOVER_AUDIT_LINE_MAX, 1024 * 1024);
+
+    buf = ngx_pnalloc(r->pool, cap);
+    out = ngx_pnalloc(r->pool, cap + 8);
+    if (buf == NULL || out == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    n = ngx_http_cutover_read_file((char *) a->zone->audit_path.data, buf,
+                                   cap, cap, r->connection->log, &err);
+    if (n < 0 && err != NGX_ENOENT) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, err,
+                      "cutover zone \"%V\": cannot read audit trail \"%V\"",
+                      &a->zone->name, &a->zone->audit_path);
+        return ngx_http_cutover_error(r, a, NGX_HTTP_INTERNAL_SERVER_ERROR,
+                                      "audit_unreadable",
+                                      "the audit trail cannot be read");
+    }
+
+    n = ngx_max(n, 0);
+
+    /* skip a partial first line when the read started mid-file */
+    first = buf;
+    if (n == (ssize_t) cap) {
+        while (first < buf + n && *first != '\n') {
+            first++;
+        }
+        first++;
+    }
+
+    p = out;
+    *p++ = '[';
+    count = 0;
+    end = buf + n;
+
+    while (end > first && count < limit) {
+        if (end[-1] == '\n') {
+            end--;
+        }
+
+        line = end;
+        while (line > first && line[-1] != '\n') {
+            line--;
+        }
+
+        if (end > line) {
+            if (count++) {
+                *p++ = ',';
+            }
+
+            p = ngx_cpymem(p, line, end - line);
+        }
+
+        end = line;
+    }
+
+    p = ngx_cpymem(p, "]\n", 2);
+
+    return ngx_http_cutover_send(r, NGX_HTTP_OK, out, p - out,
+                                 "application/json");
+}
+
+
+static void
+ngx_http_cutover_audit_refusal(ngx_http_request_t *r,
+    ngx_http_cutover_admin_t *a, const char *code)
+{
+    char                   result[64];
+    cutover_audit_entry_t  e;
+
+    if (a->ep != NGX_HTTP_CUTOVER_EP_DIAL
+        && a->ep != NGX_HTTP_CUTOVER_EP_ROLLBACK)
+    {
+        return;
+    }
+
+    (void) ngx_atomic_fetch_add(&a->zone->sh->changes_refused, 1);
+
+    ngx_memzero(&e, sizeof(e));
+    ngx_sprintf((u_char *) result, "refused:%s%Z", code);
+
+    e.time = ngx_time();
+    e.key_id = a->key_id;
+    e.action = a->ep == NGX_HTTP_CUTOVER_EP_DIAL ? "dial" : "rollback";
+    e.result = result;
+    e.reason = a->reason;
+
+    ngx_shmtx_lock(&a->zone->shpool->mutex);
+    (void) ngx_http_cutover_audit_append(a->zone, &e, r->connection->log);
+    ngx_shmtx_unlock(&a->zone->shpool->mutex);
+}
+
+
+/* Decodes an array of id strings into pool memory. */
+static ngx_int_t
+ngx_http_cutover_ids(ngx_http_request_t *r, const char *json,
+    cutover_json_tok_t *toks, int arr, const char **out, size_t *n,
+    const char **what)
+{
+    int       i;
+    char     *s;
+    uint32_t  k;
+
+    if (toks[arr].type != CUTOVER_JSON_ARRAY) {
+        *what = "must be an array of strings";
+        return NGX_ERROR;
+    }
+
+    if (toks[arr].size > CUTOVER_MAX_IDS) {
+        *what = "has too many entries";
+        return NGX_ERROR;
+    }
+
+    i = arr + 1;
+
+    for (k = 0; k < toks[arr].size; k++) {
+        s = ngx_pnalloc(r->pool, CUTOVER_ID_MAX + 1);
+        if (s == NULL) {
+            return NGX_ERROR;
+        }
+
+        if (toks[i].type != CUTOVER_JSON_STRING
+            || cutover_json_string(json, &toks[i], s, CUTOVER_ID_MAX + 1) < 1
+            || !cutover_id_valid(s, ngx_strlen(s)))
+        {
+            *what = "must hold ids of 1 to 32 of A-Z a-z 0-9 _ . -";
+            return NGX_ERROR;
+        }
+
+        out[k] = s;
+        i = cutover_json_next(toks, i);
+    }
+
+    *n = toks[arr].size;
+    return NGX_OK;
+}
+
+
+typedef struct {
+    cutover_dial_t   dial;
+    int64_t          expect_version;      /* -1: not given */
+    char             reason[NGX_HTTP_CUTOVER_REASON_MAX + 1];
+} ngx_http_cutover_change_t;
+
+
+/* Parses a dial or rollback body; on error returns the message. */
+static const char *
+ngx_http_cutover_parse_change(ngx_http_request_t *r,
+    ngx_http_cutover_admin_t *a, ngx_http_cutover_change_t *c,
+    const char **code)
+{
+    int                  n, i, v;
+    char                *json = (char *) a->body;
+    char                *msg, name[32];
+    uint32_t             k;
+    const char          *what;
+    cutover_error_t      err;
+    cutover_json_tok_t  *toks;
+
+    *code = "invalid_request";
+    c->expect_version = -1;
+    ngx_cpystrn((u_char *) c->dial.rule, (u_char *) "default",
+                sizeof(c->dial.rule));
+    c->dial.bp = -1;
+
+    msg = ngx_pnalloc(r->pool, 256);
+    toks = ngx_palloc(r->pool, NGX_HTTP_CUTOVER_MAX_TOKENS
+                               * sizeof(cutover_json_tok_t));
+    if (msg == NULL || toks == NULL) {
+        return "out of memory";
+    }
+
+    n = cutover_json_parse(json, a->body_len, toks,
+                           NGX_HTTP_CUTOVER_MAX_TOKENS, msg, 200);
+    if (n < 0) {
+        *code = "malformed_json";
+        return msg;
+    }
+
+    if (toks[0].type != CUTOVER_JSON_OBJECT) {
+        return "the body must be a JSON object";
+    }
+
+    i = 1;
+
+    for (k = 0; k < toks[0].size; k++, i = cutover_json_next(toks, i + 1)) {
+        if (cutover_json_string(json, &toks[i], name, sizeof(name)) < 0) {
+            return "unknown field";
+        }
+
+        /* duplicates would make the meaning depend on the parser */
+        if (cutover_json_get(json, toks, 0, name) != i + 1) {
+            ngx_sprintf((u_char *) msg, "duplicate field \"%s\"%Z", name);
+            return msg;
+        }
+
+        v = i + 1;
+
+        if (ngx_strcmp(name, "reason") == 0) {
+            if (toks[v].type != CUTOVER_JSON_STRING
+                || cutover_json_string(json, &toks[v], c->reason,
+                                       sizeof(c->reason)) < 0)
+            {
+                return "reason must be a string of at most 1024 bytes";
+            }
+
+            a->reason = c->reason;
+            continue;
+        }
+
+        if (a->ep == NGX_HTTP_CUTOVER_EP_ROLLBACK) {
+            ngx_sprintf((u_char *) msg, "unknown field \"%s\" (rollback "
+                        "takes reason)%Z", name);
+            return msg;
+        }
+
+        if (ngx_strcmp(name, "rule") == 0) {
+            if (toks[v].type != CUTOVER_JSON_STRING
+                || cutover_json_string(json, &toks[v], c->dial.rule,
+                                       sizeof(c->dial.rule)) < 1
+                || !cutover_id_valid(c->dial.rule, ngx_strlen(c->dial.rule)))
+            {
+                return "rule must be an id of 1 to 32 of A-Z a-z 0-9 _ . -";
+            }
+
+        } else if (ngx_strcmp(name, "percent") == 0) {
+            if (toks[v].type != CUTOVER_JSON_NUMBER) {
+                *code = "invalid_percent";
+                return "percent must be a number from 0 to 100";
+            }
+
+            c->dial.bp = cutover_percent_parse(json + toks[v].start,
+                                               toks[v].end - toks[v].start,
+                                               &err);
+            if (c->dial.bp < 0) {
+                *code = "invalid_percent";
+                ngx_cpystrn((u_char *) msg, (u_char *) err.message, 200);
+                return msg;
+            }
+
+        } else if (ngx_strcmp(name, "stores") == 0
+                   || ngx_strcmp(name, "channels") == 0)
+        {
+            int stores = name[0] == 's';
+
+            if (ngx_http_cutover_ids(r, json, toks, v,
+                                     stores ? c->dial.stores
+                                            : c->dial.channels,
+                                     stores ? &c->dial.nstores
+                                            : &c->dial.nchannels,
+                                     &what) != NGX_OK)
+            {
+                ngx_sprintf((u_char *) msg, "%s %s%Z", name, what);
+                return msg;
+            }
+
+            if (stores) {
+                c->dial.has_stores = 1;
+            } else {
+                c->dial.has_channels = 1;
+            }
+
+        } else if (ngx_strcmp(name, "expect_version") == 0) {
+            c->expect_version = toks[v].type == CUTOVER_JSON_NUMBER
+                                ? ngx_atoof((u_char *) json + toks[v].start,
+                                            toks[v].end - toks[v].start)
+                                : NGX_ERROR;
+            if (c->expect_version < 0) {
+                return "expect_version must be a non-negative integer";
+            }
+
+        } else {
+            ngx_sprintf((u_char *) msg, "unknown field \"%s\"%Z", name);
+            return msg;
+        }
+    }
+
+    if (a->ep == NGX_HTTP_CUTOVER_EP_DIAL && c->dial.bp < 0) {
+        *code = "invalid_percent";
+        return "percent is required";
+    }
+
+    for (what = c->reason; *what == ' '; what++) { /* void */ }
+
+    if (*what == '\0') {
+        return "reason is required: say why, for the audit trail";
+    }
+
+    return NULL;
+}
+
+
+static ngx_int_t
+ngx_http_cutover_change(ngx_http_request_t *r, ngx_http_cutover_admin_t *a)
+{
+    int                         n;
+    char                        result[64], *from, *to;
+    u_char                      tmpname[NGX_MAX_PATH];
+    ngx_str_t                   tmp;
+    ngx_uint_t                  status;
+    const char                 *msg, *code;
+    cutover_error_t             err;
+    cutover_state_t            *cur, *next;
+    cutover_audit_entry_t       e;
+    ngx_http_cutover_zone_t    *z = a->zone;
+    ngx_http_cutover_change_t  *c;
+
+    c = ngx_pcalloc(r->pool, sizeof(ngx_http_cutover_change_t));
+    next = ngx_palloc(r->pool, sizeof(cutover_state_t));
+    from = ngx_pnalloc(r->pool, 2 * CUTOVER_AUDIT_LINE_MAX / 4);
+    to = ngx_pnalloc(r->pool, 2 * CUTOVER_AUDIT_LINE_MAX / 4);
+    if (c == NULL || next == NULL || from == NULL || to == NULL
+        || z->state_path.len + 5 > sizeof(tmpname))
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    msg = ngx_http_cutover_parse_change(r, a, c, &code);
+    if (msg) {
+        ngx_http_cutover_audit_refusal(r, a, code);
+        return ngx_http_cutover_error(r, a, NGX_HTTP_BAD_REQUEST, code, msg);
+    }
+
+    tmp.data = tmpname;
+    status = NGX_HTTP_OK;
+    code = NULL;
+
+    ngx_shmtx_lock(&z->shpool->mutex);
+
+    cur = ngx_http_cutover_zone_snapshot(z, r->pool);
+
+    if (cur == NULL) {
+        status = NGX_HTTP_INTERNAL_SERVER_ERROR;
+        code = "no_memory";
+        msg = "out of memory";
+        goto refused;
+    }
+
+    if (!z->sh->audit_ok) {
+        status = NGX_HTTP_SERVICE_UNAVAILABLE;
+        code = "audit_unavailable";
+        msg = "the audit trail cannot be written; no change is made";
+        goto failed;
+    }
+
+    if (c->expect_version >= 0
+        && (uint64_t) c->expect_version != cur->version)
+    {
+        status = NGX_HTTP_CONFLICT;
+        code = "version_conflict";
+        msg = ngx_pnalloc(r->pool, 128);
+        if (msg) {
+            ngx_sprintf((u_char *) msg, "expect_version %L but the state is "
+                        "at version %uL%Z", c->expect_version, cur->version);
+        }
+        goto refused;
+    }
+
+    if (a->ep == NGX_HTTP_CUTOVER_EP_DIAL) {
+        if (cutover_state_dial(next, cur, &c->dial, ngx_time(), &err) != 0) {
+            status = NGX_HTTP_BAD_REQUEST;
+            code = err.code;
+            msg = err.message;
+            goto refused;
+        }
+
+        n = cutover_state_find(cur, c->dial.rule);
+        if (n < 0 || cutover_state_rule_json(cur, n, from,
+                                             CUTOVER_AUDIT_LINE_MAX / 2) < 0)
+        {
+            from = NULL;
+        }
+
+        n = cutover_state_find(next, c->dial.rule);
+        if (cutover_state_rule_json(next, n, to, CUTOVER_AUDIT_LINE_MAX / 2)
+            < 0)
+        {
+            to = NULL;
+        }
+
+    } else {
+        ngx_memcpy(next, cur, sizeof(cutover_state_t));
+        cutover_state_rollback(next, ngx_time());
+        ngx_sprintf((u_char *) from, "{\"version\":%uL,\"state\":\"%s\"}%Z",
+                    cur->version, cur->rolled_back ? "rolled_back"
+                                                   : "active");
+        ngx_sprintf((u_char *) to, "{\"version\":%uL,\"state\":"
+                    "\"rolled_back\"}%Z", next->version);
+    }
+
+    if (ngx_http_cutover_zone_persist(z, next, r->connection->log, &tmp)
+        != NGX_OK)
+    {
+        status = NGX_HTTP_SERVICE_UNAVAILABLE;
+        code = "persist_failed";
+        msg = "the state file cannot be written; no change is made";
+        goto failed;
+    }
+
+    ngx_memzero(&e, sizeof(e));
+    e.time = ngx_time();
+    e.key_id = a->key_id;
+    e.action = a->ep == NGX_HTTP_CUTOVER_EP_DIAL ? "dial" : "rollback";
+    e.result = "accepted";
+    e.from = from;
+    e.to = to;
+    e.reason = a->reason;
+
+    if (ngx_http_cutover_audit_append(z, &e, r->connection->log) != NGX_OK) {
+        (void) ngx_delete_file(tmp.data);
+        status = NGX_HTTP_SERVICE_UNAVAILABLE;
+        code = "audit_unavailable";
+        msg = "the audit trail cannot be written; no change is made";
+        goto failed;
+    }
+
+    if (ngx_http_cutover_zone_commit(z, next, &tmp, r->connection->log)
+        != NGX_OK)
+    {
+        status = NGX_HTTP_SERVICE_UNAVAILABLE;
+        code = "persist_failed";
+        msg = "the state file cannot be written; no change is made";
+        goto failed;
+    }
+
+    ngx_http_cutover_zone_publish(z, next);
+    ngx_shmtx_unlock(&z->shpool->mutex);
+
+    (void) ngx_atomic_fetch_add(&z->sh->changes_accepted, 1);
+
+    ngx_log_error(NGX_LOG_NOTICE, r->connection->log, 0,
+                  "cutover zone \"%V\": %s by \"%s\", version %uL: %s",
+                  &z->name, e.action, a->key_id, next->version, a->reason);
+
+    return ngx_http_cutover_state_reply(r, a, next, 0);
+
+failed:
+
+    (void) ngx_atomic_fetch_add(&z->sh->persist_failures, 1);
+
+refused:
+
+    ngx_shmtx_unlock(&z->shpool->mutex);
+
+    ngx_sprintf((u_char *) result, "%s%Z", code);
+    ngx_http_cutover_audit_refusal(r, a, result);
+
+    return ngx_http_cutover_error(r, a, status, code,
+                                  msg ? msg : "refused");
+}
