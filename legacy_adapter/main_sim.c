@@ -1,0 +1,188 @@
+/* legacy-store-sim: the stand-in legacy store system (thin main). */
+
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "legacy_adapter/legacy_server.h"
+#include "legacy_adapter/legacy_sim.h"
+
+
+static void sim_main_log(void *data, int level, const char *message);
+static void sim_main_usage(FILE *out);
+
+
+static void
+sim_main_log(void *data, int level, const char *message)
+{
+    static const char  *levels[] = { "error", "warn", "info" };
+    char                when[32];
+    struct timespec     ts;
+    struct tm           tm;
+
+    (void) data;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    gmtime_r(&ts.tv_sec, &tm);
+    strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
+    fprintf(stderr, "%s.%03ldZ [%s] legacy-store-sim: %s\n", when,
+            ts.tv_nsec / 1000000, levels[level], message);
+}
+
+
+static void
+sim_main_usage(FILE *out)
+{
+    fprintf(out,
+        "usage: legacy-store-sim --db CONNINFO [--listen ADDR:PORT]\n"
+        "           [--init-schema] [--seed]\n"
+        "           [--quirks LIST | --no-quirks] [--threads N]"
+        " [--delay-ms N]\n"
+        "\n"
+        "The stand-in legacy store system: its own ledger in schema\n"
+        "\"legacy\", pinyin fields, fen, numeric channel codes, China time,\n"
+        "an always-200 {code,msg,data} envelope, BSON or JSON bodies.\n"
+        "\n"
+        "  --listen ADDR:PORT  serve the legacy API (POST /lsapi/...)\n"
+        "  --db CONNINFO       libpq connection string\n"
+        "  --init-schema       create the legacy schema if missing\n"
+        "  --seed              load the demo ledger (clean re-seed)\n"
+        "  --quirks LIST       comma list of points_floor, oversell,\n"
+        "                      cancel_keeps_points (default: all on)\n"
+        "  --no-quirks         behave like the new core\n"
+        "  --threads N         server threads (default 8)\n"
+        "  --delay-ms N        answer every request N ms late (tests)\n"
+        "Without --listen it does --init-schema/--seed and exits.\n");
+}
+
+
+int
+main(int argc, char **argv)
+{
+    static const struct option  opts[] = {
+        { "listen", required_argument, NULL, 'l' },
+        { "db", required_argument, NULL, 'd' },
+        { "init-schema", no_argument, NULL, 'i' },
+        { "seed", no_argument, NULL, 's' },
+        { "quirks", required_argument, NULL, 'q' },
+        { "no-quirks", no_argument, NULL, 'n' },
+        { "threads", required_argument, NULL, 't' },
+        { "delay-ms", required_argument, NULL, 'w' },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 }
+    };
+    legacy_sim_config_t  cfg;
+    legacy_error_t       err;
+    legacy_sim_t        *sim = NULL;
+    legacy_server_t     *srv = NULL;
+    const char          *listen = NULL;
+    int                  c, init = 0, seed = 0, threads = 8, rc = 1, sig;
+    sigset_t             set;
+    char                 msg[512];
+
+    memset(&cfg, 0, sizeof(cfg));
+    cfg.points_floor = 1;
+    cfg.oversell = 1;
+    cfg.cancel_keeps_points = 1;
+    cfg.time_offset_min = 480;
+    cfg.log = sim_main_log;
+
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'l': listen = optarg; break;
+        case 'd': cfg.conninfo = optarg; break;
+        case 'i': init = 1; break;
+        case 's': seed = 1; break;
+        case 'n':
+            cfg.points_floor = cfg.oversell = cfg.cancel_keeps_points = 0;
+            break;
+        case 'q':
+            if (legacy_sim_parse_quirks(optarg, &cfg, &err) != LEGACY_OK) {
+                fprintf(stderr, "legacy-store-sim: %s\n", err.message);
+                return 2;
+            }
+            break;
+        case 't':
+            threads = atoi(optarg);
+            if (threads < 1 || threads > 256) {
+                fprintf(stderr, "legacy-store-sim: bad --threads\n");
+                return 2;
+            }
+            break;
+        case 'w':
+            cfg.delay_ms = atoi(optarg);
+            break;
+        case 'h':
+            sim_main_usage(stdout);
+            return 0;
+        default:
+            sim_main_usage(stderr);
+            return 2;
+        }
+    }
+    if (optind != argc || cfg.conninfo == NULL
+        || (listen == NULL && !init && !seed))
+    {
+        sim_main_usage(stderr);
+        return 2;
+    }
+
+    if (init && legacy_sim_init_schema(cfg.conninfo, &err) != LEGACY_OK) {
+        snprintf(msg, sizeof(msg), "init schema: %s", err.message);
+        sim_main_log(NULL, LEGACY_LOG_ERR, msg);
+        return 1;
+    }
+    if (seed) {
+        if (legacy_sim_seed(cfg.conninfo, &err) != LEGACY_OK) {
+            snprintf(msg, sizeof(msg), "seed: %s", err.message);
+            sim_main_log(NULL, LEGACY_LOG_ERR, msg);
+            return 1;
+        }
+        sim_main_log(NULL, LEGACY_LOG_INFO, "seeded 200 stores, 2000 SKUs,"
+                     " 400000 stock rows, 10000 members");
+    }
+    if (listen == NULL) {
+        return 0;
+    }
+
+    /* Signals are taken by sigwait() below, never by the server threads. */
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    sim = legacy_sim_new(&cfg, &err);
+    if (sim == NULL) {
+        goto failed;
+    }
+    srv = legacy_server_new(listen, (unsigned) threads, legacy_sim_handle,
+                            sim, &err);
+    if (srv == NULL) {
+        goto failed;
+    }
+    snprintf(msg, sizeof(msg), "listening on %s, quirks:%s%s%s%s", listen,
+             cfg.points_floor ? " points_floor" : "",
+             cfg.oversell ? " oversell" : "",
+             cfg.cancel_keeps_points ? " cancel_keeps_points" : "",
+             cfg.points_floor || cfg.oversell || cfg.cancel_keeps_points
+             ? "" : " none");
+    sim_main_log(NULL, LEGACY_LOG_INFO, msg);
+
+    sigwait(&set, &sig);
+    snprintf(msg, sizeof(msg), "signal %d, stopping", sig);
+    sim_main_log(NULL, LEGACY_LOG_INFO, msg);
+    rc = 0;
+    goto cleanup;
+
+failed:
+    snprintf(msg, sizeof(msg), "%s", err.message);
+    sim_main_log(NULL, LEGACY_LOG_ERR, msg);
+
+cleanup:
+    legacy_server_free(srv);
+    legacy_sim_free(sim);
+    return rc;
+}
