@@ -92,4 +92,60 @@ uint64_t compare_store_pending(const compare_store_t *store);
 
 void compare_store_free(compare_store_t *store);
 
+/* --- additions: reading a result ------------------------------------- */
+
+typedef enum {
+    COMPARE_DIFF_MISSING = 0,   /* only on the primary side (A) */
+    COMPARE_DIFF_EXTRA,         /* only on the shadow side (B) */
+    COMPARE_DIFF_TYPE,
+    COMPARE_DIFF_VALUE,
+    COMPARE_DIFF_STATUS,
+    COMPARE_DIFF_HEADER,
+    COMPARE_DIFF_ORDER
+} compare_diff_kind_t;
+
+/* One difference.  a and b are JSON texts of the two values (NULL when
+ * absent); masked values appear only as "hmac:<hex>". */
+typedef struct {
+    const char           *path;
+    compare_diff_kind_t   kind;
+    const char           *a;
+    const char           *b;
+} compare_diff_t;
+
+#define COMPARE_MAX_DIFFS_KEPT  256
+
+/* The i-th difference kept (the first COMPARE_MAX_DIFFS_KEPT are kept;
+ * compare_result_ndiffs() counts all), or NULL.  Owned by the result. */
+const compare_diff_t *compare_result_diff(const compare_result_t *result,
+    size_t i);
+
+/* Why the verdict is what it is ("unparseable on the legacy side: ..."),
+ * "" when equal.  Owned by the result. */
+const char *compare_result_detail(const compare_result_t *result);
+
+/* The route template that matched ("POST /api/v1/orders/{id}"), or the
+ * method and path with id-like segments as {id} when no rule matched. */
+const char *compare_result_route(const compare_result_t *result);
+
+const char *compare_verdict_name(compare_verdict_t verdict);
+const char *compare_diff_kind_name(compare_diff_kind_t kind);
+
+/* Noise learning: several answers of ONE system to the same requests are
+ * compared in pairs; paths that differ are noise.  Feed results of such
+ * pairs with compare_noise_add(). */
+typedef struct compare_noise_s  compare_noise_t;
+
+compare_noise_t *compare_noise_new(void);
+void compare_noise_add(compare_noise_t *noise, const char *route,
+    const compare_result_t *result);
+/* Paths seen noisy at least min_count times, as JSON text:
+ * {"pairs": N, "noisy": [{"route", "path", "count"}],
+ *  "rules": {"routes": [{"match", "ignore": [...]}]}}; caller free()s. */
+char *compare_noise_report(const compare_noise_t *noise, uint64_t min_count);
+void compare_noise_free(compare_noise_t *noise);
+
+/* Results pending plus results written to PostgreSQL so far (metrics). */
+uint64_t compare_store_written(const compare_store_t *store);
+
 #endif /* COMPARE_H */

@@ -1,0 +1,232 @@
+/*
+ * compare_norm: normalising strings before they are compared.
+ */
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
+#include "compare/compare_norm.h"
+#include "compare/compare_rules.h"
+
+
+static int compare_num(const char **p, const char *end, int ndig, int *v);
+
+
+static int
+compare_num(const char **p, const char *end, int ndig, int *v)
+{
+    int  i;
+
+    *v = 0;
+    for (i = 0; i < ndig; i++) {
+        if (*p >= end || !isdigit((unsigned char) **p)) {
+            return -1;
+        }
+        *v = *v * 10 + (**p - '0');
+        (*p)++;
+    }
+    return 0;
+}
+
+
+int
+compare_time_parse(const char *s, size_t len, int64_t *us)
+{
+    const char  *p = s, *end = s + len;
+    int          y, mo, d, h = 0, mi = 0, sec = 0, oh, om, sign;
+    int64_t      frac = 0, scale = 1000000;
+    struct tm    tm;
+    time_t       t;
+    size_t       i;
+
+    while (p < end && isspace((unsigned char) *p)) {
+        p++;
+    }
+    while (end > p && isspace((unsigned char) end[-1])) {
+        end--;
+    }
+    /* Unix seconds (10 digits) or milliseconds (13 digits) */
+    if (end - p == 10 || end - p == 13) {
+        int64_t  v = 0;
+
+        for (i = 0; p + i < end && isdigit((unsigned char) p[i]); i++) {
+            v = v * 10 + (p[i] - '0');
+        }
+        if (p + i == end) {
+            *us = (end - p == 10) ? v * 1000000 : v * 1000;
+            return 0;
+        }
+    }
+    if (compare_num(&p, end, 4, &y) != 0 || p >= end
+        || (*p != '-' && *p != '/'))
+    {
+        return -1;
+    }
+    p++;
+    if (compare_num(&p, end, 2, &mo) != 0 || p >= end
+        || (*p != '-' && *p != '/'))
+    {
+        return -1;
+    }
+    p++;
+    if (compare_num(&p, end, 2, &d) != 0) {
+        return -1;
+    }
+    if (p < end && (*p == 'T' || *p == 't' || *p == ' ')) {
+        p++;
+        if (compare_num(&p, end, 2, &h) != 0 || p >= end || *p != ':') {
+            return -1;
+        }
+        p++;
+        if (compare_num(&p, end, 2, &mi) != 0) {
+            return -1;
+        }
+        if (p < end && *p == ':') {
+            p++;
+            if (compare_num(&p, end, 2, &sec) != 0) {
+                return -1;
+            }
+            if (p < end && (*p == '.' || *p == ',')) {
+                p++;
+                if (p >= end || !isdigit((unsigned char) *p)) {
+                    return -1;
+                }
+                while (p < end && isdigit((unsigned char) *p)) {
+                    if (scale > 1) {
+                        scale /= 10;
+                        frac += (*p - '0') * scale;
+                    }
+                    p++;
+                }
+            }
+        }
+    }
+    if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59
+        || sec > 60)
+    {
+        return -1;
+    }
+    oh = om = 0;
+    sign = 1;
+    if (p < end && *p == ' ') {
+        p++;
+    }
+    if (p < end && (*p == 'Z' || *p == 'z')) {
+        p++;
+    } else if (end - p == 3 && strncasecmp(p, "UTC", 3) == 0) {
+        p += 3;
+    } else if (p < end && (*p == '+' || *p == '-')) {
+        sign = *p == '-' ? -1 : 1;
+        p++;
+        if (compare_num(&p, end, 2, &oh) != 0) {
+            return -1;
+        }
+        if (p < end && *p == ':') {
+            p++;
+        }
+        if (compare_num(&p, end, 2, &om) != 0 || oh > 23 || om > 59) {
+            return -1;
+        }
+    }
+    if (p != end) {
+        return -1;
+    }
+    memset(&tm, 0, sizeof(tm));
+    tm.tm_year = y - 1900;
+    tm.tm_mon = mo - 1;
+    tm.tm_mday = d;
+    tm.tm_hour = h;
+    tm.tm_min = mi;
+    tm.tm_sec = sec;
+    t = timegm(&tm);
+    t -= (time_t) sign * (oh * 3600 + om * 60);
+    *us = (int64_t) t * 1000000 + frac;
+    return 0;
+}
+
+
+void
+compare_time_format(int64_t us, char *buf, size_t size)
+{
+    time_t     t;
+    struct tm  tm;
+    int64_t    frac = us % 1000000;
+    char       tmp[32];
+
+    if (frac < 0) {
+        frac += 1000000;
+    }
+    t = (time_t) ((us - frac) / 1000000);
+    gmtime_r(&t, &tm);
+    strftime(tmp, sizeof(tmp), "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(buf, size, "%s.%06lldZ", tmp, (long long) frac);
+}
+
+
+char *
+compare_norm_string(const char *s, size_t len, unsigned flags,
+    size_t *outlen)
+{
+    char     *out;
+    size_t    i, o = 0;
+    int       space = 0;
+    int64_t   us;
+
+    if ((flags & COMPARE_NORM_TIME) && compare_time_parse(s, len, &us) == 0) {
+        out = malloc(40);
+        if (out != NULL) {
+            compare_time_format(us, out, 40);
+            *outlen = strlen(out);
+        }
+        return out;
+    }
+    out = malloc(len + 1);
+    if (out == NULL) {
+        return NULL;
+    }
+    for (i = 0; i < len; i++) {
+        char c = s[i];
+
+        if (flags & COMPARE_NORM_SPACE) {
+            if (isspace((unsigned char) c)) {
+                space = o > 0;
+                continue;
+            }
+            if (space) {
+                out[o++] = ' ';
+                space = 0;
+            }
+        }
+        if (flags & COMPARE_NORM_CASE) {
+            c = (char) tolower((unsigned char) c);
+        }
+        out[o++] = c;
+    }
+    out[o] = '\0';
+    *outlen = o;
+    return out;
+}
+
+
+void
+compare_mask(const unsigned char *key, size_t keylen, const void *data,
+    size_t len, char out[COMPARE_MASK_TEXT_LEN])
+{
+    unsigned char  mac[EVP_MAX_MD_SIZE];
+    unsigned int   mlen = 0, i;
+    static const char hex[] = "0123456789abcdef";
+
+    HMAC(EVP_sha256(), key, (int) keylen, data, len, mac, &mlen);
+    memcpy(out, "hmac:", 5);
+    for (i = 0; i < mlen && i < 32; i++) {
+        out[5 + 2 * i] = hex[mac[i] >> 4];
+        out[5 + 2 * i + 1] = hex[mac[i] & 0xf];
+    }
+    out[5 + 2 * i] = '\0';
+}

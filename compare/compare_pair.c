@@ -1,0 +1,340 @@
+/*
+ * compare_pair: one exchange's two answers to a verdict: statuses, chosen
+ * headers, then the bodies (documents, or bytes and hashes).
+ */
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/sha.h>
+
+#include "compare/compare_diff.h"
+#include "compare/compare_json.h"
+
+
+static int compare_structured(const compare_response_t *r);
+static void compare_bytes(const compare_response_t *a,
+    const compare_response_t *b, compare_result_t *res);
+static void compare_headers(const compare_route_t *route,
+    const compare_pair_t *pair, compare_result_t *res);
+static char *compare_route_guess(const char *method, const char *uri);
+
+
+static void
+compare_side_names(const compare_pair_t *pair, const char **p,
+    const char **s)
+{
+    if (pair->side_served != NULL && strcmp(pair->side_served, "new") == 0) {
+        *p = "new";
+        *s = "legacy";
+    } else if (pair->side_served != NULL
+               && strcmp(pair->side_served, "legacy") == 0)
+    {
+        *p = "legacy";
+        *s = "new";
+    } else {
+        *p = "A";
+        *s = "B";
+    }
+}
+
+
+/* JSON or BSON by content type, or by the look of it when there is none. */
+static int
+compare_structured(const compare_response_t *r)
+{
+    size_t  i;
+
+    if (r->content_type != NULL && r->content_type[0] != '\0') {
+        return strcasestr(r->content_type, "json") != NULL
+               || strcasestr(r->content_type, "bson") != NULL;
+    }
+    if (compare_bson_detect(r->body, r->body_len)) {
+        return 1;
+    }
+    for (i = 0; i < r->body_len && isspace(r->body[i]); i++) {
+        /* skip */
+    }
+    return i < r->body_len && strchr("{[\"-0123456789tfn", r->body[i]) != NULL
+           && r->body[i] != '\0';
+}
+
+
+static void
+compare_hash_text(const compare_response_t *r, char *out, size_t size)
+{
+    unsigned char  md[SHA256_DIGEST_LENGTH];
+    char           hex[2 * SHA256_DIGEST_LENGTH + 1];
+    int            i;
+
+    if (r->body_truncated && r->body_sha256 != NULL) {
+        snprintf(out, size, "\"sha256:%.64s\"", r->body_sha256);
+        return;
+    }
+    SHA256(r->body ? r->body : (const uint8_t *) "", r->body_len, md);
+    for (i = 0; i < SHA256_DIGEST_LENGTH; i++) {
+        snprintf(hex + 2 * i, 3, "%02x", md[i]);
+    }
+    snprintf(out, size, "\"sha256:%s (%zu bytes)\"", hex, r->body_len);
+}
+
+
+static void
+compare_bytes(const compare_response_t *a, const compare_response_t *b,
+    compare_result_t *res)
+{
+    char  ta[128], tb[128];
+    int   equal;
+
+    if ((a->body_truncated || b->body_truncated) && a->body_sha256 != NULL
+        && b->body_sha256 != NULL)
+    {
+        equal = strcasecmp(a->body_sha256, b->body_sha256) == 0;
+    } else {
+        equal = a->body_len == b->body_len
+                && (a->body_len == 0 || memcmp(a->body, b->body, a->body_len)
+                                        == 0);
+    }
+    if (!equal) {
+        compare_hash_text(a, ta, sizeof(ta));
+        compare_hash_text(b, tb, sizeof(tb));
+        compare_result_add(res, "$", COMPARE_DIFF_VALUE, ta, tb);
+    }
+}
+
+
+static const char *
+compare_header_value(const compare_response_t *r, const char *name,
+    size_t *len)
+{
+    size_t       i, n = strlen(name);
+    const char  *h, *v, *e;
+
+    for (i = 0; r->headers != NULL && i < r->nheaders; i++) {
+        h = r->headers[i];
+        if (h != NULL && strncasecmp(h, name, n) == 0 && h[n] == ':') {
+            v = h + n + 1;
+            while (*v == ' ' || *v == '\t') {
+                v++;
+            }
+            e = v + strlen(v);
+            while (e > v && isspace((unsigned char) e[-1])) {
+                e--;
+            }
+            *len = (size_t) (e - v);
+            return v;
+        }
+    }
+    return NULL;
+}
+
+
+static void
+compare_json_quote(const char *s, size_t n, char *out, size_t size)
+{
+    size_t  o = 0, i;
+
+    out[o++] = '"';
+    for (i = 0; i < n && o + 8 < size; i++) {
+        unsigned char c = (unsigned char) s[i];
+
+        if (c == '"' || c == '\\') {
+            out[o++] = '\\';
+            out[o++] = (char) c;
+        } else if (c < 0x20) {
+            o += (size_t) snprintf(out + o, size - o, "\\u%04x", c);
+        } else {
+            out[o++] = (char) c;
+        }
+    }
+    out[o++] = '"';
+    out[o] = '\0';
+}
+
+
+static void
+compare_headers(const compare_route_t *route, const compare_pair_t *pair,
+    compare_result_t *res)
+{
+    const char  *va, *vb;
+    size_t       la = 0, lb = 0;
+    char         path[160], ta[300], tb[300];
+    int          i;
+
+    for (i = 0; route != NULL && i < route->nheaders; i++) {
+        va = compare_header_value(&pair->primary, route->headers[i], &la);
+        vb = compare_header_value(&pair->shadow, route->headers[i], &lb);
+        if (va == NULL && vb == NULL) {
+            continue;
+        }
+        if (va != NULL && vb != NULL && la == lb
+            && strncasecmp(va, vb, la) == 0)
+        {
+            continue;
+        }
+        snprintf(path, sizeof(path), "header:%s", route->headers[i]);
+        if (va) {
+            compare_json_quote(va, la, ta, sizeof(ta));
+        }
+        if (vb) {
+            compare_json_quote(vb, lb, tb, sizeof(tb));
+        }
+        compare_result_add(res, path, COMPARE_DIFF_HEADER, va ? ta : NULL,
+                           vb ? tb : NULL);
+    }
+}
+
+
+/* "GET /api/v1/orders/ORD42?x" -> "GET /api/v1/orders/{id}" */
+static char *
+compare_route_guess(const char *method, const char *uri)
+{
+    size_t       n = strcspn(uri, "?#"), o, i, s;
+    char        *out;
+    int          digit;
+
+    out = malloc(strlen(method) + 2 + n * 2 + 8);
+    if (out == NULL) {
+        return NULL;
+    }
+    o = (size_t) sprintf(out, "%s ", method);
+    for (i = 0; i < n; ) {
+        if (uri[i] == '/') {
+            out[o++] = uri[i++];
+            continue;
+        }
+        s = i;
+        digit = 0;
+        while (i < n && uri[i] != '/') {
+            digit |= isdigit((unsigned char) uri[i]) != 0;
+            i++;
+        }
+        if (digit) {
+            memcpy(out + o, "{id}", 4);
+            o += 4;
+        } else {
+            memcpy(out + o, uri + s, i - s);
+            o += i - s;
+        }
+    }
+    out[o] = '\0';
+    return out;
+}
+
+
+static void
+compare_bodies(const compare_rules_t *rules, const compare_route_t *route,
+    const compare_pair_t *pair, compare_result_t *res)
+{
+    const compare_response_t  *a = &pair->primary, *b = &pair->shadow;
+    bson_t                     da, db;
+    compare_parse_status_t     sa, sb;
+    compare_error_t            ea, eb;
+    const char                *na, *nb;
+    int                        xa, xb;
+    char                       ta[128], tb[128];
+
+    compare_side_names(pair, &na, &nb);
+    if (a->body_len == 0 && b->body_len == 0) {
+        return;
+    }
+    if (a->body_truncated || b->body_truncated) {
+        compare_bytes(a, b, res);
+        return;
+    }
+    xa = compare_structured(a);
+    xb = compare_structured(b);
+    if (!xa && !xb) {
+        compare_bytes(a, b, res);
+        return;
+    }
+    if (xa != xb) {
+        compare_hash_text(a, ta, sizeof(ta));
+        compare_hash_text(b, tb, sizeof(tb));
+        compare_result_add(res, "$", COMPARE_DIFF_TYPE, ta, tb);
+        return;
+    }
+    sa = compare_body_parse(a->content_type, a->body, a->body_len, &da, &ea);
+    sb = compare_body_parse(b->content_type, b->body, b->body_len, &db, &eb);
+    if (sa != COMPARE_PARSE_OK || sb != COMPARE_PARSE_OK) {
+        res->verdict = COMPARE_VERDICT_UNPARSEABLE;
+        if (sa != COMPARE_PARSE_OK && sb != COMPARE_PARSE_OK) {
+            snprintf(res->detail, sizeof(res->detail),
+                     "%s on both sides: %s: %.120s; %s: %.120s",
+                     compare_parse_status_name(sa), na, ea.message, nb,
+                     eb.message);
+        } else {
+            snprintf(res->detail, sizeof(res->detail), "%s on the %s side: %.250s",
+                     compare_parse_status_name(sa != COMPARE_PARSE_OK ? sa
+                                                                      : sb),
+                     sa != COMPARE_PARSE_OK ? na : nb,
+                     sa != COMPARE_PARSE_OK ? ea.message : eb.message);
+        }
+        if (sa == COMPARE_PARSE_OK) {
+            bson_destroy(&da);
+        }
+        if (sb == COMPARE_PARSE_OK) {
+            bson_destroy(&db);
+        }
+        return;
+    }
+    compare_docs(rules, route, &da, &db, res);
+    bson_destroy(&da);
+    bson_destroy(&db);
+}
+
+
+compare_result_t *
+compare_pair_run(const compare_rules_t *rules, const compare_pair_t *pair,
+    compare_error_t *err)
+{
+    compare_result_t       *res;
+    const compare_route_t  *route;
+    const char             *method = pair->method ? pair->method : "GET";
+    const char             *uri = pair->uri ? pair->uri : "/";
+    char                    sa[16], sb[16];
+
+    res = compare_result_new();
+    if (res == NULL) {
+        goto oom;
+    }
+    route = compare_rules_route(rules, method, uri);
+    res->route = route ? strdup(route->match)
+                       : compare_route_guess(method, uri);
+    if (res->route == NULL) {
+        goto oom;
+    }
+    if (pair->shadow.status == 0 || pair->shadow.error != NULL) {
+        res->verdict = COMPARE_VERDICT_SHADOW_FAILED;
+        snprintf(res->detail, sizeof(res->detail), "shadow got no answer: %s",
+                 pair->shadow.error ? pair->shadow.error : "no status");
+        return res;
+    }
+    if (!compare_route_status_equal(route, pair->primary.status,
+                                    pair->shadow.status))
+    {
+        snprintf(sa, sizeof(sa), "%d", pair->primary.status);
+        snprintf(sb, sizeof(sb), "%d", pair->shadow.status);
+        compare_result_add(res, "status", COMPARE_DIFF_STATUS, sa, sb);
+    }
+    compare_headers(route, pair, res);
+    compare_bodies(rules, route, pair, res);
+    if (res->oom) {
+        goto oom;
+    }
+    if (res->verdict == COMPARE_VERDICT_EQUAL && res->ndiffs > 0) {
+        res->verdict = COMPARE_VERDICT_DIFFERENT;
+        snprintf(res->detail, sizeof(res->detail), "%zu difference%s",
+                 res->ndiffs, res->ndiffs == 1 ? "" : "s");
+    }
+    return res;
+oom:
+    compare_result_free(res);
+    if (err != NULL) {
+        err->code = COMPARE_ERROR;
+        snprintf(err->message, sizeof(err->message), "out of memory");
+    }
+    return NULL;
+}
