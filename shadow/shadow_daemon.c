@@ -1,0 +1,1186 @@
+/*
+ * shadow_daemon: the replay engine of cutover-shadowd.
+ *
+ * Records read from the log sit in a window, in log order.  Each is also
+ * queued on its ordering key; a key with a record in flight is busy, so a
+ * key's records go out one at a time in log order, and ready keys take
+ * turns up to the concurrency limit.  A finished record is compared and
+ * put into the result store; a flush makes results durable; the checkpoint
+ * is the start of the oldest record not yet durable (or the reader's
+ * position when none is held), so a crash replays at most what was not
+ * durable, and the Idempotency-Key makes that safe.
+ */
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+#include <openssl/evp.h>
+
+#include "compare/compare.h"
+#include "shadow/shadow_daemon.h"
+#include "shadow/shadow_metrics.h"
+
+
+#define SHADOW_KEY_BUCKETS  4096
+
+typedef enum {
+    SHADOW_ITEM_QUEUED = 0,
+    SHADOW_ITEM_RUNNING,
+    SHADOW_ITEM_BACKOFF,
+    SHADOW_ITEM_DONE,           /* compared and put, not yet flushed */
+    SHADOW_ITEM_DURABLE
+} shadow_item_state_t;
+
+typedef struct shadow_keyq_s  shadow_keyq_t;
+typedef struct shadow_item_s  shadow_item_t;
+
+typedef struct {
+    uint8_t  *data;
+    size_t    len;
+    size_t    cap;
+    size_t    total;
+} shadow_buf_t;
+
+struct shadow_item_s {
+    shadow_item_t         *next;        /* log order */
+    shadow_item_t         *knext;       /* same key, log order */
+    shadow_item_t         *bnext;       /* backoff list */
+    shadow_keyq_t         *kq;
+    shadow_pos_t           at;
+    uint8_t               *payload;
+    shadow_record_t        rec;
+    shadow_item_state_t    state;
+    int                    attempts;
+    int64_t                retry_at_ms;
+    CURL                  *easy;
+    struct curl_slist     *hdrs;
+    shadow_buf_t           body;
+    char                 **resp_hdrs;
+    size_t                 n_resp_hdrs;
+    int                    status;
+    double                 ms;
+    char                   errbuf[CURL_ERROR_SIZE];
+    char                  *ctype;
+    compare_result_t      *result;
+};
+
+struct shadow_keyq_s {
+    shadow_keyq_t  *hnext;
+    shadow_keyq_t  *rnext;
+    shadow_item_t  *head;
+    shadow_item_t  *tail;
+    int             busy;
+    int             ready;
+    char            key[];
+};
+
+struct shadow_daemon_s {
+    const shadow_config_t  *cfg;
+    shadow_log_pt           log;
+    shadow_reader_t        *reader;
+    compare_rules_t        *rules;
+    compare_store_t        *store;
+    CURLM                  *multi;
+    shadow_metrics_t       *metrics;
+    shadow_stats_t          stats;
+
+    shadow_item_t          *head;       /* window, log order */
+    shadow_item_t          *tail;
+    long                    held;
+    long                    running;    /* in flight or in backoff */
+    long                    done;       /* DONE, not yet flushed */
+    shadow_item_t          *backoff;
+
+    shadow_keyq_t          *keys[SHADOW_KEY_BUCKETS];
+    shadow_keyq_t          *ready_head;
+    shadow_keyq_t          *ready_tail;
+
+    CURL                  **pool;
+    int                     npool;
+
+    shadow_pos_t            ckpt;       /* last written */
+    uint64_t                deleted_below;
+    int64_t                 last_flush_ms;
+    int64_t                 last_ckpt_ms;
+    double                  tokens;
+    int64_t                 tokens_ms;
+    int                     reader_idle;
+};
+
+
+static int64_t shadow_mono_ms(void);
+static void shadow_log(shadow_daemon_t *d, int level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void shadow_read_more(shadow_daemon_t *d);
+static void shadow_item_add(shadow_daemon_t *d, shadow_frame_t *f);
+static void shadow_item_free(shadow_daemon_t *d, shadow_item_t *it);
+static shadow_keyq_t *shadow_keyq_get(shadow_daemon_t *d, const char *key,
+    size_t len);
+static void shadow_keyq_ready(shadow_daemon_t *d, shadow_keyq_t *kq);
+static void shadow_order_key(shadow_daemon_t *d, const shadow_record_t *r,
+    char *buf, size_t cap, size_t *len);
+static void shadow_dispatch(shadow_daemon_t *d);
+static int shadow_start(shadow_daemon_t *d, shadow_item_t *it);
+static void shadow_reap(shadow_daemon_t *d);
+static void shadow_finish(shadow_daemon_t *d, shadow_item_t *it,
+    CURLcode cc);
+static void shadow_compare(shadow_daemon_t *d, shadow_item_t *it,
+    const char *error);
+static void shadow_flush(shadow_daemon_t *d, int force);
+static void shadow_advance(shadow_daemon_t *d, int force);
+static void shadow_delete_consumed(shadow_daemon_t *d);
+static void shadow_publish(shadow_daemon_t *d);
+static size_t shadow_on_body(char *p, size_t size, size_t n, void *ctx);
+static size_t shadow_on_header(char *p, size_t size, size_t n, void *ctx);
+static int shadow_hop_by_hop(const shadow_str_t *name);
+static void shadow_reset_response(shadow_item_t *it);
+
+
+static int64_t
+shadow_mono_ms(void)
+{
+    struct timespec  ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+
+static void
+shadow_log(shadow_daemon_t *d, int level, const char *fmt, ...)
+{
+    char     msg[1024];
+    va_list  ap;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+
+    if (d->log != NULL) {
+        d->log(level, msg);
+    }
+}
+
+
+shadow_daemon_t *
+shadow_daemon_new(const shadow_config_t *cfg, shadow_log_pt log,
+    shadow_error_t *err)
+{
+    int               rc;
+    shadow_pos_t      pos = { 0, 0 };
+    compare_error_t   cerr;
+    shadow_daemon_t  *d;
+
+    d = calloc(1, sizeof(*d));
+    if (d == NULL) {
+        shadow_error_set(err, SHADOW_ERROR, "out of memory");
+        return NULL;
+    }
+
+    d->cfg = cfg;
+    d->log = log;
+
+    rc = shadow_checkpoint_read(cfg->checkpoint, &pos, err);
+    if (rc == SHADOW_ERROR) {
+        goto failed;
+    }
+
+    if (rc == SHADOW_NOTFOUND) {
+        shadow_log(d, SHADOW_LOG_INFO, "no checkpoint \"%s\": starting at "
+                   "the oldest segment", cfg->checkpoint);
+    }
+
+    d->reader = shadow_reader_new(cfg->log, pos, cfg->grace_ms, err);
+    if (d->reader == NULL) {
+        goto failed;
+    }
+
+    d->ckpt = shadow_reader_pos(d->reader);
+    d->deleted_below = 0;
+
+    if (cfg->rules != NULL) {
+        d->rules = compare_rules_load(cfg->rules, &cerr);
+        if (d->rules == NULL) {
+            shadow_error_set(err, SHADOW_ERROR, "rules \"%s\": %s",
+                             cfg->rules, cerr.message);
+            goto failed;
+        }
+    }
+
+    d->store = compare_store_open(cfg->results_db, cfg->outbox, &cerr);
+    if (d->store == NULL) {
+        shadow_error_set(err, SHADOW_ERROR, "result store: %s",
+                         cerr.message);
+        goto failed;
+    }
+
+    d->multi = curl_multi_init();
+    d->pool = calloc(cfg->concurrency, sizeof(CURL *));
+    if (d->multi == NULL || d->pool == NULL) {
+        shadow_error_set(err, SHADOW_ERROR, "cannot set up libcurl");
+        goto failed;
+    }
+
+    curl_multi_setopt(d->multi, CURLMOPT_MAXCONNECTS,
+                      (long) cfg->concurrency * 2);
+    curl_multi_setopt(d->multi, CURLMOPT_MAX_HOST_CONNECTIONS,
+                      (long) cfg->concurrency);
+
+    if (cfg->metrics_listen != NULL) {
+        d->metrics = shadow_metrics_start(cfg->metrics_listen, err);
+        if (d->metrics == NULL) {
+            goto failed;
+        }
+    }
+
+    d->last_flush_ms = shadow_mono_ms();
+    d->last_ckpt_ms = d->last_flush_ms;
+    d->tokens_ms = d->last_flush_ms;
+    d->tokens = 1;
+    return d;
+
+failed:
+
+    shadow_daemon_free(d);
+    return NULL;
+}
+
+
+void
+shadow_daemon_free(shadow_daemon_t *d)
+{
+    int             i;
+    shadow_item_t  *it, *next;
+    shadow_keyq_t  *kq, *kn;
+
+    if (d == NULL) {
+        return;
+    }
+
+    shadow_metrics_stop(d->metrics);
+
+    for (it = d->head; it; it = next) {
+        next = it->next;
+        shadow_item_free(d, it);
+    }
+
+    for (i = 0; i < SHADOW_KEY_BUCKETS; i++) {
+        for (kq = d->keys[i]; kq; kq = kn) {
+            kn = kq->hnext;
+            free(kq);
+        }
+    }
+
+    for (i = 0; i < d->npool; i++) {
+        curl_easy_cleanup(d->pool[i]);
+    }
+
+    free(d->pool);
+
+    if (d->multi != NULL) {
+        curl_multi_cleanup(d->multi);
+    }
+
+    compare_store_free(d->store);
+    compare_rules_free(d->rules);
+    shadow_reader_free(d->reader);
+    free(d);
+}
+
+
+/* ---- reading ---------------------------------------------------------- */
+
+static void
+shadow_read_more(shadow_daemon_t *d)
+{
+    int             rc;
+    shadow_frame_t  f;
+    shadow_error_t  err;
+
+    d->reader_idle = 0;
+
+    while (d->held < d->cfg->window) {
+        rc = shadow_reader_next(d->reader, &f, &err);
+
+        if (rc == SHADOW_OK) {
+            shadow_item_add(d, &f);
+            continue;
+        }
+
+        if (rc == SHADOW_CORRUPT) {
+            d->stats.corrupt++;
+            shadow_log(d, SHADOW_LOG_WARN, "%s", err.message);
+            continue;
+        }
+
+        if (rc == SHADOW_ERROR) {
+            shadow_log(d, SHADOW_LOG_ERR, "%s", err.message);
+        }
+
+        d->reader_idle = 1;
+        return;
+    }
+}
+
+
+static void
+shadow_order_key(shadow_daemon_t *d, const shadow_record_t *r, char *buf,
+    size_t cap, size_t *len)
+{
+    int  n;
+
+    switch (d->cfg->order_key) {
+
+    case SHADOW_ORDER_STORE_CHANNEL:
+        n = snprintf(buf, cap, "%.*s:%.*s", (int) r->store.len,
+                     r->store.data ? r->store.data : "",
+                     (int) r->channel.len,
+                     r->channel.data ? r->channel.data : "");
+        break;
+
+    case SHADOW_ORDER_KEY:
+        n = snprintf(buf, cap, "k:%.*s", (int) r->key.len,
+                     r->key.data ? r->key.data : "");
+        break;
+
+    default:
+        n = snprintf(buf, cap, "%.*s", (int) r->store.len,
+                     r->store.data ? r->store.data : "");
+        break;
+    }
+
+    /* a record without a store touches no store's ledger: no ordering */
+    if (r->store.len == 0 && d->cfg->order_key != SHADOW_ORDER_KEY) {
+        n = snprintf(buf, cap, "id:%.*s", (int) r->id.len, r->id.data);
+    }
+
+    *len = (size_t) n < cap ? (size_t) n : cap - 1;
+}
+
+
+static void
+shadow_item_add(shadow_daemon_t *d, shadow_frame_t *f)
+{
+    char             key[512];
+    size_t           klen;
+    shadow_item_t   *it;
+    shadow_error_t   err;
+
+    it = calloc(1, sizeof(*it));
+    if (it == NULL || (it->payload = malloc(f->len)) == NULL) {
+        /* not held: the checkpoint cannot pass it, it is read again */
+        free(it);
+        shadow_log(d, SHADOW_LOG_ERR, "out of memory holding a record");
+        return;
+    }
+
+    memcpy(it->payload, f->payload, f->len);
+    it->at = f->at;
+    d->stats.read++;
+
+    if (d->tail) {
+        d->tail->next = it;
+
+    } else {
+        d->head = it;
+    }
+
+    d->tail = it;
+    d->held++;
+
+    if (shadow_record_decode(it->payload, f->len, &it->rec, &err)
+        != SHADOW_OK)
+    {
+        d->stats.corrupt++;
+        shadow_log(d, SHADOW_LOG_WARN, "record in segment %llu at offset "
+                   "%llu skipped: %s", (unsigned long long) f->at.seq,
+                   (unsigned long long) f->at.off, err.message);
+        it->state = SHADOW_ITEM_DURABLE;
+        return;
+    }
+
+    shadow_order_key(d, &it->rec, key, sizeof(key), &klen);
+    it->kq = shadow_keyq_get(d, key, klen);
+    if (it->kq == NULL) {
+        shadow_log(d, SHADOW_LOG_ERR, "out of memory queuing a record");
+        it->state = SHADOW_ITEM_DURABLE;
+        return;
+    }
+
+    if (it->kq->tail) {
+        it->kq->tail->knext = it;
+
+    } else {
+        it->kq->head = it;
+    }
+
+    it->kq->tail = it;
+    shadow_keyq_ready(d, it->kq);
+}
+
+
+static void
+shadow_item_free(shadow_daemon_t *d, shadow_item_t *it)
+{
+    if (it->easy != NULL) {
+        curl_multi_remove_handle(d->multi, it->easy);
+        curl_easy_cleanup(it->easy);
+    }
+
+    shadow_reset_response(it);
+    curl_slist_free_all(it->hdrs);
+    compare_result_free(it->result);
+    shadow_record_clear(&it->rec);
+    free(it->payload);
+    free(it);
+}
+
+
+static shadow_keyq_t *
+shadow_keyq_get(shadow_daemon_t *d, const char *key, size_t len)
+{
+    size_t          i;
+    uint32_t        h = 2166136261u;
+    shadow_keyq_t  *kq;
+
+    for (i = 0; i < len; i++) {
+        h = (h ^ (uint8_t) key[i]) * 16777619u;
+    }
+
+    h %= SHADOW_KEY_BUCKETS;
+
+    for (kq = d->keys[h]; kq; kq = kq->hnext) {
+        if (strlen(kq->key) == len && memcmp(kq->key, key, len) == 0) {
+            return kq;
+        }
+    }
+
+    kq = calloc(1, sizeof(*kq) + len + 1);
+    if (kq == NULL) {
+        return NULL;
+    }
+
+    memcpy(kq->key, key, len);
+    kq->hnext = d->keys[h];
+    d->keys[h] = kq;
+    return kq;
+}
+
+
+static void
+shadow_keyq_ready(shadow_daemon_t *d, shadow_keyq_t *kq)
+{
+    if (kq->busy || kq->ready || kq->head == NULL) {
+        return;
+    }
+
+    kq->ready = 1;
+    kq->rnext = NULL;
+
+    if (d->ready_tail) {
+        d->ready_tail->rnext = kq;
+
+    } else {
+        d->ready_head = kq;
+    }
+
+    d->ready_tail = kq;
+}
+
+
+/* ---- replaying -------------------------------------------------------- */
+
+static void
+shadow_dispatch(shadow_daemon_t *d)
+{
+    int64_t         now;
+    shadow_keyq_t  *kq;
+    shadow_item_t  *it, **pp;
+
+    now = shadow_mono_ms();
+
+    /* records whose retry is due */
+    for (pp = &d->backoff; *pp; ) {
+        it = *pp;
+        if (it->retry_at_ms > now) {
+            pp = &it->bnext;
+            continue;
+        }
+
+        *pp = it->bnext;
+        if (shadow_start(d, it) != SHADOW_OK) {
+            shadow_finish(d, it, CURLE_FAILED_INIT);
+        }
+    }
+
+    if (d->cfg->rate_limit > 0) {
+        d->tokens += (now - d->tokens_ms) * d->cfg->rate_limit / 1000.0;
+        d->tokens_ms = now;
+        if (d->tokens > d->cfg->rate_limit / 10 + 1) {
+            d->tokens = d->cfg->rate_limit / 10 + 1;
+        }
+    }
+
+    while (d->running < d->cfg->concurrency && d->ready_head != NULL) {
+        if (d->cfg->rate_limit > 0) {
+            if (d->tokens < 1) {
+                break;
+            }
+
+            d->tokens -= 1;
+        }
+
+        kq = d->ready_head;
+        d->ready_head = kq->rnext;
+        if (d->ready_head == NULL) {
+            d->ready_tail = NULL;
+        }
+
+        kq->ready = 0;
+        kq->busy = 1;
+        it = kq->head;
+        d->running++;
+
+        if (shadow_start(d, it) != SHADOW_OK) {
+            shadow_finish(d, it, CURLE_FAILED_INIT);
+        }
+    }
+}
+
+
+static int
+shadow_hop_by_hop(const shadow_str_t *name)
+{
+    size_t              i;
+    static const char  *drop[] = {
+        "connection", "keep-alive", "proxy-authenticate",
+        "proxy-authorization", "proxy-connection", "te", "trailer",
+        "trailers", "transfer-encoding", "upgrade", "host",
+        "content-length", "expect", "idempotency-key",
+        "x-cutover-request-id", "x-cutover-replay", NULL
+    };
+
+    for (i = 0; drop[i]; i++) {
+        if (strlen(drop[i]) == name->len
+            && strncasecmp(drop[i], name->data, name->len) == 0)
+        {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
+static int
+shadow_start(shadow_daemon_t *d, shadow_item_t *it)
+{
+    char                    line[8192];
+    size_t                  i;
+    int                     have_ctype = 0;
+    const char             *base;
+    const shadow_record_t  *r = &it->rec;
+
+    base = (r->side.len == 3) ? d->cfg->legacy_url : d->cfg->new_url;
+
+    if (it->easy == NULL) {
+        it->easy = d->npool ? d->pool[--d->npool] : curl_easy_init();
+        if (it->easy == NULL) {
+            return SHADOW_ERROR;
+        }
+    }
+
+    shadow_reset_response(it);
+    curl_easy_reset(it->easy);
+    it->attempts++;
+
+    if (it->hdrs == NULL) {
+        for (i = 0; i < r->n_req_headers; i++) {
+            if (shadow_hop_by_hop(&r->req_headers[i].name)) {
+                continue;
+            }
+
+            if (r->req_headers[i].name.len == 12
+                && strncasecmp(r->req_headers[i].name.data, "content-type",
+                               12) == 0)
+            {
+                have_ctype = 1;
+            }
+
+            snprintf(line, sizeof(line), "%.*s: %.*s",
+                     (int) r->req_headers[i].name.len,
+                     r->req_headers[i].name.data,
+                     (int) r->req_headers[i].value.len,
+                     r->req_headers[i].value.data);
+            it->hdrs = curl_slist_append(it->hdrs, line);
+        }
+
+        snprintf(line, sizeof(line), "Idempotency-Key: %s", r->id.data);
+        it->hdrs = curl_slist_append(it->hdrs, line);
+        snprintf(line, sizeof(line), "X-Cutover-Request-Id: %s", r->id.data);
+        it->hdrs = curl_slist_append(it->hdrs, line);
+        it->hdrs = curl_slist_append(it->hdrs, "X-Cutover-Replay: 1");
+        it->hdrs = curl_slist_append(it->hdrs, "Expect:");
+        if (!have_ctype) {
+            it->hdrs = curl_slist_append(it->hdrs, "Content-Type:");
+        }
+
+        if (it->hdrs == NULL) {
+            return SHADOW_ERROR;
+        }
+    }
+
+    snprintf(line, sizeof(line), "%s%s", base, r->uri.data);
+    curl_easy_setopt(it->easy, CURLOPT_URL, line);
+    curl_easy_setopt(it->easy, CURLOPT_HTTPHEADER, it->hdrs);
+    curl_easy_setopt(it->easy, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(it->easy, CURLOPT_TIMEOUT_MS, (long) d->cfg->timeout_ms);
+    curl_easy_setopt(it->easy, CURLOPT_WRITEFUNCTION, shadow_on_body);
+    curl_easy_setopt(it->easy, CURLOPT_WRITEDATA, it);
+    curl_easy_setopt(it->easy, CURLOPT_HEADERFUNCTION, shadow_on_header);
+    curl_easy_setopt(it->easy, CURLOPT_HEADERDATA, it);
+    curl_easy_setopt(it->easy, CURLOPT_PRIVATE, it);
+    curl_easy_setopt(it->easy, CURLOPT_ERRORBUFFER, it->errbuf);
+    it->errbuf[0] = '\0';
+
+    if (strcmp(r->method.data, "GET") == 0 && r->req_body_len == 0) {
+        curl_easy_setopt(it->easy, CURLOPT_HTTPGET, 1L);
+
+    } else if (strcmp(r->method.data, "HEAD") == 0) {
+        curl_easy_setopt(it->easy, CURLOPT_NOBODY, 1L);
+
+    } else {
+        if (r->req_body_len > 0 || strcmp(r->method.data, "POST") == 0
+            || strcmp(r->method.data, "PUT") == 0
+            || strcmp(r->method.data, "PATCH") == 0)
+        {
+            curl_easy_setopt(it->easy, CURLOPT_POSTFIELDSIZE_LARGE,
+                             (curl_off_t) r->req_body_len);
+            curl_easy_setopt(it->easy, CURLOPT_POSTFIELDS,
+                             r->req_body ? (const char *) r->req_body : "");
+        }
+
+        curl_easy_setopt(it->easy, CURLOPT_CUSTOMREQUEST, r->method.data);
+    }
+
+    if (curl_multi_add_handle(d->multi, it->easy) != CURLM_OK) {
+        return SHADOW_ERROR;
+    }
+
+    it->state = SHADOW_ITEM_RUNNING;
+    d->stats.inflight++;
+    return SHADOW_OK;
+}
+
+
+static void
+shadow_reset_response(shadow_item_t *it)
+{
+    size_t  i;
+
+    for (i = 0; i < it->n_resp_hdrs; i++) {
+        free(it->resp_hdrs[i]);
+    }
+
+    free(it->resp_hdrs);
+    free(it->body.data);
+    free(it->ctype);
+    it->resp_hdrs = NULL;
+    it->n_resp_hdrs = 0;
+    it->ctype = NULL;
+    memset(&it->body, 0, sizeof(it->body));
+}
+
+
+static size_t
+shadow_on_body(char *p, size_t size, size_t n, void *ctx)
+{
+    size_t          len = size * n, keep, cap;
+    uint8_t        *np;
+    shadow_item_t  *it = ctx;
+
+    it->body.total += len;
+    keep = len;
+
+    if (it->body.len + keep > it->body.cap) {
+        cap = it->body.cap ? it->body.cap * 2 : 4096;
+        while (cap < it->body.len + keep) {
+            cap *= 2;
+        }
+
+        np = realloc(it->body.data, cap);
+        if (np == NULL) {
+            return 0;
+        }
+
+        it->body.data = np;
+        it->body.cap = cap;
+    }
+
+    memcpy(it->body.data + it->body.len, p, keep);
+    it->body.len += keep;
+    return len;
+}
+
+
+static size_t
+shadow_on_header(char *p, size_t size, size_t n, void *ctx)
+{
+    size_t          len = size * n, i;
+    char          **nh, *h;
+    shadow_item_t  *it = ctx;
+
+    if (len >= 5 && memcmp(p, "HTTP/", 5) == 0) {
+        /* a new response (after 100 Continue): forget the old headers */
+        for (i = 0; i < it->n_resp_hdrs; i++) {
+            free(it->resp_hdrs[i]);
+        }
+
+        it->n_resp_hdrs = 0;
+        return len;
+    }
+
+    while (len > 0 && (p[len - 1] == '\n' || p[len - 1] == '\r')) {
+        len--;
+    }
+
+    if (len == 0 || memchr(p, ':', len) == NULL) {
+        return size * n;
+    }
+
+    nh = realloc(it->resp_hdrs, (it->n_resp_hdrs + 1) * sizeof(char *));
+    if (nh == NULL) {
+        return 0;
+    }
+
+    it->resp_hdrs = nh;
+    h = strndup(p, len);
+    if (h == NULL) {
+        return 0;
+    }
+
+    it->resp_hdrs[it->n_resp_hdrs++] = h;
+    return size * n;
+}
+
+
+static void
+shadow_reap(shadow_daemon_t *d)
+{
+    int             left;
+    CURLMsg        *msg;
+    shadow_item_t  *it;
+
+    while ((msg = curl_multi_info_read(d->multi, &left)) != NULL) {
+        if (msg->msg != CURLMSG_DONE) {
+            continue;
+        }
+
+        curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **) &it);
+        curl_multi_remove_handle(d->multi, it->easy);
+        d->stats.inflight--;
+        shadow_finish(d, it, msg->data.result);
+    }
+}
+
+
+static void
+shadow_finish(shadow_daemon_t *d, shadow_item_t *it, CURLcode cc)
+{
+    long            status = 0;
+    double          secs = 0;
+    char           *ct = NULL, error[CURL_ERROR_SIZE + 64];
+    int64_t         delay;
+    shadow_keyq_t  *kq;
+
+    if (cc == CURLE_OK) {
+        curl_easy_getinfo(it->easy, CURLINFO_RESPONSE_CODE, &status);
+        curl_easy_getinfo(it->easy, CURLINFO_TOTAL_TIME, &secs);
+        curl_easy_getinfo(it->easy, CURLINFO_CONTENT_TYPE, &ct);
+        it->ctype = ct ? strdup(ct) : NULL;
+    }
+
+    it->status = (int) status;
+    it->ms = secs * 1000;
+
+    if ((cc != CURLE_OK || status >= 500) && it->attempts <= d->cfg->retries) {
+        delay = (int64_t) d->cfg->backoff_ms << (it->attempts - 1);
+        if (delay > 10000) {
+            delay = 10000;
+        }
+
+        it->retry_at_ms = shadow_mono_ms() + delay;
+        it->state = SHADOW_ITEM_BACKOFF;
+        it->bnext = d->backoff;
+        d->backoff = it;
+        d->stats.retried++;
+        return;
+    }
+
+    error[0] = '\0';
+    if (cc != CURLE_OK) {
+        snprintf(error, sizeof(error), "%s", it->errbuf[0] ? it->errbuf
+                 : curl_easy_strerror(cc));
+    }
+
+    if (cc != CURLE_OK || status >= 500) {
+        d->stats.failed++;
+        shadow_log(d, SHADOW_LOG_WARN, "replay of %s %s (id %s) failed after "
+                   "%d attempts: %s", it->rec.method.data, it->rec.uri.data,
+                   it->rec.id.data, it->attempts,
+                   error[0] ? error : "5xx answer");
+
+    } else {
+        d->stats.replayed++;
+    }
+
+    shadow_compare(d, it, error[0] ? error : NULL);
+
+    /* give the handle back; the next record of the key may go */
+    if (it->easy != NULL && d->npool < d->cfg->concurrency) {
+        d->pool[d->npool++] = it->easy;
+
+    } else if (it->easy != NULL) {
+        curl_easy_cleanup(it->easy);
+    }
+
+    it->easy = NULL;
+    curl_slist_free_all(it->hdrs);
+    it->hdrs = NULL;
+    d->running--;
+    d->done++;
+    it->state = SHADOW_ITEM_DONE;
+
+    kq = it->kq;
+    kq->head = it->knext;
+    if (kq->head == NULL) {
+        kq->tail = NULL;
+    }
+
+    kq->busy = 0;
+    shadow_keyq_ready(d, kq);
+}
+
+
+static void
+shadow_compare(shadow_daemon_t *d, shadow_item_t *it, const char *error)
+{
+    size_t                  i;
+    char                    sha[65];
+    unsigned int            mdlen;
+    unsigned char           md[32];
+    compare_pair_t          pair;
+    compare_error_t         cerr;
+    const char            **ph;
+    const shadow_record_t  *r = &it->rec;
+
+    memset(&pair, 0, sizeof(pair));
+    ph = calloc(r->n_resp_headers + 1, sizeof(char *));
+
+    for (i = 0; ph && i < r->n_resp_headers; i++) {
+        if (asprintf((char **) &ph[i], "%s: %s", r->resp_headers[i].name.data,
+                     r->resp_headers[i].value.data) == -1)
+        {
+            ph[i] = NULL;
+        }
+    }
+
+    pair.record_id = r->id.data;
+    pair.time_us = r->time_us;
+    pair.zone = r->zone.data ? r->zone.data : "";
+    pair.method = r->method.data;
+    pair.uri = r->uri.data;
+    pair.store = r->store.data ? r->store.data : "";
+    pair.channel = r->channel.data ? r->channel.data : "";
+    pair.side_served = r->side.data;
+
+    pair.primary.status = r->status;
+    pair.primary.content_type = r->content_type.data;
+    pair.primary.body = r->resp_body;
+    pair.primary.body_len = r->resp_body_len;
+    pair.primary.body_truncated = r->resp_truncated;
+    pair.primary.body_sha256 = r->resp_sha256.len ? r->resp_sha256.data
+                                                  : NULL;
+    pair.primary.headers = ph;
+    pair.primary.nheaders = ph ? r->n_resp_headers : 0;
+    pair.primary.latency_ms = r->upstream_ms;
+
+    sha[0] = '\0';
+    if (error == NULL
+        && EVP_Digest(it->body.data ? it->body.data : (uint8_t *) "",
+                      it->body.len, md, &mdlen, EVP_sha256(), NULL))
+    {
+        for (i = 0; i < 32; i++) {
+            snprintf(sha + 2 * i, 3, "%02x", md[i]);
+        }
+    }
+
+    pair.shadow.status = error ? 0 : it->status;
+    pair.shadow.content_type = it->ctype;
+    pair.shadow.body = it->body.data;
+    pair.shadow.body_len = it->body.len;
+    pair.shadow.body_sha256 = sha[0] ? sha : NULL;
+    pair.shadow.headers = (const char **) it->resp_hdrs;
+    pair.shadow.nheaders = it->n_resp_hdrs;
+    pair.shadow.latency_ms = error ? -1 : it->ms;
+    pair.shadow.error = error;
+
+    it->result = compare_pair_run(d->rules, &pair, &cerr);
+    if (it->result == NULL) {
+        shadow_log(d, SHADOW_LOG_ERR, "comparing %s: %s", r->id.data,
+                   cerr.message);
+
+    } else {
+        switch (compare_result_verdict(it->result)) {
+        case COMPARE_VERDICT_EQUAL:
+            d->stats.equal++;
+            break;
+        case COMPARE_VERDICT_DIFFERENT:
+            d->stats.different++;
+            break;
+        case COMPARE_VERDICT_UNPARSEABLE:
+            d->stats.unparseable++;
+            break;
+        default:
+            d->stats.shadow_failed++;
+            break;
+        }
+
+        /* the store copies the pair: put now, while its data lives */
+        if (compare_store_put(d->store, &pair, it->result, &cerr)
+            != COMPARE_OK)
+        {
+            shadow_log(d, SHADOW_LOG_ERR, "storing the result of %s: %s",
+                       r->id.data, cerr.message);
+            compare_result_free(it->result);
+            it->result = NULL;
+        }
+    }
+
+    for (i = 0; ph && i < r->n_resp_headers; i++) {
+        free((char *) ph[i]);
+    }
+
+    free(ph);
+
+    /* the response is no longer needed */
+    shadow_reset_response(it);
+}
+
+
+/* ---- durability and the checkpoint ----------------------------------- */
+
+static void
+shadow_flush(shadow_daemon_t *d, int force)
+{
+    int64_t          now = shadow_mono_ms();
+    shadow_item_t   *it;
+    compare_error_t  cerr;
+
+    if (d->done == 0) {
+        return;
+    }
+
+    if (!force && now - d->last_flush_ms < d->cfg->flush_ms
+        && d->done < 1024)
+    {
+        return;
+    }
+
+    d->last_flush_ms = now;
+
+    if (compare_store_flush(d->store, &cerr) != COMPARE_OK) {
+        shadow_log(d, SHADOW_LOG_ERR, "result store flush failed, will "
+                   "retry: %s", cerr.message);
+        return;
+    }
+
+    for (it = d->head; it; it = it->next) {
+        if (it->state == SHADOW_ITEM_DONE) {
+            it->state = SHADOW_ITEM_DURABLE;
+            compare_result_free(it->result);
+            it->result = NULL;
+        }
+    }
+
+    d->done = 0;
+}
+
+
+static void
+shadow_advance(shadow_daemon_t *d, int force)
+{
+    int64_t          now = shadow_mono_ms();
+    shadow_pos_t     pos;
+    shadow_item_t   *it;
+    shadow_error_t   err;
+
+    while (d->head && d->head->state == SHADOW_ITEM_DURABLE) {
+        it = d->head;
+        d->head = it->next;
+        if (d->head == NULL) {
+            d->tail = NULL;
+        }
+
+        d->held--;
+        shadow_item_free(d, it);
+    }
+
+    pos = d->head ? d->head->at : shadow_reader_pos(d->reader);
+
+    if (pos.seq == d->ckpt.seq && pos.off == d->ckpt.off) {
+        return;
+    }
+
+    if (!force && now - d->last_ckpt_ms < d->cfg->flush_ms) {
+        return;
+    }
+
+    if (shadow_checkpoint_write(d->cfg->checkpoint, pos, &err)
+        != SHADOW_OK)
+    {
+        shadow_log(d, SHADOW_LOG_ERR, "%s", err.message);
+        return;
+    }
+
+    d->last_ckpt_ms = now;
+    d->ckpt = pos;
+    d->stats.ckpt_seq = pos.seq;
+    d->stats.ckpt_off = pos.off;
+
+    if (d->cfg->delete_consumed) {
+        shadow_delete_consumed(d);
+    }
+}
+
+
+static void
+shadow_delete_consumed(shadow_daemon_t *d)
+{
+    char      path[4096];
+    uint8_t   scratch[4096] __attribute__((aligned(8)));
+    uint64_t  first, last, s;
+
+    if (d->deleted_below == 0) {
+        if (shadow_segment_range(d->cfg->log, scratch, sizeof(scratch),
+                                 &first, &last)
+            != SHADOW_OK || first == 0)
+        {
+            return;
+        }
+
+        d->deleted_below = first;
+    }
+
+    for (s = d->deleted_below; s < d->ckpt.seq; s++) {
+        shadow_segment_path(path, sizeof(path), d->cfg->log, s);
+        if (unlink(path) == 0) {
+            shadow_log(d, SHADOW_LOG_INFO, "deleted consumed segment \"%s\"",
+                       path);
+
+        } else if (errno != ENOENT) {
+            shadow_log(d, SHADOW_LOG_WARN, "cannot delete \"%s\": %s", path,
+                       strerror(errno));
+            break;
+        }
+    }
+
+    d->deleted_below = s;
+}
+
+
+static void
+shadow_publish(shadow_daemon_t *d)
+{
+    struct timespec  ts;
+    int64_t          now_us;
+    shadow_item_t   *it;
+
+    d->stats.lag_records = d->held;
+    d->stats.lag_seconds = 0;
+
+    for (it = d->head; it; it = it->next) {
+        if (it->state != SHADOW_ITEM_DURABLE && it->rec.time_us > 0) {
+            clock_gettime(CLOCK_REALTIME, &ts);
+            now_us = (int64_t) ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+            if (now_us > it->rec.time_us) {
+                d->stats.lag_seconds = (now_us - it->rec.time_us) / 1e6;
+            }
+
+            break;
+        }
+    }
+
+    d->stats.store_pending = compare_store_pending(d->store);
+
+    if (d->metrics != NULL) {
+        shadow_metrics_publish(d->metrics, &d->stats);
+    }
+}
+
+
+int
+shadow_daemon_run(shadow_daemon_t *d, volatile sig_atomic_t *stop)
+{
+    int             still, wait_ms;
+    int64_t         last_publish = 0, now;
+    shadow_item_t  *it;
+
+    shadow_log(d, SHADOW_LOG_INFO, "replaying \"%s\" from segment %llu "
+               "offset %llu", d->cfg->log, (unsigned long long) d->ckpt.seq,
+               (unsigned long long) d->ckpt.off);
+
+    while (!*stop) {
+        shadow_read_more(d);
+        shadow_dispatch(d);
+        curl_multi_perform(d->multi, &still);
+        shadow_reap(d);
+        shadow_flush(d, 0);
+        shadow_advance(d, 0);
+
+        now = shadow_mono_ms();
+        if (now - last_publish >= 100) {
+            shadow_publish(d);
+            last_publish = now;
+        }
+
+        wait_ms = d->cfg->poll_ms;
+        if (!d->reader_idle && d->held < d->cfg->window) {
+            wait_ms = 0;
+        }
+
+        if (d->backoff != NULL || d->done > 0) {
+            wait_ms = wait_ms > 10 ? 10 : wait_ms;
+        }
+
+        if (d->ready_head != NULL && d->running < d->cfg->concurrency) {
+            wait_ms = d->cfg->rate_limit > 0 ? 1 : 0;
+        }
+
+        curl_multi_poll(d->multi, NULL, 0, wait_ms, NULL);
+    }
+
+    /* abandon what is in flight: it is replayed after the restart */
+    for (it = d->head; it; it = it->next) {
+        if (it->easy != NULL && it->state == SHADOW_ITEM_RUNNING) {
+            curl_multi_remove_handle(d->multi, it->easy);
+            curl_easy_cleanup(it->easy);
+            it->easy = NULL;
+        }
+    }
+
+    shadow_flush(d, 1);
+    shadow_advance(d, 1);
+    shadow_publish(d);
+    shadow_log(d, SHADOW_LOG_INFO, "stopped at segment %llu offset %llu",
+               (unsigned long long) d->ckpt.seq,
+               (unsigned long long) d->ckpt.off);
+    return SHADOW_OK;
+}

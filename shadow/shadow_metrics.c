@@ -1,0 +1,224 @@
+/*
+ * shadow_metrics: Prometheus text for cutover-shadowd, served by
+ * libmicrohttpd from a snapshot the replay loop publishes.
+ */
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <microhttpd.h>
+
+#include "shadow/shadow_metrics.h"
+#include "shadow/shadow_reader.h"
+
+
+struct shadow_metrics_s {
+    struct MHD_Daemon  *mhd;
+    pthread_mutex_t     lock;
+    shadow_stats_t      stats;
+};
+
+
+static enum MHD_Result shadow_metrics_answer(void *cls,
+    struct MHD_Connection *c, const char *url, const char *method,
+    const char *version, const char *upload, size_t *upload_len,
+    void **state);
+
+
+size_t
+shadow_metrics_render(const shadow_stats_t *s, char *buf, size_t cap)
+{
+    int  n;
+
+    n = snprintf(buf, cap,
+        "# HELP cutover_shadow_records_read_total Records read from the "
+        "dual-run log.\n"
+        "# TYPE cutover_shadow_records_read_total counter\n"
+        "cutover_shadow_records_read_total %llu\n"
+        "# HELP cutover_shadow_replayed_total Replays the shadow answered.\n"
+        "# TYPE cutover_shadow_replayed_total counter\n"
+        "cutover_shadow_replayed_total %llu\n"
+        "# HELP cutover_shadow_failed_total Replays given up after "
+        "retries.\n"
+        "# TYPE cutover_shadow_failed_total counter\n"
+        "cutover_shadow_failed_total %llu\n"
+        "# HELP cutover_shadow_retried_total Replay attempts retried.\n"
+        "# TYPE cutover_shadow_retried_total counter\n"
+        "cutover_shadow_retried_total %llu\n"
+        "# HELP cutover_shadow_inflight Replays on the wire.\n"
+        "# TYPE cutover_shadow_inflight gauge\n"
+        "cutover_shadow_inflight %lld\n"
+        "# HELP cutover_shadow_corrupt_frames_total Corrupt frames or "
+        "records skipped.\n"
+        "# TYPE cutover_shadow_corrupt_frames_total counter\n"
+        "cutover_shadow_corrupt_frames_total %llu\n"
+        "# HELP cutover_shadow_lag_records Records read and not yet "
+        "durable.\n"
+        "# TYPE cutover_shadow_lag_records gauge\n"
+        "cutover_shadow_lag_records %lld\n"
+        "# HELP cutover_shadow_lag_seconds Age of the oldest unfinished "
+        "record.\n"
+        "# TYPE cutover_shadow_lag_seconds gauge\n"
+        "cutover_shadow_lag_seconds %.3f\n"
+        "# HELP cutover_shadow_verdicts_total Compared pairs by verdict.\n"
+        "# TYPE cutover_shadow_verdicts_total counter\n"
+        "cutover_shadow_verdicts_total{verdict=\"equal\"} %llu\n"
+        "cutover_shadow_verdicts_total{verdict=\"different\"} %llu\n"
+        "cutover_shadow_verdicts_total{verdict=\"unparseable\"} %llu\n"
+        "cutover_shadow_verdicts_total{verdict=\"shadow_failed\"} %llu\n"
+        "# HELP cutover_shadow_store_pending Results waiting in the "
+        "outbox.\n"
+        "# TYPE cutover_shadow_store_pending gauge\n"
+        "cutover_shadow_store_pending %llu\n"
+        "# HELP cutover_shadow_checkpoint_segment Segment of the "
+        "checkpoint.\n"
+        "# TYPE cutover_shadow_checkpoint_segment gauge\n"
+        "cutover_shadow_checkpoint_segment %llu\n"
+        "# HELP cutover_shadow_checkpoint_offset Offset of the "
+        "checkpoint.\n"
+        "# TYPE cutover_shadow_checkpoint_offset gauge\n"
+        "cutover_shadow_checkpoint_offset %llu\n",
+        (unsigned long long) s->read, (unsigned long long) s->replayed,
+        (unsigned long long) s->failed, (unsigned long long) s->retried,
+        (long long) s->inflight, (unsigned long long) s->corrupt,
+        (long long) s->lag_records, s->lag_seconds,
+        (unsigned long long) s->equal, (unsigned long long) s->different,
+        (unsigned long long) s->unparseable,
+        (unsigned long long) s->shadow_failed,
+        (unsigned long long) s->store_pending,
+        (unsigned long long) s->ckpt_seq, (unsigned long long) s->ckpt_off);
+
+    if (n < 0) {
+        buf[0] = '\0';
+        return 0;
+    }
+
+    return (size_t) n < cap ? (size_t) n : cap - 1;
+}
+
+
+static enum MHD_Result
+shadow_metrics_answer(void *cls, struct MHD_Connection *c, const char *url,
+    const char *method, const char *version, const char *upload,
+    size_t *upload_len, void **state)
+{
+    int                   status = MHD_HTTP_OK;
+    char                  text[4096];
+    size_t                n;
+    shadow_stats_t        s;
+    enum MHD_Result       rc;
+    shadow_metrics_t     *m = cls;
+    struct MHD_Response  *resp;
+
+    (void) version;
+    (void) upload;
+    (void) upload_len;
+    (void) state;
+
+    if (strcmp(method, "GET") != 0) {
+        status = MHD_HTTP_METHOD_NOT_ALLOWED;
+        n = snprintf(text, sizeof(text), "only GET\n");
+
+    } else if (strcmp(url, "/metrics") != 0) {
+        status = MHD_HTTP_NOT_FOUND;
+        n = snprintf(text, sizeof(text), "see /metrics\n");
+
+    } else {
+        pthread_mutex_lock(&m->lock);
+        s = m->stats;
+        pthread_mutex_unlock(&m->lock);
+        n = shadow_metrics_render(&s, text, sizeof(text));
+    }
+
+    resp = MHD_create_response_from_buffer(n, text, MHD_RESPMEM_MUST_COPY);
+    if (resp == NULL) {
+        return MHD_NO;
+    }
+
+    MHD_add_response_header(resp, "Content-Type",
+                            "text/plain; version=0.0.4");
+    rc = MHD_queue_response(c, status, resp);
+    MHD_destroy_response(resp);
+    return rc;
+}
+
+
+shadow_metrics_t *
+shadow_metrics_start(const char *listen, shadow_error_t *err)
+{
+    char                host[256];
+    const char         *colon;
+    long                port;
+    shadow_metrics_t   *m;
+    struct sockaddr_in  sin;
+
+    colon = strrchr(listen, ':');
+    port = colon ? strtol(colon + 1, NULL, 10) : 0;
+    if (colon == NULL || (size_t) (colon - listen) >= sizeof(host)
+        || port <= 0 || port > 65535)
+    {
+        shadow_error_set(err, SHADOW_ERROR, "metrics_listen \"%s\" is not "
+                         "ADDR:PORT", listen);
+        return NULL;
+    }
+
+    memcpy(host, listen, colon - listen);
+    host[colon - listen] = '\0';
+
+    memset(&sin, 0, sizeof(sin));
+    sin.sin_family = AF_INET;
+    sin.sin_port = htons((uint16_t) port);
+    if (inet_pton(AF_INET, host, &sin.sin_addr) != 1) {
+        shadow_error_set(err, SHADOW_ERROR, "metrics_listen \"%s\": not an "
+                         "IPv4 address", listen);
+        return NULL;
+    }
+
+    m = calloc(1, sizeof(*m));
+    if (m == NULL) {
+        shadow_error_set(err, SHADOW_ERROR, "out of memory");
+        return NULL;
+    }
+
+    pthread_mutex_init(&m->lock, NULL);
+    m->mhd = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD,
+                              (uint16_t) port, NULL, NULL,
+                              shadow_metrics_answer, m,
+                              MHD_OPTION_SOCK_ADDR, (struct sockaddr *) &sin,
+                              MHD_OPTION_END);
+    if (m->mhd == NULL) {
+        shadow_error_set(err, SHADOW_ERROR, "cannot listen on \"%s\" for "
+                         "metrics", listen);
+        pthread_mutex_destroy(&m->lock);
+        free(m);
+        return NULL;
+    }
+
+    return m;
+}
+
+
+void
+shadow_metrics_publish(shadow_metrics_t *m, const shadow_stats_t *s)
+{
+    pthread_mutex_lock(&m->lock);
+    m->stats = *s;
+    pthread_mutex_unlock(&m->lock);
+}
+
+
+void
+shadow_metrics_stop(shadow_metrics_t *m)
+{
+    if (m == NULL) {
+        return;
+    }
+
+    MHD_stop_daemon(m->mhd);
+    pthread_mutex_destroy(&m->lock);
+    free(m);
+}

@@ -1,0 +1,46 @@
+/*
+ * shadow_metrics: cutover-shadowd's counters and their Prometheus text
+ * endpoint (libmicrohttpd, its own thread).
+ */
+
+#ifndef SHADOW_METRICS_H
+#define SHADOW_METRICS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "shadow/shadow_log.h"
+
+typedef struct {
+    uint64_t  read;             /* records read from the log */
+    uint64_t  replayed;         /* replays the shadow answered (< 500) */
+    uint64_t  failed;           /* given up after retries */
+    uint64_t  retried;          /* attempts retried */
+    int64_t   inflight;         /* requests on the wire */
+    uint64_t  corrupt;          /* corrupt frames / records skipped */
+    int64_t   lag_records;      /* read, not yet durable */
+    double    lag_seconds;      /* now - time of oldest unfinished */
+    uint64_t  equal;
+    uint64_t  different;
+    uint64_t  unparseable;
+    uint64_t  shadow_failed;
+    uint64_t  store_pending;
+    uint64_t  ckpt_seq;
+    uint64_t  ckpt_off;
+} shadow_stats_t;
+
+typedef struct shadow_metrics_s  shadow_metrics_t;
+
+/* Listen on "host:port"; NULL and err on failure.  Stop with
+ * shadow_metrics_stop() (NULL-safe). */
+shadow_metrics_t *shadow_metrics_start(const char *listen,
+    shadow_error_t *err);
+void shadow_metrics_publish(shadow_metrics_t *m, const shadow_stats_t *s);
+void shadow_metrics_stop(shadow_metrics_t *m);
+
+/* The Prometheus text of s into buf; returns its length (truncated to
+ * cap - 1). */
+size_t shadow_metrics_render(const shadow_stats_t *s, char *buf,
+    size_t cap);
+
+#endif /* SHADOW_METRICS_H */
