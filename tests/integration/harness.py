@@ -10,7 +10,7 @@ import contextlib
 import glob
 import hashlib
 import hmac
-import http.client
+import http.client as httpclient
 import os
 import pwd
 import re
@@ -80,7 +80,7 @@ def http(method, url, body=None, headers=None, timeout=10.0):
     host, port, path = m.group(1), int(m.group(2)), m.group(3) or "/"
     if isinstance(body, str):
         body = body.encode()
-    conn = http.client.HTTPConnection(host, port, timeout=timeout)
+    conn = httpclient.HTTPConnection(host, port, timeout=timeout)
     try:
         conn.request(method, path, body=body, headers=headers or {})
         resp = conn.getresponse()
@@ -121,7 +121,7 @@ class Proc:
 
     def log_tail(self, n=40):
         with open(self.log_path, "rb") as f:
-            return b"\n".join(f.read().splitlines()[-n:]).decode("replace")
+            return b"\n".join(f.read().splitlines()[-n:]).decode(errors="replace")
 
     def signal(self, sig):
         if self.alive():
@@ -177,7 +177,7 @@ class Pg:
         r = subprocess.run(self.as_user + argv, capture_output=True)
         if r.returncode != 0:
             raise RuntimeError("%s failed: %s" % (argv[0],
-                               (r.stdout + r.stderr).decode("replace")))
+                               (r.stdout + r.stderr).decode(errors="replace")))
         return r.stdout.decode()
 
     def start(self):
@@ -218,7 +218,7 @@ class Pg:
                             "ON_ERROR_STOP=1", "-d", self.conninfo(dbname),
                             "-c", sql], capture_output=True)
         if r.returncode != 0:
-            raise RuntimeError("psql: %s" % r.stderr.decode("replace"))
+            raise RuntimeError("psql: %s" % r.stderr.decode(errors="replace"))
         return r.stdout.decode().strip()
 
 
@@ -281,7 +281,7 @@ class Nginx:
     def test_config(self):
         """nginx -t: returns (ok, output)."""
         r = subprocess.run(self._cmd("-t"), capture_output=True)
-        return r.returncode == 0, (r.stdout + r.stderr).decode("replace")
+        return r.returncode == 0, (r.stdout + r.stderr).decode(errors="replace")
 
     def start(self, port=None, timeout=10.0):
         log = open(os.path.join(self.dir, "logs", "stderr.log"), "ab")

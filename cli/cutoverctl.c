@@ -1,0 +1,698 @@
+/*
+ * cutoverctl: status, dial, rollback and history of a cutover zone through
+ * the signed admin API, and an offline check of the audit trail.
+ */
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <bson/bson.h>
+#include <curl/curl.h>
+#include <openssl/rand.h>
+
+#include "ngx_module/cutover_auth.h"
+#include "ngx_module/cutover_dial.h"
+
+
+#define EXIT_OK          0
+#define EXIT_FAIL        1
+#define EXIT_USAGE       2
+#define EXIT_ROLLED_BACK 3
+
+
+typedef struct {
+    const char     *url;
+    const char     *key_id;
+    const char     *key_file;
+    int             json;
+    cutover_key_t   key;
+} ctl_t;
+
+typedef struct {
+    char    *data;
+    size_t   len;
+} ctl_buf_t;
+
+
+static const char  *usage_text =
+    "usage: cutoverctl [--url URL] [--key-id ID] [--key-file FILE]"
+    " [-o text|json] COMMAND\n"
+    "\n"
+    "commands:\n"
+    "  status                      exit 0 active, 3 rolled back, 1 error\n"
+    "  dial PERCENT [--rule ID] [--store S1,S2] [--channel C1,C2]\n"
+    "       [--expect-version N] --reason TEXT\n"
+    "  rollback --reason TEXT\n"
+    "  history [--limit N]\n"
+    "  metrics\n"
+    "  audit verify FILE           check the hash chain of an audit trail\n"
+    "\n"
+    "URL is the admin location, e.g. http://127.0.0.1:8080/cutover/.\n"
+    "The key file holds the operator's line of the gateway's keys file\n"
+    "(\"<key-id> <role> <hex secret>\") or just the hex secret.\n"
+    "CUTOVER_URL, CUTOVER_KEY_ID and CUTOVER_KEY_FILE stand in for the\n"
+    "flags.\n";
+
+
+static int
+usage(const char *msg)
+{
+    if (msg) {
+        fprintf(stderr, "cutoverctl: %s\n", msg);
+    }
+
+    fputs(usage_text, stderr);
+    return EXIT_USAGE;
+}
+
+
+static int
+ctl_load_key(ctl_t *c)
+{
+    FILE             *f;
+    char              line[512], hexline[600];
+    int               rc;
+    cutover_error_t   err;
+
+    f = fopen(c->key_file, "r");
+    if (f == NULL) {
+        fprintf(stderr, "cutoverctl: cannot open key file %s: %s\n",
+                c->key_file, strerror(errno));
+        return -1;
+    }
+
+    rc = 0;
+
+    while (fgets(line, sizeof(line), f)) {
+        rc = cutover_key_parse_line(line, strlen(line), &c->key, &err);
+
+        if (rc == -1 && c->key_id
+            && strspn(line, "0123456789abcdefABCDEF") >= 32)
+        {
+            /* a bare secret: give it the id from --key-id */
+            line[strspn(line, "0123456789abcdefABCDEF")] = '\0';
+            snprintf(hexline, sizeof(hexline), "%s admin %s", c->key_id,
+                     line);
+            rc = cutover_key_parse_line(hexline, strlen(hexline), &c->key,
+                                        &err);
+        }
+
+        if (rc != 0) {
+            break;
+        }
+    }
+
+    fclose(f);
+
+    if (rc != 1) {
+        fprintf(stderr, "cutoverctl: key file %s: %s\n", c->key_file,
+                rc == 0 ? "no key in it" : err.message);
+        return -1;
+    }
+
+    if (c->key_id && strcmp(c->key_id, c->key.id) != 0) {
+        fprintf(stderr, "cutoverctl: key file %s holds key \"%s\", not "
+                "\"%s\"\n", c->key_file, c->key.id, c->key_id);
+        return -1;
+    }
+
+    return 0;
+}
+
+
+static size_t
+ctl_write(char *ptr, size_t size, size_t nmemb, void *userdata)
+{
+    char       *p;
+    ctl_buf_t  *b = userdata;
+    size_t      n = size * nmemb;
+
+    p = realloc(b->data, b->len + n + 1);
+    if (p == NULL) {
+        return 0;
+    }
+
+    memcpy(p + b->len, ptr, n);
+    b->data = p;
+    b->len += n;
+    b->data[b->len] = '\0';
+
+    return n;
+}
+
+
+/* One signed call; returns the HTTP status, or -1 when unreachable. */
+static long
+ctl_call(ctl_t *c, const char *method, const char *call, const char *body,
+    ctl_buf_t *out)
+{
+    long                status = -1;
+    char                url[2048], auth[512], sig[65], nonce[33];
+    const char         *path;
+    CURL               *curl;
+    CURLcode            rc;
+    unsigned char       rnd[16];
+    struct curl_slist  *hdrs = NULL;
+    int                 i;
+    int64_t             now = (int64_t) time(NULL);
+
+    snprintf(url, sizeof(url), "%s%s%s", c->url,
+             c->url[strlen(c->url) - 1] == '/' ? "" : "/", call);
+
+    /* the signed path is the path and query as sent */
+    path = strstr(url, "://");
+    path = path ? strchr(path + 3, '/') : NULL;
+    if (path == NULL) {
+        fprintf(stderr, "cutoverctl: bad URL %s\n", c->url);
+        return -1;
+    }
+
+    if (RAND_bytes(rnd, sizeof(rnd)) != 1) {
+        fprintf(stderr, "cutoverctl: no randomness for a nonce\n");
+        return -1;
+    }
+
+    for (i = 0; i < 16; i++) {
+        snprintf(nonce + 2 * i, 3, "%02x", rnd[i]);
+    }
+
+    if (cutover_auth_sign(c->key.secret, c->key.secret_len, method,
+                          strlen(method), path, strlen(path), now, nonce,
+                          body, body ? strlen(body) : 0, sig) != 0)
+    {
+        fprintf(stderr, "cutoverctl: cannot sign the request\n");
+        return -1;
+    }
+
+    snprintf(auth, sizeof(auth), "Authorization: CUTOVER-HMAC-SHA256 "
+             "KeyId=%s, Timestamp=%lld, Nonce=%s, Signature=%s", c->key.id,
+             (long long) now, nonce, sig);
+
+    curl = curl_easy_init();
+    if (curl == NULL) {
+        return -1;
+    }
+
+    hdrs = curl_slist_append(hdrs, auth);
+    hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
+    hdrs = curl_slist_append(hdrs, "Expect:");
+
+    curl_easy_setopt(curl, CURLOPT_URL, url);
+    curl_easy_setopt(curl, CURLOPT_HTTPHEADER, hdrs);
+    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, ctl_write);
+    curl_easy_setopt(curl, CURLOPT_WRITEDATA, out);
+    curl_easy_setopt(curl, CURLOPT_TIMEOUT, 10L);
+    curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+
+    if (body) {
+        curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body);
+    }
+
+    rc = curl_easy_perform(curl);
+
+    if (rc != CURLE_OK) {
+        fprintf(stderr, "cutoverctl: %s: %s\n", url, curl_easy_strerror(rc));
+
+    } else {
+        curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+    }
+
+    curl_slist_free_all(hdrs);
+    curl_easy_cleanup(curl);
+
+    return status;
+}
+
+
+static const char *
+ctl_str(const bson_t *doc, const char *path)
+{
+    bson_iter_t  it;
+
+    if (bson_iter_init(&it, doc) && bson_iter_find_descendant(&it, path, &it)
+        && BSON_ITER_HOLDS_UTF8(&it))
+    {
+        return bson_iter_utf8(&it, NULL);
+    }
+
+    return "";
+}
+
+
+static int64_t
+ctl_int(const bson_t *doc, const char *path)
+{
+    bson_iter_t  it;
+
+    if (bson_iter_init(&it, doc) && bson_iter_find_descendant(&it, path, &it)
+        && BSON_ITER_HOLDS_NUMBER(&it))
+    {
+        return bson_iter_as_int64(&it);
+    }
+
+    return 0;
+}
+
+
+/* "S001,S002" of an array, or "-" */
+static void
+ctl_list(bson_iter_t *rule, const char *key, char *buf, size_t cap)
+{
+    size_t       n = 0;
+    bson_iter_t  it, arr;
+
+    buf[0] = '\0';
+
+    if (bson_iter_find_descendant(rule, key, &it)
+        && BSON_ITER_HOLDS_ARRAY(&it) && bson_iter_recurse(&it, &arr))
+    {
+        while (bson_iter_next(&arr) && n + 40 < cap) {
+            n += (size_t) snprintf(buf + n, cap - n, "%s%s", n ? "," : "",
+                                   bson_iter_utf8(&arr, NULL));
+        }
+    }
+
+    if (n == 0) {
+        snprintf(buf, cap, "-");
+    }
+}
+
+
+static void
+ctl_print_state(const bson_t *doc)
+{
+    char         stores[256], channels[256], pct[32];
+    bson_iter_t  it, rules, rule, f;
+
+    printf("zone %s  version %lld  state %s\n", ctl_str(doc, "zone"),
+           (long long) ctl_int(doc, "version"), ctl_str(doc, "state"));
+    printf("%-20s %8s %12s %12s  %-24s %s\n", "RULE", "NEW %", "REQ NEW",
+           "REQ LEGACY", "STORES", "CHANNELS");
+
+    if (!bson_iter_init_find(&it, doc, "rules") || !bson_iter_recurse(&it,
+                                                                     &rules))
+    {
+        return;
+    }
+
+    while (bson_iter_next(&rules)) {
+        bson_t  r;
+        const uint8_t *data;
+        uint32_t len;
+
+        bson_iter_document(&rules, &len, &data);
+        if (!bson_init_static(&r, data, len)) {
+            continue;
+        }
+
+        bson_iter_init(&rule, &r);
+        ctl_list(&rule, "stores", stores, sizeof(stores));
+        bson_iter_init(&rule, &r);
+        ctl_list(&rule, "channels", channels, sizeof(channels));
+
+        pct[0] = '\0';
+        if (bson_iter_init_find(&f, &r, "percent")) {
+            snprintf(pct, sizeof(pct), "%g", bson_iter_as_double(&f));
+        }
+
+        printf("%-20s %8s %12lld %12lld  %-24.24s %s\n", ctl_str(&r, "id"),
+               pct, (long long) ctl_int(&r, "requests.new"),
+               (long long) ctl_int(&r, "requests.legacy"), stores, channels);
+    }
+
+    if (bson_iter_init_find(&it, doc, "counters")) {
+        printf("requests: new %lld, legacy %lld; empty key %lld; "
+               "auth failures %lld; changes accepted %lld, refused %lld\n",
+               (long long) ctl_int(doc, "counters.requests_new"),
+               (long long) ctl_int(doc, "counters.requests_legacy"),
+               (long long) ctl_int(doc, "counters.empty_key"),
+               (long long) ctl_int(doc, "counters.auth_failures"),
+               (long long) ctl_int(doc, "counters.changes_accepted"),
+               (long long) ctl_int(doc, "counters.changes_refused"));
+    }
+}
+
+
+static void
+ctl_print_history(const bson_t *doc)
+{
+    bson_iter_t  it;
+
+    printf("%-6s %-20s %-12s %-9s %-28s %s\n", "SEQ", "TIME", "KEY",
+           "ACTION", "RESULT", "REASON");
+
+    bson_iter_init(&it, doc);
+
+    while (bson_iter_next(&it)) {
+        bson_t          e;
+        uint32_t        len;
+        const uint8_t  *data;
+
+        if (!BSON_ITER_HOLDS_DOCUMENT(&it)) {
+            continue;
+        }
+
+        bson_iter_document(&it, &len, &data);
+        if (!bson_init_static(&e, data, len)) {
+            continue;
+        }
+
+        printf("%-6lld %-20s %-12s %-9s %-28s %s\n",
+               (long long) ctl_int(&e, "seq"), ctl_str(&e, "time"),
+               ctl_str(&e, "key_id"), ctl_str(&e, "action"),
+               ctl_str(&e, "result"), ctl_str(&e, "reason"));
+    }
+}
+
+
+/* Prints an answer; returns the exit code. */
+static int
+ctl_report(ctl_t *c, long status, ctl_buf_t *out, int history)
+{
+    bson_t        *doc;
+    bson_error_t   err;
+    int            rc;
+
+    if (status < 0) {
+        return EXIT_FAIL;
+    }
+
+    doc = out->len ? bson_new_from_json((uint8_t *) out->data,
+                                        (ssize_t) out->len, &err)
+                   : NULL;
+
+    if (status != 200) {
+        if (c->json && out->len) {
+            fputs(out->data, stdout);
+
+        } else {
+            fprintf(stderr, "cutoverctl: HTTP %ld %s: %s\n", status,
+                    doc ? ctl_str(doc, "error.code") : "",
+                    doc ? ctl_str(doc, "error.message") : "");
+        }
+
+        bson_destroy(doc);
+        return EXIT_FAIL;
+    }
+
+    if (c->json) {
+        fputs(out->data, stdout);
+
+    } else if (doc == NULL) {
+        fprintf(stderr, "cutoverctl: unreadable answer: %s\n", err.message);
+        return EXIT_FAIL;
+
+    } else if (history) {
+        ctl_print_history(doc);
+
+    } else {
+        ctl_print_state(doc);
+    }
+
+    rc = (doc && strcmp(ctl_str(doc, "state"), "rolled_back") == 0)
+         ? EXIT_ROLLED_BACK : EXIT_OK;
+
+    bson_destroy(doc);
+    return rc;
+}
+
+
+/* Appends "key":[ "a","b" ] from "a,b". */
+static int
+ctl_json_list(bson_string_t *s, const char *key, const char *list)
+{
+    char  *copy, *tok, *save = NULL;
+    int    first = 1;
+
+    copy = strdup(list);
+    if (copy == NULL) {
+        return -1;
+    }
+
+    bson_string_append_printf(s, ",\"%s\":[", key);
+
+    for (tok = strtok_r(copy, ",", &save); tok;
+         tok = strtok_r(NULL, ",", &save))
+    {
+        if (!cutover_id_valid(tok, strlen(tok))) {
+            fprintf(stderr, "cutoverctl: bad id \"%s\" in --%s\n", tok, key);
+            free(copy);
+            return -1;
+        }
+
+        bson_string_append_printf(s, "%s\"%s\"", first ? "" : ",", tok);
+        first = 0;
+    }
+
+    bson_string_append(s, "]");
+    free(copy);
+    return 0;
+}
+
+
+static char *
+ctl_json_reason(const char *reason)
+{
+    char    *buf;
+    size_t   cap = strlen(reason) * 6 + 1;
+
+    buf = malloc(cap);
+    if (buf && cutover_json_escape(reason, strlen(reason), buf, cap) < 0) {
+        free(buf);
+        return NULL;
+    }
+
+    return buf;
+}
+
+
+static int
+ctl_audit_verify(const char *path)
+{
+    FILE             *f;
+    char             *line = NULL, prev[65], hash[65];
+    size_t            cap = 0;
+    ssize_t           n;
+    uint64_t          seq = 0;
+    cutover_error_t   err;
+
+    f = fopen(path, "r");
+    if (f == NULL) {
+        fprintf(stderr, "cutoverctl: cannot open %s: %s\n", path,
+                strerror(errno));
+        return EXIT_FAIL;
+    }
+
+    memcpy(prev, CUTOVER_AUDIT_GENESIS, 65);
+
+    while ((n = getline(&line, &cap, f)) > 0) {
+        seq++;
+
+        if (line[n - 1] != '\n'
+            || cutover_audit_check_line(line, (size_t) n, seq, prev, hash,
+                                        &err) != 0)
+        {
+            printf("%s: BROKEN at line %llu (expected seq %llu): %s\n", path,
+                   (unsigned long long) seq, (unsigned long long) seq,
+                   line[n - 1] != '\n' ? "torn last line" : err.message);
+            free(line);
+            fclose(f);
+            return EXIT_FAIL;
+        }
+
+        memcpy(prev, hash, 65);
+    }
+
+    printf("%s: intact, %llu entries, head %s\n", path,
+           (unsigned long long) seq, prev);
+
+    free(line);
+    fclose(f);
+    return EXIT_OK;
+}
+
+
+int
+main(int argc, char **argv)
+{
+    int             opt, rc, history = 0;
+    long            status;
+    char           *reason_json, path[64];
+    const char     *cmd, *reason = NULL, *rule = NULL, *stores = NULL;
+    const char     *channels = NULL, *limit = NULL, *expect = NULL;
+    ctl_t           c;
+    ctl_buf_t       out = { NULL, 0 };
+    bson_string_t  *body;
+    cutover_error_t err;
+
+    static const struct option  opts[] = {
+        { "url", required_argument, NULL, 'u' },
+        { "key-id", required_argument, NULL, 'k' },
+        { "key-file", required_argument, NULL, 'f' },
+        { "output", required_argument, NULL, 'o' },
+        { "reason", required_argument, NULL, 'r' },
+        { "rule", required_argument, NULL, 'R' },
+        { "store", required_argument, NULL, 's' },
+        { "channel", required_argument, NULL, 'c' },
+        { "limit", required_argument, NULL, 'l' },
+        { "expect-version", required_argument, NULL, 'e' },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 }
+    };
+
+    memset(&c, 0, sizeof(c));
+    c.url = getenv("CUTOVER_URL");
+    c.key_id = getenv("CUTOVER_KEY_ID");
+    c.key_file = getenv("CUTOVER_KEY_FILE");
+
+    /* GNU getopt permutes: options may come before or after the command */
+    while ((opt = getopt_long(argc, argv, "o:h", opts, NULL)) != -1) {
+        switch (opt) {
+        case 'u': c.url = optarg; break;
+        case 'k': c.key_id = optarg; break;
+        case 'f': c.key_file = optarg; break;
+        case 'r': reason = optarg; break;
+        case 'R': rule = optarg; break;
+        case 's': stores = optarg; break;
+        case 'c': channels = optarg; break;
+        case 'l': limit = optarg; break;
+        case 'e': expect = optarg; break;
+        case 'o':
+            if (strcmp(optarg, "json") != 0 && strcmp(optarg, "text") != 0) {
+                return usage("-o takes text or json");
+            }
+            c.json = strcmp(optarg, "json") == 0;
+            break;
+        case 'h':
+            fputs(usage_text, stdout);
+            return EXIT_OK;
+        default:
+            return usage(NULL);
+        }
+    }
+
+    if (optind >= argc) {
+        return usage("no command");
+    }
+
+    cmd = argv[optind++];
+
+    if (strcmp(cmd, "audit") == 0) {
+        if (argc - optind != 2 || strcmp(argv[optind], "verify") != 0) {
+            return usage("audit verify FILE");
+        }
+
+        return ctl_audit_verify(argv[optind + 1]);
+    }
+
+    if (c.url == NULL || c.key_file == NULL) {
+        return usage("--url and --key-file (or CUTOVER_URL and "
+                     "CUTOVER_KEY_FILE) are required");
+    }
+
+    if (ctl_load_key(&c) != 0) {
+        return EXIT_USAGE;
+    }
+
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    rc = EXIT_USAGE;
+
+    if (strcmp(cmd, "status") == 0 || strcmp(cmd, "metrics") == 0) {
+        status = ctl_call(&c, "GET", cmd, NULL, &out);
+
+        if (cmd[0] == 'm' && status == 200) {
+            fputs(out.data, stdout);
+            rc = EXIT_OK;
+
+        } else {
+            rc = ctl_report(&c, status, &out, 0);
+        }
+
+    } else if (strcmp(cmd, "history") == 0) {
+        if (limit && (atoi(limit) < 1 || atoi(limit) > 1000)) {
+            rc = usage("--limit takes 1..1000");
+            goto done;
+        }
+
+        snprintf(path, sizeof(path), "history?limit=%d",
+                 limit ? atoi(limit) : 20);
+        status = ctl_call(&c, "GET", path, NULL, &out);
+        history = 1;
+        rc = ctl_report(&c, status, &out, history);
+
+    } else if (strcmp(cmd, "dial") == 0 || strcmp(cmd, "rollback") == 0) {
+        int dial = cmd[0] == 'd';
+
+        if (reason == NULL || reason[0] == '\0') {
+            rc = usage("--reason is required: say why, for the audit trail");
+            goto done;
+        }
+
+        if (dial && argc - optind != 1) {
+            rc = usage("dial takes one PERCENT");
+            goto done;
+        }
+
+        if (dial && cutover_percent_parse(argv[optind], strlen(argv[optind]),
+                                          &err) < 0)
+        {
+            rc = usage(err.message);
+            goto done;
+        }
+
+        reason_json = ctl_json_reason(reason);
+        body = bson_string_new("{");
+
+        if (dial) {
+            bson_string_append_printf(body, "\"percent\":%s", argv[optind]);
+
+            if (rule) {
+                if (!cutover_id_valid(rule, strlen(rule))) {
+                    rc = usage("bad --rule id");
+                    free(reason_json);
+                    bson_string_free(body, true);
+                    goto done;
+                }
+
+                bson_string_append_printf(body, ",\"rule\":\"%s\"", rule);
+            }
+
+            if ((stores && ctl_json_list(body, "stores", stores) != 0)
+                || (channels && ctl_json_list(body, "channels", channels)
+                    != 0))
+            {
+                free(reason_json);
+                bson_string_free(body, true);
+                goto done;
+            }
+
+            if (expect) {
+                bson_string_append_printf(body, ",\"expect_version\":%lld",
+                                          atoll(expect));
+            }
+
+            bson_string_append(body, ",");
+        }
+
+        bson_string_append_printf(body, "\"reason\":\"%s\"}",
+                                  reason_json ? reason_json : "");
+        free(reason_json);
+
+        status = ctl_call(&c, "POST", cmd, body->str, &out);
+        bson_string_free(body, true);
+        rc = ctl_report(&c, status, &out, 0);
+
+    } else {
+        rc = usage("unknown command");
+    }
+
+done:
+
+    free(out.data);
+    curl_global_cleanup();
+    return rc;
+}
