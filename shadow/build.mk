@@ -13,7 +13,8 @@ SHADOW_NGX_FLAGS := -c -O2 -W -Wall -Wpointer-arith -Wno-unused-parameter \
     -Werror -I.
 
 PROGRAMS += $(BIN)/cutover-logtool
-$(BIN)/cutover-logtool: $(OBJ)/shadow/logtool_main.o $(LIB)/libshadow.a
+$(BIN)/cutover-logtool: $(OBJ)/shadow/logtool_main.o $(LIB)/libshadow.a \
+    $(LIB)/libcompare.a
 	@mkdir -p $(BIN)
 	$(CC) -o $@ $^ $(PKG_LDLIBS)
 
@@ -25,6 +26,7 @@ $(BIN)/cutover-shadowd: $(OBJ)/shadow/main.o $(LIB)/libshadow.a \
 
 UNIT_TESTS += $(TBIN)/check_shadow
 $(TBIN)/check_shadow: $(OBJ)/tests/unit/check_shadow.o $(LIB)/libshadow.a \
+    $(LIB)/libcompare.a \
     $(OBJ)/shadow/ngx_flags.stamp
 	@mkdir -p $(TBIN)
 	$(CC) -o $@ $(filter-out %.stamp,$^) $(PKG_LDLIBS) $(CHECK_LDLIBS)

@@ -10,6 +10,7 @@
 #include <bson/bson.h>
 
 #include "shadow/shadow_daemon.h"
+#include "shadow/shadow_json.h"
 
 
 #define SHADOW_CONFIG_MAX  (1024 * 1024)
@@ -56,12 +57,10 @@ shadow_config_int(bson_iter_t *it, int *out, int min, int max,
 {
     double  v;
 
-    if (!BSON_ITER_HOLDS_NUMBER(it)) {
+    if (!shadow_json_number(it, &v)) {
         return shadow_error_set(err, SHADOW_ERROR, "\"%s\" must be a number",
                                 bson_iter_key(it));
     }
-
-    v = bson_iter_as_double(it);
     if (v < min || v > max || v != (int) v) {
         return shadow_error_set(err, SHADOW_ERROR, "\"%s\" must be an "
                                 "integer from %d to %d", bson_iter_key(it),
@@ -77,6 +76,7 @@ static int
 shadow_config_key(bson_iter_t *it, shadow_config_t *cfg, shadow_error_t *err)
 {
     int          v;
+    double       d;
     uint32_t     len;
     const char  *k = bson_iter_key(it), *s;
 
@@ -125,13 +125,13 @@ shadow_config_key(bson_iter_t *it, shadow_config_t *cfg, shadow_error_t *err)
     }
 
     if (strcmp(k, "rate_limit") == 0) {
-        if (!BSON_ITER_HOLDS_NUMBER(it) || bson_iter_as_double(it) < 0) {
+        if (!shadow_json_number(it, &d) || d < 0) {
             return shadow_error_set(err, SHADOW_ERROR, "\"rate_limit\" must "
                                     "be a number >= 0 (records/s, 0 = no "
                                     "limit)");
         }
 
-        cfg->rate_limit = bson_iter_as_double(it);
+        cfg->rate_limit = d;
         return SHADOW_OK;
     }
 
@@ -204,10 +204,10 @@ shadow_config_load(const char *path, shadow_config_t *cfg,
 {
     FILE          *f;
     char          *text;
+    int            rc;
     size_t         n;
-    bson_t        *doc;
+    bson_t         doc;
     bson_iter_t    it;
-    bson_error_t   berr;
 
     memset(cfg, 0, sizeof(*cfg));
     cfg->concurrency = 64;
@@ -243,24 +243,22 @@ shadow_config_load(const char *path, shadow_config_t *cfg,
                                 path);
     }
 
-    doc = bson_new_from_json((const uint8_t *) text, (ssize_t) n, &berr);
+    rc = shadow_json_object(text, n, &doc, &it, err);
     free(text);
 
-    if (doc == NULL) {
-        return shadow_error_set(err, SHADOW_ERROR, "\"%s\" is not a JSON "
-                                "object: %s", path, berr.message);
+    if (rc != SHADOW_OK) {
+        return SHADOW_ERROR;
     }
 
-    bson_iter_init(&it, doc);
     while (bson_iter_next(&it)) {
         if (shadow_config_key(&it, cfg, err) != SHADOW_OK) {
-            bson_destroy(doc);
+            bson_destroy(&doc);
             shadow_config_clear(cfg);
             return SHADOW_ERROR;
         }
     }
 
-    bson_destroy(doc);
+    bson_destroy(&doc);
 
     if (shadow_config_check(cfg, err) != SHADOW_OK) {
         shadow_config_clear(cfg);

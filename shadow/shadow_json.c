@@ -11,6 +11,7 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
+#include "compare/compare_json.h"
 #include "shadow/shadow_json.h"
 
 
@@ -36,6 +37,54 @@ static int shadow_json_body(bson_iter_t *it, int b64, uint8_t **keep,
     const uint8_t **body, size_t *len, shadow_error_t *err);
 static int shadow_json_field(bson_iter_t *it, shadow_json_record_t *jr,
     shadow_error_t *err);
+
+
+int
+shadow_json_object(const char *text, size_t len, void *doc,
+    bson_iter_t *obj, shadow_error_t *err)
+{
+    bson_iter_t      root;
+    compare_error_t  cerr;
+
+    if (compare_json_parse((const uint8_t *) text, len, doc, &cerr)
+        != COMPARE_PARSE_OK)
+    {
+        return shadow_error_set(err, SHADOW_ERROR, "not JSON: %s",
+                                cerr.message);
+    }
+
+    if (!bson_iter_init_find(&root, doc, "$")
+        || !BSON_ITER_HOLDS_DOCUMENT(&root)
+        || !bson_iter_recurse(&root, obj))
+    {
+        bson_destroy(doc);
+        return shadow_error_set(err, SHADOW_ERROR, "not a JSON object");
+    }
+
+    return SHADOW_OK;
+}
+
+
+int
+shadow_json_number(const bson_iter_t *it, double *v)
+{
+    char                s[BSON_DECIMAL128_STRING];
+    char               *end;
+    bson_decimal128_t   d;
+
+    if (BSON_ITER_HOLDS_NUMBER(it)) {
+        *v = bson_iter_as_double(it);
+        return 1;
+    }
+
+    if (BSON_ITER_HOLDS_DECIMAL128(it) && bson_iter_decimal128(it, &d)) {
+        bson_decimal128_to_string(&d, s);
+        *v = strtod(s, &end);
+        return *end == '\0';
+    }
+
+    return 0;
+}
 
 
 static void
@@ -337,6 +386,7 @@ static int
 shadow_json_field(bson_iter_t *it, shadow_json_record_t *jr,
     shadow_error_t *err)
 {
+    double            num;
     uint32_t          len;
     const char       *k = bson_iter_key(it);
     shadow_record_t  *r = &jr->rec;
@@ -393,28 +443,30 @@ shadow_json_field(bson_iter_t *it, shadow_json_record_t *jr,
         return SHADOW_OK;           /* dump output fed back in */
     }
 
-    if (!BSON_ITER_HOLDS_NUMBER(it)) {
+    if (!shadow_json_number(it, &num)) {
         return shadow_error_set(err, SHADOW_ERROR, "unknown or mistyped key "
                                 "\"%s\"", k);
     }
 
     if (strcmp(k, "time_us") == 0) {
-        r->time_us = bson_iter_as_int64(it);
+        r->time_us = BSON_ITER_HOLDS_INT(it) ? bson_iter_as_int64(it)
+                                             : (int64_t) num;
 
     } else if (strcmp(k, "bucket") == 0) {
-        r->bucket = (int32_t) bson_iter_as_int64(it);
+        r->bucket = (int32_t) num;
 
     } else if (strcmp(k, "version") == 0) {
-        r->version = bson_iter_as_int64(it);
+        r->version = BSON_ITER_HOLDS_INT(it) ? bson_iter_as_int64(it)
+                                             : (int64_t) num;
 
     } else if (strcmp(k, "status") == 0) {
-        r->status = (int32_t) bson_iter_as_int64(it);
+        r->status = (int32_t) num;
 
     } else if (strcmp(k, "resp_body_len") == 0) {
-        r->resp_body_total = bson_iter_as_int64(it);
+        r->resp_body_total = (int64_t) num;
 
     } else if (strcmp(k, "upstream_ms") == 0) {
-        r->upstream_ms = bson_iter_as_double(it);
+        r->upstream_ms = num;
 
     } else {
         return shadow_error_set(err, SHADOW_ERROR, "unknown key \"%s\"", k);
@@ -429,11 +481,9 @@ shadow_json_record_parse(const char *json, size_t len,
     shadow_json_record_t *jr, shadow_error_t *err)
 {
     int               i;
-    bson_t           *doc;
     unsigned int      mdlen;
     unsigned char     md[32], rnd[16];
     bson_iter_t       it;
-    bson_error_t      berr;
     struct timespec   ts;
     shadow_record_t  *r = &jr->rec;
 
@@ -441,14 +491,16 @@ shadow_json_record_parse(const char *json, size_t len,
     r->resp_body_total = -1;
     r->status = 200;
 
-    doc = bson_new_from_json((const uint8_t *) json, (ssize_t) len, &berr);
-    if (doc == NULL) {
-        return shadow_error_set(err, SHADOW_ERROR, "not a JSON object: %s",
-                                berr.message);
+    jr->doc = malloc(sizeof(bson_t));
+    if (jr->doc == NULL) {
+        return shadow_error_set(err, SHADOW_ERROR, "out of memory");
     }
 
-    jr->doc = doc;
-    bson_iter_init(&it, doc);
+    if (shadow_json_object(json, len, jr->doc, &it, err) != SHADOW_OK) {
+        free(jr->doc);
+        jr->doc = NULL;
+        return SHADOW_ERROR;
+    }
 
     while (bson_iter_next(&it)) {
         if (shadow_json_field(&it, jr, err) != SHADOW_OK) {
@@ -528,6 +580,7 @@ shadow_json_record_clear(shadow_json_record_t *jr)
 {
     if (jr->doc != NULL) {
         bson_destroy(jr->doc);
+        free(jr->doc);
     }
 
     free(jr->headers[0]);

@@ -8,6 +8,8 @@
 
 #include <stddef.h>
 
+#include <bson/bson.h>
+
 #include "shadow/shadow_reader.h"
 
 /*
@@ -29,6 +31,16 @@ typedef struct {
 int shadow_json_record_parse(const char *json, size_t len,
     shadow_json_record_t *out, shadow_error_t *err);
 void shadow_json_record_clear(shadow_json_record_t *jr);
+
+/* Parse strict JSON text (compare/'s RFC 8259 parser) whose root must be
+ * an object into doc (a bson_t the caller provides and bson_destroy()s on
+ * SHADOW_OK); *obj iterates the object's members. */
+int shadow_json_object(const char *text, size_t len, void *doc,
+    bson_iter_t *obj, shadow_error_t *err);
+
+/* A JSON number (int, double or the parser's exact decimal) as a double;
+ * 0 when it is not a number. */
+int shadow_json_number(const bson_iter_t *it, double *v);
 
 /* One JSON line (no newline) for rec read at pos; caller frees. */
 char *shadow_json_record_dump(const shadow_record_t *rec, shadow_pos_t pos);

@@ -4,6 +4,7 @@
  */
 
 #include <check.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +15,9 @@
 #include <bson/bson.h>
 
 #include "shadow/shadow_log.h"
+#include "shadow/shadow_daemon.h"
+#include "shadow/shadow_json.h"
+#include "shadow/shadow_metrics.h"
 #include "shadow/shadow_reader.h"
 
 
@@ -687,6 +691,220 @@ START_TEST(test_checkpoint)
 END_TEST
 
 
+/* ---- JSON front ends ---------------------------------------------------- */
+
+START_TEST(test_json_round_trip)
+{
+    char                  *line;
+    uint8_t                buf[4096];
+    size_t                 len;
+    shadow_pos_t           pos = { 3, 99 };
+    shadow_record_t        in, out;
+    shadow_error_t         err;
+    shadow_json_record_t   jr;
+
+    sample_record(&in, "0123456789abcdef0123456789abcdef", "{\"a\":\"\xff\"}");
+    line = shadow_json_record_dump(&in, pos);
+    ck_assert_ptr_nonnull(line);
+    ck_assert_ptr_nonnull(strstr(line, "\"segment\":3,\"offset\":99"));
+    ck_assert_ptr_nonnull(strstr(line, "\"resp_body_b64\""));
+    ck_assert_ptr_nonnull(strstr(line, "\"req_body_b64\""));
+
+    ck_assert_int_eq(shadow_json_record_parse(line, strlen(line), &jr, &err),
+                     SHADOW_OK);
+    ck_assert_int_eq(shadow_record_encode(&jr.rec, buf, sizeof(buf), &len),
+                     SHADOW_OK);
+    ck_assert_int_eq(shadow_record_decode(buf, len, &out, &err), SHADOW_OK);
+    ck_assert_uint_eq(out.req_body_len, in.req_body_len);
+    ck_assert_mem_eq(out.req_body, in.req_body, in.req_body_len);
+    ck_assert_uint_eq(out.resp_body_len, 15);
+    ck_assert_mem_eq(out.resp_body, in.resp_body, 15);
+    ck_assert(str_is(out.resp_sha256, "ab"));
+    ck_assert_uint_eq(out.n_req_headers, 2);
+    ck_assert_int_eq(out.time_us, in.time_us);
+    shadow_record_clear(&out);
+    shadow_json_record_clear(&jr);
+    free(line);
+}
+END_TEST
+
+
+static const char  *bad_lines[] = {
+    "[1,2]",
+    "{\"uri\": \"no-slash\"}",
+    "{\"uri\": \"/\", \"side\": \"both\"}",
+    "{\"uri\": \"/\", \"colour\": 1}",
+    "{\"uri\": \"/\", \"req_body_b64\": \"!!!\"}",
+    "{\"uri\": \"/\", \"req_headers\": [[\"a\"]]}",
+    "{\"uri\": \"/\",}",
+};
+
+
+START_TEST(test_json_bad_lines)
+{
+    shadow_error_t         err;
+    shadow_json_record_t   jr;
+
+    ck_assert_int_eq(shadow_json_record_parse(bad_lines[_i],
+                                              strlen(bad_lines[_i]), &jr,
+                                              &err), SHADOW_ERROR);
+    ck_assert_uint_gt(strlen(err.message), 0);
+}
+END_TEST
+
+
+/* The JSON test suite over the logtool's front end: n_ rejected, y_ never
+ * rejected as bad JSON, nothing crashes. */
+START_TEST(test_json_corpus)
+{
+    int                    rc, n = 0;
+    char                   dirpath[512], path[1024], *text;
+    FILE                  *f;
+    DIR                   *dir;
+    long                   len;
+    const char            *corpus = getenv("CUTOVER_CORPUS");
+    struct dirent         *de;
+    shadow_error_t         err;
+    shadow_json_record_t   jr;
+
+    if (corpus == NULL) {
+        corpus = "../shared/corpus";
+    }
+
+    snprintf(dirpath, sizeof(dirpath), "%s/JSONTestSuite/test_parsing",
+             corpus);
+    dir = opendir(dirpath);
+    ck_assert_msg(dir != NULL, "no corpus at %s", dirpath);
+
+    while ((de = readdir(dir)) != NULL) {
+        if (de->d_name[0] == '.') {
+            continue;
+        }
+
+        snprintf(path, sizeof(path), "%s/%s", dirpath, de->d_name);
+        f = fopen(path, "rb");
+        ck_assert_ptr_nonnull(f);
+        fseek(f, 0, SEEK_END);
+        len = ftell(f);
+        fseek(f, 0, SEEK_SET);
+        text = malloc(len + 1);
+        ck_assert_int_eq(fread(text, 1, len, f), len);
+        fclose(f);
+
+        rc = shadow_json_record_parse(text, len, &jr, &err);
+        if (rc == SHADOW_OK) {
+            shadow_json_record_clear(&jr);
+        }
+
+        if (de->d_name[0] == 'n') {
+            ck_assert_msg(rc == SHADOW_ERROR, "%s accepted", de->d_name);
+
+        } else if (de->d_name[0] == 'y') {
+            ck_assert_msg(rc == SHADOW_OK
+                          || strncmp(err.message, "not JSON", 8) != 0,
+                          "%s: %s", de->d_name, err.message);
+        }
+
+        free(text);
+        n++;
+    }
+
+    closedir(dir);
+    ck_assert_int_gt(n, 300);
+}
+END_TEST
+
+
+static void
+write_file(const char *path, const char *text)
+{
+    FILE  *f = fopen(path, "w");
+
+    ck_assert_ptr_nonnull(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+
+START_TEST(test_config)
+{
+    char             path[300];
+    shadow_config_t  cfg;
+    shadow_error_t   err;
+
+    snprintf(path, sizeof(path), "%s/shadowd.json", tmpdir);
+    write_file(path, "{\"log\": \"/x/erp.log\", \"checkpoint\": \"/x/c\","
+               " \"new\": \"http://127.0.0.1:1\", \"legacy\": "
+               "\"http://127.0.0.1:2\", \"outbox\": \"/x/o\", "
+               "\"concurrency\": 8, \"order_key\": \"store_channel\", "
+               "\"rate_limit\": 100.5, \"max_inflight_per_key\": 1, "
+               "\"delete_consumed\": false, \"results_db\": null}");
+    ck_assert_int_eq(shadow_config_load(path, &cfg, &err), SHADOW_OK);
+    ck_assert_str_eq(cfg.log, "/x/erp.log");
+    ck_assert_int_eq(cfg.concurrency, 8);
+    ck_assert_int_eq(cfg.timeout_ms, 2000);
+    ck_assert_int_eq(cfg.retries, 3);
+    ck_assert_int_eq(cfg.order_key, SHADOW_ORDER_STORE_CHANNEL);
+    ck_assert(cfg.rate_limit == 100.5);
+    ck_assert_int_eq(cfg.delete_consumed, 0);
+    ck_assert_ptr_null(cfg.results_db);
+    shadow_config_clear(&cfg);
+}
+END_TEST
+
+
+static const struct {
+    const char  *text;
+    const char  *says;
+} bad_configs[] = {
+    { "{\"log\": 1}", "\"log\" must be a string" },
+    { "{\"colour\": 1}", "unknown key \"colour\"" },
+    { "{\"concurrency\": 0}", "\"concurrency\"" },
+    { "{\"max_inflight_per_key\": 2}", "fixed at 1" },
+    { "{\"order_key\": \"sku\"}", "order_key" },
+    { "{\"log\": \"l\", \"checkpoint\": \"c\"}", "required" },
+    { "[]", "not a JSON object" },
+    { "{", "not JSON" },
+};
+
+
+START_TEST(test_config_errors)
+{
+    char             path[300];
+    shadow_config_t  cfg;
+    shadow_error_t   err;
+
+    snprintf(path, sizeof(path), "%s/shadowd.json", tmpdir);
+    write_file(path, bad_configs[_i].text);
+    ck_assert_int_eq(shadow_config_load(path, &cfg, &err), SHADOW_ERROR);
+    ck_assert_msg(strstr(err.message, bad_configs[_i].says) != NULL,
+                  "%s: %s", bad_configs[_i].text, err.message);
+
+    snprintf(path, sizeof(path), "%s/none.json", tmpdir);
+    ck_assert_int_eq(shadow_config_load(path, &cfg, &err), SHADOW_ERROR);
+}
+END_TEST
+
+
+START_TEST(test_metrics_render)
+{
+    char            buf[8192];
+    shadow_stats_t  s;
+
+    memset(&s, 0, sizeof(s));
+    s.read = 10;
+    s.failed = 2;
+    s.lag_seconds = 1.5;
+    s.different = 3;
+    shadow_metrics_render(&s, buf, sizeof(buf));
+    ck_assert_ptr_nonnull(strstr(buf, "cutover_shadow_records_read_total 10\n"));
+    ck_assert_ptr_nonnull(strstr(buf, "cutover_shadow_failed_total 2\n"));
+    ck_assert_ptr_nonnull(strstr(buf, "cutover_shadow_lag_seconds 1.500\n"));
+    ck_assert_ptr_nonnull(strstr(buf, "{verdict=\"different\"} 3\n"));
+}
+END_TEST
+
+
 Suite *
 shadow_suite(void)
 {
@@ -706,6 +924,9 @@ shadow_suite(void)
                         sizeof(seg_names) / sizeof(seg_names[0]));
     tcase_add_test(tc, test_writer_rotation);
     tcase_add_test(tc, test_checkpoint);
+    tcase_add_test(tc, test_json_round_trip);
+    tcase_add_test(tc, test_config);
+    tcase_add_test(tc, test_metrics_render);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("errors");
@@ -716,13 +937,18 @@ shadow_suite(void)
     tcase_add_test(tc, test_reader_corrupt_resync);
     tcase_add_test(tc, test_reader_torn_and_incomplete);
     tcase_add_test(tc, test_reader_missing_segment);
+    tcase_add_loop_test(tc, test_json_bad_lines, 0,
+                        sizeof(bad_lines) / sizeof(bad_lines[0]));
+    tcase_add_loop_test(tc, test_config_errors, 0,
+                        sizeof(bad_configs) / sizeof(bad_configs[0]));
     suite_add_tcase(s, tc);
 
     tc = tcase_create("limits");
     tcase_add_checked_fixture(tc, setup_dir, teardown_dir);
     tcase_add_test(tc, test_record_nospace);
     tcase_add_test(tc, test_reader_grace);
-    tcase_set_timeout(tc, 30);
+    tcase_add_test(tc, test_json_corpus);
+    tcase_set_timeout(tc, 60);
     suite_add_tcase(s, tc);
 
     return s;
