@@ -199,9 +199,13 @@ newcore_reply_error(newcore_reply_t *reply, int status, const char *code,
 static void
 newcore_reply_err(newcore_reply_t *reply, const newcore_error_t *err)
 {
-    newcore_reply_error(reply, err->status ? err->status : 500,
-                        err->code[0] ? err->code : "internal", "%s",
-                        err->message);
+    newcore_error_t  copy;
+
+    /* err is often reply->err itself */
+    copy = *err;
+    newcore_reply_error(reply, copy.status ? copy.status : 500,
+                        copy.code[0] ? copy.code : "internal", "%s",
+                        copy.message);
 }
 
 

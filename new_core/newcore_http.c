@@ -115,6 +115,7 @@ newcore_server_new(const char *addr, int threads, newcore_pool_t *pool,
     server->daemon = MHD_start_daemon(
         MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG, port, NULL, NULL,
         newcore_http_access, server,
+        MHD_OPTION_EXTERNAL_LOGGER, newcore_http_mhd_log, server,
         MHD_OPTION_SOCK_ADDR, (struct sockaddr *) &sin,
         MHD_OPTION_THREAD_POOL_SIZE, (unsigned int) threads,
         MHD_OPTION_NOTIFY_COMPLETED, newcore_http_completed, server,
@@ -122,7 +123,6 @@ newcore_server_new(const char *addr, int threads, newcore_pool_t *pool,
         MHD_OPTION_CONNECTION_LIMIT, (unsigned int) 4096,
         MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned int) 1024,
         MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned int) 1,
-        MHD_OPTION_EXTERNAL_LOGGER, newcore_http_mhd_log, server,
         MHD_OPTION_END);
 
     if (server->daemon == NULL) {
