@@ -8,9 +8,13 @@ $(eval $(call static_lib,compare,$(COMPARE_SRCS)))
 # the schema text is assembled into the library from compare/schema.sql
 $(OBJ)/compare/compare_schema.o: compare/schema.sql
 
-PROGRAMS += $(BIN)/cutover-compare
+PROGRAMS += $(BIN)/cutover-compare $(BIN)/cutover-report
 
 $(BIN)/cutover-compare: $(OBJ)/compare/compare_main.o $(LIB)/libcompare.a
+	@mkdir -p $(BIN)
+	$(CC) -o $@ $^ $(PKG_LDLIBS)
+
+$(BIN)/cutover-report: $(OBJ)/compare/report_main.o $(LIB)/libcompare.a
 	@mkdir -p $(BIN)
 	$(CC) -o $@ $^ $(PKG_LDLIBS)
 

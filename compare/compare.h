@@ -145,7 +145,7 @@ void compare_noise_add(compare_noise_t *noise, const char *route,
 char *compare_noise_report(const compare_noise_t *noise, uint64_t min_count);
 void compare_noise_free(compare_noise_t *noise);
 
-/* Results pending plus results written to PostgreSQL so far (metrics). */
+/* Results written to PostgreSQL so far by this store (a metric). */
 uint64_t compare_store_written(const compare_store_t *store);
 
 #endif /* COMPARE_H */

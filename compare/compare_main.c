@@ -12,11 +12,14 @@
 
 #include "compare/compare.h"
 #include "compare/compare_json.h"
+#include "compare/compare_store.h"
 
 static const char *usage =
     "usage: cutover-compare [--rules FILE] [--route 'METHOD /path'] A B\n"
     "       cutover-compare learn [--rules FILE] [--route 'METHOD /path']\n"
     "                             [--min-count N] FILE1 FILE2 [FILE...]\n"
+    "       cutover-compare store --db CONNINFO [--outbox DIR] [--rules FILE]\n"
+    "                             [--batch N] PAIRS.jsonl\n"
     "\n"
     "Compares the bodies in files A and B (JSON or BSON, detected) under the\n"
     "rules of the route and prints one JSON line per difference:\n"
@@ -25,7 +28,13 @@ static const char *usage =
     "\n"
     "learn: FILE1.. are answers of ONE system to the same request; paths\n"
     "that differ between them are noise.  Prints {\"pairs\", \"noisy\": [...],\n"
-    "\"rules\": {...}} where \"rules\" is a rules file of ignore rules.\n";
+    "\"rules\": {...}} where \"rules\" is a rules file of ignore rules.\n"
+    "\n"
+    "store: compares each pair of PAIRS.jsonl (one object a line: record_id,\n"
+    "time_us, zone, method, uri, store, channel, side, status_a, status_b,\n"
+    "a, b; bodies as JSON strings) and writes the results to the result\n"
+    "store, through the outbox while PostgreSQL is away.  Prints\n"
+    "{\"stored\", \"pending\", \"written\"}.\n";
 
 
 static int
@@ -196,6 +205,175 @@ compare_learn(const compare_rules_t *rules, const char *route, int argc,
 }
 
 
+typedef struct {
+    compare_pair_t   pair;
+    char            *strs[10];
+    char            *a;
+    char            *b;
+    size_t           la;
+    size_t           lb;
+} compare_line_t;
+
+
+static void
+compare_line_free(compare_line_t *l)
+{
+    int  i;
+
+    for (i = 0; i < 10; i++) {
+        free(l->strs[i]);
+    }
+    free(l->a);
+    free(l->b);
+}
+
+
+static int
+compare_line_parse(const char *text, size_t len, compare_line_t *l)
+{
+    static const char *keys[] = { "record_id", "zone", "method", "uri",
+        "store", "channel", "side", NULL };
+    bson_t            doc;
+    bson_iter_t       it, f;
+    compare_error_t   err;
+    int               i;
+    uint32_t          n;
+    const char       *s;
+
+    memset(l, 0, sizeof(*l));
+    if (compare_json_parse((const uint8_t *) text, len, &doc, &err)
+        != COMPARE_PARSE_OK)
+    {
+        fprintf(stderr, "cutover-compare: bad line: %s\n", err.message);
+        return -1;
+    }
+    if (!bson_iter_init_find(&it, &doc, "$") || !bson_iter_recurse(&it, &f)) {
+        bson_destroy(&doc);
+        return -1;
+    }
+    l->pair.primary.status = 200;
+    l->pair.shadow.status = 200;
+    l->pair.primary.latency_ms = -1;
+    l->pair.shadow.latency_ms = -1;
+    while (bson_iter_next(&f)) {
+        const char *k = bson_iter_key(&f);
+
+        if (BSON_ITER_HOLDS_UTF8(&f)) {
+            s = bson_iter_utf8(&f, &n);
+            for (i = 0; keys[i] != NULL && strcmp(keys[i], k) != 0; i++) {
+                /* find */
+            }
+            if (keys[i] != NULL) {
+                free(l->strs[i]);
+                l->strs[i] = bson_strndup(s, n);
+            } else if (strcmp(k, "a") == 0) {
+                l->a = bson_strndup(s, n);
+                l->la = n;
+            } else if (strcmp(k, "b") == 0) {
+                l->b = bson_strndup(s, n);
+                l->lb = n;
+            }
+        } else if (strcmp(k, "status_a") == 0) {
+            l->pair.primary.status = (int) bson_iter_as_int64(&f);
+        } else if (strcmp(k, "status_b") == 0) {
+            l->pair.shadow.status = (int) bson_iter_as_int64(&f);
+        } else if (strcmp(k, "time_us") == 0) {
+            l->pair.time_us = bson_iter_as_int64(&f);
+        }
+    }
+    bson_destroy(&doc);
+    l->pair.record_id = l->strs[0];
+    l->pair.zone = l->strs[1] ? l->strs[1] : "";
+    l->pair.method = l->strs[2] ? l->strs[2] : "GET";
+    l->pair.uri = l->strs[3] ? l->strs[3] : "/";
+    l->pair.store = l->strs[4] ? l->strs[4] : "";
+    l->pair.channel = l->strs[5] ? l->strs[5] : "";
+    l->pair.side_served = l->strs[6] ? l->strs[6] : "legacy";
+    l->pair.primary.content_type = "application/json";
+    l->pair.shadow.content_type = "application/json";
+    l->pair.primary.body = (const uint8_t *) l->a;
+    l->pair.primary.body_len = l->la;
+    l->pair.shadow.body = (const uint8_t *) l->b;
+    l->pair.shadow.body_len = l->lb;
+    if (l->pair.record_id == NULL) {
+        fprintf(stderr, "cutover-compare: a line has no record_id\n");
+        return -1;
+    }
+    return 0;
+}
+
+
+static int
+compare_store_file(const compare_rules_t *rules, const char *db,
+    const char *outbox, long batch, const char *path)
+{
+    FILE              *f;
+    char              *line = NULL;
+    size_t             cap = 0, stored = 0, queued = 0;
+    ssize_t            n;
+    compare_store_t   *st;
+    compare_error_t    err;
+    compare_line_t     l;
+    compare_result_t  *res;
+    int                rc = 2;
+
+    f = strcmp(path, "-") == 0 ? stdin : fopen(path, "r");
+    if (f == NULL) {
+        fprintf(stderr, "cutover-compare: %s: %s\n", path, strerror(errno));
+        return 2;
+    }
+    st = compare_store_open(db, outbox, &err);
+    if (st == NULL) {
+        fprintf(stderr, "cutover-compare: %s\n", err.message);
+        goto done;
+    }
+    while ((n = getline(&line, &cap, f)) > 0) {
+        if (n <= 1) {
+            continue;
+        }
+        if (compare_line_parse(line, (size_t) n, &l) != 0) {
+            compare_line_free(&l);
+            goto done;
+        }
+        res = compare_pair_run(rules, &l.pair, &err);
+        if (res == NULL
+            || compare_store_put(st, &l.pair, res, &err) != COMPARE_OK)
+        {
+            fprintf(stderr, "cutover-compare: %s\n", err.message);
+            compare_result_free(res);
+            compare_line_free(&l);
+            goto done;
+        }
+        compare_result_free(res);
+        compare_line_free(&l);
+        if (++queued == (size_t) batch) {
+            if (compare_store_flush(st, &err) != COMPARE_OK) {
+                fprintf(stderr, "cutover-compare: %s\n", err.message);
+                goto done;
+            }
+            stored += queued;
+            queued = 0;
+        }
+    }
+    if (compare_store_flush(st, &err) != COMPARE_OK) {
+        fprintf(stderr, "cutover-compare: %s\n", err.message);
+        goto done;
+    }
+    stored += queued;
+    printf("{\"stored\": %zu, \"pending\": %llu, \"written\": %llu}\n", stored,
+           (unsigned long long) compare_store_pending(st),
+           (unsigned long long) compare_store_written(st));
+    rc = 0;
+done:
+    free(line);
+    compare_store_free(st);
+    if (f != stdin) {
+        fclose(f);
+    }
+    return rc;
+}
+
+
 int
 main(int argc, char **argv)
 {
@@ -203,10 +381,16 @@ main(int argc, char **argv)
         { "rules", required_argument, NULL, 'r' },
         { "route", required_argument, NULL, 'R' },
         { "min-count", required_argument, NULL, 'm' },
+        { "db", required_argument, NULL, 'd' },
+        { "outbox", required_argument, NULL, 'o' },
+        { "batch", required_argument, NULL, 'b' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 }
     };
     const char            *rules_path = NULL, *route = NULL;
+    const char            *db = NULL, *outbox = NULL;
+    long                   batch = 500;
+    int                    store = 0;
     compare_rules_t       *rules = NULL;
     compare_result_t      *res = NULL;
     const compare_diff_t  *d;
@@ -221,8 +405,13 @@ main(int argc, char **argv)
         argv[1] = argv[0];
         argv++;
         argc--;
+    } else if (argc > 1 && strcmp(argv[1], "store") == 0) {
+        store = 1;
+        argv[1] = argv[0];
+        argv++;
+        argc--;
     }
-    while ((c = getopt_long(argc, argv, "r:R:m:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "r:R:m:d:o:b:h", opts, NULL)) != -1) {
         switch (c) {
         case 'r':
             rules_path = optarg;
@@ -238,6 +427,20 @@ main(int argc, char **argv)
                 return 2;
             }
             break;
+        case 'd':
+            db = optarg;
+            break;
+        case 'o':
+            outbox = optarg;
+            break;
+        case 'b':
+            errno = 0;
+            batch = strtol(optarg, &end, 10);
+            if (errno != 0 || *end != '\0' || batch <= 0) {
+                fprintf(stderr, "cutover-compare: bad --batch\n");
+                return 2;
+            }
+            break;
         case 'h':
             fputs(usage, stdout);
             return 0;
@@ -246,7 +449,11 @@ main(int argc, char **argv)
             return 2;
         }
     }
-    if ((!learn && argc - optind != 2) || (learn && argc - optind < 2)) {
+    if ((!learn && !store && argc - optind != 2)
+        || (learn && argc - optind < 2)
+        || (store && (argc - optind != 1 || db == NULL))
+        || (!store && (db != NULL || outbox != NULL)))
+    {
         fputs(usage, stderr);
         return 2;
     }
@@ -254,6 +461,11 @@ main(int argc, char **argv)
     if (rules == NULL) {
         fprintf(stderr, "cutover-compare: %s\n", err.message);
         return 2;
+    }
+    if (store) {
+        rc = compare_store_file(rules, db, outbox, batch, argv[optind]);
+        compare_rules_free(rules);
+        return rc;
     }
     if (learn) {
         rc = compare_learn(rules, route, argc - optind, argv + optind,

@@ -15,7 +15,8 @@
 typedef struct {
     char      *route;
     char      *path;       /* generalised: indices and keys as [*] */
-    uint64_t   count;
+    uint64_t   count;      /* pairs in which the path differed */
+    uint64_t   last;       /* the pair that counted it last */
 } compare_noisy_t;
 
 struct compare_noise_s {
@@ -106,7 +107,10 @@ compare_noise_add(compare_noise_t *noise, const char *route,
             }
         }
         if (j < noise->n) {
-            noise->items[j].count++;
+            if (noise->items[j].last != noise->pairs) {
+                noise->items[j].count++;
+                noise->items[j].last = noise->pairs;
+            }
             free(g);
             continue;
         }
@@ -124,6 +128,7 @@ compare_noise_add(compare_noise_t *noise, const char *route,
         noise->items[noise->n].route = strdup(route);
         noise->items[noise->n].path = g;
         noise->items[noise->n].count = 1;
+        noise->items[noise->n].last = noise->pairs;
         if (noise->items[noise->n].route == NULL) {
             free(g);
             return;

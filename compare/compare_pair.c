@@ -211,7 +211,10 @@ compare_route_guess(const char *method, const char *uri)
             digit |= isdigit((unsigned char) uri[i]) != 0;
             i++;
         }
-        if (digit) {
+        /* an id has digits; a version segment ("v1") is not an id */
+        if (digit && !(uri[s] == 'v' && i - s <= 3
+                       && strspn(uri + s + 1, "0123456789") == i - s - 1))
+        {
             memcpy(out + o, "{id}", 4);
             o += 4;
         } else {

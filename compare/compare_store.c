@@ -205,6 +205,16 @@ compare_store_free(compare_store_t *store)
 }
 
 
+/* "relation already exists, skipping" is not news: the library never
+ * logs */
+void
+compare_quiet(void *arg, const char *message)
+{
+    (void) arg;
+    (void) message;
+}
+
+
 static int
 compare_store_connect(compare_store_t *st, compare_error_t *err)
 {
@@ -232,6 +242,7 @@ compare_store_connect(compare_store_t *st, compare_error_t *err)
         }
         return COMPARE_ERROR;
     }
+    PQsetNoticeProcessor(st->conn, compare_quiet, NULL);
     if (compare_schema_apply(st->conn, err) != COMPARE_OK) {
         st->next_try = compare_now_us() + COMPARE_RETRY_US;
         PQfinish(st->conn);

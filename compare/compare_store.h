@@ -17,6 +17,9 @@ extern const char compare_schema_sql[];
 /* Create or migrate the schema on an open connection; 0 or -1. */
 int compare_schema_apply(PGconn *conn, compare_error_t *err);
 
+/* A libpq notice processor that drops notices. */
+void compare_quiet(void *arg, const char *message);
+
 /* Bound the outbox (records); beyond it compare_store_flush() fails and
  * keeps the queue, so the caller does not checkpoint. */
 void compare_store_set_outbox_limit(compare_store_t *store, uint64_t max);

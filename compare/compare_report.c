@@ -1,0 +1,181 @@
+/*
+ * compare_report: reporting queries over the result store.
+ */
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "compare/compare_norm.h"
+#include "compare/compare_report.h"
+
+#define COMPARE_WINDOW \
+    " ($1::timestamptz IS NULL OR p.at >= $1::timestamptz)" \
+    " AND ($2::timestamptz IS NULL OR p.at < $2::timestamptz)"
+
+#define COMPARE_MISMATCH  "p.verdict IN ('different', 'unparseable')"
+
+#define COMPARE_GROUP(col) \
+    "SELECT " col " AS " col ", count(*) AS pairs," \
+    " count(*) FILTER (WHERE " COMPARE_MISMATCH ") AS mismatches," \
+    " round(100.0 * count(*) FILTER (WHERE " COMPARE_MISMATCH ")" \
+    "  / greatest(count(*) FILTER (WHERE p.verdict <> 'shadow_failed'), 1)," \
+    "  2) AS mismatch_pct," \
+    " count(*) FILTER (WHERE p.verdict = 'shadow_failed') AS shadow_failed," \
+    " array_to_string((array_agg(p.record_id ORDER BY p.at DESC)" \
+    "  FILTER (WHERE " COMPARE_MISMATCH "))[1:3], ' ') AS sample_ids" \
+    " FROM compare_pairs p WHERE" COMPARE_WINDOW \
+    " GROUP BY " col " ORDER BY mismatches DESC, " col " LIMIT $3::bigint"
+
+static const char *compare_report_names[] = {
+    "summary", "routes", "stores", "channels", "fields", "samples", "export"
+};
+
+static const char *compare_report_sql[] = {
+    /* summary */
+    "SELECT count(*) AS pairs,"
+    " count(*) FILTER (WHERE p.verdict = 'equal') AS equal,"
+    " count(*) FILTER (WHERE p.verdict = 'different') AS different,"
+    " count(*) FILTER (WHERE p.verdict = 'unparseable') AS unparseable,"
+    " count(*) FILTER (WHERE p.verdict = 'shadow_failed') AS shadow_failed,"
+    " round(100.0 * count(*) FILTER (WHERE " COMPARE_MISMATCH ")"
+    "  / greatest(count(*) FILTER (WHERE p.verdict <> 'shadow_failed'), 1),"
+    "  2) AS mismatch_pct,"
+    " (SELECT count(*) FROM compare_diffs d JOIN compare_pairs p"
+    "  USING (record_id) WHERE" COMPARE_WINDOW ") AS differences,"
+    " min(p.at) AS first_at, max(p.at) AS last_at"
+    " FROM compare_pairs p WHERE" COMPARE_WINDOW
+    " AND $3::bigint IS NOT NULL",
+    COMPARE_GROUP("route"),
+    COMPARE_GROUP("store"),
+    COMPARE_GROUP("channel"),
+    /* fields */
+    "SELECT p.route AS route, d.path AS path, d.kind AS kind,"
+    " count(*) AS differences, count(DISTINCT d.record_id) AS pairs,"
+    " array_to_string((array_agg(DISTINCT d.record_id))[1:3], ' ')"
+    "  AS sample_ids"
+    " FROM compare_diffs d JOIN compare_pairs p USING (record_id)"
+    " WHERE" COMPARE_WINDOW
+    " GROUP BY p.route, d.path, d.kind"
+    " ORDER BY differences DESC, p.route, d.path, d.kind LIMIT $3::bigint",
+    /* samples */
+    "SELECT p.record_id, p.at, p.route, p.store, p.channel, p.side_served,"
+    " p.primary_status, p.shadow_status, p.verdict, p.ndiffs, p.detail,"
+    " (SELECT string_agg(d.path || ' ' || d.kind, '; ' ORDER BY d.seq)"
+    "  FROM (SELECT * FROM compare_diffs d WHERE d.record_id = p.record_id"
+    "  ORDER BY d.seq LIMIT 5) d) AS first_differences"
+    " FROM compare_pairs p WHERE" COMPARE_WINDOW
+    " AND p.verdict <> 'equal' ORDER BY p.at DESC, p.record_id"
+    " LIMIT $3::bigint",
+    /* export */
+    "SELECT p.record_id, p.at, p.zone, p.method, p.route, p.uri, p.store,"
+    " p.channel, p.side_served, p.primary_status, p.shadow_status,"
+    " p.primary_ms, p.shadow_ms, p.verdict, p.ndiffs, p.detail"
+    " FROM compare_pairs p WHERE" COMPARE_WINDOW
+    " AND $3::bigint IS NOT NULL ORDER BY p.at, p.record_id"
+};
+
+
+int
+compare_report_kind(const char *name)
+{
+    int  i;
+
+    for (i = 0; i < (int) (sizeof(compare_report_names) / sizeof(char *));
+         i++)
+    {
+        if (strcmp(name, compare_report_names[i]) == 0) {
+            return i;
+        }
+    }
+    return -1;
+}
+
+
+static void
+compare_report_fail(compare_error_t *err, PGconn *conn, PGresult *res)
+{
+    const char  *m = res ? PQresultErrorMessage(res) : PQerrorMessage(conn);
+    size_t       n;
+
+    err->code = COMPARE_ERROR;
+    snprintf(err->message, sizeof(err->message), "query: %.200s", m);
+    n = strlen(err->message);
+    if (n > 0 && err->message[n - 1] == '\n') {
+        err->message[n - 1] = '\0';
+    }
+}
+
+
+PGresult *
+compare_report_query(PGconn *conn, compare_report_kind_t kind,
+    const char *since, const char *until, long limit, compare_error_t *err)
+{
+    const char  *vals[3];
+    char         lim[32];
+    PGresult    *res;
+
+    snprintf(lim, sizeof(lim), "%ld", limit > 0 ? limit : 1000000000L);
+    vals[0] = since;
+    vals[1] = until;
+    vals[2] = lim;
+    res = PQexecParams(conn, compare_report_sql[kind], 3, NULL, vals, NULL,
+                       NULL, 0);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        compare_report_fail(err, conn, res);
+        PQclear(res);
+        return NULL;
+    }
+    return res;
+}
+
+
+long long
+compare_report_mismatches(PGconn *conn, const char *since, const char *until,
+    compare_error_t *err)
+{
+    const char  *vals[2] = { since, until };
+    PGresult    *res;
+    long long    n;
+
+    res = PQexecParams(conn, "SELECT count(*) FROM compare_pairs p WHERE"
+                       COMPARE_WINDOW " AND " COMPARE_MISMATCH,
+                       2, NULL, vals, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
+        compare_report_fail(err, conn, res);
+        PQclear(res);
+        return -1;
+    }
+    n = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+    PQclear(res);
+    return n;
+}
+
+
+int
+compare_report_time(const char *text, char *buf, size_t size)
+{
+    int64_t   us;
+    char     *end;
+    long      v;
+    long      unit = 0;
+
+    if (compare_time_parse(text, strlen(text), &us) != 0) {
+        v = strtol(text, &end, 10);
+        if (end == text || v < 0 || end[0] == '\0' || end[1] != '\0') {
+            return -1;
+        }
+        switch (end[0]) {
+        case 's': unit = 1; break;
+        case 'm': unit = 60; break;
+        case 'h': unit = 3600; break;
+        case 'd': unit = 86400; break;
+        default:
+            return -1;
+        }
+        us = ((int64_t) time(NULL) - (int64_t) v * unit) * 1000000;
+    }
+    compare_time_format(us, buf, size);
+    return 0;
+}
