@@ -471,6 +471,16 @@ sim_create_order(sim_req_t *r, const bson_t *body)
     snprintf(s1, sizeof(s1), "%lld", (long long) qd);
     p[0] = mdbh;
     p[1] = s1;
+    res = legacy_db_exec(r->db, "SELECT 1 FROM legacy.md WHERE mdbh = $1", 1,
+                         p, PGRES_TUPLES_OK, &err);
+    if (res == NULL) {
+        return sim_db_fail(r, &err);
+    }
+    rc = PQntuples(res);
+    PQclear(res);
+    if (rc == 0) {
+        return sim_fail(r, LEGACY_SIM_NO_RECORD, "门店 %s 不存在", mdbh);
+    }
     res = legacy_db_exec(r->db, "SELECT 1 FROM legacy.md_qd"
                          " WHERE mdbh = $1 AND qd = $2::int", 2, p,
                          PGRES_TUPLES_OK, &err);
@@ -481,7 +491,8 @@ sim_create_order(sim_req_t *r, const bson_t *body)
     PQclear(res);
     if (rc == 0) {
         return sim_fail(r, LEGACY_SIM_BAD_REFERENCE,
-                        "门店 %s 渠道 %lld 无效", mdbh, (long long) qd);
+                        "门店 %s 不存在或不经营渠道 %lld", mdbh,
+                        (long long) qd);
     }
 
     if (hyh != NULL) {
@@ -494,8 +505,7 @@ sim_create_order(sim_req_t *r, const bson_t *body)
         rc = PQntuples(res);
         PQclear(res);
         if (rc == 0) {
-            return sim_fail(r, LEGACY_SIM_BAD_REFERENCE, "会员 %s 不存在",
-                            hyh);
+            return sim_fail(r, LEGACY_SIM_NO_RECORD, "会员 %s 不存在", hyh);
         }
     }
 
@@ -509,7 +519,7 @@ sim_create_order(sim_req_t *r, const bson_t *body)
         }
         if (PQntuples(res) == 0) {
             PQclear(res);
-            return sim_fail(r, LEGACY_SIM_BAD_REFERENCE, "商品 %s 不存在",
+            return sim_fail(r, LEGACY_SIM_NO_RECORD, "商品 %s 不存在",
                             lines[i].spbm);
         }
         if (!lines[i].has_dj) {
@@ -671,7 +681,8 @@ sim_cancel_order(sim_req_t *r, const bson_t *body)
     snprintf(mdbh, sizeof(mdbh), "%s", PQgetvalue(res, 0, 3));
     PQclear(res);
     if (zt == 2) {
-        return sim_fail(r, LEGACY_SIM_CANCELLED, "单据 %s 已作废", djh);
+        /* Already void: nothing changes, the order is answered as it is. */
+        return sim_load_order(r, djh);
     }
 
     p[1] = mdbh;
@@ -782,10 +793,12 @@ sim_adjust_stock(sim_req_t *r, const bson_t *body)
     if (res == NULL) {
         return sim_db_fail(r, &err);
     }
-    if (PQntuples(res) == 1 && tzsl < 0 && atoll(PQgetvalue(res, 0, 0)) < 0)
+    if (PQntuples(res) == 1 && tzsl < 0
+        && atoll(PQgetvalue(res, 0, 0)) < atoll(PQgetvalue(res, 0, 1)))
     {
         PQclear(res);
-        return sim_fail(r, LEGACY_SIM_BAD_PARAM, "调整后库存为负");
+        return sim_fail(r, LEGACY_SIM_NO_STOCK, "商品 %s 调整后库存不足",
+                        p[1]);
     }
     return sim_stock_answer(r, res, p[0], p[1]);
 }

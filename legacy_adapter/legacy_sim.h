@@ -30,8 +30,8 @@
 /* Legacy answer codes (the "code" of the envelope). */
 #define LEGACY_SIM_OK              0
 #define LEGACY_SIM_BAD_PARAM       1001
-#define LEGACY_SIM_BAD_REFERENCE   1002   /* unknown store/channel/sku/member */
-#define LEGACY_SIM_NO_RECORD       1004
+#define LEGACY_SIM_BAD_REFERENCE   1002   /* store does not sell there */
+#define LEGACY_SIM_NO_RECORD       1004   /* unknown store/sku/member */
 #define LEGACY_SIM_NO_STOCK        2001
 #define LEGACY_SIM_DUP_ORDER       3001
 #define LEGACY_SIM_SERIAL_BUSY     3002

@@ -1,0 +1,615 @@
+/* legacy: the adapter's request path, canonical in, dialect out and back. */
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <curl/curl.h>
+
+#include "legacy_adapter/legacy_adapter.h"
+#include "legacy_adapter/legacy_json.h"
+
+#define ADAPTER_REPLY_MAX   (4 * 1024 * 1024)
+#define ADAPTER_ID_MAX      64
+
+struct legacy_adapter_s {
+    legacy_adapter_config_t  cfg;
+    char                    *legacy_url;
+    pthread_key_t            curl_key;
+};
+
+/* What the canonical request asked for. */
+typedef struct {
+    int          route;           /* legacy_route_id_t, -1 none */
+    int          is_write;
+    int          ok_status;
+    const char  *ids[2];
+    char         buf[2][ADAPTER_ID_MAX + 1];
+} adapter_call_t;
+
+
+static int adapter_route(const char *method, const char *path,
+    adapter_call_t *call, int *status, const char **code);
+static int adapter_build_request(legacy_adapter_t *ad,
+    const legacy_request_t *req, adapter_call_t *call, bson_t *legacy,
+    legacy_error_t *err);
+static void adapter_reply_error(legacy_response_t *resp, int status,
+    const char *code, const char *message);
+static void adapter_log(legacy_adapter_t *ad, int level, const char *fmt,
+    ...) __attribute__((format(printf, 3, 4)));
+static size_t adapter_collect(char *ptr, size_t size, size_t n, void *data);
+static void adapter_health(legacy_adapter_t *ad, legacy_response_t *resp);
+
+
+static void
+adapter_log(legacy_adapter_t *ad, int level, const char *fmt, ...)
+{
+    char     msg[768];
+    va_list  ap;
+
+    if (ad->cfg.log == NULL) {
+        return;
+    }
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    ad->cfg.log(ad->cfg.log_data, level, msg);
+}
+
+
+char *
+legacy_adapter_error_body(const char *code, const char *message, size_t *len)
+{
+    bson_t          doc, e;
+    legacy_buf_t    out = { 0 };
+    legacy_error_t  err;
+
+    bson_init(&doc);
+    BSON_APPEND_DOCUMENT_BEGIN(&doc, "error", &e);
+    BSON_APPEND_UTF8(&e, "code", code);
+    if (!bson_utf8_validate(message, strlen(message), false)) {
+        message = "(message not valid UTF-8)";
+    }
+    BSON_APPEND_UTF8(&e, "message", message);
+    bson_append_document_end(&doc, &e);
+    if (legacy_json_write(&doc, &out, &err) != LEGACY_OK) {
+        legacy_buf_free(&out);
+    }
+    bson_destroy(&doc);
+    *len = out.len;
+    return out.data;
+}
+
+
+static void
+adapter_reply_error(legacy_response_t *resp, int status, const char *code,
+    const char *message)
+{
+    resp->status = status;
+    resp->content_type = "application/json";
+    resp->body = legacy_adapter_error_body(code, message, &resp->body_len);
+}
+
+
+legacy_adapter_t *
+legacy_adapter_new(const legacy_adapter_config_t *cfg, legacy_error_t *err)
+{
+    legacy_adapter_t  *ad;
+    size_t             n;
+
+    if (cfg->legacy_url == NULL
+        || (strncmp(cfg->legacy_url, "http://", 7) != 0
+            && strncmp(cfg->legacy_url, "https://", 8) != 0))
+    {
+        legacy_error_set(err, LEGACY_E_CONFIG,
+                         "--legacy \"%s\": expected http://HOST:PORT",
+                         cfg->legacy_url ? cfg->legacy_url : "");
+        return NULL;
+    }
+    ad = calloc(1, sizeof(*ad));
+    if (ad == NULL) {
+        legacy_error_set(err, LEGACY_E_INTERNAL, "out of memory");
+        return NULL;
+    }
+    ad->cfg = *cfg;
+    ad->legacy_url = strdup(cfg->legacy_url);
+    if (ad->legacy_url == NULL
+        || pthread_key_create(&ad->curl_key,
+                              (void (*)(void *)) curl_easy_cleanup) != 0)
+    {
+        free(ad->legacy_url);
+        free(ad);
+        legacy_error_set(err, LEGACY_E_INTERNAL, "out of resources");
+        return NULL;
+    }
+    n = strlen(ad->legacy_url);
+    while (n > 0 && ad->legacy_url[n - 1] == '/') {
+        ad->legacy_url[--n] = '\0';
+    }
+    ad->cfg.legacy_url = ad->legacy_url;
+    return ad;
+}
+
+
+void
+legacy_adapter_free(legacy_adapter_t *ad)
+{
+    CURL  *h;
+
+    if (ad == NULL) {
+        return;
+    }
+    h = pthread_getspecific(ad->curl_key);
+    if (h != NULL) {
+        curl_easy_cleanup(h);
+    }
+    pthread_key_delete(ad->curl_key);
+    free(ad->legacy_url);
+    free(ad);
+}
+
+
+/* Copies one path segment (up to '/' or end) into out; 0 if bad. */
+static int
+adapter_segment(const char **p, char *out)
+{
+    size_t  n = strcspn(*p, "/");
+
+    if (n == 0 || n > ADAPTER_ID_MAX) {
+        return 0;
+    }
+    memcpy(out, *p, n);
+    out[n] = '\0';
+    *p += n;
+    return 1;
+}
+
+
+static int
+adapter_route(const char *method, const char *path, adapter_call_t *call,
+    int *status, const char **code)
+{
+    const char  *p;
+    int          get = strcmp(method, "GET") == 0;
+    int          post = strcmp(method, "POST") == 0;
+    int          want_post;
+
+    call->route = -1;
+    call->ok_status = 200;
+    *status = 404;
+    *code = "not_found";
+
+    if (strncmp(path, "/api/v1/", 8) != 0) {
+        return LEGACY_ERROR;
+    }
+    p = path + 8;
+
+    if (strcmp(p, "orders") == 0) {
+        call->route = LEGACY_ROUTE_CREATE_ORDER;
+        call->ok_status = 201;
+        want_post = 1;
+
+    } else if (strncmp(p, "orders/", 7) == 0) {
+        p += 7;
+        if (!adapter_segment(&p, call->buf[0])) {
+            return LEGACY_ERROR;
+        }
+        if (*p == '\0') {
+            call->route = LEGACY_ROUTE_GET_ORDER;
+            want_post = 0;
+        } else if (strcmp(p, "/cancel") == 0) {
+            call->route = LEGACY_ROUTE_CANCEL_ORDER;
+            want_post = 1;
+        } else {
+            return LEGACY_ERROR;
+        }
+
+    } else if (strcmp(p, "inventory/adjust") == 0) {
+        call->route = LEGACY_ROUTE_ADJUST_INVENTORY;
+        want_post = 1;
+
+    } else if (strncmp(p, "inventory/", 10) == 0) {
+        p += 10;
+        if (!adapter_segment(&p, call->buf[0]) || *p++ != '/'
+            || !adapter_segment(&p, call->buf[1]) || *p != '\0')
+        {
+            return LEGACY_ERROR;
+        }
+        call->route = LEGACY_ROUTE_GET_INVENTORY;
+        want_post = 0;
+
+    } else if (strncmp(p, "members/", 8) == 0) {
+        p += 8;
+        if (!adapter_segment(&p, call->buf[0]) || *p != '\0') {
+            return LEGACY_ERROR;
+        }
+        call->route = LEGACY_ROUTE_GET_MEMBER;
+        want_post = 0;
+
+    } else {
+        return LEGACY_ERROR;
+    }
+
+    call->ids[0] = call->buf[0];
+    call->ids[1] = call->buf[1];
+    call->is_write = want_post;
+    if ((want_post && !post) || (!want_post && !get)) {
+        *status = 405;
+        *code = "method_not_allowed";
+        return LEGACY_ERROR;
+    }
+    return LEGACY_OK;
+}
+
+
+/* The legacy request document for the call (out initialised here). */
+static int
+adapter_build_request(legacy_adapter_t *ad, const legacy_request_t *req,
+    adapter_call_t *call, bson_t *legacy, legacy_error_t *err)
+{
+    const legacy_map_t    *map = ad->cfg.map;
+    const legacy_route_t  *route = &map->routes[call->route];
+    const char            *key;
+    bson_t                 canonical;
+    int                    rc;
+
+    bson_init(legacy);
+
+    switch (call->route) {
+    case LEGACY_ROUTE_CREATE_ORDER:
+    case LEGACY_ROUTE_ADJUST_INVENTORY:
+        if (legacy_json_parse_object((const char *) req->body,
+                                     req->body_len, &canonical, err)
+            != LEGACY_OK)
+        {
+            bson_destroy(&canonical);
+            return LEGACY_ERROR;
+        }
+        break;
+    case LEGACY_ROUTE_GET_INVENTORY:
+        bson_init(&canonical);
+        BSON_APPEND_UTF8(&canonical, "store_id", call->ids[0]);
+        BSON_APPEND_UTF8(&canonical, "sku", call->ids[1]);
+        break;
+    case LEGACY_ROUTE_GET_MEMBER:
+        bson_init(&canonical);
+        BSON_APPEND_UTF8(&canonical, "member_id", call->ids[0]);
+        break;
+    default:    /* an order by id */
+        bson_init(&canonical);
+        BSON_APPEND_UTF8(&canonical, "order_id", call->ids[0]);
+        break;
+    }
+
+    rc = legacy_map_convert(map, route->request, 1, &canonical, legacy, err);
+    bson_destroy(&canonical);
+    if (rc != LEGACY_OK) {
+        return LEGACY_ERROR;
+    }
+
+    key = legacy_request_header(req, "Idempotency-Key");
+    if (call->is_write && key != NULL) {
+        if (key[0] == '\0' || strlen(key) > ADAPTER_ID_MAX) {
+            return legacy_error_set(err, LEGACY_E_INVALID,
+                                    "Idempotency-Key must be 1-%d"
+                                    " characters", ADAPTER_ID_MAX);
+        }
+        BSON_APPEND_UTF8(legacy, map->idempotency_field, key);
+    }
+    return LEGACY_OK;
+}
+
+
+static int
+adapter_envelope_code(const bson_t *env, const char *field, int64_t *code)
+{
+    bson_iter_t  it;
+
+    if (!bson_iter_init_find(&it, env, field)) {
+        return LEGACY_ERROR;
+    }
+    if (BSON_ITER_HOLDS_INT32(&it)) {
+        *code = bson_iter_int32(&it);
+    } else if (BSON_ITER_HOLDS_INT64(&it)) {
+        *code = bson_iter_int64(&it);
+    } else {
+        return LEGACY_ERROR;
+    }
+    return LEGACY_OK;
+}
+
+
+int
+legacy_adapter_translate(const legacy_map_t *map, int route,
+    int http_status, const char *content_type, const uint8_t *body,
+    size_t len, int *status, char **json, size_t *json_len,
+    int64_t *legacy_code, legacy_error_t *err)
+{
+    bson_t                  env, data, canonical;
+    bson_iter_t             it;
+    const uint8_t          *d;
+    uint32_t                dlen;
+    const char             *msg = "";
+    const legacy_errmap_t  *em;
+    legacy_buf_t            out = { 0 };
+    legacy_error_t          e2;
+    char                    text[300];
+    int                     rc;
+
+    *legacy_code = -1;
+    *json = NULL;
+
+    if (http_status != 200) {
+        legacy_error_set(err, LEGACY_E_UPSTREAM, "legacy answered HTTP %d",
+                         http_status);
+        goto bad;
+    }
+    if (legacy_body_parse(content_type, body, len, &env, &e2) != LEGACY_OK) {
+        bson_destroy(&env);
+        legacy_error_set(err, LEGACY_E_UPSTREAM, "legacy body: %s",
+                         e2.message);
+        goto bad;
+    }
+    if (adapter_envelope_code(&env, map->env_code, legacy_code)
+        != LEGACY_OK)
+    {
+        bson_destroy(&env);
+        legacy_error_set(err, LEGACY_E_UPSTREAM,
+                         "legacy envelope has no integer \"%s\"",
+                         map->env_code);
+        goto bad;
+    }
+    if (bson_iter_init_find(&it, &env, map->env_message)
+        && BSON_ITER_HOLDS_UTF8(&it))
+    {
+        msg = bson_iter_utf8(&it, NULL);
+    }
+
+    if (*legacy_code != 0) {
+        em = legacy_map_error(map, *legacy_code);
+        if (em == NULL) {
+            legacy_error_set(err, LEGACY_E_UPSTREAM, "legacy code %lld is"
+                             " not in the map: %.160s",
+                             (long long) *legacy_code, msg);
+            bson_destroy(&env);
+            goto bad;
+        }
+        snprintf(text, sizeof(text), "%s (legacy code %lld)", msg,
+                 (long long) *legacy_code);
+        bson_destroy(&env);
+        *status = em->status;
+        *json = legacy_adapter_error_body(em->code, text, json_len);
+        return LEGACY_OK;
+    }
+
+    if (!bson_iter_init_find(&it, &env, map->env_data)
+        || !BSON_ITER_HOLDS_DOCUMENT(&it))
+    {
+        bson_destroy(&env);
+        legacy_error_set(err, LEGACY_E_UPSTREAM,
+                         "legacy envelope has no \"%s\" object",
+                         map->env_data);
+        goto bad;
+    }
+    bson_iter_document(&it, &dlen, &d);
+    bson_init_static(&data, d, dlen);
+    bson_init(&canonical);
+    rc = legacy_map_convert(map, map->routes[route].response, 0, &data,
+                            &canonical, &e2);
+    if (rc == LEGACY_OK) {
+        rc = legacy_json_write(&canonical, &out, &e2);
+    }
+    bson_destroy(&canonical);
+    bson_destroy(&env);
+    if (rc != LEGACY_OK) {
+        legacy_buf_free(&out);
+        legacy_error_set(err, LEGACY_E_UPSTREAM, "legacy data: %s",
+                         e2.message);
+        goto bad;
+    }
+
+    *status = route == LEGACY_ROUTE_CREATE_ORDER ? 201 : 200;
+    *json = out.data;
+    *json_len = out.len;
+    return LEGACY_OK;
+
+bad:
+    *status = 502;
+    *json = legacy_adapter_error_body("bad_gateway", err->message, json_len);
+    return LEGACY_ERROR;
+}
+
+
+static size_t
+adapter_collect(char *ptr, size_t size, size_t n, void *data)
+{
+    legacy_buf_t  *b = data;
+
+    if (b->len + size * n > ADAPTER_REPLY_MAX
+        || legacy_buf_append(b, ptr, size * n) != LEGACY_OK)
+    {
+        return 0;
+    }
+    return size * n;
+}
+
+
+static CURL *
+adapter_curl(legacy_adapter_t *ad)
+{
+    CURL  *h = pthread_getspecific(ad->curl_key);
+
+    if (h == NULL) {
+        h = curl_easy_init();
+        if (h == NULL) {
+            return NULL;
+        }
+        pthread_setspecific(ad->curl_key, h);
+    }
+    curl_easy_reset(h);
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, ad->cfg.timeout_ms);
+    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, ad->cfg.timeout_ms);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, adapter_collect);
+    curl_easy_setopt(h, CURLOPT_TCP_NODELAY, 1L);
+    return h;
+}
+
+
+/* POSTs the BSON document; fills reply or returns a curl failure. */
+static CURLcode
+adapter_post(legacy_adapter_t *ad, const legacy_request_t *req,
+    const char *path, const bson_t *doc, legacy_buf_t *reply, long *status,
+    char *ctype, size_t ctype_len)
+{
+    CURL               *h;
+    CURLcode            rc;
+    struct curl_slist  *hdrs = NULL;
+    char                url[512], line[256];
+    const char         *v, *ct = NULL;
+
+    h = adapter_curl(ad);
+    if (h == NULL) {
+        return CURLE_OUT_OF_MEMORY;
+    }
+    snprintf(url, sizeof(url), "%s%s", ad->legacy_url, path);
+    hdrs = curl_slist_append(hdrs, "Content-Type: application/bson");
+    hdrs = curl_slist_append(hdrs, "Accept: application/bson");
+    hdrs = curl_slist_append(hdrs, "Expect:");
+    v = legacy_request_header(req, "X-Cutover-Request-Id");
+    if (v != NULL && strlen(v) < 128) {
+        snprintf(line, sizeof(line), "X-Cutover-Request-Id: %s", v);
+        hdrs = curl_slist_append(hdrs, line);
+    }
+    v = legacy_request_header(req, "Idempotency-Key");
+    if (v != NULL && strlen(v) <= ADAPTER_ID_MAX) {
+        snprintf(line, sizeof(line), "Idempotency-Key: %s", v);
+        hdrs = curl_slist_append(hdrs, line);
+    }
+
+    curl_easy_setopt(h, CURLOPT_URL, url);
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
+    curl_easy_setopt(h, CURLOPT_POSTFIELDS, bson_get_data(doc));
+    curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, (long) doc->len);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, reply);
+
+    rc = curl_easy_perform(h);
+    if (rc == CURLE_OK) {
+        curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, status);
+        curl_easy_getinfo(h, CURLINFO_CONTENT_TYPE, &ct);
+        snprintf(ctype, ctype_len, "%s", ct ? ct : "");
+    }
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, NULL);
+    curl_slist_free_all(hdrs);
+    return rc;
+}
+
+
+static void
+adapter_health(legacy_adapter_t *ad, legacy_response_t *resp)
+{
+    CURL      *h;
+    CURLcode   rc;
+    long       status = 0;
+    char       url[512];
+    legacy_buf_t  reply = { 0 };
+    static const char  up[] = "{\"status\":\"ok\",\"legacy\":\"up\"}";
+    static const char  down[] = "{\"status\":\"degraded\",\"legacy\":\"down\"}";
+
+    h = adapter_curl(ad);
+    rc = CURLE_OUT_OF_MEMORY;
+    if (h != NULL) {
+        snprintf(url, sizeof(url), "%s/lsapi/health", ad->legacy_url);
+        curl_easy_setopt(h, CURLOPT_URL, url);
+        curl_easy_setopt(h, CURLOPT_WRITEDATA, &reply);
+        rc = curl_easy_perform(h);
+        curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+    }
+    legacy_buf_free(&reply);
+
+    resp->content_type = "application/json";
+    if (rc == CURLE_OK && status == 200) {
+        resp->status = 200;
+        resp->body = strdup(up);
+    } else {
+        resp->status = 503;
+        resp->body = strdup(down);
+    }
+    resp->body_len = resp->body ? strlen(resp->body) : 0;
+}
+
+
+void
+legacy_adapter_handle(void *data, const legacy_request_t *req,
+    legacy_response_t *resp)
+{
+    legacy_adapter_t  *ad = data;
+    adapter_call_t     call;
+    legacy_error_t     err;
+    legacy_buf_t       reply = { 0 };
+    bson_t             doc;
+    const char        *code, *rid;
+    char               ctype[128];
+    long               http_status = 0;
+    int64_t            legacy_code;
+    int                status;
+    CURLcode           rc;
+
+    if (strcmp(req->path, "/health") == 0 && strcmp(req->method, "GET") == 0)
+    {
+        adapter_health(ad, resp);
+        return;
+    }
+
+    memset(&call, 0, sizeof(call));
+    if (adapter_route(req->method, req->path, &call, &status, &code)
+        != LEGACY_OK)
+    {
+        adapter_reply_error(resp, status, code, status == 405
+                            ? "method not allowed here" : "no such resource");
+        return;
+    }
+
+    if (adapter_build_request(ad, req, &call, &doc, &err) != LEGACY_OK) {
+        bson_destroy(&doc);
+        adapter_reply_error(resp, 400, "invalid_request", err.message);
+        return;
+    }
+
+    rid = legacy_request_header(req, "X-Cutover-Request-Id");
+    rc = adapter_post(ad, req, ad->cfg.map->routes[call.route].legacy_path,
+                      &doc, &reply, &http_status, ctype, sizeof(ctype));
+    bson_destroy(&doc);
+
+    if (rc != CURLE_OK) {
+        legacy_buf_free(&reply);
+        adapter_log(ad, LEGACY_LOG_ERR, "%s %s: legacy %s (request id %s)",
+                    req->method, req->path, curl_easy_strerror(rc),
+                    rid ? rid : "-");
+        if (rc == CURLE_OPERATION_TIMEDOUT) {
+            adapter_reply_error(resp, 504, "timeout",
+                                "the legacy system did not answer in time");
+        } else {
+            adapter_reply_error(resp, 502, "unavailable",
+                                "the legacy system is unreachable");
+        }
+        return;
+    }
+
+    if (legacy_adapter_translate(ad->cfg.map, call.route, (int) http_status,
+                                 ctype, (const uint8_t *) reply.data,
+                                 reply.len, &resp->status, &resp->body,
+                                 &resp->body_len, &legacy_code, &err)
+        != LEGACY_OK)
+    {
+        adapter_log(ad, LEGACY_LOG_ERR, "%s %s: %s (request id %s)",
+                    req->method, req->path, err.message, rid ? rid : "-");
+    } else if (legacy_code > 0) {
+        adapter_log(ad, LEGACY_LOG_INFO, "%s %s: legacy code %lld -> %d"
+                    " (request id %s)", req->method, req->path,
+                    (long long) legacy_code, resp->status, rid ? rid : "-");
+    }
+    resp->content_type = "application/json";
+    legacy_buf_free(&reply);
+}
