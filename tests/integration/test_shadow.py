@@ -1,0 +1,465 @@
+"""cutover-shadowd and cutover-logtool against real processes.
+
+Records are written with `cutover-logtool write` (as nginx would write
+them), replayed by the real cutover-shadowd to two small HTTP back ends
+(one per side) that record every delivery and, like the real back ends,
+apply each Idempotency-Key once.
+"""
+
+import base64
+import hashlib
+import http.server
+import json
+import os
+import random
+import re
+import subprocess
+import threading
+import time
+
+import pytest
+
+import harness
+
+SHADOWD = harness.bin_path("cutover-shadowd")
+LOGTOOL = harness.bin_path("cutover-logtool")
+
+
+class Backend:
+    """One side: records deliveries, idempotent per Idempotency-Key."""
+
+    def __init__(self, name, delay=0.0, fail_status=None):
+        self.name = name
+        self.delay = delay
+        self.fail_status = fail_status
+        self.lock = threading.Lock()
+        self.deliveries = []        # (key, method, path, headers, body)
+        self.applied = {}           # key -> response body
+        self.per_store = {}         # store -> [seq, ...] in apply order
+        self.active = 0
+        self.max_active = 0
+        backend = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def _serve(self):
+                n = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(n) if n else b""
+                backend.handle(self, body)
+
+            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _serve
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0),
+                                                     Handler)
+        self.httpd.daemon_threads = True
+        self.port = self.httpd.server_address[1]
+        self.url = "http://127.0.0.1:%d" % self.port
+        self.thread = threading.Thread(target=self.httpd.serve_forever,
+                                       daemon=True)
+        self.thread.start()
+
+    def handle(self, req, body):
+        key = req.headers.get("Idempotency-Key")
+        with self.lock:
+            self.active += 1
+            self.max_active = max(self.max_active, self.active)
+            self.deliveries.append((key, req.command, req.path,
+                                    {k.lower(): v for k, v in
+                                     req.headers.items()}, body))
+        try:
+            if self.delay:
+                time.sleep(self.delay * random.random())
+            if self.fail_status:
+                status, out = self.fail_status, b'{"error":{"code":"x"}}'
+            else:
+                with self.lock:
+                    if key not in self.applied:
+                        self.applied[key] = json.dumps(
+                            {"side": self.name, "path": req.path,
+                             "sha256": hashlib.sha256(body).hexdigest()}
+                        ).encode()
+                        store = req.headers.get("X-Store-Id")
+                        try:
+                            seq = json.loads(body or b"{}").get("seq")
+                        except ValueError:
+                            seq = None
+                        self.per_store.setdefault(store, []).append(seq)
+                    out = self.applied[key]
+                status = 201 if req.command == "POST" else 200
+            req.send_response(status)
+            req.send_header("Content-Type", "application/json")
+            req.send_header("Content-Length", str(len(out)))
+            req.end_headers()
+            req.wfile.write(out)
+        finally:
+            with self.lock:
+                self.active -= 1
+
+    def keys(self):
+        with self.lock:
+            return [d[0] for d in self.deliveries]
+
+    def stop(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def record(i, store, side, seq=None, body=None, time_us=None, extra=None):
+    """One record as a JSON line for `cutover-logtool write`."""
+    if body is None:
+        body = json.dumps({"store_id": store, "seq": seq, "n": i,
+                           "pad": "x" * (i % 50)})
+    rec = {"id": "%032x" % (0xC0FFEE000000 + i), "side": side,
+           "zone": "erp", "rule": "default", "bucket": i % 10000,
+           "key": "%s:pos" % store, "store": store, "channel": "pos",
+           "version": 1, "method": "POST", "uri": "/api/v1/orders?n=%d" % i,
+           "req_headers": [["Content-Type", "application/json"],
+                           ["X-Store-Id", store], ["X-Channel", "pos"],
+                           ["Connection", "keep-alive"],
+                           ["Host", "gateway.example"],
+                           ["Transfer-Encoding", "chunked"]],
+           "req_body": body, "status": 201,
+           "resp_headers": [["Content-Type", "application/json"]],
+           "resp_body": '{"side":"%s"}' % side,
+           "content_type": "application/json", "upstream_ms": 1.5}
+    if time_us is not None:
+        rec["time_us"] = time_us
+    rec.update(extra or {})
+    return rec
+
+
+def write_log(log, records, segment_size=None):
+    argv = [LOGTOOL, "write", log]
+    if segment_size:
+        argv += ["--segment-size", str(segment_size)]
+    text = "".join(json.dumps(r) + "\n" for r in records)
+    r = subprocess.run(argv, input=text.encode(), capture_output=True)
+    assert r.returncode == 0, r.stderr.decode()
+
+
+def segments(log):
+    d, base = os.path.split(log)
+    return sorted(f for f in os.listdir(d)
+                  if re.fullmatch(re.escape(base) + r"\.\d{20}", f))
+
+
+def start_shadowd(tmp, new, legacy, name="shadowd", **over):
+    mport = harness.free_port()
+    cfg = {"log": os.path.join(tmp, "erp.log"),
+           "checkpoint": os.path.join(tmp, "erp.ckpt"),
+           "new": new, "legacy": legacy,
+           "outbox": os.path.join(tmp, "outbox"),
+           "metrics_listen": "127.0.0.1:%d" % mport,
+           "concurrency": 16, "timeout_ms": 2000, "retries": 3,
+           "retry_backoff_ms": 20, "poll_ms": 20, "grace_ms": 200,
+           "flush_ms": 50}
+    cfg.update(over)
+    path = os.path.join(tmp, name + ".json")
+    with open(path, "w") as f:
+        json.dump(cfg, f)
+    proc = harness.Proc([SHADOWD, "--config", path],
+                        os.path.join(tmp, name + ".log"), port=mport)
+    proc.metrics_url = "http://127.0.0.1:%d/metrics" % mport
+    proc.cfg = cfg
+    return proc
+
+
+def metrics(proc):
+    status, _, body = harness.http("GET", proc.metrics_url)
+    assert status == 200
+    out = {}
+    for line in body.decode().splitlines():
+        if line and not line.startswith("#"):
+            name, value = line.rsplit(" ", 1)
+            out[name] = float(value)
+    return out
+
+
+def wait_for(cond, timeout=30.0, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():
+            return
+        time.sleep(0.05)
+    raise AssertionError("timed out waiting for %s" % what)
+
+
+def read_checkpoint(tmp):
+    with open(os.path.join(tmp, "erp.ckpt")) as f:
+        m = re.fullmatch(r"seq (\d+) off (\d+)\n", f.read())
+    return int(m.group(1)), int(m.group(2))
+
+
+@pytest.fixture
+def sides():
+    new, legacy = Backend("new"), Backend("legacy")
+    yield new, legacy
+    new.stop()
+    legacy.stop()
+
+
+# ---------------------------------------------------------------------------
+
+
+def test_programs_answer_help_and_usage_errors(tmpdir_w):
+    for prog in (SHADOWD, LOGTOOL):
+        r = subprocess.run([prog, "--help"], capture_output=True)
+        assert r.returncode == 0 and b"usage" in r.stdout
+        r = subprocess.run([prog, "--bogus"], capture_output=True)
+        assert r.returncode == 2
+    bad = os.path.join(tmpdir_w, "bad.json")
+    with open(bad, "w") as f:
+        f.write('{"log": "/x", "concurrency": -1}')
+    r = subprocess.run([SHADOWD, "--config", bad], capture_output=True)
+    assert r.returncode == 2
+    assert b"concurrency" in r.stderr
+
+
+def test_logtool_round_trip_keeps_bodies(tmpdir_w):
+    log = os.path.join(tmpdir_w, "erp.log")
+    blob = bytes(range(256)) * 3
+    recs = [record(1, "S001", "new"), record(2, "S002", "legacy")]
+    del recs[1]["resp_body"]
+    recs[1]["resp_body_b64"] = base64.b64encode(blob).decode()
+    write_log(log, recs)
+    r = subprocess.run([LOGTOOL, "dump", log], capture_output=True)
+    assert r.returncode == 0, r.stderr
+    lines = [json.loads(x) for x in r.stdout.decode().splitlines()]
+    assert [x["id"] for x in lines] == [recs[0]["id"], recs[1]["id"]]
+    assert lines[0]["req_body"] == recs[0]["req_body"]
+    assert base64.b64decode(lines[1]["resp_body_b64"]) == blob
+    assert lines[1]["resp_sha256"] == hashlib.sha256(blob).hexdigest()
+    assert lines[1]["resp_body_len"] == len(blob)
+    # --from starts at a frame boundary given by a previous dump
+    r = subprocess.run([LOGTOOL, "dump", log, "--from", "%d:%d" % (
+        lines[1]["segment"], lines[1]["offset"])], capture_output=True)
+    assert [json.loads(x)["id"] for x in r.stdout.decode().splitlines()] \
+        == [recs[1]["id"]]
+    # a bad line is refused with its number, lines before it are kept
+    r = subprocess.run([LOGTOOL, "write", log],
+                       input=b'{"uri": "/ok"}\n{"uri": 5}\n',
+                       capture_output=True)
+    assert r.returncode == 1 and b"line 2" in r.stderr
+
+
+def test_every_record_replayed_once_to_the_other_side(tmpdir_w, sides):
+    new, legacy = sides
+    log = os.path.join(tmpdir_w, "erp.log")
+    stores = ["S%03d" % i for i in range(1, 9)]
+    recs, seqs = [], {}
+    for i in range(400):
+        store = stores[i % len(stores)]
+        seqs[store] = seqs.get(store, 0) + 1
+        recs.append(record(i, store, "new" if i % 3 else "legacy",
+                           seq=seqs[store]))
+    write_log(log, recs, segment_size=16384)
+    assert len(segments(log)) >= 4
+    new.delay = legacy.delay = 0.004
+
+    proc = start_shadowd(tmpdir_w, new.url, legacy.url)
+    try:
+        wait_for(lambda: len(new.keys()) + len(legacy.keys()) >= 400,
+                 what="400 deliveries")
+        wait_for(lambda: metrics(proc)["cutover_shadow_lag_records"] == 0,
+                 what="lag 0")
+        m = metrics(proc)
+    finally:
+        assert proc.stop() == 0
+
+    # exactly once, to the side that did NOT serve it
+    by_id = {r["id"]: r for r in recs}
+    to_new, to_legacy = new.keys(), legacy.keys()
+    assert len(to_new) + len(to_legacy) == 400
+    assert sorted(to_new + to_legacy) == sorted(by_id)
+    assert all(by_id[k]["side"] == "legacy" for k in to_new)
+    assert all(by_id[k]["side"] == "new" for k in to_legacy)
+
+    for key, method, path, headers, body in new.deliveries + \
+            legacy.deliveries:
+        rec = by_id[key]
+        assert method == "POST" and path == rec["uri"]
+        assert hashlib.sha256(body).digest() == \
+            hashlib.sha256(rec["req_body"].encode()).digest()
+        assert headers["x-cutover-request-id"] == key
+        assert headers["x-cutover-replay"] == "1"
+        assert headers["x-store-id"] == rec["store"]
+        assert headers["content-type"] == "application/json"
+        assert headers.get("host", "").startswith("127.0.0.1")
+        assert "transfer-encoding" not in headers
+
+    # per-store log order on each side, while stores ran concurrently
+    for side in (new, legacy):
+        for store, got in side.per_store.items():
+            assert got == sorted(got), (side.name, store, got)
+    assert new.max_active + legacy.max_active > 2
+
+    assert m["cutover_shadow_records_read_total"] == 400
+    assert m["cutover_shadow_replayed_total"] == 400
+    assert m["cutover_shadow_failed_total"] == 0
+    assert m["cutover_shadow_corrupt_frames_total"] == 0
+    verdicts = sum(v for k, v in m.items()
+                   if k.startswith("cutover_shadow_verdicts_total"))
+    assert verdicts == 400
+
+    # the checkpoint is at the end of the log; consumed segments are gone
+    segs = segments(log)
+    seq, off = read_checkpoint(tmpdir_w)
+    assert len(segs) == 1 and int(segs[0].rsplit(".", 1)[1]) == seq
+    assert off == os.path.getsize(os.path.join(tmpdir_w, segs[0]))
+
+
+def test_kill9_mid_stream_loses_and_duplicates_nothing(tmpdir_w, sides):
+    new, legacy = sides
+    log = os.path.join(tmpdir_w, "erp.log")
+    n = 1500
+    recs = [record(i, "S%03d" % (i % 20), "legacy", seq=i // 20)
+            for i in range(n)]
+    write_log(log, recs, segment_size=65536)
+    new.delay = 0.002
+
+    proc = start_shadowd(tmpdir_w, new.url, legacy.url, concurrency=8)
+    wait_for(lambda: len(new.keys()) >= n // 3, what="a third delivered")
+    proc.kill9()
+    first = len(new.keys())
+    assert first < n
+
+    # more traffic arrives while shadowd is down
+    more = [record(n + i, "S%03d" % (i % 20), "legacy",
+                   seq=(n + i) // 20) for i in range(200)]
+    write_log(log, more, segment_size=65536)
+    proc = start_shadowd(tmpdir_w, new.url, legacy.url, name="shadowd2",
+                         concurrency=8)
+    try:
+        wait_for(lambda: len(new.applied) >= n + 200, what="all applied")
+        wait_for(lambda: metrics(proc)["cutover_shadow_lag_records"] == 0,
+                 what="lag 0")
+    finally:
+        assert proc.stop() == 0
+
+    keys = new.keys()
+    expected = {r["id"] for r in recs + more}
+    assert set(keys) == expected                   # nothing lost
+    assert len(new.applied) == len(expected)       # each applied once
+    counts = {}
+    for k in keys:
+        counts[k] = counts.get(k, 0) + 1
+    # only records in flight or not yet durable at the kill come twice
+    again = [k for k, c in counts.items() if c > 1]
+    assert max(counts.values()) <= 2
+    assert len(again) <= 8 + 2048
+    for store, got in new.per_store.items():
+        assert got == sorted(got), store
+
+
+def test_dead_shadow_records_fail_after_retries_and_are_counted(
+        tmpdir_w, sides):
+    new, legacy = sides
+    dead = "http://127.0.0.1:%d" % harness.free_port()
+    log = os.path.join(tmpdir_w, "erp.log")
+    recs = [record(i, "S%03d" % i, "new" if i < 5 else "legacy")
+            for i in range(10)]
+    write_log(log, recs)
+
+    proc = start_shadowd(tmpdir_w, new.url, dead, retries=2,
+                         retry_backoff_ms=10, timeout_ms=300)
+    try:
+        wait_for(lambda: metrics(proc)["cutover_shadow_failed_total"] == 5,
+                 what="5 failed")
+        wait_for(lambda: metrics(proc)["cutover_shadow_lag_records"] == 0,
+                 what="lag 0")
+        m = metrics(proc)
+    finally:
+        assert proc.stop() == 0
+    assert m["cutover_shadow_retried_total"] == 10     # 5 records x 2
+    assert m["cutover_shadow_replayed_total"] == 5
+    assert m['cutover_shadow_verdicts_total{verdict="shadow_failed"}'] == 5
+    assert len(new.keys()) == 5
+    with open(proc.log_path) as f:
+        text = f.read()
+    assert text.count("failed after 3 attempts") == 5
+
+    # a shadow answering 5xx is retried, then counted as failed too
+    legacy.fail_status = 503
+    recs = [record(100 + i, "S1%02d" % i, "new") for i in range(3)]
+    write_log(log, recs)
+    proc = start_shadowd(tmpdir_w, new.url, legacy.url, name="shadowd2",
+                         retries=1, retry_backoff_ms=10)
+    try:
+        wait_for(lambda: metrics(proc)["cutover_shadow_failed_total"] == 3,
+                 what="3 failed")
+        m = metrics(proc)
+    finally:
+        proc.stop()
+    assert m["cutover_shadow_retried_total"] == 3
+    assert len(legacy.keys()) == 6
+
+
+def test_corrupt_frames_are_skipped_and_counted(tmpdir_w, sides):
+    new, legacy = sides
+    log = os.path.join(tmpdir_w, "erp.log")
+    recs = [record(i, "S%03d" % i, "legacy") for i in range(6)]
+    write_log(log, recs[:3])
+    seg = os.path.join(tmpdir_w, segments(log)[0])
+    with open(seg, "ab") as f:
+        f.write(b"\x00garbage from a bad disk\xff" * 3)
+    write_log(log, recs[3:])
+    # flip one byte inside the last record's payload: bad CRC
+    size = os.path.getsize(seg)
+    with open(seg, "r+b") as f:
+        f.seek(size - 40)
+        b = f.read(1)
+        f.seek(size - 40)
+        f.write(bytes([b[0] ^ 0x55]))
+
+    proc = start_shadowd(tmpdir_w, new.url, legacy.url)
+    try:
+        wait_for(lambda: len(new.keys()) >= 4, what="4 deliveries")
+        wait_for(lambda: metrics(proc)[
+            "cutover_shadow_corrupt_frames_total"] >= 2, what="corrupt")
+        m = metrics(proc)
+    finally:
+        assert proc.stop() == 0
+    assert sorted(new.keys()) == sorted(r["id"] for r in recs[:5])
+    assert m["cutover_shadow_corrupt_frames_total"] == 2
+    with open(proc.log_path) as f:
+        text = f.read()
+    assert re.search(r"\[warn\].*corrupt frame in segment .* at offset \d+",
+                     text)
+    assert "bad crc" in text
+
+
+def test_metrics_show_lag_while_the_shadow_is_slow(tmpdir_w, sides):
+    new, legacy = sides
+    log = os.path.join(tmpdir_w, "erp.log")
+    old = int((time.time() - 30) * 1e6)
+    recs = [record(i, "S001", "legacy", seq=i, time_us=old)
+            for i in range(40)]
+    write_log(log, recs)
+    new.delay = 0.1                    # one store: strictly one at a time
+
+    proc = start_shadowd(tmpdir_w, new.url, legacy.url)
+    try:
+        wait_for(lambda: len(new.keys()) >= 2, what="replay started")
+        m = metrics(proc)
+        assert m["cutover_shadow_lag_records"] > 10
+        assert m["cutover_shadow_lag_seconds"] >= 30
+        assert m["cutover_shadow_inflight"] == 1
+        assert new.max_active == 1
+    finally:
+        assert proc.stop() == 0
+    # SIGTERM: what was durable is checkpointed, the rest comes next time
+    seq, off = read_checkpoint(tmpdir_w)
+    assert (seq, off) != (1, 0)
+    done = len(new.applied)
+    assert done < 40
+    proc = start_shadowd(tmpdir_w, new.url, legacy.url, name="shadowd2")
+    new.delay = 0
+    try:
+        wait_for(lambda: len(new.applied) == 40, what="the rest")
+    finally:
+        proc.stop()
+    assert new.per_store["S001"] == list(range(40))
