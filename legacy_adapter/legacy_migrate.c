@@ -129,6 +129,28 @@ mig_key_cmp(const void *key, const void *row)
 }
 
 
+/* The kept (not rejected) row with this cleaned id, or NULL. */
+static mig_row_t *
+mig_find(mig_row_t *rows, size_t n, const char *id)
+{
+    mig_row_t  *r, *end = rows + n;
+
+    r = bsearch(id, rows, n, sizeof(mig_row_t), mig_key_cmp);
+    if (r == NULL) {
+        return NULL;
+    }
+    while (r > rows && strcmp(r[-1].id, id) == 0) {
+        r--;
+    }
+    for ( /* void */ ; r < end && strcmp(r->id, id) == 0; r++) {
+        if (!r->rejected) {
+            return r;
+        }
+    }
+    return NULL;
+}
+
+
 /* Sorts by cleaned key; later rows of a key are reported duplicates. */
 static void
 mig_dedup(mig_t *m, const char *table, mig_row_t *rows, size_t n,
@@ -293,9 +315,8 @@ mig_stores(mig_t *m, mig_row_t **stores, size_t *nstores)
         if (mig_clean(m, "channels", PQgetvalue(res, (int) i, 0), id)
             == LEGACY_OK)
         {
-            s = bsearch(id, *stores, *nstores, sizeof(mig_row_t),
-                        mig_key_cmp);
-            if (s == NULL || s->rejected) {
+            s = mig_find(*stores, *nstores, id);
+            if (s == NULL) {
                 mig_issue(m, "bad_code", "channels", id, "channel %lld of"
                           " a store that is not migrated", (long long) code);
                 s = NULL;
@@ -418,10 +439,9 @@ mig_stock(mig_t *m, mig_row_t *stores, size_t nstores, mig_row_t *skus,
         if (r->rejected) {
             continue;
         }
-        s = bsearch(r->id, stores, nstores, sizeof(mig_row_t), mig_key_cmp);
-        k = bsearch(r->id2, skus, nskus, sizeof(mig_row_t), mig_key_cmp);
-        if (s == NULL || s->rejected || k == NULL || k->rejected
-            || r->b < 0)
+        s = mig_find(stores, nstores, r->id);
+        k = mig_find(skus, nskus, r->id2);
+        if (s == NULL || k == NULL || r->b < 0)
         {
             snprintf(key, sizeof(key), "%s/%s", r->id, r->id2);
             mig_issue(m, "bad_code", "stock", key, r->b < 0

@@ -175,9 +175,9 @@ adapter_main_print(const legacy_migrate_report_t *rep, int json)
     printf("ids cleaned (trimmed/upper-cased): %lld\n",
            (long long) rep->cleaned_ids);
     printf("issues: %lld%s\n", (long long) rep->issue_count,
-           rep->issue_count > (int64_t) rep->nissues ? " (first ones below)"
+           rep->issue_count > 20 ? " (the first 20 below; --json for more)"
            : "");
-    for (i = 0; i < rep->nissues; i++) {
+    for (i = 0; i < rep->nissues && i < 20; i++) {
         is = &rep->issues[i];
         printf("  %-15s %-9s %-24s %s\n", is->kind, is->table, is->key,
                is->detail);
