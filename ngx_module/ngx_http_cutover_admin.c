@@ -45,8 +45,8 @@ static ngx_int_t ngx_http_cutover_send(ngx_http_request_t *r,
 static ngx_int_t ngx_http_cutover_error(ngx_http_request_t *r,
     ngx_http_cutover_admin_t *a, ngx_uint_t status, const char *code,
     const char *message);
-static ngx_int_t ngx_http_cutover_authenticate(ngx_http_request_t *r,
-    ngx_http_cutover_admin_t *a);
+static ngx_uint_t ngx_http_cutover_authenticate(ngx_http_request_t *r,
+    ngx_http_cutover_admin_t *a, ngx_int_t *rc);
 static ngx_int_t ngx_http_cutover_status(ngx_http_request_t *r,
     ngx_http_cutover_admin_t *a);
 static ngx_int_t ngx_http_cutover_metrics(ngx_http_request_t *r,
@@ -200,7 +200,7 @@ ngx_http_cutover_admin_body(ngx_http_request_t *r)
     {
         b = cl->buf;
 
-        if (b->in_file || !ngx_buf_in_memory(b)) {
+        if (b->in_file) {
             /* cannot happen with a 64 KiB memory buffer; refuse anyway */
             ngx_http_finalize_request(r,
                 ngx_http_cutover_error(r, a,
@@ -232,7 +232,9 @@ ngx_http_cutover_admin_body(ngx_http_request_t *r)
     for (cl = r->request_body ? r->request_body->bufs : NULL; cl;
          cl = cl->next)
     {
-        p = ngx_cpymem(p, cl->buf->pos, cl->buf->last - cl->buf->pos);
+        if (cl->buf->last > cl->buf->pos) {
+            p = ngx_cpymem(p, cl->buf->pos, cl->buf->last - cl->buf->pos);
+        }
     }
 
     *p = '\0';
@@ -248,8 +250,8 @@ ngx_http_cutover_admin_process(ngx_http_request_t *r,
 {
     ngx_int_t  rc;
 
-    rc = ngx_http_cutover_authenticate(r, a);
-    if (rc != NGX_OK) {
+    /* on refusal the answer is already sent and rc is what to return */
+    if (!ngx_http_cutover_authenticate(r, a, &rc)) {
         return rc;
     }
 
@@ -360,9 +362,9 @@ ngx_http_cutover_auth_fail(ngx_http_request_t *r, ngx_http_cutover_admin_t *a,
 }
 
 
-static ngx_int_t
+static ngx_uint_t
 ngx_http_cutover_authenticate(ngx_http_request_t *r,
-    ngx_http_cutover_admin_t *a)
+    ngx_http_cutover_admin_t *a, ngx_int_t *out)
 {
     char                         *id;
     int64_t                       now;
@@ -379,22 +381,25 @@ ngx_http_cutover_authenticate(ngx_http_request_t *r,
     h = r->headers_in.authorization;
 
     if (h == NULL) {
-        return ngx_http_cutover_auth_fail(r, a,
+        *out = ngx_http_cutover_auth_fail(r, a,
                                           NGX_HTTP_CUTOVER_AUTH_MISSING,
                                           "no Authorization header");
+        return 0;
     }
 
     if (cutover_auth_parse((char *) h->value.data, h->value.len, &auth, &err)
         != 0)
     {
-        return ngx_http_cutover_auth_fail(r, a,
+        *out = ngx_http_cutover_auth_fail(r, a,
                                           NGX_HTTP_CUTOVER_AUTH_BAD_FORMAT,
                                           err.message);
+        return 0;
     }
 
     id = ngx_pnalloc(r->pool, sizeof(auth.key_id));
     if (id == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        *out = NGX_HTTP_INTERNAL_SERVER_ERROR;
+        return 0;
     }
 
     ngx_memcpy(id, auth.key_id, sizeof(auth.key_id));
@@ -410,9 +415,10 @@ ngx_http_cutover_authenticate(ngx_http_request_t *r,
     }
 
     if (key == NULL) {
-        return ngx_http_cutover_auth_fail(r, a,
+        *out = ngx_http_cutover_auth_fail(r, a,
                                           NGX_HTTP_CUTOVER_AUTH_UNKNOWN_KEY,
                                           "unknown key id");
+        return 0;
     }
 
     now = ngx_time();
@@ -420,9 +426,10 @@ ngx_http_cutover_authenticate(ngx_http_request_t *r,
     if (auth.timestamp > now + CUTOVER_AUTH_WINDOW
         || auth.timestamp < now - CUTOVER_AUTH_WINDOW)
     {
-        return ngx_http_cutover_auth_fail(r, a, NGX_HTTP_CUTOVER_AUTH_STALE,
+        *out = ngx_http_cutover_auth_fail(r, a, NGX_HTTP_CUTOVER_AUTH_STALE,
                                           "timestamp is more than 300 s "
                                           "from the gateway's clock");
+        return 0;
     }
 
     if (!cutover_auth_verify(key, &auth, (char *) r->method_name.data,
@@ -430,16 +437,18 @@ ngx_http_cutover_authenticate(ngx_http_request_t *r,
                              (char *) r->unparsed_uri.data,
                              r->unparsed_uri.len, a->body, a->body_len))
     {
-        return ngx_http_cutover_auth_fail(r, a,
+        *out = ngx_http_cutover_auth_fail(r, a,
                                           NGX_HTTP_CUTOVER_AUTH_BAD_SIGNATURE,
                                           "signature does not match");
+        return 0;
     }
 
     rc = ngx_http_cutover_nonce_check(a->zone, &auth, now);
 
     if (rc == NGX_DECLINED) {
-        return ngx_http_cutover_auth_fail(r, a, NGX_HTTP_CUTOVER_AUTH_REPLAY,
+        *out = ngx_http_cutover_auth_fail(r, a, NGX_HTTP_CUTOVER_AUTH_REPLAY,
                                           "nonce already used");
+        return 0;
     }
 
     if (rc == NGX_BUSY) {
@@ -456,13 +465,14 @@ ngx_http_cutover_authenticate(ngx_http_request_t *r,
     if (key->role < need) {
         (void) ngx_atomic_fetch_add(&a->zone->sh->forbidden, 1);
         ngx_http_cutover_audit_refusal(r, a, "forbidden");
-        return ngx_http_cutover_error(r, a, NGX_HTTP_FORBIDDEN, "forbidden",
+        *out = ngx_http_cutover_error(r, a, NGX_HTTP_FORBIDDEN, "forbidden",
                                       need == CUTOVER_ROLE_OPERATOR
                                       ? "this call needs the operator role"
                                       : "this call needs the viewer role");
+        return 0;
     }
 
-    return NGX_OK;
+    return 1;
 }
 
 
@@ -892,6 +902,15 @@ ngx_http_cutover_parse_change(ngx_http_request_t *r,
         return "the body must be a JSON object";
     }
 
+    /* the reason first, so that even a refusal is audited with it */
+    v = cutover_json_get(json, toks, 0, "reason");
+    if (v > 0 && toks[v].type == CUTOVER_JSON_STRING
+        && cutover_json_string(json, &toks[v], c->reason, sizeof(c->reason))
+           >= 0)
+    {
+        a->reason = c->reason;
+    }
+
     i = 1;
 
     for (k = 0; k < toks[0].size; k++, i = cutover_json_next(toks, i + 1)) {
@@ -908,14 +927,10 @@ ngx_http_cutover_parse_change(ngx_http_request_t *r,
         v = i + 1;
 
         if (ngx_strcmp(name, "reason") == 0) {
-            if (toks[v].type != CUTOVER_JSON_STRING
-                || cutover_json_string(json, &toks[v], c->reason,
-                                       sizeof(c->reason)) < 0)
-            {
+            if (a->reason != c->reason) {
                 return "reason must be a string of at most 1024 bytes";
             }
 
-            a->reason = c->reason;
             continue;
         }
 

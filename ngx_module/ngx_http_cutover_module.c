@@ -740,13 +740,13 @@ ngx_http_cutover_admin(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
     clcf->handler = ngx_http_cutover_admin_handler;
 
-    /* admin bodies are at most 64 KiB: keep them in one memory buffer */
+    /*
+     * admin bodies are at most 64 KiB: keep them in one memory buffer; the
+     * handler answers larger ones with a JSON 413 (nginx's own
+     * client_max_body_size still caps what is read at all)
+     */
     if (clcf->client_body_buffer_size == NGX_CONF_UNSET_SIZE) {
         clcf->client_body_buffer_size = NGX_HTTP_CUTOVER_BODY_MAX;
-    }
-
-    if (clcf->client_max_body_size == NGX_CONF_UNSET) {
-        clcf->client_max_body_size = NGX_HTTP_CUTOVER_BODY_MAX;
     }
 
     return NGX_CONF_OK;
