@@ -18,3 +18,8 @@ $(BIN)/cutover-report: $(OBJ)/compare/report_main.o $(LIB)/libcompare.a
 	@mkdir -p $(BIN)
 	$(CC) -o $@ $^ $(PKG_LDLIBS)
 
+
+UNIT_TESTS += $(TBIN)/check_compare
+$(TBIN)/check_compare: $(OBJ)/tests/unit/check_compare.o $(LIB)/libcompare.a
+	@mkdir -p $(TBIN)
+	$(CC) -o $@ $^ $(PKG_LDLIBS) $(CHECK_LDLIBS)

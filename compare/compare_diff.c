@@ -791,7 +791,7 @@ compare_keyed(compare_walk_t *w, const bson_iter_t *ia, const bson_iter_t *ib,
                                           (int) ma[i].klen, compare_mkey(&ma[i]),
                                           ma[i].occ + 1)
                                : snprintf(vbuf, sizeof(vbuf), "%.*s",
-                                          (int) ma[i].klen, ma[i].key);
+                                          (int) ma[i].klen, compare_mkey(&ma[i]));
 
             compare_push(w, COMPARE_SEG_KEY, setkey, klen, vbuf,
                          (size_t) vl < sizeof(vbuf) ? (size_t) vl
@@ -816,7 +816,7 @@ compare_keyed(compare_walk_t *w, const bson_iter_t *ia, const bson_iter_t *ib,
                                           (int) mb[i].klen, compare_mkey(&mb[i]),
                                           mb[i].occ + 1)
                                : snprintf(vbuf, sizeof(vbuf), "%.*s",
-                                          (int) mb[i].klen, mb[i].key);
+                                          (int) mb[i].klen, compare_mkey(&mb[i]));
 
             compare_push(w, COMPARE_SEG_KEY, setkey, klen, vbuf,
                          (size_t) vl < sizeof(vbuf) ? (size_t) vl
