@@ -9,6 +9,7 @@
 
 
 static int newcore_buf_reserve(newcore_buf_t *b, size_t extra);
+static size_t newcore_utf8_len(const unsigned char *p);
 
 
 void
@@ -139,12 +140,50 @@ newcore_buf_printf(newcore_buf_t *b, const char *fmt, ...)
 }
 
 
+/* Length of the well-formed UTF-8 sequence at p, 0 when ill-formed. */
+static size_t
+newcore_utf8_len(const unsigned char *p)
+{
+    size_t    n, i;
+    uint32_t  cp;
+
+    if (p[0] >= 0xc2 && p[0] <= 0xdf) {
+        n = 2;
+        cp = p[0] & 0x1f;
+    } else if (p[0] >= 0xe0 && p[0] <= 0xef) {
+        n = 3;
+        cp = p[0] & 0x0f;
+    } else if (p[0] >= 0xf0 && p[0] <= 0xf4) {
+        n = 4;
+        cp = p[0] & 0x07;
+    } else {
+        return 0;
+    }
+
+    for (i = 1; i < n; i++) {
+        if ((p[i] & 0xc0) != 0x80) {
+            return 0;
+        }
+        cp = (cp << 6) | (p[i] & 0x3f);
+    }
+
+    if ((n == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff)))
+        || (n == 4 && (cp < 0x10000 || cp > 0x10ffff)))
+    {
+        return 0;
+    }
+
+    return n;
+}
+
+
 int
 newcore_buf_json_str(newcore_buf_t *b, const char *s)
 {
     static const char  hex[] = "0123456789abcdef";
     const unsigned char *p;
     char                 esc[6];
+    size_t               n;
 
     newcore_buf_append(b, "\"", 1);
 
@@ -166,7 +205,16 @@ newcore_buf_json_str(newcore_buf_t *b, const char *s)
             newcore_buf_append(b, "\\t", 2);
             break;
         default:
-            if (*p < 0x20) {
+            if (*p >= 0x80) {
+                n = newcore_utf8_len(p);
+                if (n == 0) {
+                    /* not UTF-8: the answer must stay valid JSON */
+                    newcore_buf_append(b, "\\ufffd", 6);
+                } else {
+                    newcore_buf_append(b, (const char *) p, n);
+                    p += n - 1;
+                }
+            } else if (*p < 0x20) {
                 esc[0] = '\\';
                 esc[1] = 'u';
                 esc[2] = '0';

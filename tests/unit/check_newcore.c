@@ -403,6 +403,10 @@ START_TEST(test_json_escape)
     ck_assert_str_eq(b.data, "\"a\\\"b\\\\c\\n\\u0001\"");
 
     newcore_buf_reset(&b);
+    newcore_buf_json_str(&b, "\xc3\xa9\xff\xf0\x28\xe4\xb8\xad");
+    ck_assert_str_eq(b.data, "\"\xc3\xa9\\ufffd\\ufffd(\xe4\xb8\xad\"");
+
+    newcore_buf_reset(&b);
     newcore_error_set(&err, 409, "out_of_stock", "not enough stock of %s",
                       "SKU\"1");
     newcore_buf_error(&b, &err);
