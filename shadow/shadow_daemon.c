@@ -1104,6 +1104,7 @@ shadow_publish(shadow_daemon_t *d)
     shadow_item_t   *it;
 
     d->stats.lag_records = d->held;
+    d->stats.lag_bytes = shadow_reader_unread(d->reader);
     d->stats.lag_seconds = 0;
 
     for (it = d->head; it; it = it->next) {

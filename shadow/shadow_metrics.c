@@ -60,6 +60,9 @@ shadow_metrics_render(const shadow_stats_t *s, char *buf, size_t cap)
         "durable.\n"
         "# TYPE cutover_shadow_lag_records gauge\n"
         "cutover_shadow_lag_records %lld\n"
+        "# HELP cutover_shadow_lag_bytes Log bytes not yet read.\n"
+        "# TYPE cutover_shadow_lag_bytes gauge\n"
+        "cutover_shadow_lag_bytes %llu\n"
         "# HELP cutover_shadow_lag_seconds Age of the oldest unfinished "
         "record.\n"
         "# TYPE cutover_shadow_lag_seconds gauge\n"
@@ -85,7 +88,8 @@ shadow_metrics_render(const shadow_stats_t *s, char *buf, size_t cap)
         (unsigned long long) s->read, (unsigned long long) s->replayed,
         (unsigned long long) s->failed, (unsigned long long) s->retried,
         (long long) s->inflight, (unsigned long long) s->corrupt,
-        (long long) s->lag_records, s->lag_seconds,
+        (long long) s->lag_records, (unsigned long long) s->lag_bytes,
+        s->lag_seconds,
         (unsigned long long) s->equal, (unsigned long long) s->different,
         (unsigned long long) s->unparseable,
         (unsigned long long) s->shadow_failed,

@@ -19,6 +19,7 @@ typedef struct {
     int64_t   inflight;         /* requests on the wire */
     uint64_t  corrupt;          /* corrupt frames / records skipped */
     int64_t   lag_records;      /* read, not yet durable */
+    uint64_t  lag_bytes;        /* log bytes not yet read */
     double    lag_seconds;      /* now - time of oldest unfinished */
     uint64_t  equal;
     uint64_t  different;

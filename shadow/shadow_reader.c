@@ -155,6 +155,32 @@ shadow_reader_pos(const shadow_reader_t *r)
 }
 
 
+uint64_t
+shadow_reader_unread(const shadow_reader_t *r)
+{
+    char         path[4096];
+    uint64_t     s, n = 0;
+    struct stat  st;
+
+    for (s = r->seq; s < r->seq + 100000; s++) {
+        if (shadow_segment_path(path, sizeof(path), r->base, s) != SHADOW_OK
+            || stat(path, &st) != 0)
+        {
+            break;
+        }
+
+        if (s == r->seq) {
+            n += (uint64_t) st.st_size > r->off ? st.st_size - r->off : 0;
+
+        } else {
+            n += (uint64_t) st.st_size;
+        }
+    }
+
+    return n;
+}
+
+
 static int
 shadow_reader_exists(shadow_reader_t *r, uint64_t seq)
 {
@@ -274,36 +300,38 @@ static int
 shadow_reader_report(shadow_reader_t *r, shadow_error_t *err,
     const char *why)
 {
-    shadow_error_set(err, SHADOW_CORRUPT, "corrupt frame in segment \"%s\" "
-                     "at offset %llu (%s): skipped %llu bytes", r->path,
-                     (unsigned long long) r->bad_start, why,
-                     (unsigned long long) r->bad_len);
-    r->bad_len = 0;
-    return SHADOW_CORRUPT;
+    return shadow_error_set(err, SHADOW_CORRUPT, "corrupt frame in segment "
+                            "\"%s\" at offset %llu (%s), skipping to the "
+                            "next frame", r->path,
+                            (unsigned long long) r->bad_start, why);
 }
 
 
-/* The frame at r->off is bad: skip to the next magic in the buffered
- * bytes, or to near the end of them when there is none yet. */
+/*
+ * The frame at r->off is bad: skip to the next magic in the buffered bytes,
+ * or to near their end when there is none yet.  A corrupt run is reported
+ * once, when it starts.
+ */
 static int
 shadow_reader_resync(shadow_reader_t *r, shadow_error_t *err,
     const char *why)
 {
+    int             new_run = (r->bad_len == 0);
     size_t          i, avail;
     const uint8_t  *p = r->buf + (r->off - r->buf_off);
     static const uint8_t  magic[4] = { 0x53, 0x44, 0x56, 0x31 };
 
     avail = (size_t) (r->buf_off + r->buf_len - r->off);
 
-    if (r->bad_len == 0) {
+    if (new_run) {
         r->bad_start = r->off;
     }
 
     for (i = 1; i + 4 <= avail; i++) {
         if (memcmp(p + i, magic, 4) == 0) {
             r->off += i;
-            r->bad_len += i;
-            return shadow_reader_report(r, err, why);
+            r->bad_len = 0;
+            return new_run ? shadow_reader_report(r, err, why) : SHADOW_OK;
         }
     }
 
@@ -311,7 +339,8 @@ shadow_reader_resync(shadow_reader_t *r, shadow_error_t *err,
     i = avail > 3 ? avail - 3 : 1;
     r->off += i;
     r->bad_len += i;
-    return shadow_reader_eof(r, err);
+    return new_run ? shadow_reader_report(r, err, why)
+                   : shadow_reader_eof(r, err);
 }
 
 
@@ -320,11 +349,27 @@ shadow_reader_resync(shadow_reader_t *r, shadow_error_t *err,
 static int
 shadow_reader_sealed(shadow_reader_t *r)
 {
-    int64_t  now;
+    char             path[4096];
+    int64_t          now, age_ms;
+    struct timespec  ts;
+    struct statx     stx;
 
-    if (!shadow_reader_exists(r, r->seq + 1)) {
+    if (shadow_segment_path(path, sizeof(path), r->base, r->seq + 1)
+        != SHADOW_OK
+        || statx(AT_FDCWD, path, 0, STATX_BTIME, &stx) != 0)
+    {
         r->next_seen_ms = 0;
         return 0;
+    }
+
+    /* a successor born long ago (a backlog): no straggler is pending */
+    if (stx.stx_mask & STATX_BTIME) {
+        clock_gettime(CLOCK_REALTIME, &ts);
+        age_ms = ((int64_t) ts.tv_sec - stx.stx_btime.tv_sec) * 1000
+                 + ((int64_t) ts.tv_nsec - stx.stx_btime.tv_nsec) / 1000000;
+        if (age_ms >= (int64_t) r->grace_ms) {
+            return 1;
+        }
     }
 
     now = shadow_now_ms();
@@ -340,6 +385,7 @@ shadow_reader_sealed(shadow_reader_t *r)
 static int
 shadow_reader_eof(shadow_reader_t *r, shadow_error_t *err)
 {
+    int       rc;
     int64_t   now;
     uint64_t  end;
 
@@ -360,29 +406,20 @@ shadow_reader_eof(shadow_reader_t *r, shadow_error_t *err)
         return SHADOW_OK;          /* more frames arrived: read them */
     }
 
-    if (end > r->off || r->bad_len) {
-        if (r->bad_len == 0) {
-            r->bad_start = r->off;
-        }
+    rc = SHADOW_OK;                /* go on in the next segment */
 
-        r->bad_len += end - r->off;
-        r->off = end;
-        shadow_reader_report(r, err, "torn tail");
-        err->code = SHADOW_CORRUPT;
-        r->seq++;
-        r->off = 0;
-        close(r->fd);
-        r->fd = -1;
-        r->next_seen_ms = 0;
-        return SHADOW_CORRUPT;
+    if (end > r->off && r->bad_len == 0) {
+        r->bad_start = r->off;
+        rc = shadow_reader_report(r, err, "torn tail");
     }
 
+    r->bad_len = 0;
     close(r->fd);
     r->fd = -1;
     r->seq++;
     r->off = 0;
     r->next_seen_ms = 0;
-    return SHADOW_OK;              /* go on in the next segment */
+    return rc;
 }
 
 
@@ -441,7 +478,7 @@ shadow_reader_next(shadow_reader_t *r, shadow_frame_t *frame,
             /* a frame cut short in a finished segment: a bad length or a
              * torn write; frames may follow inside the claimed length */
             rc = shadow_reader_sealed(r)
-                 ? shadow_reader_resync(r, err, "incomplete frame")
+                 ? shadow_reader_resync(r, err, "torn or incomplete frame")
                  : SHADOW_AGAIN;
             if (rc != SHADOW_OK) {
                 return rc;
@@ -459,11 +496,7 @@ shadow_reader_next(shadow_reader_t *r, shadow_frame_t *frame,
             continue;
         }
 
-        if (r->bad_len) {
-            /* a corrupt run ended at this good frame: report it first */
-            return shadow_reader_report(r, err, "bad frame");
-        }
-
+        r->bad_len = 0;
         frame->at.seq = r->seq;
         frame->at.off = r->off;
         frame->payload = p + SHADOW_FRAME_HEADER;

@@ -44,6 +44,9 @@ int shadow_reader_next(shadow_reader_t *r, shadow_frame_t *frame,
 /* Where the next frame will be read from. */
 shadow_pos_t shadow_reader_pos(const shadow_reader_t *r);
 
+/* Bytes in the log after the read position (a lag metric). */
+uint64_t shadow_reader_unread(const shadow_reader_t *r);
+
 void shadow_reader_free(shadow_reader_t *r);
 
 /* Checkpoint file: "seq <n> off <n>\n", replaced atomically (tmp, fsync,

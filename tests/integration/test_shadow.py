@@ -95,6 +95,8 @@ class Backend:
             req.send_header("Content-Length", str(len(out)))
             req.end_headers()
             req.wfile.write(out)
+        except (BrokenPipeError, ConnectionResetError):
+            pass                        # shadowd abandoned it (SIGTERM)
         finally:
             with self.lock:
                 self.active -= 1
@@ -264,7 +266,8 @@ def test_every_record_replayed_once_to_the_other_side(tmpdir_w, sides):
     try:
         wait_for(lambda: len(new.keys()) + len(legacy.keys()) >= 400,
                  what="400 deliveries")
-        wait_for(lambda: metrics(proc)["cutover_shadow_lag_records"] == 0,
+        wait_for(lambda: metrics(proc)["cutover_shadow_lag_records"] == 0
+                 and metrics(proc)["cutover_shadow_lag_bytes"] == 0,
                  what="lag 0")
         m = metrics(proc)
     finally:
@@ -447,7 +450,7 @@ def test_metrics_show_lag_while_the_shadow_is_slow(tmpdir_w, sides):
         m = metrics(proc)
         assert m["cutover_shadow_lag_records"] > 10
         assert m["cutover_shadow_lag_seconds"] >= 30
-        assert m["cutover_shadow_inflight"] == 1
+        assert m["cutover_shadow_inflight"] <= 1
         assert new.max_active == 1
     finally:
         assert proc.stop() == 0
