@@ -119,6 +119,12 @@ compare_files(const compare_rules_t *rules, const char *route, const char *fa,
     {
         goto done;
     }
+    if (la == 0 || lb == 0) {
+        /* a file holds a body: an empty one is not JSON */
+        fprintf(stderr, "cutover-compare: unparseable/empty body on the %s "
+                "side\n", la == 0 ? "A" : "B");
+        goto done;
+    }
     memset(&pair, 0, sizeof(pair));
     pair.record_id = "00000000000000000000000000000000";
     pair.method = method;
