@@ -466,3 +466,67 @@ def test_metrics_show_lag_while_the_shadow_is_slow(tmpdir_w, sides):
     finally:
         proc.stop()
     assert new.per_store["S001"] == list(range(40))
+
+
+def outbox_count(tmp):
+    d = os.path.join(tmp, "outbox")
+    return sum(int(m.group(1)) for f in os.listdir(d)
+               for m in [re.fullmatch(r"\d{20}-(\d+)\.bson", f)] if m)
+
+
+def test_results_reach_postgresql_with_verdicts(tmpdir_w, sides, pg):
+    new, legacy = sides
+    db = pg.createdb("shadow_results")
+    log = os.path.join(tmpdir_w, "erp.log")
+    recs = []
+    for i in range(40):
+        rec = record(i, "S%03d" % (i % 4), "legacy")
+        if i % 2 == 0:              # what the new side will answer
+            rec["resp_body"] = json.dumps(
+                {"side": "new", "path": rec["uri"],
+                 "sha256": hashlib.sha256(
+                     rec["req_body"].encode()).hexdigest()})
+        recs.append(rec)
+    write_log(log, recs)
+
+    proc = start_shadowd(tmpdir_w, new.url, legacy.url, results_db=db)
+    try:
+        wait_for(lambda: metrics(proc)["cutover_shadow_lag_records"] == 0
+                 and metrics(proc)["cutover_shadow_records_read_total"]
+                 == 40, what="all durable")
+        m = metrics(proc)
+    finally:
+        assert proc.stop() == 0
+    assert m['cutover_shadow_verdicts_total{verdict="equal"}'] == 20
+    assert m['cutover_shadow_verdicts_total{verdict="different"}'] == 20
+    assert pg.psql("shadow_results",
+                   "SELECT count(*) FROM compare_pairs") == "40"
+    ids = pg.psql("shadow_results", "SELECT record_id FROM compare_pairs "
+                  "ORDER BY record_id").split("\n")
+    assert ids == sorted(r["id"] for r in recs)
+
+
+def test_outbox_holds_every_result_and_rate_limit_holds(tmpdir_w, sides):
+    new, legacy = sides
+    log = os.path.join(tmpdir_w, "erp.log")
+    recs = [record(i, "S%03d" % i, "legacy") for i in range(30)]
+    write_log(log, recs)
+    times = []
+    orig = new.handle
+
+    def timed(req, body):
+        times.append(time.monotonic())
+        orig(req, body)
+    new.handle = timed
+
+    proc = start_shadowd(tmpdir_w, new.url, legacy.url, rate_limit=40)
+    try:
+        wait_for(lambda: metrics(proc)["cutover_shadow_lag_records"] == 0
+                 and metrics(proc)["cutover_shadow_records_read_total"]
+                 == 30, what="all durable")
+    finally:
+        assert proc.stop() == 0
+    assert len(times) == 30
+    # 30 records at 40/s with a burst of 5: at least 25/40 s
+    assert times[-1] - times[0] >= 0.5
+    assert outbox_count(tmpdir_w) == 30
