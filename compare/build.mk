@@ -23,3 +23,29 @@ UNIT_TESTS += $(TBIN)/check_compare
 $(TBIN)/check_compare: $(OBJ)/tests/unit/check_compare.o $(LIB)/libcompare.a
 	@mkdir -p $(TBIN)
 	$(CC) -o $@ $^ $(PKG_LDLIBS) $(CHECK_LDLIBS)
+
+# --- fuzzing: libFuzzer + ASan/UBSan over the parser and the diff ---------
+DEB_PACKAGES += clang libclang-rt-14-dev
+FUZZ_COMPARE := $(BUILD)/fuzz/fuzz_compare
+FUZZ_COMPARE_TIME ?= 600
+FUZZ_COMPARE_ARGS = -max_len=65536 -timeout=10 -rss_limit_mb=2048 \
+    $(BUILD)/fuzz/corpus-compare \
+    $(CURDIR)/../shared/corpus/JSONTestSuite/test_parsing tests/fixtures/compare
+
+$(FUZZ_COMPARE): compare/fuzz_compare.c $(COMPARE_SRCS) $(wildcard compare/*.h) \
+        compare/schema.sql
+	@mkdir -p $(dir $@) $(BUILD)/fuzz/corpus-compare
+	clang -g -O1 -fsanitize=fuzzer,address,undefined \
+	    -fno-sanitize-recover=undefined -I. $(PKG_CFLAGS) -o $@ \
+	    compare/fuzz_compare.c $(COMPARE_SRCS) $(PKG_LDLIBS)
+
+.PHONY: fuzz-compare-short fuzz-compare
+EXTRA_CHECKS += fuzz-compare-short
+
+# a bounded run for `make test`
+fuzz-compare-short: $(FUZZ_COMPARE)
+	$(FUZZ_COMPARE) -max_total_time=20 $(FUZZ_COMPARE_ARGS)
+
+# a long run on demand: make fuzz-compare FUZZ_COMPARE_TIME=3600
+fuzz-compare: $(FUZZ_COMPARE)
+	$(FUZZ_COMPARE) -max_total_time=$(FUZZ_COMPARE_TIME) $(FUZZ_COMPARE_ARGS)

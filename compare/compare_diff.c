@@ -729,7 +729,9 @@ compare_members_index(compare_member_t *m, uint32_t n)
 {
     uint32_t  i;
 
-    qsort(m, n, sizeof(*m), compare_member_by_key);
+    if (n > 1) {
+        qsort(m, n, sizeof(*m), compare_member_by_key);
+    }
     for (i = 0; i < n; i++) {
         m[i].occ = (i > 0 && m[i - 1].klen == m[i].klen
                     && memcmp(compare_mkey(&m[i - 1]), compare_mkey(&m[i]),
@@ -757,7 +759,9 @@ compare_keyed(compare_walk_t *w, const bson_iter_t *ia, const bson_iter_t *ib,
     compare_members_index(ma, na);
     compare_members_index(mb, nb);
     /* report in the primary's order, then the shadow's extras */
-    qsort(ma, na, sizeof(*ma), compare_member_by_pos);
+    if (na > 1) {
+        qsort(ma, na, sizeof(*ma), compare_member_by_pos);
+    }
     for (i = 0; i < na; i++) {
         probe = ma[i];
         probe.pos = 0;
@@ -803,7 +807,9 @@ compare_keyed(compare_walk_t *w, const bson_iter_t *ia, const bson_iter_t *ib,
         compare_node(w, &ma[i].it, hit ? &hit->it : NULL);
         w->depth--;
     }
-    qsort(mb, nb, sizeof(*mb), compare_member_by_pos);
+    if (nb > 1) {
+        qsort(mb, nb, sizeof(*mb), compare_member_by_pos);
+    }
     for (i = 0; i < nb; i++) {
         if (mb[i].matched) {
             continue;

@@ -800,7 +800,9 @@ compare_outbox_drain(compare_store_t *st, compare_error_t *err)
         }
     }
     closedir(dir);
-    qsort(names, n, sizeof(char *), compare_name_cmp);
+    if (n > 1) {
+        qsort(names, n, sizeof(char *), compare_name_cmp);
+    }
     for (i = 0; i < n; i++) {
         if (rc == COMPARE_OK) {
             compare_outbox_name(names[i], &seq, &count);
