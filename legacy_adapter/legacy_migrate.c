@@ -19,6 +19,7 @@ typedef struct {
     int64_t   a;                  /* price, on hand, points */
     int64_t   b;                  /* reserved, tier code */
     int       row;
+    int       cleaned;            /* the id needed trimming or upper case */
     int       rejected;
     unsigned  channels;           /* stores: bit per code table entry */
 } mig_row_t;
@@ -114,6 +115,9 @@ mig_row_cmp(const void *a, const void *b)
     c = strcmp(x->id, y->id);
     if (c == 0) {
         c = strcmp(x->id2, y->id2);
+    }
+    if (c == 0) {
+        c = x->cleaned - y->cleaned;   /* a clean id wins over a cleaned one */
     }
     if (c == 0) {
         c = x->row - y->row;
@@ -259,6 +263,9 @@ mig_read(mig_t *m, const char *sql, const char *table, int two_ids,
         {
             r->rejected = 1;
         }
+        r->cleaned = strcmp(r->id, PQgetvalue(res, (int) i, 0)) != 0
+                     || (two_ids
+                         && strcmp(r->id2, PQgetvalue(res, (int) i, 1)) != 0);
         if (!r->rejected && r->a < 0) {
             r->rejected = 1;
             snprintf(key, sizeof(key), "%s%s%s", r->id, two_ids ? "/" : "",
