@@ -80,7 +80,9 @@ $(NGX_BUILD)/objs/Makefile: config
 	    --add-dynamic-module=$(CURDIR) > configure.log 2>&1 \
 	    || { tail -20 configure.log; exit 1; }
 
-$(MODULE_SO): $(NGX_BUILD)/objs/Makefile $(wildcard ngx_module/*.c ngx_module/*.h) $(MODULE_EXTRA_DEPS)
+$(MODULE_SO): $(NGX_BUILD)/objs/Makefile $(wildcard ngx_module/*.c ngx_module/*.h) \
+    shadow/shadow_frame.c shadow/shadow_record.c shadow/shadow_segment.c \
+    shadow/shadow_log.h
 	$(MAKE) -s -C $(NGX_BUILD) -f objs/Makefile modules
 	cp $(NGX_BUILD)/objs/ngx_http_cutover_module.so $@
 

@@ -11,6 +11,7 @@
 #include <ngx_http.h>
 
 #include "cutover_dial.h"
+#include "shadow/shadow_log.h"
 #include "cutover_auth.h"
 #include "cutover_json.h"
 
@@ -29,6 +30,31 @@ typedef enum {
     NGX_HTTP_CUTOVER_AUTH_REPLAY,
     NGX_HTTP_CUTOVER_AUTH_NREASONS
 } ngx_http_cutover_auth_reason_e;
+
+
+typedef enum {
+    NGX_HTTP_CUTOVER_DROP_FULL = 0,
+    NGX_HTTP_CUTOVER_DROP_ERROR,
+    NGX_HTTP_CUTOVER_DROP_TOO_LARGE,
+    NGX_HTTP_CUTOVER_DROP_NREASONS
+} ngx_http_cutover_drop_reason_e;
+
+
+#define NGX_HTTP_CUTOVER_RECORD_OFF     0
+#define NGX_HTTP_CUTOVER_RECORD_WRITES  1
+#define NGX_HTTP_CUTOVER_RECORD_ALL     2
+
+
+/* One dual-run log; the writer state is per worker process. */
+typedef struct {
+    ngx_str_t                     path;           /* NUL-terminated */
+    off_t                         segment;
+    off_t                         max;            /* 0: no limit */
+    shadow_writer_t               writer;
+    uint64_t                      checked_seq;
+    ngx_uint_t                    full;
+    time_t                        next_check;
+} ngx_http_cutover_log_t;
 
 
 typedef struct {
@@ -56,6 +82,12 @@ typedef struct {
     ngx_atomic_t                  persist_failures;
     ngx_atomic_t                  nonce_full;
 
+    /* the dual-run log */
+    ngx_atomic_t                  records;
+    ngx_atomic_t                  records_truncated;
+    ngx_atomic_t                  records_dropped[
+                                      NGX_HTTP_CUTOVER_DROP_NREASONS];
+
     /* the audit trail's head, under shpool->mutex */
     uint64_t                      audit_seq;
     char                          audit_hash[65];
@@ -76,6 +108,7 @@ typedef struct {
 
 typedef struct {
     ngx_array_t                   zones;          /* ngx_shm_zone_t * */
+    ngx_array_t                   logs;           /* ngx_http_cutover_log_t * */
 } ngx_http_cutover_main_conf_t;
 
 
@@ -87,21 +120,36 @@ typedef struct {
     ngx_str_t                     upstream_new;
     ngx_str_t                     upstream_legacy;
 
+    ngx_uint_t                    record;         /* cutover_record */
+    ngx_int_t                     record_reads;   /* basis points */
+    ngx_http_cutover_log_t       *log;            /* cutover_log */
+    size_t                        body_limit;     /* cutover_body_limit */
+    ngx_array_t                  *record_headers; /* ngx_str_t, lower case */
+
     ngx_shm_zone_t               *admin_zone;     /* cutover_admin */
     ngx_array_t                  *keys;           /* cutover_key_t */
 } ngx_http_cutover_loc_conf_t;
 
+
+typedef struct ngx_http_cutover_tee_s  ngx_http_cutover_tee_t;
 
 typedef struct {
     ngx_http_cutover_zone_t      *zone;
     cutover_route_t               route;
     uint32_t                      bucket;
     ngx_uint_t                    empty_key;
+    ngx_str_t                     store;
+    ngx_str_t                     channel;
+    ngx_str_t                     key;
+    ngx_http_cutover_tee_t       *tee;            /* when recorded */
 } ngx_http_cutover_ctx_t;
 
 
 extern ngx_module_t  ngx_http_cutover_module;
 
+
+/* ngx_http_cutover_module.c */
+ngx_http_variable_value_t *ngx_http_cutover_request_id(ngx_http_request_t *r);
 
 /* ngx_http_cutover_zone.c */
 ngx_int_t ngx_http_cutover_init_zone(ngx_shm_zone_t *shm_zone, void *data);
@@ -122,6 +170,20 @@ ssize_t ngx_http_cutover_read_file(const char *path, u_char *buf,
     size_t cap, off_t from_end, ngx_log_t *log, ngx_err_t *err);
 ngx_int_t ngx_http_cutover_nonce_check(ngx_http_cutover_zone_t *zone,
     const cutover_auth_t *auth, int64_t now);
+
+/* ngx_http_cutover_record.c */
+ngx_int_t ngx_http_cutover_record_start(ngx_http_request_t *r,
+    ngx_http_cutover_ctx_t *ctx);
+ngx_int_t ngx_http_cutover_record_init(ngx_conf_t *cf);
+char *ngx_http_cutover_record_merge(ngx_conf_t *cf,
+    ngx_http_cutover_loc_conf_t *prev, ngx_http_cutover_loc_conf_t *conf);
+char *ngx_http_cutover_record_set(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_http_cutover_record_reads(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_http_cutover_log(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+char *ngx_http_cutover_record_headers(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 
 /* ngx_http_cutover_admin.c */
 ngx_int_t ngx_http_cutover_admin_handler(ngx_http_request_t *r);

@@ -31,6 +31,11 @@ typedef struct {
 } ngx_http_cutover_admin_t;
 
 
+static const char  *ngx_http_cutover_drop_reasons[] = {
+    "full", "error", "too_large"
+};
+
+
 static const char  *ngx_http_cutover_auth_reasons[] = {
     "missing", "bad_format", "unknown_key", "stale", "bad_signature",
     "replay"
@@ -558,10 +563,14 @@ ngx_http_cutover_state_reply(ngx_http_request_t *r,
                         "\"requests_legacy\":%uA,\"empty_key\":%uA,"
                         "\"auth_failures\":%uA,\"forbidden\":%uA,"
                         "\"changes_accepted\":%uA,\"changes_refused\":%uA,"
-                        "\"persist_failures\":%uA}",
+                        "\"persist_failures\":%uA,\"records\":%uA,"
+                        "\"records_dropped\":%uA}",
                         total[1], total[0], sh->empty_key, auth,
                         sh->forbidden, sh->changes_accepted,
-                        sh->changes_refused, sh->persist_failures);
+                        sh->changes_refused, sh->persist_failures,
+                        sh->records,
+                        sh->records_dropped[0] + sh->records_dropped[1]
+                        + sh->records_dropped[2]);
     }
 
     p = ngx_cpymem(p, "}\n", 2);
@@ -608,7 +617,7 @@ ngx_http_cutover_metrics(ngx_http_request_t *r, ngx_http_cutover_admin_t *a)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    size = 4096 + st->nrules * 600;
+    size = 6144 + st->nrules * 600;
     buf = ngx_pnalloc(r->pool, size);
     if (buf == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -688,10 +697,28 @@ ngx_http_cutover_metrics(ngx_http_request_t *r, ngx_http_cutover_admin_t *a)
             "# HELP cutover_audit_ok 0 when the audit trail cannot be "
             "written (changes are refused).\n"
             "# TYPE cutover_audit_ok gauge\n"
-            "cutover_audit_ok{zone=\"%V\"} %ui\n",
+            "cutover_audit_ok{zone=\"%V\"} %ui\n"
+            "# HELP cutover_records_total Exchanges written to the dual-run "
+            "log.\n# TYPE cutover_records_total counter\n"
+            "cutover_records_total{zone=\"%V\"} %uA\n"
+            "# HELP cutover_records_truncated_total Records whose response "
+            "body was cut at cutover_body_limit (hash kept).\n"
+            "# TYPE cutover_records_truncated_total counter\n"
+            "cutover_records_truncated_total{zone=\"%V\"} %uA\n"
+            "# HELP cutover_records_dropped_total Exchanges that should have "
+            "been recorded and were not.\n"
+            "# TYPE cutover_records_dropped_total counter\n",
             zn, sh->forbidden, zn, sh->changes_accepted, zn,
             sh->changes_refused, zn, sh->persist_failures, zn,
-            sh->nonce_full, zn, sh->torn_reads, zn, sh->audit_ok);
+            sh->nonce_full, zn, sh->torn_reads, zn, sh->audit_ok,
+            zn, sh->records, zn, sh->records_truncated);
+
+    for (i = 0; i < NGX_HTTP_CUTOVER_DROP_NREASONS; i++) {
+        p = ngx_sprintf(p, "cutover_records_dropped_total{zone=\"%V\","
+                        "reason=\"%s\"} %uA\n", zn,
+                        ngx_http_cutover_drop_reasons[i],
+                        sh->records_dropped[i]);
+    }
 
     return ngx_http_cutover_send(r, NGX_HTTP_OK, buf, p - buf,
                                  "text/plain; version=0.0.4");

@@ -82,6 +82,41 @@ static ngx_command_t  ngx_http_cutover_commands[] = {
       0,
       NULL },
 
+    { ngx_string("cutover_record"),
+      NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_cutover_record_set,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("cutover_record_reads"),
+      NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_cutover_record_reads,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("cutover_log"),
+      NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE123,
+      ngx_http_cutover_log,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("cutover_body_limit"),
+      NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_size_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_cutover_loc_conf_t, body_limit),
+      NULL },
+
+    { ngx_string("cutover_record_headers"),
+      NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_http_cutover_record_headers,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
     { ngx_string("cutover_admin"),
       NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
       ngx_http_cutover_admin,
@@ -226,13 +261,29 @@ ngx_http_cutover_route(ngx_http_request_t *r)
     ngx_http_cutover_zone_route(zone, &store, &channel, ctx->bucket,
                                 &ctx->route);
 
+    ctx->store = store;
+    ctx->channel = channel;
+    ctx->key = key;
+
     (void) ngx_atomic_fetch_add(
                   &zone->sh->requests[ctx->route.counter][ctx->route.to_new],
                   1);
 
     ngx_http_set_ctx(r, ctx, ngx_http_cutover_module);
 
+    if (ngx_http_cutover_record_start(r, ctx) != NGX_OK) {
+        return NULL;
+    }
+
     return ctx;
+}
+
+
+ngx_http_variable_value_t *
+ngx_http_cutover_request_id(ngx_http_request_t *r)
+{
+    return ngx_http_get_indexed_variable(r,
+                                         ngx_http_cutover_request_id_index);
 }
 
 
@@ -262,8 +313,7 @@ ngx_http_cutover_variable(ngx_http_request_t *r,
     ngx_http_cutover_loc_conf_t  *lcf;
 
     if (data == NGX_HTTP_CUTOVER_VAR_REQUEST_ID) {
-        rid = ngx_http_get_indexed_variable(r,
-                                           ngx_http_cutover_request_id_index);
+        rid = ngx_http_cutover_request_id(r);
         if (rid == NULL) {
             return NGX_ERROR;
         }
@@ -366,7 +416,7 @@ ngx_http_cutover_init(ngx_conf_t *cf)
 
     *h = ngx_http_cutover_route_handler;
 
-    return NGX_OK;
+    return ngx_http_cutover_record_init(cf);
 }
 
 
@@ -381,7 +431,10 @@ ngx_http_cutover_create_main_conf(ngx_conf_t *cf)
     }
 
     if (ngx_array_init(&cmcf->zones, cf->pool, 2, sizeof(ngx_shm_zone_t *))
-        != NGX_OK)
+        != NGX_OK
+        || ngx_array_init(&cmcf->logs, cf->pool, 2,
+                          sizeof(ngx_http_cutover_log_t *))
+           != NGX_OK)
     {
         return NULL;
     }
@@ -411,6 +464,11 @@ ngx_http_cutover_create_loc_conf(ngx_conf_t *cf)
     conf->store = NGX_CONF_UNSET_PTR;
     conf->channel = NGX_CONF_UNSET_PTR;
     conf->key = NGX_CONF_UNSET_PTR;
+    conf->record = NGX_CONF_UNSET_UINT;
+    conf->record_reads = NGX_CONF_UNSET;
+    conf->log = NGX_CONF_UNSET_PTR;
+    conf->body_limit = NGX_CONF_UNSET_SIZE;
+    conf->record_headers = NGX_CONF_UNSET_PTR;
     conf->admin_zone = NULL;
     conf->keys = NULL;
 
@@ -462,6 +520,10 @@ ngx_http_cutover_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
                              "new_core");
     ngx_conf_merge_str_value(conf->upstream_legacy, prev->upstream_legacy,
                              "legacy");
+
+    if (ngx_http_cutover_record_merge(cf, prev, conf) != NGX_CONF_OK) {
+        return NGX_CONF_ERROR;
+    }
 
     if (conf->admin_zone && conf->keys == NULL) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "cutover_admin needs "
