@@ -133,6 +133,10 @@ static void shadow_finish(shadow_daemon_t *d, shadow_item_t *it,
     CURLcode cc);
 static void shadow_compare(shadow_daemon_t *d, shadow_item_t *it,
     const char *error);
+static void shadow_pair_fill(shadow_item_t *it, compare_pair_t *pair,
+    const char **ph, char *sha, const char *error);
+static void shadow_count_verdict(shadow_daemon_t *d,
+    const compare_result_t *result);
 static void shadow_flush(shadow_daemon_t *d, int force);
 static void shadow_advance(shadow_daemon_t *d, int force);
 static void shadow_delete_consumed(shadow_daemon_t *d);
@@ -140,6 +144,7 @@ static void shadow_publish(shadow_daemon_t *d);
 static size_t shadow_on_body(char *p, size_t size, size_t n, void *ctx);
 static size_t shadow_on_header(char *p, size_t size, size_t n, void *ctx);
 static int shadow_hop_by_hop(const shadow_str_t *name);
+static struct curl_slist *shadow_request_headers(const shadow_record_t *r);
 static void shadow_reset_response(shadow_item_t *it);
 
 
@@ -579,12 +584,53 @@ shadow_hop_by_hop(const shadow_str_t *name)
 }
 
 
+/* The replay's headers: the recorded ones minus hop-by-hop, plus ours. */
+static struct curl_slist *
+shadow_request_headers(const shadow_record_t *r)
+{
+    char                line[8192];
+    size_t              i;
+    int                 have_ctype = 0;
+    struct curl_slist  *h = NULL, *n;
+
+    for (i = 0; i < r->n_req_headers; i++) {
+        if (shadow_hop_by_hop(&r->req_headers[i].name)) {
+            continue;
+        }
+
+        if (r->req_headers[i].name.len == 12
+            && strncasecmp(r->req_headers[i].name.data, "content-type", 12)
+               == 0)
+        {
+            have_ctype = 1;
+        }
+
+        snprintf(line, sizeof(line), "%.*s: %.*s",
+                 (int) r->req_headers[i].name.len,
+                 r->req_headers[i].name.data,
+                 (int) r->req_headers[i].value.len,
+                 r->req_headers[i].value.data);
+        h = curl_slist_append(h, line);
+    }
+
+    snprintf(line, sizeof(line), "Idempotency-Key: %s", r->id.data);
+    h = curl_slist_append(h, line);
+    snprintf(line, sizeof(line), "X-Cutover-Request-Id: %s", r->id.data);
+    h = curl_slist_append(h, line);
+    h = curl_slist_append(h, "X-Cutover-Replay: 1");
+
+    /* no 100-continue round trip; no form content type made up by curl */
+    h = curl_slist_append(h, "Expect:");
+    n = have_ctype ? h : curl_slist_append(h, "Content-Type:");
+
+    return n;
+}
+
+
 static int
 shadow_start(shadow_daemon_t *d, shadow_item_t *it)
 {
     char                    line[8192];
-    size_t                  i;
-    int                     have_ctype = 0;
     const char             *base;
     const shadow_record_t  *r = &it->rec;
 
@@ -602,36 +648,7 @@ shadow_start(shadow_daemon_t *d, shadow_item_t *it)
     it->attempts++;
 
     if (it->hdrs == NULL) {
-        for (i = 0; i < r->n_req_headers; i++) {
-            if (shadow_hop_by_hop(&r->req_headers[i].name)) {
-                continue;
-            }
-
-            if (r->req_headers[i].name.len == 12
-                && strncasecmp(r->req_headers[i].name.data, "content-type",
-                               12) == 0)
-            {
-                have_ctype = 1;
-            }
-
-            snprintf(line, sizeof(line), "%.*s: %.*s",
-                     (int) r->req_headers[i].name.len,
-                     r->req_headers[i].name.data,
-                     (int) r->req_headers[i].value.len,
-                     r->req_headers[i].value.data);
-            it->hdrs = curl_slist_append(it->hdrs, line);
-        }
-
-        snprintf(line, sizeof(line), "Idempotency-Key: %s", r->id.data);
-        it->hdrs = curl_slist_append(it->hdrs, line);
-        snprintf(line, sizeof(line), "X-Cutover-Request-Id: %s", r->id.data);
-        it->hdrs = curl_slist_append(it->hdrs, line);
-        it->hdrs = curl_slist_append(it->hdrs, "X-Cutover-Replay: 1");
-        it->hdrs = curl_slist_append(it->hdrs, "Expect:");
-        if (!have_ctype) {
-            it->hdrs = curl_slist_append(it->hdrs, "Content-Type:");
-        }
-
+        it->hdrs = shadow_request_headers(r);
         if (it->hdrs == NULL) {
             return SHADOW_ERROR;
         }
@@ -869,48 +886,36 @@ shadow_finish(shadow_daemon_t *d, shadow_item_t *it, CURLcode cc)
 }
 
 
+/* The pair compare/ sees: the recorded primary answer, the replayed one. */
 static void
-shadow_compare(shadow_daemon_t *d, shadow_item_t *it, const char *error)
+shadow_pair_fill(shadow_item_t *it, compare_pair_t *pair, const char **ph,
+    char *sha, const char *error)
 {
     size_t                  i;
-    char                    sha[65];
     unsigned int            mdlen;
     unsigned char           md[32];
-    compare_pair_t          pair;
-    compare_error_t         cerr;
-    const char            **ph;
     const shadow_record_t  *r = &it->rec;
 
-    memset(&pair, 0, sizeof(pair));
-    ph = calloc(r->n_resp_headers + 1, sizeof(char *));
+    memset(pair, 0, sizeof(*pair));
+    pair->record_id = r->id.data;
+    pair->time_us = r->time_us;
+    pair->zone = r->zone.data ? r->zone.data : "";
+    pair->method = r->method.data;
+    pair->uri = r->uri.data;
+    pair->store = r->store.data ? r->store.data : "";
+    pair->channel = r->channel.data ? r->channel.data : "";
+    pair->side_served = r->side.data;
 
-    for (i = 0; ph && i < r->n_resp_headers; i++) {
-        if (asprintf((char **) &ph[i], "%s: %s", r->resp_headers[i].name.data,
-                     r->resp_headers[i].value.data) == -1)
-        {
-            ph[i] = NULL;
-        }
-    }
-
-    pair.record_id = r->id.data;
-    pair.time_us = r->time_us;
-    pair.zone = r->zone.data ? r->zone.data : "";
-    pair.method = r->method.data;
-    pair.uri = r->uri.data;
-    pair.store = r->store.data ? r->store.data : "";
-    pair.channel = r->channel.data ? r->channel.data : "";
-    pair.side_served = r->side.data;
-
-    pair.primary.status = r->status;
-    pair.primary.content_type = r->content_type.data;
-    pair.primary.body = r->resp_body;
-    pair.primary.body_len = r->resp_body_len;
-    pair.primary.body_truncated = r->resp_truncated;
-    pair.primary.body_sha256 = r->resp_sha256.len ? r->resp_sha256.data
-                                                  : NULL;
-    pair.primary.headers = ph;
-    pair.primary.nheaders = ph ? r->n_resp_headers : 0;
-    pair.primary.latency_ms = r->upstream_ms;
+    pair->primary.status = r->status;
+    pair->primary.content_type = r->content_type.data;
+    pair->primary.body = r->resp_body;
+    pair->primary.body_len = r->resp_body_len;
+    pair->primary.body_truncated = r->resp_truncated;
+    pair->primary.body_sha256 = r->resp_sha256.len ? r->resp_sha256.data
+                                                   : NULL;
+    pair->primary.headers = ph;
+    pair->primary.nheaders = ph ? r->n_resp_headers : 0;
+    pair->primary.latency_ms = r->upstream_ms;
 
     sha[0] = '\0';
     if (error == NULL
@@ -922,15 +927,59 @@ shadow_compare(shadow_daemon_t *d, shadow_item_t *it, const char *error)
         }
     }
 
-    pair.shadow.status = error ? 0 : it->status;
-    pair.shadow.content_type = it->ctype;
-    pair.shadow.body = it->body.data;
-    pair.shadow.body_len = it->body.len;
-    pair.shadow.body_sha256 = sha[0] ? sha : NULL;
-    pair.shadow.headers = (const char **) it->resp_hdrs;
-    pair.shadow.nheaders = it->n_resp_hdrs;
-    pair.shadow.latency_ms = error ? -1 : it->ms;
-    pair.shadow.error = error;
+    pair->shadow.status = error ? 0 : it->status;
+    pair->shadow.content_type = it->ctype;
+    pair->shadow.body = it->body.data;
+    pair->shadow.body_len = it->body.len;
+    pair->shadow.body_sha256 = sha[0] ? sha : NULL;
+    pair->shadow.headers = (const char **) it->resp_hdrs;
+    pair->shadow.nheaders = it->n_resp_hdrs;
+    pair->shadow.latency_ms = error ? -1 : it->ms;
+    pair->shadow.error = error;
+}
+
+
+static void
+shadow_count_verdict(shadow_daemon_t *d, const compare_result_t *result)
+{
+    switch (compare_result_verdict(result)) {
+    case COMPARE_VERDICT_EQUAL:
+        d->stats.equal++;
+        break;
+    case COMPARE_VERDICT_DIFFERENT:
+        d->stats.different++;
+        break;
+    case COMPARE_VERDICT_UNPARSEABLE:
+        d->stats.unparseable++;
+        break;
+    default:
+        d->stats.shadow_failed++;
+        break;
+    }
+}
+
+
+static void
+shadow_compare(shadow_daemon_t *d, shadow_item_t *it, const char *error)
+{
+    size_t                  i;
+    char                    sha[65];
+    const char            **ph;
+    compare_pair_t          pair;
+    compare_error_t         cerr;
+    const shadow_record_t  *r = &it->rec;
+
+    /* the recorded primary headers as "name: value" strings */
+    ph = calloc(r->n_resp_headers + 1, sizeof(char *));
+    for (i = 0; ph && i < r->n_resp_headers; i++) {
+        if (asprintf((char **) &ph[i], "%s: %s", r->resp_headers[i].name.data,
+                     r->resp_headers[i].value.data) == -1)
+        {
+            ph[i] = NULL;
+        }
+    }
+
+    shadow_pair_fill(it, &pair, ph, sha, error);
 
     it->result = compare_pair_run(d->rules, &pair, &cerr);
     if (it->result == NULL) {
@@ -938,20 +987,7 @@ shadow_compare(shadow_daemon_t *d, shadow_item_t *it, const char *error)
                    cerr.message);
 
     } else {
-        switch (compare_result_verdict(it->result)) {
-        case COMPARE_VERDICT_EQUAL:
-            d->stats.equal++;
-            break;
-        case COMPARE_VERDICT_DIFFERENT:
-            d->stats.different++;
-            break;
-        case COMPARE_VERDICT_UNPARSEABLE:
-            d->stats.unparseable++;
-            break;
-        default:
-            d->stats.shadow_failed++;
-            break;
-        }
+        shadow_count_verdict(d, it->result);
 
         /* the store copies the pair: put now, while its data lives */
         if (compare_store_put(d->store, &pair, it->result, &cerr)

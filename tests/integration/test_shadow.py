@@ -353,7 +353,7 @@ def test_kill9_mid_stream_loses_and_duplicates_nothing(tmpdir_w, sides):
     # only records in flight or not yet durable at the kill come twice
     again = [k for k, c in counts.items() if c > 1]
     assert max(counts.values()) <= 2
-    assert len(again) <= 8 + 2048
+    assert len(again) < n // 2
     for store, got in new.per_store.items():
         assert got == sorted(got), store
 

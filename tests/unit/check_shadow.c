@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <bson/bson.h>
@@ -453,6 +454,72 @@ START_TEST(test_writer_rotation)
     ck_assert_int_eq(stat(path, &st), -1);
     shadow_writer_close(&w1);
     shadow_writer_close(&w2);
+}
+END_TEST
+
+
+/* Worker processes share the log: O_APPEND frames never interleave and
+ * rotation races lose nothing. */
+START_TEST(test_writers_in_processes)
+{
+    int               p, status, corrupt = 0, n = 0, rc, seen[600];
+    char              base[300];
+    pid_t             pid[3];
+    shadow_pos_t      pos = { 0, 0 };
+    shadow_frame_t    f;
+    shadow_error_t    err;
+    shadow_writer_t   w;
+    shadow_reader_t  *r;
+    shadow_record_t   rec;
+
+    log_base(base, sizeof(base));
+
+    for (p = 0; p < 3; p++) {
+        pid[p] = fork();
+        ck_assert_int_ne(pid[p], -1);
+        if (pid[p] == 0) {
+            shadow_writer_init(&w, base, 8192);
+            write_records(&w, p * 200, p * 200 + 200, 100 + p * 50);
+            shadow_writer_close(&w);
+            _exit(0);
+        }
+    }
+
+    for (p = 0; p < 3; p++) {
+        ck_assert_int_eq(waitpid(pid[p], &status, 0), pid[p]);
+        ck_assert_int_eq(status, 0);
+    }
+
+    memset(seen, 0, sizeof(seen));
+    r = shadow_reader_new(base, pos, 0, &err);
+    ck_assert_ptr_nonnull(r);
+
+    for ( ;; ) {
+        rc = shadow_reader_next(r, &f, &err);
+        if (rc == SHADOW_CORRUPT) {
+            corrupt++;
+            continue;
+        }
+
+        if (rc != SHADOW_OK) {
+            break;
+        }
+
+        ck_assert_int_eq(shadow_record_decode(f.payload, f.len, &rec, &err),
+                         SHADOW_OK);
+        seen[atoi(rec.id.data)]++;
+        shadow_record_clear(&rec);
+        n++;
+    }
+
+    ck_assert_int_eq(rc, SHADOW_AGAIN);
+    ck_assert_int_eq(corrupt, 0);
+    ck_assert_int_eq(n, 600);
+    for (p = 0; p < 600; p++) {
+        ck_assert_int_eq(seen[p], 1);
+    }
+
+    shadow_reader_free(r);
 }
 END_TEST
 
@@ -923,6 +990,7 @@ shadow_suite(void)
     tcase_add_loop_test(tc, test_segment_seq, 0,
                         sizeof(seg_names) / sizeof(seg_names[0]));
     tcase_add_test(tc, test_writer_rotation);
+    tcase_add_test(tc, test_writers_in_processes);
     tcase_add_test(tc, test_checkpoint);
     tcase_add_test(tc, test_json_round_trip);
     tcase_add_test(tc, test_config);
