@@ -15,6 +15,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "tests", "integration"))
 import harness  # noqa: E402
 
 DURATION = int(os.environ.get("NEWCORE_BENCH_SECONDS", "10"))
+THREADS = os.environ.get("NEWCORE_BENCH_THREADS", "8")
 CONNECTIONS = 32
 
 ORDERS_LUA = r"""
@@ -79,7 +80,7 @@ def main():
                         "--seed"], check=True, capture_output=True)
         port = harness.free_port()
         core = harness.Proc([core_bin, "--listen", "127.0.0.1:%d" % port,
-                             "--db", conninfo],
+                             "--db", conninfo, "--threads", THREADS],
                             os.path.join(tmp, "core.log"), port=port)
         url = "http://127.0.0.1:%d" % port
         orders_lua = os.path.join(tmp, "orders.lua")

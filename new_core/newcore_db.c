@@ -34,6 +34,7 @@ typedef struct {
 
 static int newcore_slot_open(newcore_pool_t *pool, newcore_slot_t *slot,
     newcore_error_t *err);
+static PGconn *newcore_db_connect(const char *conninfo);
 static void newcore_db_error(PGconn *conn, const char *what,
     newcore_error_t *err);
 static void newcore_pool_set_down(newcore_pool_t *pool, int down,
@@ -50,9 +51,9 @@ static const newcore_stmt_t  newcore_stmts[NEWCORE_STMT_COUNT] = {
       "        WHERE s.store_id = $1::text),"
       "       ($3::text IS NULL OR EXISTS (SELECT 1 FROM newcore.members m"
       "                                   WHERE m.member_id = $3::text)),"
-      "       ARRAY(SELECT k.price_fen"
+      "       ARRAY(SELECT (SELECT k.price_fen FROM newcore.skus k"
+      "                     WHERE k.sku = u.sku)"
       "             FROM unnest($4::text[]) WITH ORDINALITY AS u(sku, i)"
-      "             LEFT JOIN newcore.skus k ON k.sku = u.sku"
       "             ORDER BY u.i)::text,"
       "       CASE WHEN $5::bool THEN nextval('newcore.order_seq') END,"
       "       i.request_hash, i.status, i.body"
@@ -210,6 +211,17 @@ newcore_db_error(PGconn *conn, const char *what, newcore_error_t *err)
 }
 
 
+/* conninfo with a connect timeout unless it names one itself. */
+static PGconn *
+newcore_db_connect(const char *conninfo)
+{
+    const char  *keys[] = { "connect_timeout", "dbname", NULL };
+    const char  *values[] = { "5", conninfo, NULL };
+
+    return PQconnectdbParams(keys, values, 1);
+}
+
+
 static int
 newcore_slot_open(newcore_pool_t *pool, newcore_slot_t *slot,
     newcore_error_t *err)
@@ -222,7 +234,7 @@ newcore_slot_open(newcore_pool_t *pool, newcore_slot_t *slot,
     if (slot->pg != NULL) {
         PQreset(slot->pg);
     } else {
-        slot->pg = PQconnectdb(pool->conninfo);
+        slot->pg = newcore_db_connect(pool->conninfo);
     }
 
     if (slot->pg == NULL || PQstatus(slot->pg) != CONNECTION_OK) {
@@ -230,6 +242,19 @@ newcore_slot_open(newcore_pool_t *pool, newcore_slot_t *slot,
         newcore_pool_set_down(pool, 1, err->message);
         return NEWCORE_ERROR;
     }
+
+    /*
+     * The order functions take arrays: with custom plans PostgreSQL would
+     * plan their statements again on every call (half the CPU of an order).
+     */
+    res = PQexec(slot->pg, "SET plan_cache_mode = force_generic_plan");
+    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+        PQclear(res);
+        newcore_db_error(slot->pg, "cannot set up the session", err);
+        newcore_pool_set_down(pool, 1, err->message);
+        return NEWCORE_ERROR;
+    }
+    PQclear(res);
 
     for (i = 0; i < NEWCORE_STMT_COUNT; i++) {
         res = PQprepare(slot->pg, newcore_stmts[i].name, newcore_stmts[i].sql,
@@ -356,7 +381,7 @@ newcore_db_init_schema(const char *conninfo, newcore_error_t *err)
     rc = NEWCORE_ERROR;
     res = NULL;
 
-    conn = PQconnectdb(conninfo);
+    conn = newcore_db_connect(conninfo);
     if (conn == NULL || PQstatus(conn) != CONNECTION_OK) {
         newcore_db_error(conn, "cannot connect to the database", err);
         goto cleanup;
@@ -390,7 +415,7 @@ newcore_db_seed(const char *conninfo, int *loaded, newcore_error_t *err)
     rc = NEWCORE_ERROR;
     res = NULL;
 
-    conn = PQconnectdb(conninfo);
+    conn = newcore_db_connect(conninfo);
     if (conn == NULL || PQstatus(conn) != CONNECTION_OK) {
         newcore_db_error(conn, "cannot connect to the database", err);
         goto cleanup;

@@ -8,11 +8,15 @@
 --   per member:     sum(ledger.delta where kind = 'points') == members.points
 --   per order:      sum(ledger.delta where kind = 'money')  == total_fen when
 --                   paid, 0 when cancelled (== charges - refunds in payments)
+-- Only the functions below write orders, lines, payments and the ledger
+-- (each in one transaction), so the hot tables carry no foreign keys.
 -- The seed writes one 'opening' entry per stock row and per member, so the
 -- sums hold from the first row on; every later movement is an entry tied to
 -- its order (order_id) or stock adjustment (adjustment_id).
 
 BEGIN;
+
+SET LOCAL client_min_messages = warning;
 
 SELECT pg_advisory_xact_lock(hashtextextended('newcore:schema', 0));
 
@@ -69,7 +73,7 @@ CREATE TABLE IF NOT EXISTS newcore.orders (
 );
 
 CREATE TABLE IF NOT EXISTS newcore.order_lines (
-    order_id        text NOT NULL REFERENCES newcore.orders,
+    order_id        text NOT NULL,
     line_no         int NOT NULL,
     sku             text NOT NULL,
     qty             int NOT NULL CHECK (qty > 0),
@@ -80,7 +84,7 @@ CREATE TABLE IF NOT EXISTS newcore.order_lines (
 
 CREATE TABLE IF NOT EXISTS newcore.payments (
     payment_id  bigserial PRIMARY KEY,
-    order_id    text NOT NULL REFERENCES newcore.orders,
+    order_id    text NOT NULL,
     method      text NOT NULL,
     kind        text NOT NULL CHECK (kind IN ('charge', 'refund')),
     amount_fen  bigint NOT NULL CHECK (amount_fen >= 0),
@@ -204,9 +208,6 @@ CREATE OR REPLACE FUNCTION newcore.place_order(
     p_total bigint, p_points bigint,
     OUT o_outcome text, OUT o_detail text, OUT o_status int, OUT o_body text)
 LANGUAGE plpgsql AS $$
-DECLARE
-    r      record;
-    v_n    int := 0;
 BEGIN
     IF p_key IS NOT NULL THEN
         SELECT c.o_outcome, c.o_status, c.o_body
@@ -223,55 +224,59 @@ BEGIN
         RETURN;
     END IF;
 
-    FOR r IN
-        SELECT s.sku, s.on_hand, s.reserved, q.qty
+    -- lock the stock rows in SKU order (no deadlock between multi-line
+    -- orders), then name the first SKU short of stock, if any
+    WITH want AS (
+        SELECT u.sku, sum(u.qty) AS qty
+        FROM unnest(p_skus, p_qtys) AS u(sku, qty) GROUP BY u.sku
+    ), locked AS (
+        SELECT s.sku, s.on_hand - s.reserved AS available
         FROM newcore.stock s
-        JOIN (SELECT u.sku, sum(u.qty) AS qty
-              FROM unnest(p_skus, p_qtys) AS u(sku, qty)
-              GROUP BY u.sku) q ON q.sku = s.sku
-        WHERE s.store_id = p_store
+        WHERE s.store_id = p_store AND s.sku IN (SELECT sku FROM want)
         ORDER BY s.sku
         FOR UPDATE OF s
-    LOOP
-        IF r.on_hand - r.reserved < r.qty THEN
-            o_outcome := 'out_of_stock';
-            o_detail := r.sku;
-            RETURN;
-        END IF;
-        v_n := v_n + 1;
-    END LOOP;
+    )
+    SELECT w.sku INTO o_detail
+    FROM want w LEFT JOIN locked l ON l.sku = w.sku
+    WHERE l.sku IS NULL OR l.available < w.qty
+    ORDER BY w.sku LIMIT 1;
 
-    IF v_n <> (SELECT count(DISTINCT u) FROM unnest(p_skus) AS u) THEN
-        SELECT u INTO o_detail FROM unnest(p_skus) AS u
-        WHERE NOT EXISTS (SELECT 1 FROM newcore.stock s
-                          WHERE s.store_id = p_store AND s.sku = u)
-        LIMIT 1;
+    IF o_detail IS NOT NULL THEN
         o_outcome := 'out_of_stock';
         RETURN;
     END IF;
 
-    UPDATE newcore.stock s
-    SET on_hand = s.on_hand - q.qty, updated_at = p_created
-    FROM (SELECT u.sku, sum(u.qty) AS qty
-          FROM unnest(p_skus, p_qtys) AS u(sku, qty)
-          GROUP BY u.sku) q
-    WHERE s.store_id = p_store AND s.sku = q.sku;
-
-    INSERT INTO newcore.orders (order_id, store_id, channel, member_id,
-        status, total_fen, points_earned, payment_method, created_at)
-    VALUES (p_order_id, p_store, p_channel, p_member, 'paid', p_total,
-        p_points, p_method, p_created);
-
-    INSERT INTO newcore.order_lines (order_id, line_no, sku, qty,
-        unit_price_fen, amount_fen)
-    SELECT p_order_id, u.i, u.sku, u.qty, u.price, u.amount
-    FROM unnest(p_skus, p_qtys, p_prices, p_amounts)
-         WITH ORDINALITY AS u(sku, qty, price, amount, i);
-
-    INSERT INTO newcore.payments (order_id, method, kind, amount_fen,
-        created_at)
-    VALUES (p_order_id, p_method, 'charge', p_total, p_created);
-
+    -- every write of the order in one statement
+    WITH want AS (
+        SELECT u.sku, sum(u.qty) AS qty
+        FROM unnest(p_skus, p_qtys) AS u(sku, qty) GROUP BY u.sku
+    ), stock AS (
+        UPDATE newcore.stock s
+        SET on_hand = s.on_hand - w.qty, updated_at = p_created
+        FROM want w
+        WHERE s.store_id = p_store AND s.sku = w.sku
+    ), ord AS (
+        INSERT INTO newcore.orders (order_id, store_id, channel, member_id,
+            status, total_fen, points_earned, payment_method, created_at)
+        VALUES (p_order_id, p_store, p_channel, p_member, 'paid', p_total,
+            p_points, p_method, p_created)
+    ), lines AS (
+        INSERT INTO newcore.order_lines (order_id, line_no, sku, qty,
+            unit_price_fen, amount_fen)
+        SELECT p_order_id, u.i, u.sku, u.qty, u.price, u.amount
+        FROM unnest(p_skus, p_qtys, p_prices, p_amounts)
+             WITH ORDINALITY AS u(sku, qty, price, amount, i)
+    ), pay AS (
+        INSERT INTO newcore.payments (order_id, method, kind, amount_fen,
+            created_at)
+        VALUES (p_order_id, p_method, 'charge', p_total, p_created)
+    ), member AS (
+        UPDATE newcore.members SET points = points + p_points
+        WHERE member_id = p_member AND p_points <> 0
+    ), idem AS (
+        INSERT INTO newcore.idempotency (idem_key, request_hash, status, body)
+        SELECT p_key, p_hash, 201, p_body WHERE p_key IS NOT NULL
+    )
     INSERT INTO newcore.ledger (kind, store_id, sku, member_id, order_id,
         delta, reason, created_at)
     SELECT 'stock', p_store, u.sku, NULL, p_order_id, -u.qty, 'sale',
@@ -284,16 +289,6 @@ BEGIN
     SELECT 'points', p_store, NULL, p_member, p_order_id, p_points, 'sale',
            p_created
     WHERE p_member IS NOT NULL AND p_points <> 0;
-
-    IF p_member IS NOT NULL AND p_points <> 0 THEN
-        UPDATE newcore.members SET points = points + p_points
-        WHERE member_id = p_member;
-    END IF;
-
-    IF p_key IS NOT NULL THEN
-        INSERT INTO newcore.idempotency (idem_key, request_hash, status, body)
-        VALUES (p_key, p_hash, 201, p_body);
-    END IF;
 
     o_outcome := 'ok';
     o_status := 201;
