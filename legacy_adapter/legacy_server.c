@@ -205,20 +205,42 @@ legacy_server_new(const char *listen, unsigned threads,
     srv->handler = handler;
     srv->data = data;
 
-    srv->daemon = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD
-                                   | MHD_USE_EPOLL | MHD_USE_ERROR_LOG,
-                                   port, NULL, NULL,
-                                   legacy_server_access, srv,
-                                   MHD_OPTION_SOCK_ADDR, &sin,
-                                   MHD_OPTION_THREAD_POOL_SIZE,
-                                   (unsigned int) (threads ? threads : 1),
-                                   MHD_OPTION_NOTIFY_COMPLETED,
-                                   legacy_server_completed, srv,
-                                   MHD_OPTION_CONNECTION_TIMEOUT,
-                                   (unsigned int) 60,
-                                   MHD_OPTION_LISTENING_ADDRESS_REUSE,
-                                   (unsigned int) 1,
-                                   MHD_OPTION_END);
+    /*
+     * threads == 0: a thread per connection, so a handler that blocks on
+     * its back end never holds up another client's connection.
+     */
+    if (threads == 0) {
+        srv->daemon = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD
+                                       | MHD_USE_THREAD_PER_CONNECTION
+                                       | MHD_USE_POLL | MHD_USE_ERROR_LOG,
+                                       port, NULL, NULL,
+                                       legacy_server_access, srv,
+                                       MHD_OPTION_SOCK_ADDR, &sin,
+                                       MHD_OPTION_NOTIFY_COMPLETED,
+                                       legacy_server_completed, srv,
+                                       MHD_OPTION_CONNECTION_TIMEOUT,
+                                       (unsigned int) 60,
+                                       MHD_OPTION_CONNECTION_LIMIT,
+                                       (unsigned int) 1024,
+                                       MHD_OPTION_LISTENING_ADDRESS_REUSE,
+                                       (unsigned int) 1,
+                                       MHD_OPTION_END);
+    } else {
+        srv->daemon = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD
+                                       | MHD_USE_POLL | MHD_USE_ERROR_LOG,
+                                       port, NULL, NULL,
+                                       legacy_server_access, srv,
+                                       MHD_OPTION_SOCK_ADDR, &sin,
+                                       MHD_OPTION_THREAD_POOL_SIZE,
+                                       (unsigned int) threads,
+                                       MHD_OPTION_NOTIFY_COMPLETED,
+                                       legacy_server_completed, srv,
+                                       MHD_OPTION_CONNECTION_TIMEOUT,
+                                       (unsigned int) 60,
+                                       MHD_OPTION_LISTENING_ADDRESS_REUSE,
+                                       (unsigned int) 1,
+                                       MHD_OPTION_END);
+    }
     if (srv->daemon == NULL) {
         legacy_error_set(err, LEGACY_E_CONFIG,
                          "cannot listen on %s (in use or not permitted)",

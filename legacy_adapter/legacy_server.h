@@ -42,7 +42,8 @@ const char *legacy_request_header(const legacy_request_t *req,
     const char *name);
 
 /*
- * Parses "ADDR:PORT" and starts serving with `threads` threads.  Returns
+ * Parses "ADDR:PORT" and starts serving with a pool of `threads` threads,
+ * or a thread per connection when `threads` is 0.  Returns
  * NULL with err set on failure.  legacy_server_free() stops and frees.
  */
 legacy_server_t *legacy_server_new(const char *listen, unsigned threads,

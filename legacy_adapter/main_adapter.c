@@ -62,8 +62,9 @@ adapter_main_usage(FILE *out)
         "  --legacy URL        the legacy system, e.g. http://127.0.0.1:8090\n"
         "  --map FILE          mapping (default: legacy_adapter/map.json)\n"
         "  --timeout-ms N      legacy answer deadline, then 504 (default 2000)\n"
-        "  --threads N         server threads, one keep-alive client each\n"
-        "                      (default 16)\n"
+        "  --threads N         a pool of N server threads; default 0: a\n"
+        "                      thread per connection; each thread keeps\n"
+        "                      its own keep-alive client to the legacy side\n"
         "\n"
         "export copies stores, channels, SKUs, stock and members from the\n"
         "legacy database into the new core's (empty) schema, reports\n"
@@ -265,7 +266,7 @@ main(int argc, char **argv)
     legacy_error_t           err;
     const char              *listen = NULL, *map_path;
     char                     buf[PATH_MAX + 64], msg[512];
-    int                      c, threads = 16, rc = 1, sig;
+    int                      c, threads = 0, rc = 1, sig;
     sigset_t                 set;
 
     if (argc > 1 && strcmp(argv[1], "export") == 0) {
@@ -291,7 +292,7 @@ main(int argc, char **argv)
             break;
         case 'n':
             threads = atoi(optarg);
-            if (threads < 1 || threads > 256) {
+            if (threads < 0 || threads > 256) {
                 fprintf(stderr, "cutover-legacy-adapter: bad --threads\n");
                 return 2;
             }
