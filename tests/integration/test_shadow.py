@@ -420,9 +420,11 @@ def test_corrupt_frames_are_skipped_and_counted(tmpdir_w, sides):
 
     proc = start_shadowd(tmpdir_w, new.url, legacy.url)
     try:
-        wait_for(lambda: len(new.keys()) >= 4, what="4 deliveries")
+        wait_for(lambda: len(new.keys()) >= 5, what="5 deliveries")
         wait_for(lambda: metrics(proc)[
-            "cutover_shadow_corrupt_frames_total"] >= 2, what="corrupt")
+            "cutover_shadow_corrupt_frames_total"] >= 2
+            and metrics(proc)["cutover_shadow_lag_records"] == 0,
+            what="corrupt frames counted")
         m = metrics(proc)
     finally:
         assert proc.stop() == 0
