@@ -1,8 +1,7 @@
 # compare/: the comparator library, the result store, cutover-compare and
 # cutover-report, their unit tests and a libFuzzer target.
 
-COMPARE_SRCS := $(filter-out compare/compare_main.c compare/report_main.c \
-    compare/fuzz_compare.c,$(wildcard compare/compare_*.c))
+COMPARE_SRCS := $(filter-out compare/compare_main.c,$(wildcard compare/compare_*.c))
 $(eval $(call static_lib,compare,$(COMPARE_SRCS)))
 
 # the schema text is assembled into the library from compare/schema.sql
@@ -18,6 +17,11 @@ $(BIN)/cutover-report: $(OBJ)/compare/report_main.o $(LIB)/libcompare.a
 	@mkdir -p $(BIN)
 	$(CC) -o $@ $^ $(PKG_LDLIBS)
 
+
+# figures for bench/bench_compare.py (not a test)
+$(TBIN)/bench_compare: $(OBJ)/compare/bench_compare.o $(LIB)/libcompare.a
+	@mkdir -p $(TBIN)
+	$(CC) -o $@ $^ $(PKG_LDLIBS)
 
 UNIT_TESTS += $(TBIN)/check_compare
 $(TBIN)/check_compare: $(OBJ)/tests/unit/check_compare.o $(LIB)/libcompare.a

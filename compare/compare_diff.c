@@ -663,15 +663,6 @@ compare_member_by_key(const void *x, const void *y)
 }
 
 
-static int
-compare_member_by_pos(const void *x, const void *y)
-{
-    const compare_member_t *a = x, *b = y;
-
-    return a->pos < b->pos ? -1 : (a->pos > b->pos);
-}
-
-
 static compare_member_t *
 compare_members(const bson_iter_t *parent, uint32_t *n, const char *setkey)
 {
@@ -723,21 +714,149 @@ compare_members(const bson_iter_t *parent, uint32_t *n, const char *setkey)
 }
 
 
-/* Sort by key then position, numbering repeated keys 0, 1, 2... */
-static void
-compare_members_index(compare_member_t *m, uint32_t n)
+static int
+compare_mkey_eq(const compare_member_t *a, const compare_member_t *b)
 {
-    uint32_t  i;
+    return a->klen == b->klen
+           && memcmp(compare_mkey(a), compare_mkey(b), a->klen) == 0;
+}
 
-    if (n > 1) {
-        qsort(m, n, sizeof(*m), compare_member_by_key);
+
+static int
+compare_member_ptr_cmp(const void *x, const void *y)
+{
+    return compare_member_by_key(*(compare_member_t *const *) x,
+                                 *(compare_member_t *const *) y);
+}
+
+
+/* match[i]: the member of b paired with member i of a (-1: none).  The
+ * k-th occurrence of a key in a pairs with the k-th in b. */
+static int
+compare_match(compare_member_t *ma, uint32_t na, compare_member_t *mb,
+    uint32_t nb, int32_t *match)
+{
+    compare_member_t  **pa, **pb;
+    uint32_t            i, j, k;
+
+    if ((uint64_t) na * nb <= 256) {
+        for (i = 0; i < na; i++) {
+            for (k = 0, j = 0; j < i; j++) {
+                k += compare_mkey_eq(&ma[j], &ma[i]);
+            }
+            match[i] = -1;
+            for (j = 0; j < nb; j++) {
+                if (compare_mkey_eq(&mb[j], &ma[i]) && k-- == 0) {
+                    match[i] = (int32_t) j;
+                    mb[j].matched = 1;
+                    break;
+                }
+            }
+        }
+        return 0;
+    }
+    pa = malloc(((size_t) na + nb + 1) * sizeof(*pa));
+    if (pa == NULL) {
+        return -1;
+    }
+    pb = pa + na;
+    for (i = 0; i < na; i++) {
+        pa[i] = &ma[i];
+    }
+    for (j = 0; j < nb; j++) {
+        pb[j] = &mb[j];
+    }
+    /* by key then position: occurrences come out numbered in order */
+    qsort(pa, na, sizeof(*pa), compare_member_ptr_cmp);
+    qsort(pb, nb, sizeof(*pb), compare_member_ptr_cmp);
+    for (i = 0; i < na; i++) {
+        match[pa[i]->pos] = -1;
+    }
+    for (i = 0, j = 0; i < na && j < nb; ) {
+        uint32_t  ea = i, eb = j;
+        int       c;
+
+        c = memcmp(compare_mkey(pa[i]), compare_mkey(pb[j]),
+                   pa[i]->klen < pb[j]->klen ? pa[i]->klen : pb[j]->klen);
+        if (c == 0 && pa[i]->klen != pb[j]->klen) {
+            c = pa[i]->klen < pb[j]->klen ? -1 : 1;
+        }
+        if (c < 0) {
+            i++;
+            continue;
+        }
+        if (c > 0) {
+            j++;
+            continue;
+        }
+        while (ea < na && compare_mkey_eq(pa[ea], pa[i])) {
+            ea++;
+        }
+        while (eb < nb && compare_mkey_eq(pb[eb], pb[j])) {
+            eb++;
+        }
+        for (k = 0; i + k < ea && j + k < eb; k++) {
+            match[pa[i + k]->pos] = (int32_t) pb[j + k]->pos;
+            pb[j + k]->matched = 1;
+        }
+        i = ea;
+        j = eb;
+    }
+    free(pa);
+    return 0;
+}
+
+
+static void
+compare_keyed_push(compare_walk_t *w, const compare_member_t *m,
+    const char *setkey, size_t klen, char *vbuf, size_t size)
+{
+    int  vl;
+
+    if (setkey == NULL) {
+        compare_push(w, COMPARE_SEG_FIELD, m->key, m->klen, NULL, 0, 0);
+        return;
+    }
+    vl = snprintf(vbuf, size, "%.*s", (int) m->klen, compare_mkey(m));
+    if (m->occ > 0 && vl >= 0 && (size_t) vl < size) {
+        vl += snprintf(vbuf + vl, size - (size_t) vl, "#%u", m->occ + 1);
+    }
+    compare_push(w, COMPARE_SEG_KEY, setkey, klen, vbuf,
+                 (size_t) vl < size ? (size_t) vl : size - 1, 0);
+}
+
+
+/* Number repeated keys 0, 1, 2... in document order (for their names). */
+static void
+compare_number_repeats(compare_member_t *m, uint32_t n)
+{
+    compare_member_t  **p;
+    uint32_t            i, j;
+
+    if (n <= 32) {
+        for (i = 0; i < n; i++) {
+            m[i].occ = 0;
+            for (j = 0; j < i; j++) {
+                m[i].occ += compare_mkey_eq(&m[j], &m[i]);
+            }
+        }
+        return;
+    }
+    p = malloc(n * sizeof(*p));
+    if (p == NULL) {
+        return;
     }
     for (i = 0; i < n; i++) {
-        m[i].occ = (i > 0 && m[i - 1].klen == m[i].klen
-                    && memcmp(compare_mkey(&m[i - 1]), compare_mkey(&m[i]),
-                              m[i].klen) == 0)
-                   ? m[i - 1].occ + 1 : 0;
+        p[i] = &m[i];
+        m[i].occ = 0;
     }
+    qsort(p, n, sizeof(*p), compare_member_ptr_cmp);
+    for (i = 1; i < n; i++) {
+        if (compare_mkey_eq(p[i - 1], p[i])) {
+            p[i]->occ = p[i - 1]->occ + 1;
+        }
+    }
+    free(p);
 }
 
 
@@ -745,93 +864,41 @@ static void
 compare_keyed(compare_walk_t *w, const bson_iter_t *ia, const bson_iter_t *ib,
     const char *setkey)
 {
-    compare_member_t  *ma, *mb, *hit, probe;
+    compare_member_t  *ma, *mb;
     uint32_t           na, nb, i;
+    int32_t           *match = NULL;
     char               vbuf[256];
     size_t             klen = setkey ? strlen(setkey) : 0;
 
     ma = compare_members(ia, &na, setkey);
     mb = compare_members(ib, &nb, setkey);
-    if ((na && ma == NULL) || (nb && mb == NULL)) {
+    if ((na && ma == NULL) || (nb && mb == NULL)
+        || (match = malloc(((size_t) na + 1) * sizeof(int32_t))) == NULL
+        || compare_match(ma, na, mb, nb, match) != 0)
+    {
         w->res->oom = 1;
         goto done;
     }
-    compare_members_index(ma, na);
-    compare_members_index(mb, nb);
+    if (setkey != NULL) {
+        compare_number_repeats(ma, na);
+        compare_number_repeats(mb, nb);
+    }
     /* report in the primary's order, then the shadow's extras */
-    if (na > 1) {
-        qsort(ma, na, sizeof(*ma), compare_member_by_pos);
-    }
     for (i = 0; i < na; i++) {
-        probe = ma[i];
-        probe.pos = 0;
-        hit = NULL;
-        {
-            /* bsearch on (key, occ) ignoring position */
-            uint32_t lo = 0, hi = nb;
-
-            while (lo < hi) {
-                uint32_t  mid = (lo + hi) / 2;
-                int       c;
-
-                probe.pos = mb[mid].pos;
-                c = compare_member_by_key(&probe, &mb[mid]);
-                if (c == 0) {
-                    hit = &mb[mid];
-                    break;
-                }
-                if (c < 0) {
-                    hi = mid;
-                } else {
-                    lo = mid + 1;
-                }
-            }
-        }
-        if (setkey == NULL) {
-            compare_push(w, COMPARE_SEG_FIELD, ma[i].key, ma[i].klen, NULL, 0,
-                         0);
-        } else {
-            int vl = ma[i].occ ? snprintf(vbuf, sizeof(vbuf), "%.*s#%u",
-                                          (int) ma[i].klen, compare_mkey(&ma[i]),
-                                          ma[i].occ + 1)
-                               : snprintf(vbuf, sizeof(vbuf), "%.*s",
-                                          (int) ma[i].klen, compare_mkey(&ma[i]));
-
-            compare_push(w, COMPARE_SEG_KEY, setkey, klen, vbuf,
-                         (size_t) vl < sizeof(vbuf) ? (size_t) vl
-                                                    : sizeof(vbuf) - 1, 0);
-        }
-        if (hit != NULL) {
-            hit->matched = 1;
-        }
-        compare_node(w, &ma[i].it, hit ? &hit->it : NULL);
+        compare_keyed_push(w, &ma[i], setkey, klen, vbuf, sizeof(vbuf));
+        compare_node(w, &ma[i].it, match[i] >= 0 ? &mb[match[i]].it : NULL);
         w->depth--;
-    }
-    if (nb > 1) {
-        qsort(mb, nb, sizeof(*mb), compare_member_by_pos);
     }
     for (i = 0; i < nb; i++) {
         if (mb[i].matched) {
             continue;
         }
-        if (setkey == NULL) {
-            compare_push(w, COMPARE_SEG_FIELD, mb[i].key, mb[i].klen, NULL, 0,
-                         0);
-        } else {
-            int vl = mb[i].occ ? snprintf(vbuf, sizeof(vbuf), "%.*s#%u",
-                                          (int) mb[i].klen, compare_mkey(&mb[i]),
-                                          mb[i].occ + 1)
-                               : snprintf(vbuf, sizeof(vbuf), "%.*s",
-                                          (int) mb[i].klen, compare_mkey(&mb[i]));
-
-            compare_push(w, COMPARE_SEG_KEY, setkey, klen, vbuf,
-                         (size_t) vl < sizeof(vbuf) ? (size_t) vl
-                                                    : sizeof(vbuf) - 1, 0);
-        }
+        compare_keyed_push(w, &mb[i], setkey, klen, vbuf, sizeof(vbuf));
         compare_node(w, NULL, &mb[i].it);
         w->depth--;
     }
 done:
+    free(match);
     free(ma);
     free(mb);
 }

@@ -10,6 +10,19 @@
 #include "compare/compare_json.h"
 
 
+/* 1 for bytes that may appear unescaped in a string and end no run */
+static const uint8_t compare_json_plain[256] = {
+#define COMPARE_R16(v) v, v, v, v, v, v, v, v, v, v, v, v, v, v, v, v
+    COMPARE_R16(0), COMPARE_R16(0),
+    1, 1, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,     /* '"' */
+    COMPARE_R16(1), COMPARE_R16(1),
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 1,     /* '\\' */
+    COMPARE_R16(1), COMPARE_R16(1),
+    COMPARE_R16(0), COMPARE_R16(0), COMPARE_R16(0), COMPARE_R16(0),
+    COMPARE_R16(0), COMPARE_R16(0), COMPARE_R16(0), COMPARE_R16(0)
+#undef COMPARE_R16
+};
+
 typedef struct {
     const uint8_t   *p;
     const uint8_t   *start;
@@ -23,12 +36,14 @@ typedef struct {
 
 static int compare_json_value(compare_json_ctx_t *ctx, bson_t *parent,
     const char *key, size_t keylen, int depth);
-static int compare_json_string(compare_json_ctx_t *ctx, size_t *len);
+static int compare_json_string(compare_json_ctx_t *ctx, const char **str,
+    size_t *len);
 static int compare_json_number(compare_json_ctx_t *ctx, bson_t *parent,
     const char *key, size_t keylen);
 static int compare_json_fail(compare_json_ctx_t *ctx, const char *what);
 static void compare_json_ws(compare_json_ctx_t *ctx);
 static int compare_json_utf8(compare_json_ctx_t *ctx, size_t *olen);
+static int compare_json_utf8_check(compare_json_ctx_t *ctx);
 static int compare_json_put(compare_json_ctx_t *ctx, size_t *olen,
     const char *s, size_t n);
 static int compare_bson_depth(const bson_t *doc, int depth);
@@ -133,9 +148,10 @@ compare_json_literal(compare_json_ctx_t *ctx, const char *lit)
 static int
 compare_json_object(compare_json_ctx_t *ctx, bson_t *child, int depth)
 {
-    size_t  klen, i;
-    char   *key;
-    int     rc;
+    size_t       klen, i;
+    const char  *str;
+    char        *key;
+    int          rc;
 
     ctx->p++;
     compare_json_ws(ctx);
@@ -148,11 +164,12 @@ compare_json_object(compare_json_ctx_t *ctx, bson_t *child, int depth)
         if (ctx->p >= ctx->end || *ctx->p != '"') {
             return compare_json_fail(ctx, "expected a member name");
         }
-        if (compare_json_string(ctx, &klen) != 0) {
+        if (compare_json_string(ctx, &str, &klen) != 0) {
             return -1;
         }
+        key = NULL;
         /* BSON keys are C strings: an escaped NUL is kept as its escape */
-        if (memchr(ctx->sbuf, '\0', klen) != NULL) {
+        if (str == ctx->sbuf && memchr(ctx->sbuf, '\0', klen) != NULL) {
             char   *fixed = malloc(klen * 6 + 1);
             size_t  o = 0;
 
@@ -160,17 +177,20 @@ compare_json_object(compare_json_ctx_t *ctx, bson_t *child, int depth)
                 return compare_json_fail(ctx, "out of memory");
             }
             for (i = 0; i < klen; i++) {
-                if (ctx->sbuf[i] == '\0') {
+                if (str[i] == '\0') {
                     memcpy(fixed + o, "\\u0000", 6);
                     o += 6;
                 } else {
-                    fixed[o++] = ctx->sbuf[i];
+                    fixed[o++] = str[i];
                 }
             }
             key = fixed;
+            str = fixed;
             klen = o;
-        } else {
-            key = bson_strndup(ctx->sbuf, klen);
+        } else if (str == ctx->sbuf) {
+            /* the value may reuse the scratch buffer */
+            key = bson_strndup(str, klen);
+            str = key;
         }
         compare_json_ws(ctx);
         if (ctx->p >= ctx->end || *ctx->p != ':') {
@@ -178,7 +198,7 @@ compare_json_object(compare_json_ctx_t *ctx, bson_t *child, int depth)
             return compare_json_fail(ctx, "expected ':'");
         }
         ctx->p++;
-        rc = compare_json_value(ctx, child, key, klen, depth + 1);
+        rc = compare_json_value(ctx, child, str, klen, depth + 1);
         free(key);
         if (rc != 0) {
             return -1;
@@ -234,9 +254,10 @@ static int
 compare_json_value(compare_json_ctx_t *ctx, bson_t *parent, const char *key,
     size_t keylen, int depth)
 {
-    bson_t  child;
-    size_t  len;
-    int     rc;
+    bson_t       child;
+    size_t       len;
+    const char  *str;
+    int          rc;
 
     compare_json_ws(ctx);
     if (ctx->p >= ctx->end) {
@@ -258,10 +279,10 @@ compare_json_value(compare_json_ctx_t *ctx, bson_t *parent, const char *key,
         bson_append_array_end(parent, &child);
         return rc;
     case '"':
-        if (compare_json_string(ctx, &len) != 0) {
+        if (compare_json_string(ctx, &str, &len) != 0) {
             return -1;
         }
-        bson_append_utf8(parent, key, (int) keylen, ctx->sbuf, (int) len);
+        bson_append_utf8(parent, key, (int) keylen, str, (int) len);
         return 0;
     case 't':
         if (compare_json_literal(ctx, "true") != 0) {
@@ -388,9 +409,23 @@ compare_json_escape_u(compare_json_ctx_t *ctx, size_t *olen)
 }
 
 
-/* One UTF-8 sequence, validated (no overlongs, no surrogates). */
+/* One UTF-8 sequence, validated (no overlongs, no surrogates), copied. */
 static int
 compare_json_utf8(compare_json_ctx_t *ctx, size_t *olen)
+{
+    const uint8_t  *s = ctx->p;
+
+    if (compare_json_utf8_check(ctx) != 0) {
+        return -1;
+    }
+    return compare_json_put(ctx, olen, (const char *) s,
+                            (size_t) (ctx->p - s));
+}
+
+
+/* One UTF-8 sequence, validated and skipped. */
+static int
+compare_json_utf8_check(compare_json_ctx_t *ctx)
 {
     const uint8_t  *s = ctx->p;
     uint32_t        cp;
@@ -427,19 +462,41 @@ compare_json_utf8(compare_json_ctx_t *ctx, size_t *olen)
         return compare_json_fail(ctx, "invalid UTF-8");
     }
     ctx->p += n;
-    return compare_json_put(ctx, olen, (const char *) s, n);
+    return 0;
 }
 
 
+/* A string: *str points into the text when it has no escapes (the common
+ * case, no copy), else into the scratch buffer. */
 static int
-compare_json_string(compare_json_ctx_t *ctx, size_t *len)
+compare_json_string(compare_json_ctx_t *ctx, const char **str, size_t *len)
 {
-    const uint8_t  *run;
+    const uint8_t  *run, *start;
     size_t          olen = 0;
     char            c;
 
-    ctx->p++;
-    if (compare_json_put(ctx, &olen, "", 0) != 0) {
+    start = ++ctx->p;
+    for ( ;; ) {
+        while (ctx->p < ctx->end && compare_json_plain[*ctx->p]) {
+            ctx->p++;
+        }
+        if (ctx->p < ctx->end && *ctx->p >= 0x80) {
+            if (compare_json_utf8_check(ctx) != 0) {
+                return -1;
+            }
+            continue;
+        }
+        break;
+    }
+    if (ctx->p < ctx->end && *ctx->p == '"') {
+        *str = (const char *) start;
+        *len = (size_t) (ctx->p - start);
+        ctx->p++;
+        return 0;
+    }
+    if (compare_json_put(ctx, &olen, (const char *) start,
+                         (size_t) (ctx->p - start)) != 0)
+    {
         return -1;
     }
     for ( ;; ) {
@@ -460,6 +517,7 @@ compare_json_string(compare_json_ctx_t *ctx, size_t *len)
         }
         if (*ctx->p == '"') {
             ctx->p++;
+            *str = ctx->sbuf;
             *len = olen;
             return 0;
         }
@@ -562,6 +620,16 @@ compare_json_number(compare_json_ctx_t *ctx, bson_t *parent, const char *key,
     }
     memcpy(text, s, n);
     text[n] = '\0';
+    if (is_int && n < 19) {
+        const char  *d = text + (text[0] == '-');
+        int64_t      v = 0;
+
+        while (*d) {
+            v = v * 10 + (*d++ - '0');
+        }
+        bson_append_int64(parent, key, (int) keylen, text[0] == '-' ? -v : v);
+        goto done;
+    }
     if (is_int) {
         errno = 0;
         ll = strtoll(text, &endp, 10);
