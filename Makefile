@@ -111,7 +111,7 @@ test:
 demo:
 	@$(MAKE) --no-print-directory deps
 	@$(MAKE) --no-print-directory all
-	@$(PYTHON) tests/demo.py
+	@$(PYTHON) demo/run.py
 
 bench:
 	@$(MAKE) --no-print-directory deps

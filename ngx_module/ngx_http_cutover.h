@@ -142,6 +142,7 @@ typedef struct {
     ngx_str_t                     channel;
     ngx_str_t                     key;
     ngx_http_cutover_tee_t       *tee;            /* when recorded */
+    void                         *admin;          /* an admin API call */
 } ngx_http_cutover_ctx_t;
 
 

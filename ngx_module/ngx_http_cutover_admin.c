@@ -110,21 +110,26 @@ ngx_http_cutover_admin_handler(ngx_http_request_t *r)
 {
     ngx_int_t                     rc;
     ngx_table_elt_t              *allow;
+    ngx_http_cutover_ctx_t       *ctx;
     ngx_http_cutover_admin_t     *a;
     ngx_http_cutover_loc_conf_t  *lcf;
 
     lcf = ngx_http_get_module_loc_conf(r, ngx_http_cutover_module);
 
+    /* the module's one ctx type; only "admin" is set for an admin call */
+    ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_cutover_ctx_t));
     a = ngx_pcalloc(r->pool, sizeof(ngx_http_cutover_admin_t));
-    if (a == NULL) {
+    if (ctx == NULL || a == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
+
+    ctx->admin = a;
 
     a->zone = lcf->admin_zone->data;
     a->ep = ngx_http_cutover_endpoint(r);
     a->key_id = "-";
     a->reason = "";
-    ngx_http_set_ctx(r, a, ngx_http_cutover_module);
+    ngx_http_set_ctx(r, ctx, ngx_http_cutover_module);
 
     if (a->ep == NGX_HTTP_CUTOVER_EP_UNKNOWN) {
         return ngx_http_cutover_error(r, a, NGX_HTTP_NOT_FOUND, "not_found",
@@ -195,9 +200,11 @@ ngx_http_cutover_admin_body(ngx_http_request_t *r)
     size_t                     len;
     ngx_buf_t                 *b;
     ngx_chain_t               *cl;
+    ngx_http_cutover_ctx_t    *ctx;
     ngx_http_cutover_admin_t  *a;
 
-    a = ngx_http_get_module_ctx(r, ngx_http_cutover_module);
+    ctx = ngx_http_get_module_ctx(r, ngx_http_cutover_module);
+    a = ctx->admin;
 
     len = 0;
     for (cl = r->request_body ? r->request_body->bufs : NULL; cl;

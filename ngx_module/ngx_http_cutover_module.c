@@ -205,7 +205,7 @@ ngx_http_cutover_route(ngx_http_request_t *r)
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_cutover_module);
     if (ctx) {
-        return ctx;
+        return ctx->admin ? NULL : ctx;
     }
 
     lcf = ngx_http_get_module_loc_conf(r, ngx_http_cutover_module);
