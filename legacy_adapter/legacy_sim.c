@@ -43,6 +43,21 @@ typedef struct {
 
 typedef int (*sim_op_fn)(sim_req_t *r, const bson_t *body);
 
+/* A sales order being created. */
+typedef struct {
+    const char   *mdbh;
+    const char   *hyh;
+    const char   *djh;
+    int64_t       qd;
+    int64_t       zffs;
+    int64_t       zf_je;
+    int64_t       total;
+    int64_t       points;
+    sim_line_t    lines[SIM_LINES_MAX];
+    size_t        n;
+    char          djh_buf[64];
+} sim_order_t;
+
 
 static int sim_fail(sim_req_t *r, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -51,6 +66,19 @@ static int sim_doc_str(const bson_t *d, const char *key, const char **out);
 static int sim_doc_int(const bson_t *d, const char *key, int64_t *out);
 static PGconn *sim_db(legacy_sim_t *sim, legacy_error_t *err);
 static int sim_load_order(sim_req_t *r, const char *djh);
+static void sim_db_destroy(void *p);
+static int sim_line_cmp(const void *a, const void *b);
+static int sim_read_lines(sim_req_t *r, const bson_t *body,
+    sim_line_t *lines, size_t *n);
+static int sim_read_order(sim_req_t *r, const bson_t *body, sim_order_t *o);
+static int sim_count(sim_req_t *r, const char *sql, int nparams,
+    const char **p);
+static int sim_price_order(sim_req_t *r, sim_order_t *o);
+static int sim_insert_order(sim_req_t *r, sim_order_t *o);
+static int sim_take_stock(sim_req_t *r, sim_order_t *o);
+static int sim_member_points(sim_req_t *r, const char *hyh, int64_t delta);
+static int sim_stock_answer(sim_req_t *r, PGresult *res, const char *mdbh,
+    const char *spbm);
 static int sim_create_order(sim_req_t *r, const bson_t *body);
 static int sim_query_order(sim_req_t *r, const bson_t *body);
 static int sim_cancel_order(sim_req_t *r, const bson_t *body);
@@ -427,90 +455,99 @@ sim_read_lines(sim_req_t *r, const bson_t *body, sim_line_t *lines,
 
 
 static int
-sim_create_order(sim_req_t *r, const bson_t *body)
+sim_read_order(sim_req_t *r, const bson_t *body, sim_order_t *o)
 {
-    legacy_sim_config_t  *cfg = &r->sim->cfg;
-    sim_line_t            lines[SIM_LINES_MAX];
-    const char           *mdbh, *hyh = NULL, *djh = NULL, *p[8];
-    char                  djh_buf[64], s1[32], s2[32], s3[32], s4[32],
-                          s5[32];
-    int64_t               qd, total = 0, points = 0, zffs = 0, zf_je = -1;
-    size_t                n = 0, i;
-    int                   rc;
-    bson_iter_t           it;
-    bson_t                zf;
-    const uint8_t        *data;
-    uint32_t              len;
-    PGresult             *res;
-    legacy_error_t        err;
+    bson_iter_t     it;
+    bson_t          zf;
+    const uint8_t  *data;
+    uint32_t        len;
+    int             rc;
 
-    if (sim_doc_str(body, "mdbh", &mdbh) != 1
-        || sim_doc_int(body, "qd", &qd) != 1
-        || sim_doc_str(body, "hyh", &hyh) < 0
-        || sim_doc_str(body, "djh", &djh) < 0)
+    o->zf_je = -1;
+    if (sim_doc_str(body, "mdbh", &o->mdbh) != 1
+        || sim_doc_int(body, "qd", &o->qd) != 1
+        || sim_doc_str(body, "hyh", &o->hyh) < 0
+        || sim_doc_str(body, "djh", &o->djh) < 0)
     {
         return sim_fail(r, LEGACY_SIM_BAD_PARAM, "mdbh/qd/hyh/djh 无效");
     }
-    rc = sim_read_lines(r, body, lines, &n);
+    rc = sim_read_lines(r, body, o->lines, &o->n);
     if (rc != LEGACY_SIM_OK) {
         return rc;
     }
-    if (bson_iter_init_find(&it, body, "zf") && !BSON_ITER_HOLDS_NULL(&it)) {
-        if (!BSON_ITER_HOLDS_DOCUMENT(&it)) {
-            return sim_fail(r, LEGACY_SIM_BAD_PARAM, "zf 无效");
-        }
-        bson_iter_document(&it, &len, &data);
-        bson_init_static(&zf, data, len);
-        if (sim_doc_int(&zf, "zffs", &zffs) != 1 || zffs < 1 || zffs > 3
-            || sim_doc_int(&zf, "je_fen", &zf_je) < 0)
-        {
-            return sim_fail(r, LEGACY_SIM_BAD_PARAM, "zf 支付方式无效");
-        }
+    if (!bson_iter_init_find(&it, body, "zf") || BSON_ITER_HOLDS_NULL(&it)) {
+        return LEGACY_SIM_OK;
     }
+    if (!BSON_ITER_HOLDS_DOCUMENT(&it)) {
+        return sim_fail(r, LEGACY_SIM_BAD_PARAM, "zf 无效");
+    }
+    bson_iter_document(&it, &len, &data);
+    bson_init_static(&zf, data, len);
+    if (sim_doc_int(&zf, "zffs", &o->zffs) != 1 || o->zffs < 1
+        || o->zffs > 3 || sim_doc_int(&zf, "je_fen", &o->zf_je) < 0)
+    {
+        return sim_fail(r, LEGACY_SIM_BAD_PARAM, "zf 支付方式无效");
+    }
+    return LEGACY_SIM_OK;
+}
 
-    snprintf(s1, sizeof(s1), "%lld", (long long) qd);
-    p[0] = mdbh;
-    p[1] = s1;
-    res = legacy_db_exec(r->db, "SELECT 1 FROM legacy.md WHERE mdbh = $1", 1,
-                         p, PGRES_TUPLES_OK, &err);
+
+/* Number of rows a statement returns; -1 (reply made) on failure. */
+static int
+sim_count(sim_req_t *r, const char *sql, int nparams, const char **p)
+{
+    legacy_error_t   err;
+    PGresult        *res;
+    int              n;
+
+    res = legacy_db_exec(r->db, sql, nparams, p, PGRES_TUPLES_OK, &err);
     if (res == NULL) {
-        return sim_db_fail(r, &err);
+        sim_db_fail(r, &err);
+        return -1;
     }
-    rc = PQntuples(res);
+    n = PQntuples(res);
     PQclear(res);
-    if (rc == 0) {
-        return sim_fail(r, LEGACY_SIM_NO_RECORD, "门店 %s 不存在", mdbh);
+    return n;
+}
+
+
+/* The store, its channel and the member exist; prices and the total. */
+static int
+sim_price_order(sim_req_t *r, sim_order_t *o)
+{
+    const char      *p[2];
+    char             qd[32];
+    legacy_error_t   err;
+    PGresult        *res;
+    size_t           i;
+    int              n;
+
+    snprintf(qd, sizeof(qd), "%lld", (long long) o->qd);
+    p[0] = o->mdbh;
+    p[1] = qd;
+    n = sim_count(r, "SELECT 1 FROM legacy.md WHERE mdbh = $1", 1, p);
+    if (n <= 0) {
+        return n < 0 ? r->code : sim_fail(r, LEGACY_SIM_NO_RECORD,
+                                          "门店 %s 不存在", o->mdbh);
     }
-    res = legacy_db_exec(r->db, "SELECT 1 FROM legacy.md_qd"
-                         " WHERE mdbh = $1 AND qd = $2::int", 2, p,
-                         PGRES_TUPLES_OK, &err);
-    if (res == NULL) {
-        return sim_db_fail(r, &err);
+    n = sim_count(r, "SELECT 1 FROM legacy.md_qd WHERE mdbh = $1"
+                  " AND qd = $2::int", 2, p);
+    if (n <= 0) {
+        return n < 0 ? r->code : sim_fail(r, LEGACY_SIM_BAD_REFERENCE,
+                                          "门店 %s 不经营渠道 %lld", o->mdbh,
+                                          (long long) o->qd);
     }
-    rc = PQntuples(res);
-    PQclear(res);
-    if (rc == 0) {
-        return sim_fail(r, LEGACY_SIM_BAD_REFERENCE,
-                        "门店 %s 不存在或不经营渠道 %lld", mdbh,
-                        (long long) qd);
+    if (o->hyh != NULL) {
+        p[0] = o->hyh;
+        n = sim_count(r, "SELECT 1 FROM legacy.hy WHERE hyh = $1", 1, p);
+        if (n <= 0) {
+            return n < 0 ? r->code : sim_fail(r, LEGACY_SIM_NO_RECORD,
+                                              "会员 %s 不存在", o->hyh);
+        }
     }
 
-    if (hyh != NULL) {
-        p[0] = hyh;
-        res = legacy_db_exec(r->db, "SELECT 1 FROM legacy.hy WHERE hyh = $1",
-                             1, p, PGRES_TUPLES_OK, &err);
-        if (res == NULL) {
-            return sim_db_fail(r, &err);
-        }
-        rc = PQntuples(res);
-        PQclear(res);
-        if (rc == 0) {
-            return sim_fail(r, LEGACY_SIM_NO_RECORD, "会员 %s 不存在", hyh);
-        }
-    }
-
-    for (i = 0; i < n; i++) {
-        p[0] = lines[i].spbm;
+    for (i = 0; i < o->n; i++) {
+        p[0] = o->lines[i].spbm;
         res = legacy_db_exec(r->db, "SELECT lsj_fen FROM legacy.sp"
                              " WHERE spbm = $1", 1, p, PGRES_TUPLES_OK,
                              &err);
@@ -520,74 +557,85 @@ sim_create_order(sim_req_t *r, const bson_t *body)
         if (PQntuples(res) == 0) {
             PQclear(res);
             return sim_fail(r, LEGACY_SIM_NO_RECORD, "商品 %s 不存在",
-                            lines[i].spbm);
+                            o->lines[i].spbm);
         }
-        if (!lines[i].has_dj) {
-            lines[i].dj = atoll(PQgetvalue(res, 0, 0));
+        if (!o->lines[i].has_dj) {
+            o->lines[i].dj = atoll(PQgetvalue(res, 0, 0));
         }
         PQclear(res);
-        lines[i].je = lines[i].dj * lines[i].sl;
-        total += lines[i].je;
+        o->lines[i].je = o->lines[i].dj * o->lines[i].sl;
+        o->total += o->lines[i].je;
     }
 
-    if (zf_je >= 0 && zf_je != total) {
+    if (o->zf_je >= 0 && o->zf_je != o->total) {
         return sim_fail(r, LEGACY_SIM_BAD_PARAM,
                         "支付金额 %lld 与订单金额 %lld 不符",
-                        (long long) zf_je, (long long) total);
+                        (long long) o->zf_je, (long long) o->total);
     }
 
     /* Quirk points_floor: the old system truncates, the new core rounds. */
-    if (hyh != NULL) {
-        points = cfg->points_floor ? total / 100 : (total + 50) / 100;
+    if (o->hyh != NULL) {
+        o->points = r->sim->cfg.points_floor ? o->total / 100
+                                             : (o->total + 50) / 100;
     }
+    return LEGACY_SIM_OK;
+}
 
-    if (djh == NULL) {
+
+/* The order head and its lines; a taken order number is code 3001. */
+static int
+sim_insert_order(sim_req_t *r, sim_order_t *o)
+{
+    const char      *p[7];
+    char             s1[32], s2[32], s3[32], s4[32];
+    legacy_error_t   err;
+    PGresult        *res;
+    size_t           i;
+    int              n;
+
+    if (o->djh == NULL) {
         res = legacy_db_exec(r->db, "SELECT 'LS' || lpad(nextval("
                              "'legacy.djh_seq')::text, 10, '0')", 0, NULL,
                              PGRES_TUPLES_OK, &err);
         if (res == NULL) {
             return sim_db_fail(r, &err);
         }
-        snprintf(djh_buf, sizeof(djh_buf), "%s", PQgetvalue(res, 0, 0));
+        snprintf(o->djh_buf, sizeof(o->djh_buf), "%s", PQgetvalue(res, 0, 0));
         PQclear(res);
-        djh = djh_buf;
+        o->djh = o->djh_buf;
     }
 
-    snprintf(s2, sizeof(s2), "%lld", (long long) total);
-    snprintf(s3, sizeof(s3), "%lld", (long long) points);
-    snprintf(s4, sizeof(s4), "%lld", (long long) zffs);
-    p[0] = djh;
-    p[1] = mdbh;
+    snprintf(s1, sizeof(s1), "%lld", (long long) o->qd);
+    snprintf(s2, sizeof(s2), "%lld", (long long) o->total);
+    snprintf(s3, sizeof(s3), "%lld", (long long) o->points);
+    snprintf(s4, sizeof(s4), "%lld", (long long) o->zffs);
+    p[0] = o->djh;
+    p[1] = o->mdbh;
     p[2] = s1;
-    p[3] = hyh;
+    p[3] = o->hyh;
     p[4] = s2;
     p[5] = s3;
-    p[6] = zffs ? s4 : NULL;
-    res = legacy_db_exec(r->db, "INSERT INTO legacy.xsd (djh, mdbh, qd, hyh,"
-                         " zt, zje_fen, jf, zffs) VALUES ($1, $2, $3::int,"
-                         " $4, 1, $5::bigint, $6::int, $7::int)"
-                         " ON CONFLICT (djh) DO NOTHING RETURNING djh", 7, p,
-                         PGRES_TUPLES_OK, &err);
-    if (res == NULL) {
-        return sim_db_fail(r, &err);
-    }
-    rc = PQntuples(res);
-    PQclear(res);
-    if (rc == 0) {
-        return sim_fail(r, LEGACY_SIM_DUP_ORDER, "单号 %s 重复", djh);
+    p[6] = o->zffs ? s4 : NULL;
+    n = sim_count(r, "INSERT INTO legacy.xsd (djh, mdbh, qd, hyh, zt,"
+                  " zje_fen, jf, zffs) VALUES ($1, $2, $3::int, $4, 1,"
+                  " $5::bigint, $6::int, $7::int) ON CONFLICT (djh)"
+                  " DO NOTHING RETURNING djh", 7, p);
+    if (n <= 0) {
+        return n < 0 ? r->code : sim_fail(r, LEGACY_SIM_DUP_ORDER,
+                                          "单号 %s 重复", o->djh);
     }
 
-    for (i = 0; i < n; i++) {
+    for (i = 0; i < o->n; i++) {
         snprintf(s1, sizeof(s1), "%zu", i + 1);
-        snprintf(s2, sizeof(s2), "%lld", (long long) lines[i].sl);
-        snprintf(s3, sizeof(s3), "%lld", (long long) lines[i].dj);
-        snprintf(s5, sizeof(s5), "%lld", (long long) lines[i].je);
-        p[0] = djh;
+        snprintf(s2, sizeof(s2), "%lld", (long long) o->lines[i].sl);
+        snprintf(s3, sizeof(s3), "%lld", (long long) o->lines[i].dj);
+        snprintf(s4, sizeof(s4), "%lld", (long long) o->lines[i].je);
+        p[0] = o->djh;
         p[1] = s1;
-        p[2] = lines[i].spbm;
+        p[2] = o->lines[i].spbm;
         p[3] = s2;
         p[4] = s3;
-        p[5] = s5;
+        p[5] = s4;
         if (legacy_db_command(r->db, "INSERT INTO legacy.xsd_mx (djh, hh,"
                               " spbm, sl, dj_fen, je_fen) VALUES ($1,"
                               " $2::int, $3, $4::int, $5::bigint,"
@@ -596,46 +644,90 @@ sim_create_order(sim_req_t *r, const bson_t *body)
             return sim_db_fail(r, &err);
         }
     }
+    return LEGACY_SIM_OK;
+}
 
-    /* Stock in SKU order, so concurrent sales lock rows alike. */
-    qsort(lines, n, sizeof(sim_line_t), sim_line_cmp);
-    for (i = 0; i < n; i++) {
-        snprintf(s2, sizeof(s2), "%lld", (long long) lines[i].sl);
-        p[0] = mdbh;
-        p[1] = lines[i].spbm;
-        p[2] = s2;
-        p[3] = cfg->oversell ? "true" : "false";
+
+/* Takes the stock, in SKU order so concurrent sales lock rows alike. */
+static int
+sim_take_stock(sim_req_t *r, sim_order_t *o)
+{
+    const char  *p[4];
+    char         sl[32];
+    size_t       i;
+    int          n;
+
+    qsort(o->lines, o->n, sizeof(sim_line_t), sim_line_cmp);
+    for (i = 0; i < o->n; i++) {
+        snprintf(sl, sizeof(sl), "%lld", (long long) o->lines[i].sl);
+        p[0] = o->mdbh;
+        p[1] = o->lines[i].spbm;
+        p[2] = sl;
         /* Quirk oversell: the old system sells what it does not have. */
-        res = legacy_db_exec(r->db, "UPDATE legacy.kc SET kcsl = kcsl -"
-                             " $3::int WHERE mdbh = $1 AND spbm = $2 AND"
-                             " ($4::boolean OR kcsl - ydsl >= $3::int)"
-                             " RETURNING kcsl", 4, p, PGRES_TUPLES_OK, &err);
-        if (res == NULL) {
-            return sim_db_fail(r, &err);
-        }
-        rc = PQntuples(res);
-        PQclear(res);
-        if (rc == 0) {
-            return sim_fail(r, LEGACY_SIM_NO_STOCK, "商品 %s 库存不足",
-                            lines[i].spbm);
+        p[3] = r->sim->cfg.oversell ? "true" : "false";
+        n = sim_count(r, "UPDATE legacy.kc SET kcsl = kcsl - $3::int"
+                      " WHERE mdbh = $1 AND spbm = $2 AND ($4::boolean"
+                      " OR kcsl - ydsl >= $3::int) RETURNING kcsl", 4, p);
+        if (n <= 0) {
+            return n < 0 ? r->code : sim_fail(r, LEGACY_SIM_NO_STOCK,
+                                              "商品 %s 库存不足",
+                                              o->lines[i].spbm);
         }
     }
+    return LEGACY_SIM_OK;
+}
 
-    if (hyh != NULL) {
-        snprintf(s3, sizeof(s3), "%lld", (long long) points);
-        p[0] = hyh;
-        p[1] = s3;
-        if (legacy_db_command(r->db, "UPDATE legacy.hy SET jf = jf +"
-                              " $2::int, hydj = CASE WHEN jf + $2::int >="
-                              " 3000 THEN 3 WHEN jf + $2::int >= 1000 THEN 2"
-                              " ELSE 1 END WHERE hyh = $1", 2, p, &err)
-            != LEGACY_OK)
-        {
-            return sim_db_fail(r, &err);
-        }
+
+/* Adds (or with a negative delta takes back) points; the tier follows. */
+static int
+sim_member_points(sim_req_t *r, const char *hyh, int64_t delta)
+{
+    const char      *p[2];
+    char             d[32];
+    legacy_error_t   err;
+
+    snprintf(d, sizeof(d), "%lld", (long long) delta);
+    p[0] = hyh;
+    p[1] = d;
+    if (legacy_db_command(r->db, "UPDATE legacy.hy SET jf = jf + $2::int,"
+                          " hydj = CASE WHEN jf + $2::int >= 3000 THEN 3"
+                          " WHEN jf + $2::int >= 1000 THEN 2 ELSE 1 END"
+                          " WHERE hyh = $1", 2, p, &err) != LEGACY_OK)
+    {
+        return sim_db_fail(r, &err);
     }
+    return LEGACY_SIM_OK;
+}
 
-    return sim_load_order(r, djh);
+
+static int
+sim_create_order(sim_req_t *r, const bson_t *body)
+{
+    sim_order_t  *o;
+    int           rc;
+
+    o = calloc(1, sizeof(*o));
+    if (o == NULL) {
+        return sim_fail(r, LEGACY_SIM_BUSY, "系统繁忙 (out of memory)");
+    }
+    rc = sim_read_order(r, body, o);
+    if (rc == LEGACY_SIM_OK) {
+        rc = sim_price_order(r, o);
+    }
+    if (rc == LEGACY_SIM_OK) {
+        rc = sim_insert_order(r, o);
+    }
+    if (rc == LEGACY_SIM_OK) {
+        rc = sim_take_stock(r, o);
+    }
+    if (rc == LEGACY_SIM_OK && o->hyh != NULL) {
+        rc = sim_member_points(r, o->hyh, o->points);
+    }
+    if (rc == LEGACY_SIM_OK) {
+        rc = sim_load_order(r, o->djh);
+    }
+    free(o);
+    return rc;
 }
 
 
@@ -696,17 +788,10 @@ sim_cancel_order(sim_req_t *r, const bson_t *body)
     }
 
     /* Quirk cancel_keeps_points: the old system forgets to take back. */
-    if (has_member && !r->sim->cfg.cancel_keeps_points) {
-        p[0] = hyh;
-        p[1] = jf;
-        if (legacy_db_command(r->db, "UPDATE legacy.hy SET jf = jf -"
-                              " $2::int, hydj = CASE WHEN jf - $2::int >="
-                              " 3000 THEN 3 WHEN jf - $2::int >= 1000 THEN 2"
-                              " ELSE 1 END WHERE hyh = $1", 2, p, &err)
-            != LEGACY_OK)
-        {
-            return sim_db_fail(r, &err);
-        }
+    if (has_member && !r->sim->cfg.cancel_keeps_points
+        && sim_member_points(r, hyh, -atoll(jf)) != LEGACY_SIM_OK)
+    {
+        return r->code;
     }
 
     p[0] = djh;
@@ -1015,7 +1100,7 @@ legacy_sim_handle(void *data, const legacy_request_t *req,
     bson_t           body;
     legacy_error_t   err;
     const char      *ct, *accept, *path = req->path;
-    int              want_bson, rc;
+    int              want_bson;
 
     memset(&r, 0, sizeof(r));
     r.sim = sim;
@@ -1055,21 +1140,20 @@ legacy_sim_handle(void *data, const legacy_request_t *req,
         sim_db_fail(&r, &err);
 
     } else if (strcmp(path, "/lsapi/xsd/create") == 0) {
-        rc = sim_write(&r, "xsd/create", &body, sim_create_order);
+        sim_write(&r, "xsd/create", &body, sim_create_order);
     } else if (strcmp(path, "/lsapi/xsd/cancel") == 0) {
-        rc = sim_write(&r, "xsd/cancel", &body, sim_cancel_order);
+        sim_write(&r, "xsd/cancel", &body, sim_cancel_order);
     } else if (strcmp(path, "/lsapi/kc/adjust") == 0) {
-        rc = sim_write(&r, "kc/adjust", &body, sim_adjust_stock);
+        sim_write(&r, "kc/adjust", &body, sim_adjust_stock);
     } else if (strcmp(path, "/lsapi/xsd/query") == 0) {
-        rc = sim_query_order(&r, &body);
+        sim_query_order(&r, &body);
     } else if (strcmp(path, "/lsapi/kc/query") == 0) {
-        rc = sim_query_stock(&r, &body);
+        sim_query_stock(&r, &body);
     } else if (strcmp(path, "/lsapi/hy/query") == 0) {
-        rc = sim_query_member(&r, &body);
+        sim_query_member(&r, &body);
     } else {
         sim_fail(&r, LEGACY_SIM_BAD_PARAM, "未知接口 %s", path);
     }
-    (void) rc;
 
     if (r.code != 0 && r.has_data) {
         bson_destroy(&r.data);

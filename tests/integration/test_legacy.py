@@ -629,7 +629,8 @@ def test_migration_balances_on_full_seed(pg):
         INSERT INTO legacy.sp VALUES (' sku00001 ', 'dup', 100);
         INSERT INTO legacy.md VALUES ('S#01', 'bad code', 1);
         INSERT INTO legacy.md_qd VALUES ('S001', 9);
-        UPDATE legacy.kc SET kcsl = -7 WHERE mdbh = 'S002' AND spbm = 'SKU00002';
+        UPDATE legacy.kc SET kcsl = -7
+            WHERE mdbh = 'S002' AND spbm = 'SKU00002';
         INSERT INTO legacy.xsd (djh, mdbh, qd, zt, zje_fen, jf)
             VALUES ('LSOPEN1', 'S001', 1, 1, 12345, 0),
                    ('LSVOID1', 'S001', 1, 2, 500, 0);

@@ -50,7 +50,7 @@ prng(void)
 }
 
 
-/* --- fen <-> yuan ------------------------------------------------------- */
+/* --- fen <-> yuan --------------------------------------------------------- */
 
 static const struct {
     const char  *yuan;
@@ -140,7 +140,7 @@ START_TEST(test_fen_round_trip)
 END_TEST
 
 
-/* --- time ---------------------------------------------------------------- */
+/* --- time ----------------------------------------------------------------- */
 
 static const struct {
     const char  *legacy;
@@ -241,7 +241,7 @@ START_TEST(test_time_round_trip)
 END_TEST
 
 
-/* --- the map ------------------------------------------------------------- */
+/* --- the map -------------------------------------------------------------- */
 
 static const struct {
     const char  *name;
@@ -287,7 +287,8 @@ END_TEST
 
 
 #define MAP_HEAD "{\"idempotency_field\": \"qqlsh\",\n" \
-    "\"envelope\": {\"code\": \"code\", \"message\": \"msg\", \"data\": \"data\"},\n"
+    "\"envelope\": {\"code\": \"code\", \"message\": \"msg\",\n" \
+    "  \"data\": \"data\"},\n"
 
 static const struct {
     const char  *text;
@@ -301,7 +302,7 @@ static const struct {
     { MAP_HEAD "\"codes\": {\"channel\": {\"pos\": 1, \"eshop\": 1}}}",
       "code 1 used twice" },
     { MAP_HEAD "\"objects\": {\"o\": [\n{\"canonical\": \"a\", \"legacy\": "
-      "\"b\", \"type\": \"fenn\"}]}}", "map line 4: objects.o[0].type" },
+      "\"b\", \"type\": \"fenn\"}]}}", "map line 5: objects.o[0].type" },
     { MAP_HEAD "\"objects\": {\"o\": [{\"legacy\": \"b\", \"type\": \"int\"}"
       "]}}", "objects.o[0].canonical: missing" },
     { MAP_HEAD "\"objects\": {\"o\": [{\"canonical\": \"a\", \"legacy\": "
@@ -355,7 +356,7 @@ START_TEST(test_map_missing_file)
 END_TEST
 
 
-/* --- document conversion --------------------------------------------------- */
+/* --- document conversion -------------------------------------------------- */
 
 static char *
 convert(const char *object, int to_legacy, const char *json, int *code,
@@ -589,7 +590,7 @@ START_TEST(test_round_trip_orders)
 END_TEST
 
 
-/* --- envelope <-> status --------------------------------------------------- */
+/* --- envelope <-> status -------------------------------------------------- */
 
 static const struct {
     int          route;
@@ -700,7 +701,7 @@ START_TEST(test_envelope_garbage)
 END_TEST
 
 
-/* --- BSON <-> JSON, the JSON front end -------------------------------------- */
+/* --- BSON <-> JSON, the JSON front end ------------------------------------ */
 
 START_TEST(test_bson_json)
 {
@@ -849,7 +850,7 @@ START_TEST(test_json_corpus)
 END_TEST
 
 
-/* --- the sim's own units --------------------------------------------------- */
+/* --- the sim's own units -------------------------------------------------- */
 
 START_TEST(test_schema_file)
 {
