@@ -22,6 +22,8 @@ static int shadow_config_string(bson_iter_t *it, char **out,
     shadow_error_t *err);
 static int shadow_config_int(bson_iter_t *it, int *out, int min, int max,
     shadow_error_t *err);
+static int shadow_config_order(bson_iter_t *it, shadow_config_t *cfg,
+    shadow_error_t *err);
 static int shadow_config_check(shadow_config_t *cfg, shadow_error_t *err);
 
 
@@ -73,12 +75,38 @@ shadow_config_int(bson_iter_t *it, int *out, int min, int max,
 
 
 static int
+shadow_config_order(bson_iter_t *it, shadow_config_t *cfg,
+    shadow_error_t *err)
+{
+    uint32_t     len;
+    const char  *s;
+
+    s = BSON_ITER_HOLDS_UTF8(it) ? bson_iter_utf8(it, &len) : "";
+
+    if (strcmp(s, "store") == 0) {
+        cfg->order_key = SHADOW_ORDER_STORE;
+
+    } else if (strcmp(s, "store_channel") == 0) {
+        cfg->order_key = SHADOW_ORDER_STORE_CHANNEL;
+
+    } else if (strcmp(s, "key") == 0) {
+        cfg->order_key = SHADOW_ORDER_KEY;
+
+    } else {
+        return shadow_error_set(err, SHADOW_ERROR, "\"order_key\" must be "
+                                "\"store\", \"store_channel\" or \"key\"");
+    }
+
+    return SHADOW_OK;
+}
+
+
+static int
 shadow_config_key(bson_iter_t *it, shadow_config_t *cfg, shadow_error_t *err)
 {
     int          v;
     double       d;
-    uint32_t     len;
-    const char  *k = bson_iter_key(it), *s;
+    const char  *k = bson_iter_key(it);
 
 #define SHADOW_CFG_STR(name, field)                                         \
     if (strcmp(k, name) == 0) {                                             \
@@ -146,23 +174,7 @@ shadow_config_key(bson_iter_t *it, shadow_config_t *cfg, shadow_error_t *err)
     }
 
     if (strcmp(k, "order_key") == 0) {
-        s = BSON_ITER_HOLDS_UTF8(it) ? bson_iter_utf8(it, &len) : "";
-        if (strcmp(s, "store") == 0) {
-            cfg->order_key = SHADOW_ORDER_STORE;
-
-        } else if (strcmp(s, "store_channel") == 0) {
-            cfg->order_key = SHADOW_ORDER_STORE_CHANNEL;
-
-        } else if (strcmp(s, "key") == 0) {
-            cfg->order_key = SHADOW_ORDER_KEY;
-
-        } else {
-            return shadow_error_set(err, SHADOW_ERROR, "\"order_key\" must be "
-                                    "\"store\", \"store_channel\" or "
-                                    "\"key\"");
-        }
-
-        return SHADOW_OK;
+        return shadow_config_order(it, cfg, err);
     }
 
     return shadow_error_set(err, SHADOW_ERROR, "unknown key \"%s\"", k);

@@ -37,6 +37,8 @@ static int shadow_json_body(bson_iter_t *it, int b64, uint8_t **keep,
     const uint8_t **body, size_t *len, shadow_error_t *err);
 static int shadow_json_field(bson_iter_t *it, shadow_json_record_t *jr,
     shadow_error_t *err);
+static int shadow_json_defaults(shadow_json_record_t *jr,
+    shadow_error_t *err);
 
 
 int
@@ -476,45 +478,18 @@ shadow_json_field(bson_iter_t *it, shadow_json_record_t *jr,
 }
 
 
-int
-shadow_json_record_parse(const char *json, size_t len,
-    shadow_json_record_t *jr, shadow_error_t *err)
+/* Fill what the line left out; check what a replay needs. */
+static int
+shadow_json_defaults(shadow_json_record_t *jr, shadow_error_t *err)
 {
     int               i;
     unsigned int      mdlen;
     unsigned char     md[32], rnd[16];
-    bson_iter_t       it;
     struct timespec   ts;
     shadow_record_t  *r = &jr->rec;
 
-    memset(jr, 0, sizeof(*jr));
-    r->resp_body_total = -1;
-    r->status = 200;
-
-    jr->doc = malloc(sizeof(bson_t));
-    if (jr->doc == NULL) {
-        return shadow_error_set(err, SHADOW_ERROR, "out of memory");
-    }
-
-    if (shadow_json_object(json, len, jr->doc, &it, err) != SHADOW_OK) {
-        free(jr->doc);
-        jr->doc = NULL;
-        return SHADOW_ERROR;
-    }
-
-    while (bson_iter_next(&it)) {
-        if (shadow_json_field(&it, jr, err) != SHADOW_OK) {
-            shadow_json_record_clear(jr);
-            return SHADOW_ERROR;
-        }
-    }
-
-    r->req_headers = jr->headers[0];
-    r->resp_headers = jr->headers[1];
-
     if (r->id.len == 0) {
         if (RAND_bytes(rnd, sizeof(rnd)) != 1) {
-            shadow_json_record_clear(jr);
             return shadow_error_set(err, SHADOW_ERROR, "no random id");
         }
 
@@ -542,7 +517,6 @@ shadow_json_record_parse(const char *json, size_t len,
     }
 
     if (r->uri.len == 0 || r->uri.data[0] != '/') {
-        shadow_json_record_clear(jr);
         return shadow_error_set(err, SHADOW_ERROR, "\"uri\" must start with "
                                 "\"/\"");
     }
@@ -550,7 +524,6 @@ shadow_json_record_parse(const char *json, size_t len,
     if (!(r->side.len == 3 && memcmp(r->side.data, "new", 3) == 0)
         && !(r->side.len == 6 && memcmp(r->side.data, "legacy", 6) == 0))
     {
-        shadow_json_record_clear(jr);
         return shadow_error_set(err, SHADOW_ERROR, "\"side\" must be \"new\" "
                                 "or \"legacy\"");
     }
@@ -569,6 +542,47 @@ shadow_json_record_parse(const char *json, size_t len,
 
         r->resp_sha256.data = jr->sha256;
         r->resp_sha256.len = 64;
+    }
+
+    return SHADOW_OK;
+}
+
+
+int
+shadow_json_record_parse(const char *json, size_t len,
+    shadow_json_record_t *jr, shadow_error_t *err)
+{
+    bson_iter_t       it;
+    shadow_record_t  *r = &jr->rec;
+
+    memset(jr, 0, sizeof(*jr));
+    r->resp_body_total = -1;
+    r->status = 200;
+
+    jr->doc = malloc(sizeof(bson_t));
+    if (jr->doc == NULL) {
+        return shadow_error_set(err, SHADOW_ERROR, "out of memory");
+    }
+
+    if (shadow_json_object(json, len, jr->doc, &it, err) != SHADOW_OK) {
+        free(jr->doc);
+        jr->doc = NULL;
+        return SHADOW_ERROR;
+    }
+
+    while (bson_iter_next(&it)) {
+        if (shadow_json_field(&it, jr, err) != SHADOW_OK) {
+            shadow_json_record_clear(jr);
+            return SHADOW_ERROR;
+        }
+    }
+
+    r->req_headers = jr->headers[0];
+    r->resp_headers = jr->headers[1];
+
+    if (shadow_json_defaults(jr, err) != SHADOW_OK) {
+        shadow_json_record_clear(jr);
+        return SHADOW_ERROR;
     }
 
     return SHADOW_OK;
