@@ -669,3 +669,20 @@ def test_postgres_outage(tmpdir_w):
             assert c.proc.stop() == 0
     finally:
         own.destroy()
+
+
+def test_command_line():
+    r = subprocess.run([CORE, "--help"], capture_output=True, text=True)
+    assert r.returncode == 0 and "--listen ADDR:PORT" in r.stdout
+    for argv in [[], ["--db", "x", "--threads", "0", "--listen", "1.2.3.4:5"],
+                 ["--db", "x", "--listen", "nowhere"],
+                 ["--db", "x", "--listen", "127.0.0.1:99999"],
+                 ["--listen", "127.0.0.1:8081"], ["--bogus"],
+                 ["--db", "x", "--seed", "extra"]]:
+        r = subprocess.run([CORE] + argv, capture_output=True, text=True)
+        assert r.returncode == 2, argv
+        assert "usage" in r.stderr or "--" in r.stderr
+
+
+def test_schema_is_versioned(core):
+    assert core.sql("SELECT max(version) FROM newcore.schema_version") == "1"
