@@ -162,6 +162,9 @@ int shadow_segment_range(const char *base, uint8_t *scratch, size_t cap,
 typedef struct {
     const char  *base;          /* NUL-terminated log path, borrowed */
     uint64_t     segment_size;  /* rotate at this size, bytes */
+    uint64_t     max_bytes;     /* 0, or refuse a segment that would put
+                                   (segments present) x segment_size over
+                                   it: the log is full (set after init) */
     uint64_t     seq;           /* current segment, 0 = not open */
     int          fd;
     int          err;           /* errno of the last failure */
@@ -171,8 +174,9 @@ void shadow_writer_init(shadow_writer_t *w, const char *base,
     uint64_t segment_size);
 
 /* Append one frame with one write(2), opening or rotating the current
- * segment first as needed.  SHADOW_ERROR with w->err on failure (the
- * record is lost: the caller counts it). */
+ * segment first as needed.  SHADOW_NOSPACE when the log is full (see
+ * max_bytes), SHADOW_ERROR with w->err on failure: either way the record
+ * is not written and the caller counts it as dropped. */
 int shadow_writer_append(shadow_writer_t *w, const uint8_t *frame,
     size_t len);
 

@@ -145,6 +145,7 @@ shadow_writer_init(shadow_writer_t *w, const char *base,
 {
     w->base = base;
     w->segment_size = segment_size;
+    w->max_bytes = 0;
     w->seq = 0;
     w->fd = -1;
     w->err = 0;
@@ -200,6 +201,12 @@ shadow_writer_find_current(shadow_writer_t *w)
         last = w->seq + 1;
     }
 
+    if (w->max_bytes && first && w->fd != -1
+        && (last - first + 1) * w->segment_size > w->max_bytes)
+    {
+        return SHADOW_NOSPACE;      /* full until shadowd deletes */
+    }
+
     return shadow_writer_open(w, last);
 }
 
@@ -207,6 +214,7 @@ shadow_writer_find_current(shadow_writer_t *w)
 int
 shadow_writer_append(shadow_writer_t *w, const uint8_t *frame, size_t len)
 {
+    int          rc;
     ssize_t      n;
     struct stat  st;
 
@@ -229,8 +237,9 @@ shadow_writer_append(shadow_writer_t *w, const uint8_t *frame, size_t len)
             break;
         }
 
-        if (shadow_writer_find_current(w) != SHADOW_OK) {
-            return SHADOW_ERROR;
+        rc = shadow_writer_find_current(w);
+        if (rc != SHADOW_OK) {
+            return rc;
         }
     }
 

@@ -524,6 +524,46 @@ START_TEST(test_writers_in_processes)
 END_TEST
 
 
+START_TEST(test_writer_full_log)
+{
+    int              i, rc, dropped = 0;
+    char             base[300], path[400], id[40];
+    uint8_t          frame[2048];
+    size_t           len;
+    shadow_record_t  r;
+    shadow_writer_t  w;
+
+    log_base(base, sizeof(base));
+    shadow_writer_init(&w, base, 2000);
+    w.max_bytes = 6000;             /* three segments */
+
+    for (i = 0; i < 40; i++) {
+        snprintf(id, sizeof(id), "%032d", i);
+        sample_record(&r, id, "body");
+        ck_assert_int_eq(shadow_record_frame(&r, frame, sizeof(frame), &len),
+                         SHADOW_OK);
+        rc = shadow_writer_append(&w, frame, len);
+        if (rc == SHADOW_NOSPACE) {
+            dropped++;
+            continue;
+        }
+
+        ck_assert_int_eq(rc, SHADOW_OK);
+    }
+
+    ck_assert_int_gt(dropped, 0);
+    ck_assert_uint_eq(w.seq, 3);
+
+    /* shadowd deleted the oldest: there is room again */
+    shadow_segment_path(path, sizeof(path), base, 1);
+    ck_assert_int_eq(unlink(path), 0);
+    ck_assert_int_eq(shadow_writer_append(&w, frame, len), SHADOW_OK);
+    ck_assert_uint_eq(w.seq, 4);
+    shadow_writer_close(&w);
+}
+END_TEST
+
+
 static void
 append_raw(const char *base, uint64_t seq, const void *p, size_t n)
 {
@@ -1014,6 +1054,7 @@ shadow_suite(void)
     tc = tcase_create("limits");
     tcase_add_checked_fixture(tc, setup_dir, teardown_dir);
     tcase_add_test(tc, test_record_nospace);
+    tcase_add_test(tc, test_writer_full_log);
     tcase_add_test(tc, test_reader_grace);
     tcase_add_test(tc, test_json_corpus);
     tcase_set_timeout(tc, 60);
