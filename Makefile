@@ -56,7 +56,7 @@ include $(sort $(wildcard */build.mk))
 
 -include $(shell find $(OBJ) -name '*.d' 2>/dev/null)
 
-.PHONY: all deps module programs unit extra integration test demo bench clean
+.PHONY: all deps module module-asan programs unit extra integration test demo bench clean
 
 all: module programs
 
@@ -86,6 +86,30 @@ $(MODULE_SO): $(NGX_BUILD)/objs/Makefile $(wildcard ngx_module/*.c ngx_module/*.
 	$(MAKE) -s -C $(NGX_BUILD) -f objs/Makefile modules
 	cp $(NGX_BUILD)/objs/ngx_http_cutover_module.so $@
 
+# The same module built with AddressSanitizer for the integration tests
+# (nginx runs it with libasan preloaded; sanitizer reports land in the
+# error log, which fails the case).
+ASAN_BUILD := $(BUILD)/nginx-asan
+MODULE_ASAN := $(BUILD)/asan/ngx_http_cutover_module.so
+
+module-asan: $(MODULE_ASAN)
+
+$(ASAN_BUILD)/objs/Makefile: config
+	rm -rf $(ASAN_BUILD) && mkdir -p $(BUILD)
+	cp -r /usr/share/nginx/src $(ASAN_BUILD)
+	cd $(ASAN_BUILD) && . ./conf_flags && ./configure "$${NGX_CONF_FLAGS[@]}" \
+	    --with-cc-opt="-g -O1 -fPIC -fsanitize=address -fno-omit-frame-pointer" \
+	    --with-ld-opt="-fPIC -fsanitize=address" \
+	    --add-dynamic-module=$(CURDIR) > configure.log 2>&1 \
+	    || { tail -20 configure.log; exit 1; }
+
+$(MODULE_ASAN): $(ASAN_BUILD)/objs/Makefile $(wildcard ngx_module/*.c ngx_module/*.h) \
+    shadow/shadow_frame.c shadow/shadow_record.c shadow/shadow_segment.c \
+    shadow/shadow_log.h
+	$(MAKE) -s -C $(ASAN_BUILD) -f objs/Makefile modules
+	@mkdir -p $(dir $@)
+	cp $(ASAN_BUILD)/objs/ngx_http_cutover_module.so $@
+
 # --- tests ----------------------------------------------------------------
 VALGRIND := valgrind -q --leak-check=full --errors-for-leak-kinds=definite \
     --error-exitcode=1
@@ -98,8 +122,9 @@ unit: $(UNIT_TESTS)
 
 extra: $(EXTRA_CHECKS)
 
-integration: all
-	$(PYTHON) -m pytest -q -p no:cacheprovider tests/integration $(PYTEST_ARGS)
+integration: all $(MODULE_ASAN)
+	CUTOVER_MODULE=$(CURDIR)/$(MODULE_ASAN) \
+	    $(PYTHON) -m pytest -q -p no:cacheprovider tests/integration $(PYTEST_ARGS)
 
 test:
 	@$(MAKE) --no-print-directory deps

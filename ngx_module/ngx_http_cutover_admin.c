@@ -871,6 +871,7 @@ ngx_http_cutover_ids(ngx_http_request_t *r, const char *json,
     for (k = 0; k < toks[arr].size; k++) {
         s = ngx_pnalloc(r->pool, CUTOVER_ID_MAX + 1);
         if (s == NULL) {
+            *what = "could not be stored (out of memory)";
             return NGX_ERROR;
         }
 

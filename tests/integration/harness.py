@@ -25,7 +25,10 @@ import time
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 BUILD = os.path.join(ROOT, "build")
 BIN = os.path.join(BUILD, "bin")
-MODULE_SO = os.path.join(BUILD, "ngx_http_cutover_module.so")
+# make test points this at the AddressSanitizer build of the module
+MODULE_SO = os.environ.get("CUTOVER_MODULE",
+                           os.path.join(BUILD, "ngx_http_cutover_module.so"))
+ASAN_RUNTIME = "/usr/lib/x86_64-linux-gnu/libasan.so.8"
 CORPUS = os.path.abspath(os.path.join(ROOT, "..", "shared", "corpus"))
 KEEP = os.environ.get("CUTOVER_KEEP") == "1"
 NGINX = "/usr/sbin/nginx"
@@ -253,7 +256,8 @@ class Nginx:
     """
 
     def __init__(self, http_conf, name="nginx", workers=2, main="",
-                 log_level="info", directory=None):
+                 log_level="info", directory=None, module=None):
+        self.module = module or MODULE_SO
         self.dir = directory or make_tempdir(name)
         for sub in ("conf", "logs", "tmp"):
             os.makedirs(os.path.join(self.dir, sub), exist_ok=True)
@@ -267,7 +271,7 @@ class Nginx:
         self.write_conf(http_conf)
 
     def write_conf(self, http_conf):
-        text = NGINX_CONF.format(module=MODULE_SO, workers=self.workers,
+        text = NGINX_CONF.format(module=self.module, workers=self.workers,
                                  dir=self.dir, main=self.main,
                                  log_level=self.log_level,
                                  http=http_conf.replace("{dir}", self.dir))
@@ -278,15 +282,24 @@ class Nginx:
         return [NGINX, "-p", self.dir, "-c", self.conf, "-e",
                 self.error_log] + list(extra)
 
+    def _env(self):
+        env = dict(os.environ)
+        if "/asan/" in self.module:
+            env["LD_PRELOAD"] = ASAN_RUNTIME
+            env["ASAN_OPTIONS"] = "detect_leaks=0:abort_on_error=0"
+        return env
+
     def test_config(self):
         """nginx -t: returns (ok, output)."""
-        r = subprocess.run(self._cmd("-t"), capture_output=True)
+        r = subprocess.run(self._cmd("-t"), capture_output=True,
+                           env=self._env())
         return r.returncode == 0, (r.stdout + r.stderr).decode(errors="replace")
 
     def start(self, port=None, timeout=10.0):
         log = open(os.path.join(self.dir, "logs", "stderr.log"), "ab")
         self.proc = subprocess.Popen(self._cmd(), stdout=log,
-                                     stderr=subprocess.STDOUT)
+                                     stderr=subprocess.STDOUT,
+                                     env=self._env())
         log.close()
         if port is not None:
             try:
@@ -348,8 +361,12 @@ class Nginx:
             return ""
 
     def bad_log_lines(self):
-        return [l for l in self.log_text().splitlines()
-                if BAD_LOG_LINE.search(l)]
+        text = self.log_text()
+        stderr = os.path.join(self.dir, "logs", "stderr.log")
+        if os.path.exists(stderr):
+            with open(stderr, "r", errors="replace") as f:
+                text += f.read()
+        return [l for l in text.splitlines() if BAD_LOG_LINE.search(l)]
 
     def assert_clean_log(self):
         bad = self.bad_log_lines()
