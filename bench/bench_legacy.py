@@ -1,0 +1,120 @@
+"""Benchmark of the legacy adapter: what the anti-corruption layer adds.
+The same business call is made straight to legacy-store-sim in its own
+dialect (BSON, the baseline) and through cutover-legacy-adapter (canonical
+JSON, mapped to BSON and back), with wrk at 8 connections, median of
+rounds, and at 1 connection for the adapter's own cost; the issue's budget
+is at most 1 ms added to p99."""
+
+import os
+import subprocess
+import sys
+import tempfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(HERE, "..", "tests", "integration"))
+
+import harness  # noqa: E402
+import wrk  # noqa: E402
+
+SECONDS = int(os.environ.get("LEGACY_BENCH_SECONDS", "5"))
+ROUNDS = int(os.environ.get("LEGACY_BENCH_ROUNDS", "3"))
+CONNS = 8
+
+
+def lua_bytes(data):
+    return '"' + "".join("\\%d" % b for b in data) + '"'
+
+
+def bson_member(hyh):
+    key = b"hyh\0"
+    s = hyh.encode() + b"\0"
+    body = b"\x02" + key + len(s).to_bytes(4, "little") + s
+    return (len(body) + 5).to_bytes(4, "little") + body + b"\0"
+
+
+def script(dirname, name, text):
+    path = os.path.join(dirname, name)
+    with open(path, "w") as f:
+        f.write(text)
+    return path
+
+
+def measure(url, lua, conns=CONNS):
+    return wrk.median_of([wrk.run(url, SECONDS, conns, 1, lua)
+                          for _ in range(ROUNDS)])
+
+
+def main():
+    pg = harness.Pg("bench-legacy").start()
+    tmp = tempfile.mkdtemp(prefix="bench-legacy-")
+    procs = []
+    try:
+        db = pg.createdb("legacy_bench")
+        subprocess.run([harness.bin_path("legacy-store-sim"), "--db", db,
+                        "--init-schema", "--seed"], check=True,
+                       capture_output=True)
+        sp, ap = harness.free_port(), harness.free_port()
+        procs.append(harness.Proc(
+            [harness.bin_path("legacy-store-sim"), "--db", db, "--listen",
+             "127.0.0.1:%d" % sp, "--threads", "8"],
+            os.path.join(tmp, "sim.log"), port=sp))
+        procs.append(harness.Proc(
+            [harness.bin_path("cutover-legacy-adapter"), "--listen",
+             "127.0.0.1:%d" % ap, "--legacy", "http://127.0.0.1:%d" % sp],
+            os.path.join(tmp, "adapter.log"), port=ap, cwd=harness.ROOT))
+
+        direct_member = script(tmp, "member.lua", """
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/bson"
+wrk.body = %s
+""" % lua_bytes(bson_member("M000042")))
+        order_json = ('{"store_id":"S001","channel":"pos","lines":'
+                      '[{"sku":"SKU00001","qty":1}]}')
+        adapter_order = script(tmp, "order.lua", """
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = '%s'
+""" % order_json)
+        # the same order in the dialect: {"mdbh","qd","mx":[{"spbm","sl"}]}
+        direct_order = script(tmp, "order_bson.lua", """
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = '{"mdbh":"S001","qd":1,"mx":[{"spbm":"SKU00001","sl":1}]}'
+""")
+
+        base = "http://127.0.0.1:%d" % sp
+        front = "http://127.0.0.1:%d" % ap
+        d = measure(base + "/lsapi/hy/query", direct_member)
+        a = measure(front + "/api/v1/members/M000042", None)
+        wrk.line("legacy member read req/s", a["rps"], "req/s", d["rps"])
+        wrk.line("legacy member read p99", a["p99"], "ms", d["p99"],
+                 better="lower")
+        wrk.line("legacy member read p99 added", a["p99"] - d["p99"], "ms",
+                 1.0, better="lower")
+        # one connection: the adapter's own cost, least blurred by the
+        # contention of wrk, sim, adapter and PostgreSQL on two cores
+        d = measure(base + "/lsapi/hy/query", direct_member, 1)
+        a = measure(front + "/api/v1/members/M000042", None, 1)
+        wrk.line("legacy member read p50 added, 1 conn", a["p50"] - d["p50"],
+                 "ms", 1.0, better="lower")
+        wrk.line("legacy member read p99 added, 1 conn", a["p99"] - d["p99"],
+                 "ms", 1.0, better="lower")
+        d = measure(base + "/lsapi/xsd/create", direct_order)
+        a = measure(front + "/api/v1/orders", adapter_order)
+        wrk.line("legacy order create req/s", a["rps"], "req/s", d["rps"])
+        wrk.line("legacy order create p99", a["p99"], "ms", d["p99"],
+                 better="lower")
+        wrk.line("legacy order create p99 added", a["p99"] - d["p99"], "ms",
+                 1.0, better="lower")
+        if a["non2xx"]:
+            print("legacy order create: %d non-2xx answers" % a["non2xx"])
+    finally:
+        for p in procs:
+            p.stop()
+        pg.destroy()
+        harness.remove_tempdir(tmp)
+
+
+if __name__ == "__main__":
+    main()
