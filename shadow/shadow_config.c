@@ -184,6 +184,8 @@ shadow_config_key(bson_iter_t *it, shadow_config_t *cfg, shadow_error_t *err)
 static int
 shadow_config_check(shadow_config_t *cfg, shadow_error_t *err)
 {
+    size_t  n;
+
     if (cfg->log == NULL || cfg->checkpoint == NULL) {
         return shadow_error_set(err, SHADOW_ERROR, "\"log\" and "
                                 "\"checkpoint\" are required");
@@ -199,6 +201,18 @@ shadow_config_check(shadow_config_t *cfg, shadow_error_t *err)
     {
         return shadow_error_set(err, SHADOW_ERROR, "\"new\" and \"legacy\" "
                                 "must be http:// URLs");
+    }
+
+    /* the record's URI starts with "/" */
+    for (n = strlen(cfg->new_url); n > 7 && cfg->new_url[n - 1] == '/'; n--) {
+        cfg->new_url[n - 1] = '\0';
+    }
+
+    for (n = strlen(cfg->legacy_url);
+         n > 7 && cfg->legacy_url[n - 1] == '/';
+         n--)
+    {
+        cfg->legacy_url[n - 1] = '\0';
     }
 
     if (cfg->outbox == NULL && cfg->results_db == NULL) {

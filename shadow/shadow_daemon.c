@@ -112,6 +112,7 @@ struct shadow_daemon_s {
     double                  tokens;
     int64_t                 tokens_ms;
     int                     reader_idle;
+    char                    last_read_error[256];
 };
 
 
@@ -325,8 +326,17 @@ shadow_read_more(shadow_daemon_t *d)
             continue;
         }
 
-        if (rc == SHADOW_ERROR) {
+        if (rc == SHADOW_ERROR
+            && strcmp(err.message, d->last_read_error) != 0)
+        {
+            /* once per distinct error, not once per poll */
             shadow_log(d, SHADOW_LOG_ERR, "%s", err.message);
+            memcpy(d->last_read_error, err.message,
+                   sizeof(d->last_read_error));
+        }
+
+        if (rc == SHADOW_AGAIN) {
+            d->last_read_error[0] = '\0';
         }
 
         d->reader_idle = 1;

@@ -941,13 +941,14 @@ START_TEST(test_config)
 
     snprintf(path, sizeof(path), "%s/shadowd.json", tmpdir);
     write_file(path, "{\"log\": \"/x/erp.log\", \"checkpoint\": \"/x/c\","
-               " \"new\": \"http://127.0.0.1:1\", \"legacy\": "
+               " \"new\": \"http://127.0.0.1:1/\", \"legacy\": "
                "\"http://127.0.0.1:2\", \"outbox\": \"/x/o\", "
                "\"concurrency\": 8, \"order_key\": \"store_channel\", "
                "\"rate_limit\": 100.5, \"max_inflight_per_key\": 1, "
                "\"delete_consumed\": false, \"results_db\": null}");
     ck_assert_int_eq(shadow_config_load(path, &cfg, &err), SHADOW_OK);
     ck_assert_str_eq(cfg.log, "/x/erp.log");
+    ck_assert_str_eq(cfg.new_url, "http://127.0.0.1:1");
     ck_assert_int_eq(cfg.concurrency, 8);
     ck_assert_int_eq(cfg.timeout_ms, 2000);
     ck_assert_int_eq(cfg.retries, 3);
