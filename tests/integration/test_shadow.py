@@ -592,3 +592,30 @@ def test_real_new_core_applies_each_replay_once(tmpdir_w, sides, pg):
                 {s: 15 for s in stores}
     finally:
         assert newcore.stop() == 0
+
+
+def test_tails_a_growing_log_across_rotations(tmpdir_w, sides):
+    """shadowd starts before the first segment exists, then follows the
+    writer through several rotations (the writer keeps its segment open,
+    as an nginx worker does, via one logtool process per batch)."""
+    new, legacy = sides
+    log = os.path.join(tmpdir_w, "erp.log")
+    proc = start_shadowd(tmpdir_w, new.url, legacy.url, grace_ms=100)
+    try:
+        recs = []
+        for batch in range(4):
+            more = [record(batch * 40 + i, "S%03d" % (i % 3), "legacy",
+                           seq=batch * 40 + i) for i in range(40)]
+            write_log(log, more, segment_size=6000)
+            recs += more
+            time.sleep(0.15)
+        wait_for(lambda: len(new.applied) == 160, what="160 replayed")
+        wait_for(lambda: metrics(proc)["cutover_shadow_lag_records"] == 0
+                 and metrics(proc)["cutover_shadow_lag_bytes"] == 0,
+                 what="caught up")
+    finally:
+        assert proc.stop() == 0
+    assert sorted(new.keys()) == sorted(r["id"] for r in recs)
+    for store, got in new.per_store.items():
+        assert got == sorted(got), store
+    assert len(segments(log)) == 1
