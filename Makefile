@@ -19,7 +19,7 @@ OBJ   := $(BUILD)/obj
 # may add to this list.
 DEB_PACKAGES := nginx nginx-dev libbson-dev check libpq-dev libssl-dev \
     libmicrohttpd-dev libcurl4-openssl-dev postgresql pkg-config wrk \
-    python3 python3-pytest valgrind curl gcc make
+    python3 python3-pytest valgrind curl gcc make libnginx-mod-http-echo
 
 PKG_LIBS = libbson-1.0 libpq openssl libmicrohttpd libcurl
 CC      ?= gcc

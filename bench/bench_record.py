@@ -1,0 +1,157 @@
+"""Recording cost (issue 5): plain proxy_pass (1.0), nginx's own mirror to
+the shadow, cutover with every request recorded and cutover-shadowd
+replaying to a fast shadow, then to a shadow answering in 200 ms.
+
+Goals: recorded >= 0.90x plain req/s and p99 + <= 0.5 ms; slow-shadow
+client figures within 5 % of the fast-shadow run; shadowd replay rate."""
+
+import json
+import os
+import re
+import shutil
+import signal
+import time
+
+import harness
+import wrk
+from bench_gateway import BODY
+
+ECHO = "/usr/lib/nginx/modules/ngx_http_echo_module.so"
+
+UPSTREAMS = """
+    server {{ listen 127.0.0.1:{a}; location / {{ return 200 '{body}'; }} }}
+    server {{ listen 127.0.0.1:{b}; location / {{ return 200 '{body}'; }} }}
+    server {{ listen 127.0.0.1:{s};
+              location / {{ echo_sleep 0.2; echo '{body}'; }} }}
+"""
+
+FRONT = """
+    cutover_zone erp size=1m state={dir}/erp.state;
+    upstream primary {{ server 127.0.0.1:{a}; keepalive 64; }}
+    upstream shadow  {{ server 127.0.0.1:{b}; keepalive 64; }}
+    proxy_http_version 1.1;
+    proxy_set_header Connection "";
+    server {{ listen 127.0.0.1:{plain};
+              location / {{ proxy_pass http://primary; }} }}
+    server {{ listen 127.0.0.1:{mirror};
+              location / {{ mirror /m; proxy_pass http://primary; }}
+              location = /m {{ internal;
+                               proxy_pass http://shadow$request_uri; }} }}
+    server {{ listen 127.0.0.1:{rec};
+              location / {{
+                  cutover erp;
+                  cutover_upstreams new=shadow legacy=primary;
+                  cutover_record all;
+                  cutover_log {dir}/log/erp.log;
+                  proxy_pass http://$cutover_upstream;
+              }} }}
+"""
+
+
+def metric(port, name):
+    _, _, body = harness.http("GET", "http://127.0.0.1:%d/metrics" % port)
+    m = re.search(r"^%s(?:\{[^}]*\})? (\S+)$" % name, body.decode(), re.M)
+    return float(m.group(1)) if m else 0.0
+
+
+class Shadowd:
+    def __init__(self, d, target):
+        self.port = harness.free_port()
+        cfg = {"log": os.path.join(d, "log", "erp.log"),
+               "checkpoint": os.path.join(d, "erp.ckpt"),
+               "new": target, "legacy": target, "concurrency": 256,
+               "timeout_ms": 5000, "retries": 1,
+               "outbox": os.path.join(d, "outbox"),
+               "metrics_listen": "127.0.0.1:%d" % self.port}
+        os.makedirs(cfg["outbox"], exist_ok=True)
+        path = os.path.join(d, "shadowd.json")
+        with open(path, "w") as f:
+            json.dump(cfg, f)
+        self.proc = harness.Proc([harness.bin_path("cutover-shadowd"),
+                                  "--config", path],
+                                 os.path.join(d, "shadowd.log"),
+                                 port=self.port)
+
+    def replayed(self):
+        return metric(self.port, "cutover_shadow_replayed_total")
+
+    def stop(self):
+        self.proc.stop()
+
+
+def main(rounds=int(os.environ.get("BENCH_ROUNDS", "3")),
+         seconds=int(os.environ.get("BENCH_SECONDS", "5"))):
+    a, b, s, plain, mirror, rec = (harness.free_port() for _ in range(6))
+    up = harness.Nginx(UPSTREAMS.format(a=a, b=b, s=s, body=BODY), workers=1,
+                       name="bench-up", log_level="warn",
+                       main="load_module %s;" % ECHO)
+    up.start(s)
+    d = harness.make_tempdir("bench-rec")
+    os.makedirs(os.path.join(d, "log"))
+    os.chmod(os.path.join(d, "log"), 0o777)
+    front = harness.Nginx(FRONT.format(a=a, b=b, plain=plain, mirror=mirror,
+                                       rec=rec, dir=d),
+                          workers=1, directory=d, log_level="warn")
+    front.start(rec)
+    script = os.path.join(d, "stores.lua")
+    with open(script, "w") as f:
+        f.write(wrk.LUA_STORES)
+    url = "http://127.0.0.1:%d/"
+    shadowd = Shadowd(d, "http://127.0.0.1:%d" % b)
+    try:
+        for port in (plain, mirror, rec):
+            wrk.run(url % port, 2, script=script)
+        res = {"plain": [], "mirror": [], "rec": [], "alone": [],
+               "slow": []}
+        rate = []
+        for _ in range(rounds):
+            res["plain"].append(wrk.run(url % plain, seconds, script=script))
+            res["mirror"].append(wrk.run(url % mirror, seconds,
+                                         script=script))
+            # the module's own cost: shadowd paused (its lag grows)
+            shadowd.proc.signal(signal.SIGSTOP)
+            res["alone"].append(wrk.run(url % rec, seconds, script=script))
+            shadowd.proc.signal(signal.SIGCONT)
+            r0, t0 = shadowd.replayed(), time.monotonic()
+            res["rec"].append(wrk.run(url % rec, seconds, script=script))
+            rate.append((shadowd.replayed() - r0) / (time.monotonic() - t0))
+        shadowd.stop()
+        shutil.rmtree(os.path.join(d, "outbox"), ignore_errors=True)
+        shadowd = Shadowd(d, "http://127.0.0.1:%d" % s)
+        for _ in range(rounds):
+            res["slow"].append(wrk.run(url % rec, seconds, script=script))
+        m = {k: wrk.median_of(v) for k, v in res.items()}
+        print("wrk -c32 -t1, %d x %d s per figure, medians; every request "
+              "recorded on the cutover front" % (rounds, seconds))
+        wrk.line("req/s recorded (shadowd paused) vs plain",
+                 m["alone"]["rps"], "req/s", m["plain"]["rps"])
+        wrk.line("p99 recorded (shadowd paused) vs plain",
+                 m["alone"]["p99"], "ms", m["plain"]["p99"])
+        wrk.line("req/s recorded + shadowd replaying vs plain",
+                 m["rec"]["rps"], "req/s", m["plain"]["rps"])
+        wrk.line("req/s nginx mirror vs plain proxy_pass",
+                 m["mirror"]["rps"], "req/s", m["plain"]["rps"])
+        wrk.line("req/s recorded vs nginx mirror", m["rec"]["rps"], "req/s",
+                 m["mirror"]["rps"])
+        wrk.line("p99 recorded + shadowd replaying vs plain",
+                 m["rec"]["p99"], "ms", m["plain"]["p99"])
+        print("p99 added by recording: %+.3f ms (shadowd paused), %+.3f ms "
+              "(shadowd replaying on the same 2 cores)"
+              % (m["alone"]["p99"] - m["plain"]["p99"],
+                 m["rec"]["p99"] - m["plain"]["p99"]))
+        wrk.line("req/s with a 200 ms shadow vs fast shadow",
+                 m["slow"]["rps"], "req/s", m["rec"]["rps"])
+        wrk.line("p99 with a 200 ms shadow vs fast shadow",
+                 m["slow"]["p99"], "ms", m["rec"]["p99"])
+        rate.sort()
+        print("shadowd replay rate while recording (fast shadow, median): "
+              "%.0f records/s (goal 20000, ratio %.2f)"
+              % (rate[len(rate) // 2], rate[len(rate) // 2] / 20000))
+    finally:
+        shadowd.stop()
+        front.destroy()
+        up.destroy()
+
+
+if __name__ == "__main__":
+    main()
