@@ -1,7 +1,8 @@
 # compare/: the comparator library, the result store, cutover-compare and
 # cutover-report, their unit tests and a libFuzzer target.
 
-COMPARE_SRCS := $(filter-out compare/compare_main.c,$(wildcard compare/compare_*.c))
+COMPARE_SRCS := $(filter-out compare/compare_main.c,\
+    $(wildcard compare/compare_*.c))
 $(eval $(call static_lib,compare,$(COMPARE_SRCS)))
 
 # the schema text is assembled into the library from compare/schema.sql
@@ -36,8 +37,8 @@ FUZZ_COMPARE_ARGS = -max_len=65536 -timeout=10 -rss_limit_mb=2048 \
     $(BUILD)/fuzz/corpus-compare \
     $(CURDIR)/../shared/corpus/JSONTestSuite/test_parsing tests/fixtures/compare
 
-$(FUZZ_COMPARE): compare/fuzz_compare.c $(COMPARE_SRCS) $(wildcard compare/*.h) \
-        compare/schema.sql
+$(FUZZ_COMPARE): compare/fuzz_compare.c $(COMPARE_SRCS) \
+        $(wildcard compare/*.h) compare/schema.sql
 	@mkdir -p $(dir $@) $(BUILD)/fuzz/corpus-compare
 	clang -g -O1 -fsanitize=fuzzer,address,undefined \
 	    -fno-sanitize-recover=undefined -I. $(PKG_CFLAGS) -o $@ \

@@ -148,4 +148,8 @@ void compare_noise_free(compare_noise_t *noise);
 /* Results written to PostgreSQL so far by this store (a metric). */
 uint64_t compare_store_written(const compare_store_t *store);
 
+/* Results PostgreSQL refused while up (bad data, not an outage); they are
+ * kept in <outbox>/<file>.rejected for an operator (a metric, an alarm). */
+uint64_t compare_store_rejected(const compare_store_t *store);
+
 #endif /* COMPARE_H */

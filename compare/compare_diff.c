@@ -704,8 +704,8 @@ compare_members(const bson_iter_t *parent, uint32_t *n, const char *setkey)
                 e->key = bson_iter_utf8(&k, &e->klen);
             } else if (BSON_ITER_HOLDS_INT64(&k) || BSON_ITER_HOLDS_INT32(&k)) {
                 e->kown = 1;
-                e->klen = (uint32_t) snprintf(e->kbuf, sizeof(e->kbuf), "%lld",
-                                             (long long) bson_iter_as_int64(&k));
+                e->klen = (uint32_t) snprintf(e->kbuf, sizeof(e->kbuf),
+                    "%lld", (long long) bson_iter_as_int64(&k));
             }
         }
         (*n)++;

@@ -23,18 +23,20 @@ static const char *usage =
     "\n"
     "Compares the bodies in files A and B (JSON or BSON, detected) under the\n"
     "rules of the route and prints one JSON line per difference:\n"
-    "  {\"path\": \"$.lines[2].qty\", \"kind\": \"value\", \"a\": 1, \"b\": 2}\n"
+    "  {\"path\": \"$.lines[2].qty\", \"kind\": \"value\", \"a\": 1,"
+    " \"b\": 2}\n"
     "Exit 0 equal, 1 different, 2 error (unparseable names the side).\n"
     "\n"
     "learn: FILE1.. are answers of ONE system to the same request; paths\n"
-    "that differ between them are noise.  Prints {\"pairs\", \"noisy\": [...],\n"
+    "that differ between them are noise.  Prints {\"pairs\",\n"
+    "\"noisy\": [...], "
     "\"rules\": {...}} where \"rules\" is a rules file of ignore rules.\n"
     "\n"
     "store: compares each pair of PAIRS.jsonl (one object a line: record_id,\n"
     "time_us, zone, method, uri, store, channel, side, status_a, status_b,\n"
     "a, b; bodies as JSON strings) and writes the results to the result\n"
     "store, through the outbox while PostgreSQL is away.  Prints\n"
-    "{\"stored\", \"pending\", \"written\"}.\n";
+    "{\"stored\", \"pending\", \"written\", \"rejected\"}.\n";
 
 
 static int
@@ -366,9 +368,11 @@ compare_store_file(const compare_rules_t *rules, const char *db,
         goto done;
     }
     stored += queued;
-    printf("{\"stored\": %zu, \"pending\": %llu, \"written\": %llu}\n", stored,
+    printf("{\"stored\": %zu, \"pending\": %llu, \"written\": %llu, "
+           "\"rejected\": %llu}\n", stored,
            (unsigned long long) compare_store_pending(st),
-           (unsigned long long) compare_store_written(st));
+           (unsigned long long) compare_store_written(st),
+           (unsigned long long) compare_store_rejected(st));
     rc = 0;
 done:
     free(line);

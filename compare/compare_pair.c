@@ -269,7 +269,8 @@ compare_bodies(const compare_rules_t *rules, const compare_route_t *route,
                      compare_parse_status_name(sa), na, ea.message, nb,
                      eb.message);
         } else {
-            snprintf(res->detail, sizeof(res->detail), "%s on the %s side: %.250s",
+            snprintf(res->detail, sizeof(res->detail),
+                     "%s on the %s side: %.250s",
                      compare_parse_status_name(sa != COMPARE_PARSE_OK ? sa
                                                                       : sb),
                      sa != COMPARE_PARSE_OK ? na : nb,

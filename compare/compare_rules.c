@@ -77,8 +77,9 @@ compare_path_parse(const char *text, compare_path_t *path,
         compare_seg_t  *seg;
 
         if (path->nsegs == cap) {
-            compare_seg_t *n = realloc(path->segs,
-                                       sizeof(compare_seg_t) * (size_t) cap * 2);
+            compare_seg_t *n;
+
+            n = realloc(path->segs, sizeof(compare_seg_t) * (size_t) cap * 2);
             if (n == NULL) {
                 goto bad;
             }
@@ -360,7 +361,8 @@ compare_rules_key(compare_rules_t *rules, const char *hex,
             "mask_key must be 32 to 128 hex digits");
     }
     for (i = 0; i < n / 2; i++) {
-        int hi = compare_hexval(hex[2 * i]), lo = compare_hexval(hex[2 * i + 1]);
+        int hi = compare_hexval(hex[2 * i]);
+        int lo = compare_hexval(hex[2 * i + 1]);
 
         if (hi < 0 || lo < 0) {
             return compare_rules_fail(err, -1, NULL,
@@ -408,7 +410,8 @@ compare_rules_parse(const char *text, size_t len, compare_error_t *err)
 
         if (strcmp(k, "routes") == 0) {
             if (!BSON_ITER_HOLDS_ARRAY(&top)) {
-                compare_rules_fail(err, -1, NULL, "\"routes\" must be an array");
+                compare_rules_fail(err, -1, NULL,
+                                   "\"routes\" must be an array");
                 goto fail;
             }
             bson_iter_recurse(&top, &routes);
@@ -768,7 +771,8 @@ compare_route_normalize(compare_route_t *route, bson_iter_t *it, int idx,
 
     if (!BSON_ITER_HOLDS_DOCUMENT(it)) {
         return compare_rules_fail(err, idx, m, "\"normalize\" must be an "
-                                  "object of path: [\"case\"|\"space\"|\"time\"]");
+                                  "object of path: [\"case\"|\"space\"|"
+                                  "\"time\"]");
     }
     route->normalize = calloc((size_t) compare_count(it) + 1, sizeof(*nm));
     if (route->normalize == NULL) {

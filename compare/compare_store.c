@@ -35,6 +35,7 @@ struct compare_store_s {
     size_t      capqueue;
     uint64_t    pending;
     uint64_t    written;
+    uint64_t    rejected;
     uint64_t    seq;
     uint64_t    outbox_max;
     int64_t     next_try;
@@ -48,6 +49,8 @@ static int compare_outbox_write(compare_store_t *st, bson_t **recs, size_t n,
     compare_error_t *err);
 static int compare_outbox_drain(compare_store_t *st, compare_error_t *err);
 static void compare_outbox_count(compare_store_t *st);
+static int compare_outbox_reject(compare_store_t *st, const char *name,
+    bson_t **recs, size_t n, compare_error_t *err);
 
 
 static int
@@ -184,6 +187,13 @@ compare_store_written(const compare_store_t *store)
 }
 
 
+uint64_t
+compare_store_rejected(const compare_store_t *store)
+{
+    return store->rejected;
+}
+
+
 void
 compare_store_free(compare_store_t *store)
 {
@@ -263,6 +273,34 @@ compare_str(const char *s)
 }
 
 
+/* Text columns must be UTF-8 for PostgreSQL: header-borne values (store,
+ * channel, uri) that are not get their high bytes as '?', so one odd
+ * request cannot block the batch it is in. */
+static void
+compare_append_text(bson_t *rec, const char *key, const char *s)
+{
+    size_t  n = strlen(s), i;
+    char   *copy;
+
+    if (bson_utf8_validate(s, n, false)) {
+        bson_append_utf8(rec, key, -1, s, (int) n);
+        return;
+    }
+    copy = strdup(s);
+    if (copy == NULL) {
+        bson_append_utf8(rec, key, -1, "?", 1);
+        return;
+    }
+    for (i = 0; i < n; i++) {
+        if ((unsigned char) copy[i] >= 0x80) {
+            copy[i] = '?';
+        }
+    }
+    bson_append_utf8(rec, key, -1, copy, (int) n);
+    free(copy);
+}
+
+
 int
 compare_store_put(compare_store_t *store, const compare_pair_t *pair,
     const compare_result_t *result, compare_error_t *err)
@@ -287,15 +325,15 @@ compare_store_put(compare_store_t *store, const compare_pair_t *pair,
     if (rec == NULL) {
         return compare_store_fail(err, "store", "out of memory");
     }
-    BSON_APPEND_UTF8(rec, "record_id", compare_str(pair->record_id));
+    compare_append_text(rec, "record_id", compare_str(pair->record_id));
     BSON_APPEND_INT64(rec, "time_us", pair->time_us);
-    BSON_APPEND_UTF8(rec, "zone", compare_str(pair->zone));
-    BSON_APPEND_UTF8(rec, "method", compare_str(pair->method));
-    BSON_APPEND_UTF8(rec, "route", compare_result_route(result));
-    BSON_APPEND_UTF8(rec, "uri", compare_str(pair->uri));
-    BSON_APPEND_UTF8(rec, "store", compare_str(pair->store));
-    BSON_APPEND_UTF8(rec, "channel", compare_str(pair->channel));
-    BSON_APPEND_UTF8(rec, "side", compare_str(pair->side_served));
+    compare_append_text(rec, "zone", compare_str(pair->zone));
+    compare_append_text(rec, "method", compare_str(pair->method));
+    compare_append_text(rec, "route", compare_result_route(result));
+    compare_append_text(rec, "uri", compare_str(pair->uri));
+    compare_append_text(rec, "store", compare_str(pair->store));
+    compare_append_text(rec, "channel", compare_str(pair->channel));
+    compare_append_text(rec, "side", compare_str(pair->side_served));
     BSON_APPEND_INT32(rec, "pstatus", pair->primary.status);
     BSON_APPEND_INT32(rec, "sstatus", pair->shadow.status);
     BSON_APPEND_DOUBLE(rec, "pms", pair->primary.latency_ms);
@@ -303,7 +341,7 @@ compare_store_put(compare_store_t *store, const compare_pair_t *pair,
     BSON_APPEND_UTF8(rec, "verdict",
                      compare_verdict_name(compare_result_verdict(result)));
     BSON_APPEND_INT64(rec, "ndiffs", (int64_t) compare_result_ndiffs(result));
-    BSON_APPEND_UTF8(rec, "detail", compare_result_detail(result));
+    compare_append_text(rec, "detail", compare_result_detail(result));
     BSON_APPEND_ARRAY_BEGIN(rec, "diffs", &diffs);
     for (i = 0; (df = compare_result_diff(result, i)) != NULL; i++) {
         bson_uint32_to_string((uint32_t) i, &k, key, sizeof(key));
@@ -355,6 +393,10 @@ compare_store_flush(compare_store_t *store, compare_error_t *err)
         rc = compare_outbox_write(store, store->queue, store->nqueue, err);
         if (rc != COMPARE_OK) {
             return rc;
+        }
+        if (store->conn != NULL && PQstatus(store->conn) == CONNECTION_OK) {
+            /* refused while up: sort it out now, record by record */
+            compare_outbox_drain(store, NULL);
         }
     }
     for (i = 0; i < store->nqueue; i++) {
@@ -729,6 +771,44 @@ compare_name_cmp(const void *a, const void *b)
 
 
 static int
+compare_outbox_reject(compare_store_t *st, const char *name, bson_t **recs,
+    size_t n, compare_error_t *err)
+{
+    char      path[4096];
+    size_t    i;
+    int       fd = -1, rc = COMPARE_OK;
+    uint64_t  bad = 0;
+
+    snprintf(path, sizeof(path), "%s/%s.rejected", st->outbox, name);
+    for (i = 0; i < n && rc == COMPARE_OK; i++) {
+        if (compare_store_insert(st, &recs[i], 1, err) == COMPARE_OK) {
+            continue;
+        }
+        if (st->conn == NULL) {
+            return COMPARE_ERROR;      /* the connection went: retry later */
+        }
+        if (fd < 0) {
+            fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+            if (fd < 0) {
+                return compare_store_fail(err, path, strerror(errno));
+            }
+        }
+        if (write(fd, bson_get_data(recs[i]), recs[i]->len)
+            != (ssize_t) recs[i]->len)
+        {
+            rc = compare_store_fail(err, path, strerror(errno));
+        }
+        bad++;
+    }
+    if (fd >= 0 && (fsync(fd) != 0 || close(fd) != 0)) {
+        rc = compare_store_fail(err, path, strerror(errno));
+    }
+    st->rejected += bad;
+    return rc;
+}
+
+
+static int
 compare_outbox_file(compare_store_t *st, const char *name, uint64_t count,
     compare_error_t *err)
 {
@@ -753,6 +833,13 @@ compare_outbox_file(compare_store_t *st, const char *name, uint64_t count,
     }
     bson_reader_destroy(reader);
     rc = compare_store_insert(st, recs, n, err);
+    if (rc != COMPARE_OK && st->conn != NULL
+        && PQstatus(st->conn) == CONNECTION_OK)
+    {
+        /* the database is up but refuses the batch: insert one by one and
+         * set aside what it refuses, so one record cannot block the rest */
+        rc = compare_outbox_reject(st, name, recs, n, err);
+    }
     for (i = 0; i < n; i++) {
         bson_destroy(recs[i]);
     }

@@ -92,7 +92,8 @@ def filled(pg, tmpdir_module):
     path = os.path.join(tmpdir_module, "pairs.jsonl")
     expect = write_pairs(path, 3600, "aa")
     out = store(db, path, os.path.join(tmpdir_module, "outbox"))
-    assert out == {"stored": 3600, "pending": 0, "written": 3600}
+    assert out == {"stored": 3600, "pending": 0, "written": 3600,
+                   "rejected": 0}
     return db, expect
 
 
@@ -163,11 +164,35 @@ def test_outbox_across_postgres_stop(pg, tmpdir_w):
     finally:
         pg.start()
     out = store(db, second, outbox)
-    assert out == {"stored": 300, "pending": 0, "written": 1200}
+    assert out == {"stored": 300, "pending": 0, "written": 1200,
+                   "rejected": 0}
     assert os.listdir(outbox) == []
     assert pg.psql("compare_outbox",
                    "SELECT count(*), count(DISTINCT record_id) "
                    "FROM compare_pairs") == "1200|1200"
+
+
+def test_refused_record_set_aside(pg, tmpdir_w):
+    """PostgreSQL up but refusing one record: the rest go in, the refused
+    one waits in a .rejected file, nothing blocks."""
+    db = pg.createdb("compare_reject")
+    path = os.path.join(tmpdir_w, "p.jsonl")
+    write_pairs(path, 50, "dd")
+    outbox = os.path.join(tmpdir_w, "outbox")
+    first = os.path.join(tmpdir_w, "first.jsonl")
+    with open(first, "w") as f:
+        f.write(pair_line(1000, "dd") + "\n")
+    store(db, first, outbox)                             # schema
+    pg.psql("compare_reject", "ALTER TABLE compare_pairs ADD CONSTRAINT "
+            "no_s003 CHECK (store <> 'S003')")
+    out = store(db, path, outbox)
+    refused = sum(1 for i in range(50) if i % 7 + 1 == 3)
+    assert out["rejected"] == refused and out["pending"] == 0
+    assert int(pg.psql("compare_reject", "SELECT count(*) FROM "
+                       "compare_pairs")) == 1 + 50 - refused
+    kept = [f for f in os.listdir(outbox) if f.endswith(".rejected")]
+    assert len(kept) == 1
+    assert os.path.getsize(os.path.join(outbox, kept[0])) > 0
 
 
 def test_no_database_no_outbox_is_an_error(tmpdir_w):
