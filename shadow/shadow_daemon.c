@@ -113,6 +113,7 @@ struct shadow_daemon_s {
     int64_t                 tokens_ms;
     int                     reader_idle;
     char                    last_read_error[256];
+    int                     flush_failing;
 };
 
 
@@ -1043,9 +1044,18 @@ shadow_flush(shadow_daemon_t *d, int force)
     d->last_flush_ms = now;
 
     if (compare_store_flush(d->store, &cerr) != COMPARE_OK) {
-        shadow_log(d, SHADOW_LOG_ERR, "result store flush failed, will "
-                   "retry: %s", cerr.message);
+        if (!d->flush_failing) {
+            shadow_log(d, SHADOW_LOG_ERR, "result store flush failed, "
+                       "retrying (the checkpoint waits): %s", cerr.message);
+        }
+
+        d->flush_failing = 1;
         return;
+    }
+
+    if (d->flush_failing) {
+        shadow_log(d, SHADOW_LOG_INFO, "result store flush works again");
+        d->flush_failing = 0;
     }
 
     for (it = d->head; it; it = it->next) {
