@@ -40,6 +40,10 @@ static void newcore_api_order_create(newcore_pool_t *pool,
     const newcore_request_t *req, newcore_reply_t *reply);
 static int newcore_order_quote(PGconn *conn, newcore_order_t *order,
     const newcore_request_t *req, const char *hash, newcore_reply_t *reply);
+static int newcore_quote_prices(newcore_order_t *order, const char *list,
+    newcore_reply_t *reply);
+static int newcore_order_arrays(const newcore_order_t *order,
+    newcore_buf_t *arr);
 static int newcore_order_place(PGconn *conn, newcore_order_t *order,
     const newcore_request_t *req, const char *hash, newcore_reply_t *reply);
 static int newcore_order_load(PGconn *conn, const char *order_id,
@@ -449,36 +453,29 @@ static int
 newcore_order_quote(PGconn *conn, newcore_order_t *order,
     const newcore_request_t *req, const char *hash, newcore_reply_t *reply)
 {
-    size_t          i;
-    int             rc;
-    char           *p, *end;
+    int             i, rc;
     const char     *v[6];
-    long long       price;
     PGresult       *res;
-    newcore_buf_t   skus;
+    newcore_buf_t   arr[4];
 
-    newcore_buf_init(&skus);
-    newcore_buf_puts(&skus, "{");
-    for (i = 0; i < order->nlines; i++) {
-        newcore_buf_printf(&skus, "%s\"%s\"", i ? "," : "",
-                           order->lines[i].sku);
+    for (i = 0; i < 4; i++) {
+        newcore_buf_init(&arr[i]);
     }
-    newcore_buf_puts(&skus, "}");
-
-    v[0] = order->store_id;
-    v[1] = order->channel;
-    v[2] = order->member_id[0] ? order->member_id : NULL;
-    v[3] = skus.data;
-    v[4] = order->order_id[0] ? "f" : "t";
-    v[5] = req->idem_key;
 
     rc = NEWCORE_ERROR;
     res = NULL;
 
-    if (skus.failed) {
+    if (newcore_order_arrays(order, arr) != NEWCORE_OK) {
         newcore_reply_error(reply, 500, "internal", "out of memory");
         goto cleanup;
     }
+
+    v[0] = order->store_id;
+    v[1] = order->channel;
+    v[2] = order->member_id[0] ? order->member_id : NULL;
+    v[3] = arr[0].data;
+    v[4] = order->order_id[0] ? "f" : "t";
+    v[5] = req->idem_key;
 
     res = newcore_db_exec(conn, NEWCORE_STMT_QUOTE, 6, v, &reply->err);
     if (res == NULL || PQntuples(res) != 1) {
@@ -517,29 +514,10 @@ newcore_order_quote(PGconn *conn, newcore_order_t *order,
         goto cleanup;
     }
 
-    /* list prices as an array literal: {12300,NULL,500} */
-    p = PQgetvalue(res, 0, 2);
-    if (*p == '{') {
-        p++;
-    }
-
-    for (i = 0; i < order->nlines; i++) {
-        if (strncmp(p, "NULL", 4) == 0) {
-            newcore_reply_error(reply, 404, "not_found", "unknown sku %s",
-                                order->lines[i].sku);
-            goto cleanup;
-        }
-
-        price = strtoll(p, &end, 10);
-        if (end == p || (*end != ',' && *end != '}')) {
-            newcore_reply_error(reply, 500, "internal", "bad price list");
-            goto cleanup;
-        }
-        p = end + 1;
-
-        if (order->lines[i].unit_price_fen < 0) {
-            order->lines[i].unit_price_fen = price;
-        }
+    if (newcore_quote_prices(order, PQgetvalue(res, 0, 2), reply)
+        != NEWCORE_OK)
+    {
+        goto cleanup;
     }
 
     if (newcore_order_price(order, &reply->err) != NEWCORE_OK) {
@@ -557,8 +535,78 @@ newcore_order_quote(PGconn *conn, newcore_order_t *order,
 cleanup:
 
     PQclear(res);
-    newcore_buf_free(&skus);
+    for (i = 0; i < 4; i++) {
+        newcore_buf_free(&arr[i]);
+    }
     return rc;
+}
+
+
+/* Fills the prices not given from the list prices ({12300,NULL,500}). */
+static int
+newcore_quote_prices(newcore_order_t *order, const char *list,
+    newcore_reply_t *reply)
+{
+    size_t       i;
+    char        *end;
+    const char  *p;
+    long long    price;
+
+    p = list;
+    if (*p == '{') {
+        p++;
+    }
+
+    for (i = 0; i < order->nlines; i++) {
+        if (strncmp(p, "NULL", 4) == 0) {
+            newcore_reply_error(reply, 404, "not_found", "unknown sku %s",
+                                order->lines[i].sku);
+            return NEWCORE_ERROR;
+        }
+
+        price = strtoll(p, &end, 10);
+        if (end == p || (*end != ',' && *end != '}')) {
+            newcore_reply_error(reply, 500, "internal", "bad price list");
+            return NEWCORE_ERROR;
+        }
+        p = end + 1;
+
+        if (order->lines[i].unit_price_fen < 0) {
+            order->lines[i].unit_price_fen = price;
+        }
+    }
+
+    return NEWCORE_OK;
+}
+
+
+/* The lines as PostgreSQL array literals: skus, qtys, prices, amounts. */
+static int
+newcore_order_arrays(const newcore_order_t *order, newcore_buf_t *arr)
+{
+    size_t                 i;
+    const char            *sep;
+    const newcore_line_t  *line;
+
+    for (i = 0; i < order->nlines; i++) {
+        line = &order->lines[i];
+        sep = i ? "," : "{";
+        newcore_buf_printf(&arr[0], "%s\"%s\"", sep, line->sku);
+        newcore_buf_printf(&arr[1], "%s%lld", sep, (long long) line->qty);
+        newcore_buf_printf(&arr[2], "%s%lld", sep,
+                           (long long) line->unit_price_fen);
+        newcore_buf_printf(&arr[3], "%s%lld", sep,
+                           (long long) line->amount_fen);
+    }
+
+    for (i = 0; i < 4; i++) {
+        newcore_buf_puts(&arr[i], "}");
+        if (arr[i].failed) {
+            return NEWCORE_ERROR;
+        }
+    }
+
+    return NEWCORE_OK;
 }
 
 
@@ -566,37 +614,27 @@ static int
 newcore_order_place(PGconn *conn, newcore_order_t *order,
     const newcore_request_t *req, const char *hash, newcore_reply_t *reply)
 {
-    size_t           i;
-    int              rc;
-    char             total[24], points[24];
-    const char      *v[15];
-    PGresult        *res;
-    newcore_buf_t    skus, qtys, prices, amounts, body;
-    newcore_line_t  *line;
+    int             i, rc;
+    char            total[24], points[24];
+    const char     *v[15];
+    PGresult       *res;
+    newcore_buf_t   arr[4], body;
 
-    newcore_buf_init(&skus);
-    newcore_buf_init(&qtys);
-    newcore_buf_init(&prices);
-    newcore_buf_init(&amounts);
+    for (i = 0; i < 4; i++) {
+        newcore_buf_init(&arr[i]);
+    }
     newcore_buf_init(&body);
 
-    for (i = 0; i < order->nlines; i++) {
-        line = &order->lines[i];
-        newcore_buf_printf(&skus, "%s\"%s\"", i ? "," : "{", line->sku);
-        newcore_buf_printf(&qtys, "%s%lld", i ? "," : "{",
-                           (long long) line->qty);
-        newcore_buf_printf(&prices, "%s%lld", i ? "," : "{",
-                           (long long) line->unit_price_fen);
-        newcore_buf_printf(&amounts, "%s%lld", i ? "," : "{",
-                           (long long) line->amount_fen);
-    }
-    newcore_buf_puts(&skus, "}");
-    newcore_buf_puts(&qtys, "}");
-    newcore_buf_puts(&prices, "}");
-    newcore_buf_puts(&amounts, "}");
+    rc = NEWCORE_ERROR;
+    res = NULL;
 
     newcore_now_rfc3339(order->created_at, sizeof(order->created_at));
     newcore_order_json(order, &body);
+
+    if (newcore_order_arrays(order, arr) != NEWCORE_OK || body.failed) {
+        newcore_reply_error(reply, 500, "internal", "out of memory");
+        goto cleanup;
+    }
 
     snprintf(total, sizeof(total), "%lld", (long long) order->total_fen);
     snprintf(points, sizeof(points), "%lld",
@@ -611,22 +649,12 @@ newcore_order_place(PGconn *conn, newcore_order_t *order,
     v[6] = order->member_id[0] ? order->member_id : NULL;
     v[7] = order->created_at;
     v[8] = order->payment_method;
-    v[9] = skus.data;
-    v[10] = qtys.data;
-    v[11] = prices.data;
-    v[12] = amounts.data;
+    v[9] = arr[0].data;
+    v[10] = arr[1].data;
+    v[11] = arr[2].data;
+    v[12] = arr[3].data;
     v[13] = total;
     v[14] = points;
-
-    rc = NEWCORE_ERROR;
-    res = NULL;
-
-    if (skus.failed || qtys.failed || prices.failed || amounts.failed
-        || body.failed)
-    {
-        newcore_reply_error(reply, 500, "internal", "out of memory");
-        goto cleanup;
-    }
 
     res = newcore_db_exec(conn, NEWCORE_STMT_PLACE, 15, v, &reply->err);
     if (res == NULL || PQntuples(res) != 1) {
@@ -640,10 +668,9 @@ newcore_order_place(PGconn *conn, newcore_order_t *order,
 cleanup:
 
     PQclear(res);
-    newcore_buf_free(&skus);
-    newcore_buf_free(&qtys);
-    newcore_buf_free(&prices);
-    newcore_buf_free(&amounts);
+    for (i = 0; i < 4; i++) {
+        newcore_buf_free(&arr[i]);
+    }
     newcore_buf_free(&body);
     return rc;
 }

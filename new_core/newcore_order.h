@@ -22,7 +22,7 @@ typedef struct {
 } newcore_line_t;
 
 typedef struct {
-    char            order_id[NEWCORE_ID_MAX + 1];   /* "" until given/assigned */
+    char            order_id[NEWCORE_ID_MAX + 1];   /* "" until assigned */
     char            store_id[NEWCORE_ID_MAX + 1];
     char            channel[16];
     char            member_id[NEWCORE_ID_MAX + 1];  /* "" for no member */

@@ -269,10 +269,11 @@ static const char  *order_bad[] = {
     "[{\"sku\":\"A\",\"qty\":10001}],\"payment\":{\"method\":\"cash\"}}",
     "{\"store_id\":\"S001\",\"channel\":\"pos\",\"lines\":"
     "[{\"sku\":\"A\",\"qty\":99999999999}],\"payment\":{\"method\":\"cash\"}}",
-    "{\"store_id\":\"S001\",\"channel\":\"pos\","
-    "\"lines\":[{\"sku\":\"A\",\"qty\":1.5}],\"payment\":{\"method\":\"cash\"}}",
-    "{\"store_id\":\"S001\",\"channel\":\"pos\","
-    "\"lines\":[{\"sku\":\"A\",\"qty\":\"1\"}],\"payment\":{\"method\":\"cash\"}}",
+    "{\"store_id\":\"S001\",\"channel\":\"pos\",\"lines\":"
+    "[{\"sku\":\"A\",\"qty\":1.5}],\"payment\":{\"method\":\"cash\"}}",
+    "{\"store_id\":\"S001\",\"channel\":\"pos\",\"lines\":"
+    "[{\"sku\":\"A\",\"qty\":\"1\"}],"
+    "\"payment\":{\"method\":\"cash\"}}",
     "{\"store_id\":\"S001\",\"channel\":\"pos\",\"lines\":[{\"sku\":\"A\","
     "\"qty\":1,\"unit_price\":\"1.005\"}],\"payment\":{\"method\":\"cash\"}}",
     "{\"store_id\":\"S001\",\"channel\":\"pos\",\"lines\":[{\"sku\":\"A\","
