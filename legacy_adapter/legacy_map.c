@@ -43,6 +43,15 @@ static int legacy_map_load_errors(legacy_map_t *map, legacy_map_ctx_t *ctx,
 static int legacy_map_load_envelope(legacy_map_t *map, legacy_map_ctx_t *ctx,
     bson_iter_t *it);
 static int legacy_iter_int64(const bson_iter_t *it, int64_t *v);
+static int legacy_convert_mapped(const legacy_field_t *f, int to_legacy,
+    bson_iter_t *it, bson_t *out, const char *key, const char *path,
+    legacy_error_t *err);
+static int legacy_convert_nested_error(legacy_error_t *err,
+    const char *path);
+static int legacy_convert_nested(const legacy_map_t *map,
+    const legacy_field_t *f, int to_legacy, bson_iter_t *it, bson_t *out,
+    const char *key, const char *path, legacy_error_t *err);
+static int legacy_append_int(bson_t *out, const char *key, int64_t v);
 static int legacy_convert_value(const legacy_map_t *map,
     const legacy_field_t *f, int to_legacy, bson_iter_t *it, bson_t *out,
     const char *key, const char *path, legacy_error_t *err);
@@ -775,7 +784,134 @@ legacy_append_int(bson_t *out, const char *key, int64_t v)
 }
 
 
-/* One scalar or nested value of field f, read at it, appended as key. */
+/* fen and code fields, either way. */
+static int
+legacy_convert_mapped(const legacy_field_t *f, int to_legacy,
+    bson_iter_t *it, bson_t *out, const char *key, const char *path,
+    legacy_error_t *err)
+{
+    int             ecode = to_legacy ? LEGACY_E_INVALID : LEGACY_E_UPSTREAM;
+    int64_t         v;
+    const char     *name;
+    char            buf[LEGACY_YUAN_LEN];
+    legacy_error_t  e2;
+    int             ok;
+
+    if (f->type == LEGACY_FIELD_FEN && to_legacy) {
+        if (!BSON_ITER_HOLDS_UTF8(it)
+            || legacy_yuan_to_fen(bson_iter_utf8(it, NULL),
+                                  !(f->has_min && f->min >= 0), &v, &e2)
+               != LEGACY_OK)
+        {
+            return legacy_error_set(err, ecode, "%s: must be a decimal"
+                                    " string in yuan with up to two places",
+                                    path);
+        }
+        ok = bson_append_int64(out, key, -1, v);
+
+    } else if (f->type == LEGACY_FIELD_FEN) {
+        if (legacy_iter_int64(it, &v) != LEGACY_OK || v > LEGACY_FEN_MAX
+            || v < -LEGACY_FEN_MAX)
+        {
+            return legacy_error_set(err, ecode, "%s: must be an integer"
+                                    " amount in fen", path);
+        }
+        legacy_fen_to_yuan(v, buf);
+        ok = bson_append_utf8(out, key, -1, buf, -1);
+
+    } else if (to_legacy) {
+        if (!BSON_ITER_HOLDS_UTF8(it)
+            || legacy_codes_to_code(f->codes, bson_iter_utf8(it, NULL), &v)
+               != LEGACY_OK)
+        {
+            return legacy_error_set(err, ecode, "%s: not a known %s", path,
+                                    f->codes->name);
+        }
+        ok = legacy_append_int(out, key, v);
+
+    } else {
+        if (legacy_iter_int64(it, &v) != LEGACY_OK
+            || (name = legacy_codes_to_name(f->codes, v)) == NULL)
+        {
+            return legacy_error_set(err, ecode, "%s: unknown %s code", path,
+                                    f->codes->name);
+        }
+        ok = bson_append_utf8(out, key, -1, name, -1);
+    }
+
+    return ok ? LEGACY_OK : legacy_error_set(err, LEGACY_E_INTERNAL,
+                                             "%s: cannot append", path);
+}
+
+
+/* Prefixes a nested conversion's error with the path it happened under. */
+static int
+legacy_convert_nested_error(legacy_error_t *err, const char *path)
+{
+    char  msg[sizeof(err->message)];
+
+    snprintf(msg, sizeof(msg), "%s", err->message);
+    return legacy_error_set(err, err->code, "%.160s.%s", path,
+                            msg[0] == '$' ? msg + 2 : msg);
+}
+
+
+/* An object field, or an array of objects, either way. */
+static int
+legacy_convert_nested(const legacy_map_t *map, const legacy_field_t *f,
+    int to_legacy, bson_iter_t *it, bson_t *out, const char *key,
+    const char *path, legacy_error_t *err)
+{
+    int             ecode = to_legacy ? LEGACY_E_INVALID : LEGACY_E_UPSTREAM;
+    bson_t          child, grand, in;
+    bson_iter_t     ci;
+    const uint8_t  *data;
+    uint32_t        len;
+    char            sub[200], idx[16];
+    int             i, rc;
+
+    if (f->type == LEGACY_FIELD_OBJECT) {
+        if (!BSON_ITER_HOLDS_DOCUMENT(it)) {
+            return legacy_error_set(err, ecode, "%s: must be an object",
+                                    path);
+        }
+        bson_iter_document(it, &len, &data);
+        bson_init_static(&in, data, len);
+        bson_append_document_begin(out, key, -1, &child);
+        rc = legacy_map_convert(map, f->object, to_legacy, &in, &child, err);
+        bson_append_document_end(out, &child);
+        return rc == LEGACY_OK ? LEGACY_OK
+                               : legacy_convert_nested_error(err, path);
+    }
+
+    if (!BSON_ITER_HOLDS_ARRAY(it)) {
+        return legacy_error_set(err, ecode, "%s: must be an array", path);
+    }
+    bson_append_array_begin(out, key, -1, &child);
+    bson_iter_recurse(it, &ci);
+    for (i = 0, rc = LEGACY_OK; rc == LEGACY_OK && bson_iter_next(&ci); i++)
+    {
+        snprintf(sub, sizeof(sub), "%.160s[%d]", path, i);
+        if (!BSON_ITER_HOLDS_DOCUMENT(&ci)) {
+            rc = legacy_error_set(err, ecode, "%s: must be an object", sub);
+            break;
+        }
+        snprintf(idx, sizeof(idx), "%d", i);
+        bson_iter_document(&ci, &len, &data);
+        bson_init_static(&in, data, len);
+        bson_append_document_begin(&child, idx, -1, &grand);
+        rc = legacy_map_convert(map, f->object, to_legacy, &in, &grand, err);
+        bson_append_document_end(&child, &grand);
+        if (rc != LEGACY_OK) {
+            legacy_convert_nested_error(err, sub);
+        }
+    }
+    bson_append_array_end(out, &child);
+    return rc;
+}
+
+
+/* One value of field f, read at it, appended as key. */
 static int
 legacy_convert_value(const legacy_map_t *map, const legacy_field_t *f,
     int to_legacy, bson_iter_t *it, bson_t *out, const char *key,
@@ -783,31 +919,26 @@ legacy_convert_value(const legacy_map_t *map, const legacy_field_t *f,
 {
     int             ecode = to_legacy ? LEGACY_E_INVALID : LEGACY_E_UPSTREAM;
     int64_t         v;
-    const char     *s, *name;
+    const char     *s;
     uint32_t        len;
-    char            buf[LEGACY_RFC3339_LEN], sub[200], idx[16];
-    bson_t          child, grand;
-    bson_iter_t     ci;
+    char            buf[LEGACY_RFC3339_LEN];
     legacy_error_t  e2;
-    int             ok, i;
+    int             ok, rc;
 
     if (BSON_ITER_HOLDS_NULL(it)) {
         if (!f->nullable) {
             return legacy_error_set(err, ecode, "%s: must not be null", path);
         }
-        return bson_append_null(out, key, -1) ? LEGACY_OK : LEGACY_ERROR;
-    }
+        ok = bson_append_null(out, key, -1);
 
-    switch (f->type) {
-    case LEGACY_FIELD_STRING:
+    } else if (f->type == LEGACY_FIELD_STRING) {
         if (!BSON_ITER_HOLDS_UTF8(it)) {
             return legacy_error_set(err, ecode, "%s: must be a string", path);
         }
         s = bson_iter_utf8(it, &len);
         ok = bson_append_utf8(out, key, -1, s, len);
-        break;
 
-    case LEGACY_FIELD_INT:
+    } else if (f->type == LEGACY_FIELD_INT) {
         if (legacy_iter_int64(it, &v) != LEGACY_OK) {
             return legacy_error_set(err, ecode, "%s: must be an integer",
                                     path);
@@ -817,142 +948,31 @@ legacy_convert_value(const legacy_map_t *map, const legacy_field_t *f,
                                     path, (long long) f->min);
         }
         ok = legacy_append_int(out, key, v);
-        break;
 
-    case LEGACY_FIELD_FEN:
-        if (to_legacy) {
-            if (!BSON_ITER_HOLDS_UTF8(it)
-                || legacy_yuan_to_fen(bson_iter_utf8(it, NULL), f->has_min
-                                      && f->min >= 0 ? 0 : 1, &v, &e2)
-                   != LEGACY_OK)
-            {
-                return legacy_error_set(err, ecode, "%s: must be a decimal"
-                                        " string in yuan with up to two"
-                                        " places", path);
-            }
-            ok = bson_append_int64(out, key, -1, v);
-        } else {
-            if (legacy_iter_int64(it, &v) != LEGACY_OK || v > LEGACY_FEN_MAX
-                || v < -LEGACY_FEN_MAX)
-            {
-                return legacy_error_set(err, ecode, "%s: must be an integer"
-                                        " amount in fen", path);
-            }
-            legacy_fen_to_yuan(v, buf);
-            ok = bson_append_utf8(out, key, -1, buf, -1);
-        }
-        break;
-
-    case LEGACY_FIELD_CODE:
-        if (to_legacy) {
-            if (!BSON_ITER_HOLDS_UTF8(it)
-                || legacy_codes_to_code(f->codes, bson_iter_utf8(it, NULL),
-                                        &v) != LEGACY_OK)
-            {
-                return legacy_error_set(err, ecode, "%s: not a known %s",
-                                        path, f->codes->name);
-            }
-            ok = legacy_append_int(out, key, v);
-        } else {
-            if (legacy_iter_int64(it, &v) != LEGACY_OK
-                || (name = legacy_codes_to_name(f->codes, v)) == NULL)
-            {
-                return legacy_error_set(err, ecode, "%s: unknown %s code",
-                                        path, f->codes->name);
-            }
-            ok = bson_append_utf8(out, key, -1, name, -1);
-        }
-        break;
-
-    case LEGACY_FIELD_TIME:
+    } else if (f->type == LEGACY_FIELD_TIME) {
         if (!BSON_ITER_HOLDS_UTF8(it)) {
             return legacy_error_set(err, ecode, "%s: must be a time string",
                                     path);
         }
         s = bson_iter_utf8(it, NULL);
-        if ((to_legacy
+        rc = to_legacy
              ? legacy_time_from_rfc3339(s, map->time_offset_min, buf, &e2)
-             : legacy_time_to_rfc3339(s, map->time_offset_min, buf, &e2))
-            != LEGACY_OK)
-        {
+             : legacy_time_to_rfc3339(s, map->time_offset_min, buf, &e2);
+        if (rc != LEGACY_OK) {
             return legacy_error_set(err, ecode, "%s: %s", path, e2.message);
         }
         ok = bson_append_utf8(out, key, -1, buf, -1);
-        break;
 
-    case LEGACY_FIELD_OBJECT:
-        if (!BSON_ITER_HOLDS_DOCUMENT(it)) {
-            return legacy_error_set(err, ecode, "%s: must be an object",
-                                    path);
-        }
-        bson_append_document_begin(out, key, -1, &child);
-        {
-            bson_t  in;
-            const uint8_t *data;
+    } else if (f->type == LEGACY_FIELD_FEN || f->type == LEGACY_FIELD_CODE) {
+        return legacy_convert_mapped(f, to_legacy, it, out, key, path, err);
 
-            bson_iter_document(it, &len, &data);
-            bson_init_static(&in, data, len);
-            snprintf(sub, sizeof(sub), "%.160s", path);
-            i = legacy_map_convert(map, f->object, to_legacy, &in, &child,
-                                   err);
-        }
-        bson_append_document_end(out, &child);
-        if (i != LEGACY_OK) {
-            char  msg[sizeof(err->message)];
-
-            snprintf(msg, sizeof(msg), "%s", err->message);
-            return legacy_error_set(err, err->code, "%s.%s", sub,
-                                    msg[0] == '$' ? msg + 2 : msg);
-        }
-        ok = 1;
-        break;
-
-    case LEGACY_FIELD_ARRAY:
-        if (!BSON_ITER_HOLDS_ARRAY(it)) {
-            return legacy_error_set(err, ecode, "%s: must be an array",
-                                    path);
-        }
-        bson_append_array_begin(out, key, -1, &child);
-        bson_iter_recurse(it, &ci);
-        for (i = 0; bson_iter_next(&ci); i++) {
-            bson_t          in;
-            const uint8_t  *data;
-
-            snprintf(sub, sizeof(sub), "%.160s[%d]", path, i);
-            if (!BSON_ITER_HOLDS_DOCUMENT(&ci)) {
-                bson_append_array_end(out, &child);
-                return legacy_error_set(err, ecode, "%s: must be an object",
-                                        sub);
-            }
-            snprintf(idx, sizeof(idx), "%d", i);
-            bson_iter_document(&ci, &len, &data);
-            bson_init_static(&in, data, len);
-            bson_append_document_begin(&child, idx, -1, &grand);
-            ok = legacy_map_convert(map, f->object, to_legacy, &in, &grand,
-                                    err);
-            bson_append_document_end(&child, &grand);
-            if (ok != LEGACY_OK) {
-                char  msg[sizeof(err->message)];
-
-                bson_append_array_end(out, &child);
-                snprintf(msg, sizeof(msg), "%s", err->message);
-                return legacy_error_set(err, err->code, "%s.%s", sub,
-                                        msg[0] == '$' ? msg + 2 : msg);
-            }
-        }
-        bson_append_array_end(out, &child);
-        ok = 1;
-        break;
-
-    default:
-        ok = 0;
+    } else {
+        return legacy_convert_nested(map, f, to_legacy, it, out, key, path,
+                                     err);
     }
 
-    if (!ok) {
-        return legacy_error_set(err, LEGACY_E_INTERNAL, "%s: cannot append",
-                                path);
-    }
-    return LEGACY_OK;
+    return ok ? LEGACY_OK : legacy_error_set(err, LEGACY_E_INTERNAL,
+                                             "%s: cannot append", path);
 }
 
 
