@@ -619,3 +619,42 @@ def test_tails_a_growing_log_across_rotations(tmpdir_w, sides):
     for store, got in new.per_store.items():
         assert got == sorted(got), store
     assert len(segments(log)) == 1
+
+
+def test_checkpoint_waits_while_results_are_not_durable(tmpdir_w, sides, pg):
+    """No outbox and PostgreSQL down: replays go on, but the checkpoint
+    stays before every record whose result is not stored, so a kill -9
+    then replays them again and every result lands once PostgreSQL is
+    back."""
+    new, legacy = sides
+    db = pg.createdb("shadow_wait")
+    log = os.path.join(tmpdir_w, "erp.log")
+    recs = [record(i, "S%03d" % (i % 3), "legacy") for i in range(20)]
+    proc = start_shadowd(tmpdir_w, new.url, legacy.url, results_db=db,
+                         outbox=None)
+    try:
+        pg.stop()
+        write_log(log, recs)
+        wait_for(lambda: len(new.applied) == 20, what="20 replayed")
+        time.sleep(0.5)
+        m = metrics(proc)
+        assert m["cutover_shadow_lag_records"] == 20
+        assert not os.path.exists(os.path.join(tmpdir_w, "erp.ckpt")) \
+            or read_checkpoint(tmpdir_w) == (1, 0)
+    finally:
+        proc.kill9()
+        pg.start()
+    with open(proc.log_path) as f:
+        assert f.read().count("result store flush failed") == 1
+
+    proc = start_shadowd(tmpdir_w, new.url, legacy.url, name="shadowd2",
+                         results_db=db, outbox=None)
+    try:
+        wait_for(lambda: metrics(proc)["cutover_shadow_lag_records"] == 0
+                 and metrics(proc)["cutover_shadow_records_read_total"]
+                 == 20, what="all durable")
+    finally:
+        assert proc.stop() == 0
+    assert pg.psql("shadow_wait", "SELECT count(*) FROM compare_pairs") \
+        == "20"
+    assert len(new.applied) == 20 and len(new.keys()) == 40
