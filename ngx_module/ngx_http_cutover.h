@@ -128,6 +128,7 @@ typedef struct {
 
     ngx_shm_zone_t               *admin_zone;     /* cutover_admin */
     ngx_array_t                  *keys;           /* cutover_key_t */
+    ngx_shm_zone_t               *metrics_zone;   /* cutover_metrics */
 } ngx_http_cutover_loc_conf_t;
 
 
@@ -188,5 +189,6 @@ char *ngx_http_cutover_record_headers(ngx_conf_t *cf, ngx_command_t *cmd,
 
 /* ngx_http_cutover_admin.c */
 ngx_int_t ngx_http_cutover_admin_handler(ngx_http_request_t *r);
+ngx_int_t ngx_http_cutover_metrics_handler(ngx_http_request_t *r);
 
 #endif /* NGX_HTTP_CUTOVER_H */

@@ -193,6 +193,38 @@ ngx_http_cutover_admin_handler(ngx_http_request_t *r)
 }
 
 
+/* cutover_metrics: the Prometheus text without a signature, for scrapers
+ * (the location is protected with allow/deny instead). */
+ngx_int_t
+ngx_http_cutover_metrics_handler(ngx_http_request_t *r)
+{
+    ngx_int_t                     rc;
+    ngx_http_cutover_admin_t     *a;
+    ngx_http_cutover_loc_conf_t  *lcf;
+
+    if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
+        return NGX_HTTP_NOT_ALLOWED;
+    }
+
+    rc = ngx_http_discard_request_body(r);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    lcf = ngx_http_get_module_loc_conf(r, ngx_http_cutover_module);
+
+    a = ngx_pcalloc(r->pool, sizeof(ngx_http_cutover_admin_t));
+    if (a == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    a->zone = lcf->metrics_zone->data;
+    a->ep = NGX_HTTP_CUTOVER_EP_METRICS;
+
+    return ngx_http_cutover_metrics(r, a);
+}
+
+
 static void
 ngx_http_cutover_admin_body(ngx_http_request_t *r)
 {

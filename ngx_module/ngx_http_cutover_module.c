@@ -36,6 +36,8 @@ static char *ngx_http_cutover_admin(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_cutover_admin_keys(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static char *ngx_http_cutover_metrics(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 
 
 static ngx_command_t  ngx_http_cutover_commands[] = {
@@ -120,6 +122,13 @@ static ngx_command_t  ngx_http_cutover_commands[] = {
     { ngx_string("cutover_admin"),
       NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
       ngx_http_cutover_admin,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("cutover_metrics"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_cutover_metrics,
       NGX_HTTP_LOC_CONF_OFFSET,
       0,
       NULL },
@@ -810,6 +819,32 @@ ngx_http_cutover_admin(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     if (clcf->client_body_buffer_size == NGX_CONF_UNSET_SIZE) {
         clcf->client_body_buffer_size = NGX_HTTP_CUTOVER_BODY_MAX;
     }
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_cutover_metrics(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_cutover_loc_conf_t  *lcf = conf;
+
+    ngx_str_t                 *value;
+    ngx_http_core_loc_conf_t  *clcf;
+
+    if (lcf->metrics_zone) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    lcf->metrics_zone = ngx_http_cutover_zone_ref(cf, &value[1]);
+    if (lcf->metrics_zone == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+    clcf->handler = ngx_http_cutover_metrics_handler;
 
     return NGX_CONF_OK;
 }

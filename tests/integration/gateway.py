@@ -53,6 +53,11 @@ GATEWAY = """
             cutover_admin erp;
             cutover_admin_keys {dir}/keys;
         }}
+        location = /metrics {{
+            allow 127.0.0.1;
+            deny all;
+            cutover_metrics erp;
+        }}
     }}
 """
 

@@ -172,6 +172,47 @@ def test_outbox_across_postgres_stop(pg, tmpdir_w):
                    "FROM compare_pairs") == "1200|1200"
 
 
+def test_outbox_drains_in_the_same_process(pg, tmpdir_w):
+    """One long-lived writer (as in cutover-shadowd): results made durable
+    one by one go to the outbox while PostgreSQL is down and are written
+    by the same process once it is back."""
+    db = pg.createdb("compare_live")
+    outbox = os.path.join(tmpdir_w, "outbox")
+    p = subprocess.Popen([COMPARE, "store", "--rules", RULES, "--db", db,
+                          "--outbox", outbox, "--batch", "1", "-"],
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    try:
+        for i in range(20):
+            p.stdin.write(pair_line(i, "ee") + "\n")
+        p.stdin.flush()
+        time.sleep(0.5)
+        pg.stop()
+        try:
+            for i in range(20, 60):
+                p.stdin.write(pair_line(i, "ee") + "\n")
+                p.stdin.flush()
+            time.sleep(1.0)
+            waiting = [f for f in os.listdir(outbox) if f.endswith(".bson")]
+            assert len(waiting) >= 30
+        finally:
+            pg.start()
+        time.sleep(2.5)             # past the reconnect back-off
+        for i in range(60, 70):
+            p.stdin.write(pair_line(i, "ee") + "\n")
+        out, err = p.communicate(timeout=30)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert p.returncode == 0, err
+    assert json.loads(out) == {"stored": 70, "pending": 0, "written": 70,
+                               "rejected": 0}
+    assert pg.psql("compare_live", "SELECT count(*) FROM compare_pairs") \
+        == "70"
+    assert [f for f in os.listdir(outbox) if f.endswith(".bson")] == []
+
+
 def test_refused_record_set_aside(pg, tmpdir_w):
     """PostgreSQL up but refusing one record: the rest go in, the refused
     one waits in a .rejected file, nothing blocks."""

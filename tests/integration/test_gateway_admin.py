@@ -88,6 +88,15 @@ def test_get_to_dial_is_405(gw):
     assert gw.status()["version"] == before
 
 
+def test_unsigned_metrics_location(gw):
+    s, h, body = harness.http("GET", "http://127.0.0.1:%d/metrics" % gw.port)
+    assert s == 200 and h["content-type"].startswith("text/plain")
+    assert 'cutover_state_version{zone="erp"}' in body.decode()
+    s, _, _ = harness.http("POST", "http://127.0.0.1:%d/metrics" % gw.port,
+                           "x")
+    assert s == 405
+
+
 def test_unknown_call_is_404(gw):
     s, _, out = gw.admin("GET", "nope", key="viewer")
     assert s == 404 and out["error"]["code"] == "not_found"
