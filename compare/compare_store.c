@@ -23,7 +23,8 @@
 #define COMPARE_DIFF_COLS    6
 #define COMPARE_PAIR_CHUNK   200
 #define COMPARE_DIFF_CHUNK   500
-#define COMPARE_RETRY_US     500000
+#define COMPARE_RETRY_US     250000
+#define COMPARE_RETRY_MAX_US 2000000
 
 struct compare_store_s {
     char       *conninfo;
@@ -39,6 +40,7 @@ struct compare_store_s {
     uint64_t    seq;
     uint64_t    outbox_max;
     int64_t     next_try;
+    int64_t     backoff;      /* doubles while PostgreSQL stays away */
 };
 
 
@@ -243,7 +245,11 @@ compare_store_connect(compare_store_t *st, compare_error_t *err)
     st->schema_ok = 0;
     st->conn = PQconnectdbParams(keys, vals, 1);
     if (st->conn == NULL || PQstatus(st->conn) != CONNECTION_OK) {
-        st->next_try = compare_now_us() + COMPARE_RETRY_US;
+        st->backoff = st->backoff ? st->backoff * 2 : COMPARE_RETRY_US;
+        if (st->backoff > COMPARE_RETRY_MAX_US) {
+            st->backoff = COMPARE_RETRY_MAX_US;
+        }
+        st->next_try = compare_now_us() + st->backoff;
         compare_store_fail(err, "database",
                            st->conn ? PQerrorMessage(st->conn) : "no memory");
         if (st->conn != NULL) {
@@ -260,6 +266,7 @@ compare_store_connect(compare_store_t *st, compare_error_t *err)
         return COMPARE_ERROR;
     }
     st->schema_ok = 1;
+    st->backoff = 0;
     return COMPARE_OK;
 }
 
