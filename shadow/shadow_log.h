@@ -53,8 +53,22 @@
  *
  * Everything declared here is implemented by shadow_frame.c,
  * shadow_record.c and shadow_segment.c, which include no nginx header, never
- * allocate (they write into buffers the caller passes), never log, and block
- * only in the one write(2) of a frame (and open/fstat on rotation).
+ * allocate (they write into buffers the caller passes), never log, and make
+ * no blocking call but the one write(2) of a frame, an fstat(2) per frame
+ * (to notice a full segment) and open(2)/getdents64(2) when rotating.
+ *
+ * A writer (an nginx worker) does, per record:
+ *
+ *     size_t  cap = shadow_record_size(&rec), len;
+ *     u_char *buf = ngx_pnalloc(r->pool, cap);
+ *     if (shadow_record_frame(&rec, buf, cap, &len) != SHADOW_OK
+ *         || shadow_writer_append(&writer, buf, len) != SHADOW_OK)
+ *     {
+ *         count the record as dropped;
+ *     }
+ *
+ * with one shadow_writer_t per worker process (shadow_writer_init() at
+ * process start, max_bytes set for "cutover_log ... max=").
  */
 
 #ifndef SHADOW_LOG_H
