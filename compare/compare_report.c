@@ -29,7 +29,8 @@
     " GROUP BY " col " ORDER BY mismatches DESC, " col " LIMIT $3::bigint"
 
 static const char *compare_report_names[] = {
-    "summary", "routes", "stores", "channels", "fields", "samples", "export"
+    "summary", "routes", "stores", "channels", "fields", "samples", "export",
+    "hours"
 };
 
 static const char *compare_report_sql[] = {
@@ -73,7 +74,16 @@ static const char *compare_report_sql[] = {
     " p.channel, p.side_served, p.primary_status, p.shadow_status,"
     " p.primary_ms, p.shadow_ms, p.verdict, p.ndiffs, p.detail"
     " FROM compare_pairs p WHERE" COMPARE_WINDOW
-    " AND $3::bigint IS NOT NULL ORDER BY p.at, p.record_id"
+    " AND $3::bigint IS NOT NULL ORDER BY p.at, p.record_id",
+    /* hours: the mismatch rate over time */
+    "SELECT date_trunc('hour', p.at) AS hour, count(*) AS pairs,"
+    " count(*) FILTER (WHERE " COMPARE_MISMATCH ") AS mismatches,"
+    " round(100.0 * count(*) FILTER (WHERE " COMPARE_MISMATCH ")"
+    "  / greatest(count(*) FILTER (WHERE p.verdict <> 'shadow_failed'), 1),"
+    "  2) AS mismatch_pct,"
+    " count(*) FILTER (WHERE p.verdict = 'shadow_failed') AS shadow_failed"
+    " FROM compare_pairs p WHERE" COMPARE_WINDOW
+    " GROUP BY 1 ORDER BY 1 DESC LIMIT $3::bigint"
 };
 
 

@@ -1,7 +1,7 @@
 /*
  * compare_report: the queries behind cutover-report (reusable by the later
- * HTML report): mismatch rates by route, store, channel and field, samples
- * and the full export, over a time window.
+ * HTML report): mismatch rates by route, store, channel, field and hour,
+ * samples and the full export, over a time window.
  */
 
 #ifndef COMPARE_REPORT_H
@@ -18,7 +18,8 @@ typedef enum {
     COMPARE_REPORT_CHANNELS,
     COMPARE_REPORT_FIELDS,
     COMPARE_REPORT_SAMPLES,
-    COMPARE_REPORT_EXPORT
+    COMPARE_REPORT_EXPORT,
+    COMPARE_REPORT_HOURS
 } compare_report_kind_t;
 
 /* "summary" -> COMPARE_REPORT_SUMMARY; -1 when unknown. */

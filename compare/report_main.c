@@ -20,7 +20,8 @@ static const char *usage =
     "                      [--format text|csv|json] [--limit N]\n"
     "                      [--init-schema] REPORT\n"
     "\n"
-    "REPORT: summary | routes | stores | channels | fields | samples | export\n"
+    "REPORT: summary | routes | stores | channels | fields | hours | samples\n"
+    "        | export\n"
     "TIME: RFC 3339 (2026-11-21T10:00:00Z) or an age: 90s, 15m, 2h, 7d.\n"
     "Exit 0 no differences in the window, 1 differences found, 2 error.\n";
 

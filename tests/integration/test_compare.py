@@ -310,6 +310,11 @@ def test_report_fields_samples_export(pg, filled):
     rows = list(csv.DictReader(io.StringIO(r.stdout)))
     assert len(rows) == 3600
     assert r.stdout.count("\n") >= 3601
+    r = report(db, "--format", "json", "hours")
+    hours = json.loads(r.stdout)
+    assert sum(h["pairs"] for h in hours) == 3600
+    assert sum(h["mismatches"] for h in hours) == \
+        expect["total"] + expect["qty"] + expect["unparseable"]
     r = report(db, "summary")                        # text
     assert r.returncode == 1 and "mismatch_pct" in r.stdout
 
