@@ -126,6 +126,8 @@ static void shadow_item_free(shadow_daemon_t *d, shadow_item_t *it);
 static shadow_keyq_t *shadow_keyq_get(shadow_daemon_t *d, const char *key,
     size_t len);
 static void shadow_keyq_ready(shadow_daemon_t *d, shadow_keyq_t *kq);
+static void shadow_keyq_drop(shadow_daemon_t *d, shadow_keyq_t *kq);
+static uint32_t shadow_key_hash(const char *key, size_t len);
 static void shadow_order_key(shadow_daemon_t *d, const shadow_record_t *r,
     char *buf, size_t cap, size_t *len);
 static void shadow_dispatch(shadow_daemon_t *d);
@@ -459,18 +461,44 @@ shadow_item_free(shadow_daemon_t *d, shadow_item_t *it)
 }
 
 
-static shadow_keyq_t *
-shadow_keyq_get(shadow_daemon_t *d, const char *key, size_t len)
+static uint32_t
+shadow_key_hash(const char *key, size_t len)
 {
-    size_t          i;
-    uint32_t        h = 2166136261u;
-    shadow_keyq_t  *kq;
+    size_t    i;
+    uint32_t  h = 2166136261u;
 
     for (i = 0; i < len; i++) {
         h = (h ^ (uint8_t) key[i]) * 16777619u;
     }
 
-    h %= SHADOW_KEY_BUCKETS;
+    return h % SHADOW_KEY_BUCKETS;
+}
+
+
+/* An idle key with nothing queued is forgotten (keys may be unbounded). */
+static void
+shadow_keyq_drop(shadow_daemon_t *d, shadow_keyq_t *kq)
+{
+    shadow_keyq_t  **pp;
+
+    pp = &d->keys[shadow_key_hash(kq->key, strlen(kq->key))];
+
+    while (*pp != NULL && *pp != kq) {
+        pp = &(*pp)->hnext;
+    }
+
+    if (*pp == kq) {
+        *pp = kq->hnext;
+        free(kq);
+    }
+}
+
+
+static shadow_keyq_t *
+shadow_keyq_get(shadow_daemon_t *d, const char *key, size_t len)
+{
+    uint32_t        h = shadow_key_hash(key, len);
+    shadow_keyq_t  *kq;
 
     for (kq = d->keys[h]; kq; kq = kq->hnext) {
         if (strlen(kq->key) == len && memcmp(kq->key, key, len) == 0) {
@@ -839,7 +867,8 @@ shadow_finish(shadow_daemon_t *d, shadow_item_t *it, CURLcode cc)
     it->ms = secs * 1000;
 
     if ((cc != CURLE_OK || status >= 500) && it->attempts <= d->cfg->retries) {
-        delay = (int64_t) d->cfg->backoff_ms << (it->attempts - 1);
+        delay = it->attempts > 16
+                ? 10000 : (int64_t) d->cfg->backoff_ms << (it->attempts - 1);
         if (delay > 10000) {
             delay = 10000;
         }
@@ -860,10 +889,17 @@ shadow_finish(shadow_daemon_t *d, shadow_item_t *it, CURLcode cc)
 
     if (cc != CURLE_OK || status >= 500) {
         d->stats.failed++;
+        if (error[0] == '\0') {
+            snprintf(error, sizeof(error), "answered %ld", status);
+        }
+
         shadow_log(d, SHADOW_LOG_WARN, "replay of %s %s (id %s) failed after "
                    "%d attempts: %s", it->rec.method.data, it->rec.uri.data,
-                   it->rec.id.data, it->attempts,
-                   error[0] ? error : "5xx answer");
+                   it->rec.id.data, it->attempts, error);
+
+        if (cc == CURLE_OK) {
+            error[0] = '\0';       /* an answer, compared as such */
+        }
 
     } else {
         d->stats.replayed++;
@@ -893,7 +929,13 @@ shadow_finish(shadow_daemon_t *d, shadow_item_t *it, CURLcode cc)
     }
 
     kq->busy = 0;
-    shadow_keyq_ready(d, kq);
+
+    if (kq->head == NULL) {
+        shadow_keyq_drop(d, kq);
+
+    } else {
+        shadow_keyq_ready(d, kq);
+    }
 }
 
 
