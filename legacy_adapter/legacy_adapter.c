@@ -38,6 +38,9 @@ static void adapter_reply_error(legacy_response_t *resp, int status,
     const char *code, const char *message);
 static void adapter_log(legacy_adapter_t *ad, int level, const char *fmt,
     ...) __attribute__((format(printf, 3, 4)));
+static int adapter_business_error(const legacy_map_t *map, int64_t code,
+    const char *msg, int *status, char **json, size_t *json_len,
+    legacy_error_t *err);
 static size_t adapter_collect(char *ptr, size_t size, size_t n, void *data);
 static void adapter_health(legacy_adapter_t *ad, legacy_response_t *resp);
 
@@ -320,6 +323,29 @@ adapter_envelope_code(const bson_t *env, const char *field, int64_t *code)
 }
 
 
+/* A legacy business error as its canonical status and error body. */
+static int
+adapter_business_error(const legacy_map_t *map, int64_t code,
+    const char *msg, int *status, char **json, size_t *json_len,
+    legacy_error_t *err)
+{
+    const legacy_errmap_t  *em;
+    char                    text[300];
+
+    em = legacy_map_error(map, code);
+    if (em == NULL) {
+        return legacy_error_set(err, LEGACY_E_UPSTREAM, "legacy code %lld is"
+                                " not in the map: %.160s", (long long) code,
+                                msg);
+    }
+    snprintf(text, sizeof(text), "%s (legacy code %lld)", msg,
+             (long long) code);
+    *status = em->status;
+    *json = legacy_adapter_error_body(em->code, text, json_len);
+    return LEGACY_OK;
+}
+
+
 int
 legacy_adapter_translate(const legacy_map_t *map, int route,
     int http_status, const char *content_type, const uint8_t *body,
@@ -331,10 +357,8 @@ legacy_adapter_translate(const legacy_map_t *map, int route,
     const uint8_t          *d;
     uint32_t                dlen;
     const char             *msg = "";
-    const legacy_errmap_t  *em;
     legacy_buf_t            out = { 0 };
     legacy_error_t          e2;
-    char                    text[300];
     int                     rc;
 
     *legacy_code = -1;
@@ -367,19 +391,12 @@ legacy_adapter_translate(const legacy_map_t *map, int route,
     }
 
     if (*legacy_code != 0) {
-        em = legacy_map_error(map, *legacy_code);
-        if (em == NULL) {
-            legacy_error_set(err, LEGACY_E_UPSTREAM, "legacy code %lld is"
-                             " not in the map: %.160s",
-                             (long long) *legacy_code, msg);
-            bson_destroy(&env);
+        rc = adapter_business_error(map, *legacy_code, msg, status, json,
+                                    json_len, err);
+        bson_destroy(&env);
+        if (rc != LEGACY_OK) {
             goto bad;
         }
-        snprintf(text, sizeof(text), "%s (legacy code %lld)", msg,
-                 (long long) *legacy_code);
-        bson_destroy(&env);
-        *status = em->status;
-        *json = legacy_adapter_error_body(em->code, text, json_len);
         return LEGACY_OK;
     }
 

@@ -42,6 +42,10 @@ static int legacy_map_load_errors(legacy_map_t *map, legacy_map_ctx_t *ctx,
     bson_iter_t *it);
 static int legacy_map_load_envelope(legacy_map_t *map, legacy_map_ctx_t *ctx,
     bson_iter_t *it);
+static int legacy_map_parse(const char *text, size_t len, bson_t *doc,
+    legacy_error_t *err);
+static int legacy_map_load_sections(legacy_map_t *map,
+    legacy_map_ctx_t *ctx, const bson_t *doc);
 static int legacy_iter_int64(const bson_iter_t *it, int64_t *v);
 static int legacy_convert_mapped(const legacy_field_t *f, int to_legacy,
     bson_iter_t *it, bson_t *out, const char *key, const char *path,
@@ -531,34 +535,88 @@ legacy_map_load_envelope(legacy_map_t *map, legacy_map_ctx_t *ctx,
 }
 
 
+/* Parses the map text; a syntax error is named by its line. */
+static int
+legacy_map_parse(const char *text, size_t len, bson_t *doc,
+    legacy_error_t *err)
+{
+    legacy_error_t   jerr;
+    const char      *p;
+    size_t           off;
+    int              line = 1;
+
+    if (legacy_json_parse_object(text, len, doc, &jerr) == LEGACY_OK) {
+        return LEGACY_OK;
+    }
+    bson_destroy(doc);
+    if (sscanf(jerr.message, "%*[^0-9]%zu", &off) == 1 && off <= len) {
+        for (p = text; p < text + off; p++) {
+            line += *p == '\n';
+        }
+        return legacy_error_set(err, LEGACY_E_CONFIG, "map line %d: %s",
+                                line, jerr.message);
+    }
+    return legacy_error_set(err, LEGACY_E_CONFIG, "map: %s", jerr.message);
+}
+
+
+/* The sections after codes and objects, in any order. */
+static int
+legacy_map_load_sections(legacy_map_t *map, legacy_map_ctx_t *ctx,
+    const bson_t *doc)
+{
+    bson_iter_t   it;
+    const char   *key;
+    int64_t       v = 0;
+    int           rc = LEGACY_OK;
+
+    bson_iter_init(&it, doc);
+    while (rc == LEGACY_OK && bson_iter_next(&it)) {
+        key = bson_iter_key(&it);
+        if (strcmp(key, "codes") == 0 || strcmp(key, "objects") == 0
+            || strcmp(key, "comment") == 0)
+        {
+            continue;
+        } else if (strcmp(key, "routes") == 0) {
+            rc = legacy_map_load_routes(map, ctx, &it);
+        } else if (strcmp(key, "errors") == 0) {
+            rc = legacy_map_load_errors(map, ctx, &it);
+        } else if (strcmp(key, "envelope") == 0) {
+            rc = legacy_map_load_envelope(map, ctx, &it);
+        } else if (strcmp(key, "idempotency_field") == 0) {
+            map->idempotency_field = legacy_iter_strdup(&it);
+            if (map->idempotency_field == NULL) {
+                rc = legacy_map_fail(ctx, key, NULL,
+                                     "idempotency_field: not a string");
+            }
+        } else if (strcmp(key, "time_offset_minutes") == 0) {
+            if (legacy_iter_int64(&it, &v) != LEGACY_OK || v < -14 * 60
+                || v > 14 * 60)
+            {
+                rc = legacy_map_fail(ctx, key, NULL, "time_offset_minutes:"
+                                     " an integer in -840..840");
+            }
+            map->time_offset_min = (int) v;
+        } else {
+            rc = legacy_map_fail(ctx, key, NULL, "%s: unknown section", key);
+        }
+    }
+    return rc;
+}
+
+
 legacy_map_t *
 legacy_map_new_from_json(const char *text, size_t len, legacy_error_t *err)
 {
     legacy_map_t      *map;
     legacy_map_ctx_t   ctx = { text, len, err };
-    legacy_error_t     jerr;
     bson_t             doc;
     bson_iter_t        it;
-    const char        *key, *p;
-    size_t             off;
-    int                line, rc = LEGACY_OK;
-    int64_t            v = 0;
+    int                rc = LEGACY_OK;
 
-    if (legacy_json_parse_object(text, len, &doc, &jerr) != LEGACY_OK) {
-        bson_destroy(&doc);
-        line = 1;
-        if (sscanf(jerr.message, "%*[^0-9]%zu", &off) == 1 && off <= len) {
-            for (p = text; p < text + off; p++) {
-                line += *p == '\n';
-            }
-            legacy_error_set(err, LEGACY_E_CONFIG, "map line %d: %s", line,
-                             jerr.message);
-        } else {
-            legacy_error_set(err, LEGACY_E_CONFIG, "map: %s", jerr.message);
-        }
+    if (legacy_map_parse(text, len, &doc, err) != LEGACY_OK) {
         return NULL;
     }
-
     map = calloc(1, sizeof(*map));
     if (map == NULL) {
         bson_destroy(&doc);
@@ -574,38 +632,8 @@ legacy_map_new_from_json(const char *text, size_t len, legacy_error_t *err)
     if (rc == LEGACY_OK && bson_iter_init_find(&it, &doc, "objects")) {
         rc = legacy_map_load_objects(map, &ctx, &it);
     }
-
-    bson_iter_init(&it, &doc);
-    while (rc == LEGACY_OK && bson_iter_next(&it)) {
-        key = bson_iter_key(&it);
-        if (strcmp(key, "codes") == 0 || strcmp(key, "objects") == 0
-            || strcmp(key, "comment") == 0)
-        {
-            continue;
-        } else if (strcmp(key, "routes") == 0) {
-            rc = legacy_map_load_routes(map, &ctx, &it);
-        } else if (strcmp(key, "errors") == 0) {
-            rc = legacy_map_load_errors(map, &ctx, &it);
-        } else if (strcmp(key, "envelope") == 0) {
-            rc = legacy_map_load_envelope(map, &ctx, &it);
-        } else if (strcmp(key, "idempotency_field") == 0) {
-            map->idempotency_field = legacy_iter_strdup(&it);
-            if (map->idempotency_field == NULL) {
-                rc = legacy_map_fail(&ctx, key, NULL,
-                                     "idempotency_field: not a string");
-            }
-        } else if (strcmp(key, "time_offset_minutes") == 0) {
-            if (legacy_iter_int64(&it, &v) != LEGACY_OK || v < -14 * 60
-                || v > 14 * 60)
-            {
-                rc = legacy_map_fail(&ctx, key, NULL, "time_offset_minutes:"
-                                     " an integer in -840..840");
-            }
-            map->time_offset_min = (int) v;
-        } else {
-            rc = legacy_map_fail(&ctx, key, NULL, "%s: unknown section",
-                                 key);
-        }
+    if (rc == LEGACY_OK) {
+        rc = legacy_map_load_sections(map, &ctx, &doc);
     }
 
     if (rc == LEGACY_OK && map->routes[0].legacy_path == NULL) {

@@ -43,6 +43,8 @@ static int mig_row_cmp(const void *a, const void *b);
 static void mig_dedup(mig_t *m, const char *table, mig_row_t *rows,
     size_t n, legacy_migrate_table_t *t);
 static int mig_copy(mig_t *m, const char *sql);
+static int mig_store_channels(mig_t *m, const legacy_codes_t *codes,
+    mig_row_t *stores, size_t nstores);
 static void mig_field(legacy_buf_t *b, const char *s, int last);
 
 
@@ -286,28 +288,17 @@ mig_read(mig_t *m, const char *sql, const char *table, int two_ids,
 }
 
 
+/* Each store's channels (md_qd) as bits over the map's channel codes. */
 static int
-mig_stores(mig_t *m, mig_row_t **stores, size_t *nstores)
+mig_store_channels(mig_t *m, const legacy_codes_t *codes, mig_row_t *stores,
+    size_t nstores)
 {
-    legacy_migrate_table_t  *t = &m->rep->tables[MIG_STORES];
     legacy_migrate_table_t  *tc = &m->rep->tables[MIG_CHANNELS];
-    const legacy_codes_t    *codes;
-    PGresult                *res, *names;
+    PGresult                *res;
     mig_row_t               *s;
     char                     id[MIG_ID_MAX + 1];
-    size_t                   i, j, k, x, order[32];
+    size_t                   i, k;
     int64_t                  code;
-
-    codes = legacy_map_codes(m->map, "channel");
-    if (codes == NULL || codes->n > 32) {
-        return legacy_error_set(m->err, LEGACY_E_CONFIG,
-                                "map: no \"channel\" code table");
-    }
-    if (mig_read(m, "SELECT mdbh, 0, 0 FROM legacy.md ORDER BY mdbh",
-                 "stores", 0, stores, nstores, t) != LEGACY_OK)
-    {
-        return LEGACY_ERROR;
-    }
 
     res = legacy_db_exec(m->old_db, "SELECT mdbh, qd FROM legacy.md_qd"
                          " ORDER BY mdbh, qd", 0, NULL, PGRES_TUPLES_OK,
@@ -322,11 +313,10 @@ mig_stores(mig_t *m, mig_row_t **stores, size_t *nstores)
         if (mig_clean(m, "channels", PQgetvalue(res, (int) i, 0), id)
             == LEGACY_OK)
         {
-            s = mig_find(*stores, *nstores, id);
+            s = mig_find(stores, nstores, id);
             if (s == NULL) {
                 mig_issue(m, "bad_code", "channels", id, "channel %lld of"
                           " a store that is not migrated", (long long) code);
-                s = NULL;
             }
         }
         for (k = 0; s != NULL && k < codes->n; k++) {
@@ -339,7 +329,12 @@ mig_stores(mig_t *m, mig_row_t **stores, size_t *nstores)
                       " not in the map", (long long) code);
             s = NULL;
         }
-        if (s == NULL || (s->channels & (1u << k))) {
+        if (s != NULL && (s->channels & (1u << k))) {
+            mig_issue(m, "duplicate", "channels", id, "channel %lld listed"
+                      " twice; not copied", (long long) code);
+            s = NULL;
+        }
+        if (s == NULL) {
             tc->rejected_rows++;
             continue;
         }
@@ -347,6 +342,33 @@ mig_stores(mig_t *m, mig_row_t **stores, size_t *nstores)
         tc->migrated_rows++;
     }
     PQclear(res);
+    return LEGACY_OK;
+}
+
+
+static int
+mig_stores(mig_t *m, mig_row_t **stores, size_t *nstores)
+{
+    legacy_migrate_table_t  *t = &m->rep->tables[MIG_STORES];
+    const legacy_codes_t    *codes;
+    PGresult                *names;
+    mig_row_t               *s;
+    size_t                   i, j, k, x, order[32];
+
+    codes = legacy_map_codes(m->map, "channel");
+    if (codes == NULL || codes->n > 32) {
+        return legacy_error_set(m->err, LEGACY_E_CONFIG,
+                                "map: no \"channel\" code table");
+    }
+    if (mig_read(m, "SELECT mdbh, 0, 0 FROM legacy.md ORDER BY mdbh",
+                 "stores", 0, stores, nstores, t) != LEGACY_OK)
+    {
+        return LEGACY_ERROR;
+    }
+
+    if (mig_store_channels(m, codes, *stores, *nstores) != LEGACY_OK) {
+        return LEGACY_ERROR;
+    }
 
     /* Names come with the copy, one query per migration, not per row. */
     names = legacy_db_exec(m->old_db, "SELECT mdbh, mdmc FROM legacy.md"

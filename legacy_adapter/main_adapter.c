@@ -19,7 +19,17 @@
 #include "legacy_adapter/legacy_migrate.h"
 
 
+typedef struct {
+    const char  *listen;
+    const char  *map_path;
+    int          threads;
+} adapter_main_opts_t;
+
+
 static void adapter_main_log(void *data, int level, const char *message);
+static int adapter_main_options(int argc, char **argv,
+    legacy_adapter_config_t *cfg, adapter_main_opts_t *o);
+static void adapter_main_print_json(const legacy_migrate_report_t *rep);
 static void adapter_main_usage(FILE *out);
 static const char *adapter_main_default_map(char *buf, size_t len);
 static int adapter_main_export(int argc, char **argv);
@@ -102,6 +112,59 @@ adapter_main_default_map(char *buf, size_t len)
 
 
 static void
+adapter_main_print_json(const legacy_migrate_report_t *rep)
+{
+    const legacy_migrate_table_t  *t;
+    const legacy_migrate_issue_t  *is;
+    const char                    *p;
+    size_t                         i;
+
+    printf("{\"balanced\": %s, \"tables\": [", rep->balanced ? "true"
+           : "false");
+    for (i = 0; i < LEGACY_MIGRATE_TABLES; i++) {
+        t = &rep->tables[i];
+        printf("%s{\"table\": \"%s\", \"unit\": \"%s\","
+               " \"legacy_rows\": %lld, \"migrated_rows\": %lld,"
+               " \"rejected_rows\": %lld, \"new_rows\": %lld,"
+               " \"legacy_total\": %lld, \"migrated_total\": %lld,"
+               " \"rejected_total\": %lld, \"new_total\": %lld,"
+               " \"balanced\": %s}", i ? ", " : "", t->table,
+               t->unit ? t->unit : "",
+               (long long) t->legacy_rows, (long long) t->migrated_rows,
+               (long long) t->rejected_rows, (long long) t->new_rows,
+               (long long) t->legacy_total, (long long) t->migrated_total,
+               (long long) t->rejected_total, (long long) t->new_total,
+               t->balanced ? "true" : "false");
+    }
+    printf("], \"open_orders\": {\"legacy_count\": %lld,"
+           " \"legacy_fen\": %lld, \"new_count\": %lld,"
+           " \"new_fen\": %lld}, \"cleaned_ids\": %lld,"
+           " \"issue_count\": %lld, \"issues\": [",
+           (long long) rep->legacy_open_orders,
+           (long long) rep->legacy_open_fen,
+           (long long) rep->new_open_orders, (long long) rep->new_open_fen,
+           (long long) rep->cleaned_ids, (long long) rep->issue_count);
+    for (i = 0; i < rep->nissues; i++) {
+        is = &rep->issues[i];
+        printf("%s{\"kind\": \"%s\", \"table\": \"%s\", \"key\": \"",
+               i ? ", " : "", is->kind, is->table);
+        /* a raw legacy id may hold anything: escape what JSON needs */
+        for (p = is->key; *p; p++) {
+            if (*p == '"' || *p == '\\') {
+                printf("\\%c", *p);
+            } else if ((unsigned char) *p < 0x20) {
+                printf("\\u%04x", (unsigned char) *p);
+            } else {
+                putchar(*p);
+            }
+        }
+        printf("\", \"detail\": \"%s\"}", is->detail);
+    }
+    printf("]}\n");
+}
+
+
+static void
 adapter_main_print(const legacy_migrate_report_t *rep, int json)
 {
     const legacy_migrate_table_t  *t;
@@ -110,49 +173,7 @@ adapter_main_print(const legacy_migrate_report_t *rep, int json)
     size_t                         i;
 
     if (json) {
-        printf("{\"balanced\": %s, \"tables\": [", rep->balanced ? "true"
-               : "false");
-        for (i = 0; i < LEGACY_MIGRATE_TABLES; i++) {
-            t = &rep->tables[i];
-            printf("%s{\"table\": \"%s\", \"unit\": \"%s\","
-                   " \"legacy_rows\": %lld, \"migrated_rows\": %lld,"
-                   " \"rejected_rows\": %lld, \"new_rows\": %lld,"
-                   " \"legacy_total\": %lld, \"migrated_total\": %lld,"
-                   " \"rejected_total\": %lld, \"new_total\": %lld,"
-                   " \"balanced\": %s}", i ? ", " : "", t->table,
-                   t->unit ? t->unit : "",
-                   (long long) t->legacy_rows, (long long) t->migrated_rows,
-                   (long long) t->rejected_rows, (long long) t->new_rows,
-                   (long long) t->legacy_total,
-                   (long long) t->migrated_total,
-                   (long long) t->rejected_total, (long long) t->new_total,
-                   t->balanced ? "true" : "false");
-        }
-        printf("], \"open_orders\": {\"legacy_count\": %lld,"
-               " \"legacy_fen\": %lld, \"new_count\": %lld,"
-               " \"new_fen\": %lld}, \"cleaned_ids\": %lld,"
-               " \"issue_count\": %lld, \"issues\": [",
-               (long long) rep->legacy_open_orders,
-               (long long) rep->legacy_open_fen,
-               (long long) rep->new_open_orders,
-               (long long) rep->new_open_fen, (long long) rep->cleaned_ids,
-               (long long) rep->issue_count);
-        for (i = 0; i < rep->nissues; i++) {
-            is = &rep->issues[i];
-            /* ids are cleaned or reported raw; quote-safe enough here */
-            printf("%s{\"kind\": \"%s\", \"table\": \"%s\", \"key\": \"",
-                   i ? ", " : "", is->kind, is->table);
-            for (const char *p = is->key; *p; p++) {
-                if (*p == '"' || *p == '\\') {
-                    putchar('\\');
-                }
-                if ((unsigned char) *p >= 0x20) {
-                    putchar(*p);
-                }
-            }
-            printf("\", \"detail\": \"%s\"}", is->detail);
-        }
-        printf("]}\n");
+        adapter_main_print_json(rep);
         return;
     }
 
@@ -249,8 +270,10 @@ adapter_main_export(int argc, char **argv)
 }
 
 
-int
-main(int argc, char **argv)
+/* Reads the serving flags; -1 to go on, else the exit code. */
+static int
+adapter_main_options(int argc, char **argv, legacy_adapter_config_t *cfg,
+    adapter_main_opts_t *o)
 {
     static const struct option  opts[] = {
         { "listen", required_argument, NULL, 'l' },
@@ -261,40 +284,23 @@ main(int argc, char **argv)
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 }
     };
-    legacy_adapter_config_t  cfg;
-    legacy_adapter_t        *ad = NULL;
-    legacy_server_t         *srv = NULL;
-    legacy_map_t            *map = NULL;
-    legacy_error_t           err;
-    const char              *listen = NULL, *map_path;
-    char                     buf[PATH_MAX + 64], msg[512];
-    int                      c, threads = 0, rc = 1, sig;
-    sigset_t                 set;
-
-    if (argc > 1 && strcmp(argv[1], "export") == 0) {
-        return adapter_main_export(argc - 1, argv + 1);
-    }
-
-    memset(&cfg, 0, sizeof(cfg));
-    cfg.timeout_ms = 2000;
-    cfg.log = adapter_main_log;
-    map_path = adapter_main_default_map(buf, sizeof(buf));
+    int  c;
 
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
-        case 'l': listen = optarg; break;
-        case 'u': cfg.legacy_url = optarg; break;
-        case 'm': map_path = optarg; break;
+        case 'l': o->listen = optarg; break;
+        case 'u': cfg->legacy_url = optarg; break;
+        case 'm': o->map_path = optarg; break;
         case 't':
-            cfg.timeout_ms = atol(optarg);
-            if (cfg.timeout_ms < 1 || cfg.timeout_ms > 600000) {
+            cfg->timeout_ms = atol(optarg);
+            if (cfg->timeout_ms < 1 || cfg->timeout_ms > 600000) {
                 fprintf(stderr, "cutover-legacy-adapter: bad --timeout-ms\n");
                 return 2;
             }
             break;
         case 'n':
-            threads = atoi(optarg);
-            if (threads < 0 || threads > 256) {
+            o->threads = atoi(optarg);
+            if (o->threads < 0 || o->threads > 256) {
                 fprintf(stderr, "cutover-legacy-adapter: bad --threads\n");
                 return 2;
             }
@@ -307,18 +313,49 @@ main(int argc, char **argv)
             return 2;
         }
     }
-    if (optind != argc || listen == NULL || cfg.legacy_url == NULL) {
+    if (optind != argc || o->listen == NULL || cfg->legacy_url == NULL) {
         adapter_main_usage(stderr);
         return 2;
     }
+    return -1;
+}
 
-    map = legacy_map_new_from_file(map_path, &err);
+
+int
+main(int argc, char **argv)
+{
+    legacy_adapter_config_t  cfg;
+    adapter_main_opts_t      o = { NULL, NULL, 0 };
+    legacy_adapter_t        *ad = NULL;
+    legacy_server_t         *srv = NULL;
+    legacy_map_t            *map = NULL;
+    legacy_error_t           err;
+    char                     buf[PATH_MAX + 64], msg[512];
+    int                      rc, sig;
+    sigset_t                 set;
+
+    if (argc > 1 && strcmp(argv[1], "export") == 0) {
+        return adapter_main_export(argc - 1, argv + 1);
+    }
+
+    memset(&cfg, 0, sizeof(cfg));
+    cfg.timeout_ms = 2000;
+    cfg.log = adapter_main_log;
+    o.map_path = adapter_main_default_map(buf, sizeof(buf));
+    rc = adapter_main_options(argc, argv, &cfg, &o);
+    if (rc >= 0) {
+        return rc;
+    }
+    rc = 1;
+
+    map = legacy_map_new_from_file(o.map_path, &err);
     if (map == NULL) {
         adapter_main_log(NULL, LEGACY_LOG_ERR, err.message);
         return 1;
     }
     cfg.map = map;
 
+    /* Signals are taken by sigwait() below, never by the server threads. */
     sigemptyset(&set);
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGINT);
@@ -330,13 +367,13 @@ main(int argc, char **argv)
     if (ad == NULL) {
         goto failed;
     }
-    srv = legacy_server_new(listen, (unsigned) threads,
+    srv = legacy_server_new(o.listen, (unsigned) o.threads,
                             legacy_adapter_handle, ad, &err);
     if (srv == NULL) {
         goto failed;
     }
     snprintf(msg, sizeof(msg), "listening on %s, legacy %s, map %s,"
-             " timeout %ld ms", listen, cfg.legacy_url, map_path,
+             " timeout %ld ms", o.listen, cfg.legacy_url, o.map_path,
              cfg.timeout_ms);
     adapter_main_log(NULL, LEGACY_LOG_INFO, msg);
 

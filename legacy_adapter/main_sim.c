@@ -11,7 +11,19 @@
 #include "legacy_adapter/legacy_sim.h"
 
 
+typedef struct {
+    const char  *listen;
+    int          init;
+    int          seed;
+    int          threads;
+} sim_main_opts_t;
+
+
 static void sim_main_log(void *data, int level, const char *message);
+static int sim_main_options(int argc, char **argv, legacy_sim_config_t *cfg,
+    sim_main_opts_t *o);
+static int sim_main_serve(const char *listen, int threads,
+    legacy_sim_config_t *cfg);
 static void sim_main_usage(FILE *out);
 
 
@@ -58,8 +70,10 @@ sim_main_usage(FILE *out)
 }
 
 
-int
-main(int argc, char **argv)
+/* Reads the flags; -1 to go on, else the exit code. */
+static int
+sim_main_options(int argc, char **argv, legacy_sim_config_t *cfg,
+    sim_main_opts_t *o)
 {
     static const struct option  opts[] = {
         { "listen", required_argument, NULL, 'l' },
@@ -73,46 +87,33 @@ main(int argc, char **argv)
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 }
     };
-    legacy_sim_config_t  cfg;
-    legacy_error_t       err;
-    legacy_sim_t        *sim = NULL;
-    legacy_server_t     *srv = NULL;
-    const char          *listen = NULL;
-    int                  c, init = 0, seed = 0, threads = 8, rc = 1, sig;
-    sigset_t             set;
-    char                 msg[512];
-
-    memset(&cfg, 0, sizeof(cfg));
-    cfg.points_floor = 1;
-    cfg.oversell = 1;
-    cfg.cancel_keeps_points = 1;
-    cfg.time_offset_min = 480;
-    cfg.log = sim_main_log;
+    legacy_error_t  err;
+    int             c;
 
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
-        case 'l': listen = optarg; break;
-        case 'd': cfg.conninfo = optarg; break;
-        case 'i': init = 1; break;
-        case 's': seed = 1; break;
+        case 'l': o->listen = optarg; break;
+        case 'd': cfg->conninfo = optarg; break;
+        case 'i': o->init = 1; break;
+        case 's': o->seed = 1; break;
         case 'n':
-            cfg.points_floor = cfg.oversell = cfg.cancel_keeps_points = 0;
+            cfg->points_floor = cfg->oversell = cfg->cancel_keeps_points = 0;
             break;
         case 'q':
-            if (legacy_sim_parse_quirks(optarg, &cfg, &err) != LEGACY_OK) {
+            if (legacy_sim_parse_quirks(optarg, cfg, &err) != LEGACY_OK) {
                 fprintf(stderr, "legacy-store-sim: %s\n", err.message);
                 return 2;
             }
             break;
         case 't':
-            threads = atoi(optarg);
-            if (threads < 1 || threads > 256) {
+            o->threads = atoi(optarg);
+            if (o->threads < 1 || o->threads > 256) {
                 fprintf(stderr, "legacy-store-sim: bad --threads\n");
                 return 2;
             }
             break;
         case 'w':
-            cfg.delay_ms = atoi(optarg);
+            cfg->delay_ms = atoi(optarg);
             break;
         case 'h':
             sim_main_usage(stdout);
@@ -122,30 +123,26 @@ main(int argc, char **argv)
             return 2;
         }
     }
-    if (optind != argc || cfg.conninfo == NULL
-        || (listen == NULL && !init && !seed))
+    if (optind != argc || cfg->conninfo == NULL
+        || (o->listen == NULL && !o->init && !o->seed))
     {
         sim_main_usage(stderr);
         return 2;
     }
+    return -1;
+}
 
-    if (init && legacy_sim_init_schema(cfg.conninfo, &err) != LEGACY_OK) {
-        snprintf(msg, sizeof(msg), "init schema: %s", err.message);
-        sim_main_log(NULL, LEGACY_LOG_ERR, msg);
-        return 1;
-    }
-    if (seed) {
-        if (legacy_sim_seed(cfg.conninfo, &err) != LEGACY_OK) {
-            snprintf(msg, sizeof(msg), "seed: %s", err.message);
-            sim_main_log(NULL, LEGACY_LOG_ERR, msg);
-            return 1;
-        }
-        sim_main_log(NULL, LEGACY_LOG_INFO, "seeded 200 stores, 2000 SKUs,"
-                     " 400000 stock rows, 10000 members");
-    }
-    if (listen == NULL) {
-        return 0;
-    }
+
+/* Serves until SIGTERM or SIGINT. */
+static int
+sim_main_serve(const char *listen, int threads, legacy_sim_config_t *cfg)
+{
+    legacy_sim_t     *sim = NULL;
+    legacy_server_t  *srv = NULL;
+    legacy_error_t    err;
+    int               rc = 1, sig;
+    sigset_t          set;
+    char              msg[512];
 
     /* Signals are taken by sigwait() below, never by the server threads. */
     sigemptyset(&set);
@@ -154,7 +151,7 @@ main(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    sim = legacy_sim_new(&cfg, &err);
+    sim = legacy_sim_new(cfg, &err);
     if (sim == NULL) {
         goto failed;
     }
@@ -164,10 +161,10 @@ main(int argc, char **argv)
         goto failed;
     }
     snprintf(msg, sizeof(msg), "listening on %s, quirks:%s%s%s%s", listen,
-             cfg.points_floor ? " points_floor" : "",
-             cfg.oversell ? " oversell" : "",
-             cfg.cancel_keeps_points ? " cancel_keeps_points" : "",
-             cfg.points_floor || cfg.oversell || cfg.cancel_keeps_points
+             cfg->points_floor ? " points_floor" : "",
+             cfg->oversell ? " oversell" : "",
+             cfg->cancel_keeps_points ? " cancel_keeps_points" : "",
+             cfg->points_floor || cfg->oversell || cfg->cancel_keeps_points
              ? "" : " none");
     sim_main_log(NULL, LEGACY_LOG_INFO, msg);
 
@@ -178,11 +175,52 @@ main(int argc, char **argv)
     goto cleanup;
 
 failed:
-    snprintf(msg, sizeof(msg), "%s", err.message);
-    sim_main_log(NULL, LEGACY_LOG_ERR, msg);
+    sim_main_log(NULL, LEGACY_LOG_ERR, err.message);
 
 cleanup:
     legacy_server_free(srv);
     legacy_sim_free(sim);
     return rc;
+}
+
+
+int
+main(int argc, char **argv)
+{
+    legacy_sim_config_t  cfg;
+    sim_main_opts_t      o = { NULL, 0, 0, 8 };
+    legacy_error_t       err;
+    char                 msg[512];
+    int                  rc;
+
+    memset(&cfg, 0, sizeof(cfg));
+    cfg.points_floor = 1;
+    cfg.oversell = 1;
+    cfg.cancel_keeps_points = 1;
+    cfg.time_offset_min = 480;
+    cfg.log = sim_main_log;
+
+    rc = sim_main_options(argc, argv, &cfg, &o);
+    if (rc >= 0) {
+        return rc;
+    }
+
+    if (o.init && legacy_sim_init_schema(cfg.conninfo, &err) != LEGACY_OK) {
+        snprintf(msg, sizeof(msg), "init schema: %s", err.message);
+        sim_main_log(NULL, LEGACY_LOG_ERR, msg);
+        return 1;
+    }
+    if (o.seed) {
+        if (legacy_sim_seed(cfg.conninfo, &err) != LEGACY_OK) {
+            snprintf(msg, sizeof(msg), "seed: %s", err.message);
+            sim_main_log(NULL, LEGACY_LOG_ERR, msg);
+            return 1;
+        }
+        sim_main_log(NULL, LEGACY_LOG_INFO, "seeded 200 stores, 2000 SKUs,"
+                     " 400000 stock rows, 10000 members");
+    }
+    if (o.listen == NULL) {
+        return 0;
+    }
+    return sim_main_serve(o.listen, o.threads, &cfg);
 }
