@@ -59,6 +59,8 @@ static void compare_node(compare_walk_t *w, const bson_iter_t *ia,
     const bson_iter_t *ib);
 static void compare_text_value(compare_walk_t *w, const bson_iter_t *it,
     compare_text_t *t, int mask_inner);
+static void compare_text_container(compare_walk_t *w, const bson_iter_t *it,
+    compare_text_t *t, int mask_inner);
 static void compare_emit(compare_walk_t *w, compare_diff_kind_t kind,
     const bson_iter_t *ia, const bson_iter_t *ib);
 
@@ -292,14 +294,51 @@ compare_push(compare_walk_t *w, compare_seg_type_t type, const char *name,
 }
 
 
+/* JSON text of an object or array, members pushed on the path so that
+ * masked descendants are found. */
+static void
+compare_text_container(compare_walk_t *w, const bson_iter_t *it,
+    compare_text_t *t, int mask_inner)
+{
+    bson_iter_t   c;
+    uint32_t      i = 0;
+    const char   *s;
+    int           obj = BSON_ITER_HOLDS_DOCUMENT(it);
+
+    compare_text_put(t, obj ? "{" : "[", 1);
+    if (bson_iter_recurse(it, &c)) {
+        while (bson_iter_next(&c)) {
+            if (i++ > 0) {
+                compare_text_put(t, ",", 1);
+            }
+            if (t->len > COMPARE_TEXT_MAX * 4) {
+                compare_text_put(t, "\"...\"", 5);
+                break;
+            }
+            if (obj) {
+                s = bson_iter_key(&c);
+                compare_text_str(t, s, bson_iter_key_len(&c));
+                compare_text_put(t, ":", 1);
+                compare_push(w, COMPARE_SEG_FIELD, s, bson_iter_key_len(&c),
+                             NULL, 0, 0);
+            } else {
+                compare_push(w, COMPARE_SEG_INDEX, NULL, 0, NULL, 0, i - 1);
+            }
+            compare_text_value(w, &c, t, mask_inner);
+            w->depth--;
+        }
+    }
+    compare_text_put(t, obj ? "}" : "]", 1);
+}
+
+
 /* JSON text of a value; masked descendants (when mask_inner) as hmac. */
 static void
 compare_text_value(compare_walk_t *w, const bson_iter_t *it,
     compare_text_t *t, int mask_inner)
 {
     char               num[64];
-    bson_iter_t        c;
-    uint32_t           n, i = 0;
+    uint32_t           n;
     const char        *s;
     bson_decimal128_t  dec;
     char               dbuf[BSON_DECIMAL128_STRING];
@@ -351,35 +390,7 @@ compare_text_value(compare_walk_t *w, const bson_iter_t *it,
         break;
     case BSON_TYPE_DOCUMENT:
     case BSON_TYPE_ARRAY:
-        {
-            int obj = BSON_ITER_HOLDS_DOCUMENT(it);
-
-            compare_text_put(t, obj ? "{" : "[", 1);
-            if (bson_iter_recurse(it, &c)) {
-                while (bson_iter_next(&c)) {
-                    if (i++ > 0) {
-                        compare_text_put(t, ",", 1);
-                    }
-                    if (t->len > COMPARE_TEXT_MAX * 4) {
-                        compare_text_put(t, "\"...\"", 5);
-                        break;
-                    }
-                    if (obj) {
-                        s = bson_iter_key(&c);
-                        compare_text_str(t, s, bson_iter_key_len(&c));
-                        compare_text_put(t, ":", 1);
-                        compare_push(w, COMPARE_SEG_FIELD, s,
-                                     bson_iter_key_len(&c), NULL, 0, 0);
-                    } else {
-                        compare_push(w, COMPARE_SEG_INDEX, NULL, 0, NULL, 0,
-                                     i - 1);
-                    }
-                    compare_text_value(w, &c, t, mask_inner);
-                    w->depth--;
-                }
-            }
-            compare_text_put(t, obj ? "}" : "]", 1);
-        }
+        compare_text_container(w, it, t, mask_inner);
         break;
     case BSON_TYPE_DATE_TIME:
         compare_time_format(bson_iter_date_time(it) * 1000, num, sizeof(num));
@@ -991,12 +1002,53 @@ done:
 }
 
 
+/* Masked values compare by their (normalised) text; only HMACs show. */
+static void
+compare_masked_values(compare_walk_t *w, const bson_iter_t *ia,
+    const bson_iter_t *ib, unsigned flags)
+{
+    char  *ta = compare_mask_text(w, ia, flags);
+    char  *tb = compare_mask_text(w, ib, flags);
+
+    if (ta == NULL || tb == NULL) {
+        w->res->oom = 1;
+    } else if (strcmp(ta, tb) != 0) {
+        compare_emit(w, COMPARE_DIFF_VALUE, ia, ib);
+    }
+    free(ta);
+    free(tb);
+}
+
+
+/* 1 within the tolerance, 0 not, -1 when a value is not a number or a
+ * decimal string (then the ordinary comparison applies). */
+static int
+compare_within(const compare_tolerance_t *tol, const bson_iter_t *ia,
+    const bson_iter_t *ib)
+{
+    compare_decimal_t  da, db;
+    int                r;
+
+    if (compare_as_decimal(ia, &da) != 0 || compare_as_decimal(ib, &db) != 0)
+    {
+        return -1;
+    }
+    r = compare_decimal_within(&da, &db, tol->has_abs ? &tol->abs : NULL,
+                               tol->has_rel ? &tol->rel : NULL);
+    if (r < 0) {
+        /* scales too far apart to subtract exactly: equal or not */
+        r = compare_numbers_equal(ia, ib)
+            || bson_iter_as_double(ia) == bson_iter_as_double(ib);
+    }
+    return r;
+}
+
+
 static void
 compare_node(compare_walk_t *w, const bson_iter_t *ia, const bson_iter_t *ib)
 {
     const compare_tolerance_t  *tol;
     compare_class_t             ca, cb;
-    compare_decimal_t           da, db;
     const char                 *setkey;
     unsigned                    flags;
     int                         r;
@@ -1013,29 +1065,11 @@ compare_node(compare_walk_t *w, const bson_iter_t *ia, const bson_iter_t *ib)
     }
     flags = compare_norm_at(w);
     if (compare_masked(w)) {
-        char *ta = compare_mask_text(w, ia, flags);
-        char *tb = compare_mask_text(w, ib, flags);
-
-        if (ta == NULL || tb == NULL) {
-            w->res->oom = 1;
-        } else if (strcmp(ta, tb) != 0) {
-            compare_emit(w, COMPARE_DIFF_VALUE, ia, ib);
-        }
-        free(ta);
-        free(tb);
+        compare_masked_values(w, ia, ib, flags);
         return;
     }
     tol = compare_tolerance_at(w);
-    if (tol != NULL && compare_as_decimal(ia, &da) == 0
-        && compare_as_decimal(ib, &db) == 0)
-    {
-        r = compare_decimal_within(&da, &db, tol->has_abs ? &tol->abs : NULL,
-                                   tol->has_rel ? &tol->rel : NULL);
-        if (r < 0) {
-            double a = bson_iter_as_double(ia), b = bson_iter_as_double(ib);
-
-            r = compare_numbers_equal(ia, ib) || a == b;
-        }
+    if (tol != NULL && (r = compare_within(tol, ia, ib)) >= 0) {
         if (!r) {
             compare_emit(w, COMPARE_DIFF_VALUE, ia, ib);
         }

@@ -44,6 +44,8 @@ static int compare_json_fail(compare_json_ctx_t *ctx, const char *what);
 static void compare_json_ws(compare_json_ctx_t *ctx);
 static int compare_json_utf8(compare_json_ctx_t *ctx, size_t *olen);
 static int compare_json_utf8_check(compare_json_ctx_t *ctx);
+static int compare_json_escape(compare_json_ctx_t *ctx, size_t *olen);
+static int compare_json_escape_u(compare_json_ctx_t *ctx, size_t *olen);
 static int compare_json_put(compare_json_ctx_t *ctx, size_t *olen,
     const char *s, size_t n);
 static int compare_bson_depth(const bson_t *doc, int depth);
@@ -473,7 +475,6 @@ compare_json_string(compare_json_ctx_t *ctx, const char **str, size_t *len)
 {
     const uint8_t  *run, *start;
     size_t          olen = 0;
-    char            c;
 
     start = ++ctx->p;
     for ( ;; ) {
@@ -530,33 +531,39 @@ compare_json_string(compare_json_ctx_t *ctx, const char **str, size_t *len)
             }
             continue;
         }
-        /* backslash */
-        ctx->p++;
-        if (ctx->p >= ctx->end) {
-            return compare_json_fail(ctx, "unterminated escape");
-        }
-        switch (*ctx->p++) {
-        case '"': c = '"'; break;
-        case '\\': c = '\\'; break;
-        case '/': c = '/'; break;
-        case 'b': c = '\b'; break;
-        case 'f': c = '\f'; break;
-        case 'n': c = '\n'; break;
-        case 'r': c = '\r'; break;
-        case 't': c = '\t'; break;
-        case 'u':
-            if (compare_json_escape_u(ctx, &olen) != 0) {
-                return -1;
-            }
-            continue;
-        default:
-            ctx->p--;
-            return compare_json_fail(ctx, "invalid escape");
-        }
-        if (compare_json_put(ctx, &olen, &c, 1) != 0) {
+        if (compare_json_escape(ctx, &olen) != 0) {
             return -1;
         }
     }
+}
+
+
+/* The escape after a backslash, decoded into the scratch buffer. */
+static int
+compare_json_escape(compare_json_ctx_t *ctx, size_t *olen)
+{
+    char  c;
+
+    ctx->p++;
+    if (ctx->p >= ctx->end) {
+        return compare_json_fail(ctx, "unterminated escape");
+    }
+    switch (*ctx->p++) {
+    case '"': c = '"'; break;
+    case '\\': c = '\\'; break;
+    case '/': c = '/'; break;
+    case 'b': c = '\b'; break;
+    case 'f': c = '\f'; break;
+    case 'n': c = '\n'; break;
+    case 'r': c = '\r'; break;
+    case 't': c = '\t'; break;
+    case 'u':
+        return compare_json_escape_u(ctx, olen);
+    default:
+        ctx->p--;
+        return compare_json_fail(ctx, "invalid escape");
+    }
+    return compare_json_put(ctx, olen, &c, 1);
 }
 
 

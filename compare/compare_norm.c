@@ -16,6 +16,10 @@
 
 
 static int compare_num(const char **p, const char *end, int ndig, int *v);
+static int compare_time_epoch(const char *p, const char *end, int64_t *us);
+static int compare_time_fields(const char **pp, const char *end,
+    struct tm *tm, int64_t *frac);
+static int compare_time_zone(const char *p, const char *end, long *offset);
 
 
 static int
@@ -35,56 +39,52 @@ compare_num(const char **p, const char *end, int ndig, int *v)
 }
 
 
-int
-compare_time_parse(const char *s, size_t len, int64_t *us)
+/* Unix seconds (10 digits) or milliseconds (13 digits). */
+static int
+compare_time_epoch(const char *p, const char *end, int64_t *us)
 {
-    const char  *p = s, *end = s + len;
-    int          y, mo, d, h = 0, mi = 0, sec = 0, oh, om, sign;
-    int64_t      frac = 0, scale = 1000000;
-    struct tm    tm;
-    time_t       t;
-    size_t       i;
+    int64_t  v = 0;
+    size_t   n = (size_t) (end - p), i;
 
-    while (p < end && isspace((unsigned char) *p)) {
-        p++;
-    }
-    while (end > p && isspace((unsigned char) end[-1])) {
-        end--;
-    }
-    /* Unix seconds (10 digits) or milliseconds (13 digits) */
-    if (end - p == 10 || end - p == 13) {
-        int64_t  v = 0;
-
-        for (i = 0; p + i < end && isdigit((unsigned char) p[i]); i++) {
-            v = v * 10 + (p[i] - '0');
-        }
-        if (p + i == end) {
-            *us = (end - p == 10) ? v * 1000000 : v * 1000;
-            return 0;
-        }
-    }
-    if (compare_num(&p, end, 4, &y) != 0 || p >= end
-        || (*p != '-' && *p != '/'))
-    {
+    if (n != 10 && n != 13) {
         return -1;
     }
-    p++;
-    if (compare_num(&p, end, 2, &mo) != 0 || p >= end
-        || (*p != '-' && *p != '/'))
-    {
-        return -1;
-    }
-    p++;
-    if (compare_num(&p, end, 2, &d) != 0) {
-        return -1;
-    }
-    if (p < end && (*p == 'T' || *p == 't' || *p == ' ')) {
-        p++;
-        if (compare_num(&p, end, 2, &h) != 0 || p >= end || *p != ':') {
+    for (i = 0; i < n; i++) {
+        if (!isdigit((unsigned char) p[i])) {
             return -1;
         }
+        v = v * 10 + (p[i] - '0');
+    }
+    *us = n == 10 ? v * 1000000 : v * 1000;
+    return 0;
+}
+
+
+/* "YYYY-MM-DD" or "YYYY/MM/DD", then optionally [T ]HH:MM[:SS[.frac]]. */
+static int
+compare_time_fields(const char **pp, const char *end, struct tm *tm,
+    int64_t *frac)
+{
+    const char  *p = *pp;
+    int          y, mo, d, h = 0, mi = 0, sec = 0;
+    int64_t      scale = 1000000;
+
+    *frac = 0;
+    if (compare_num(&p, end, 4, &y) != 0 || p >= end
+        || (*p != '-' && *p != '/')
+        || (p++, compare_num(&p, end, 2, &mo)) != 0 || p >= end
+        || (*p != '-' && *p != '/')
+        || (p++, compare_num(&p, end, 2, &d)) != 0)
+    {
+        return -1;
+    }
+    if (p < end && (*p == 'T' || *p == 't' || *p == ' ')
+        && end - p > 1 && isdigit((unsigned char) p[1]))
+    {
         p++;
-        if (compare_num(&p, end, 2, &mi) != 0) {
+        if (compare_num(&p, end, 2, &h) != 0 || p >= end || *p != ':'
+            || (p++, compare_num(&p, end, 2, &mi)) != 0)
+        {
             return -1;
         }
         if (p < end && *p == ':') {
@@ -97,12 +97,11 @@ compare_time_parse(const char *s, size_t len, int64_t *us)
                 if (p >= end || !isdigit((unsigned char) *p)) {
                     return -1;
                 }
-                while (p < end && isdigit((unsigned char) *p)) {
+                for (; p < end && isdigit((unsigned char) *p); p++) {
                     if (scale > 1) {
                         scale /= 10;
-                        frac += (*p - '0') * scale;
+                        *frac += (*p - '0') * scale;
                     }
-                    p++;
                 }
             }
         }
@@ -112,8 +111,24 @@ compare_time_parse(const char *s, size_t len, int64_t *us)
     {
         return -1;
     }
-    oh = om = 0;
-    sign = 1;
+    memset(tm, 0, sizeof(*tm));
+    tm->tm_year = y - 1900;
+    tm->tm_mon = mo - 1;
+    tm->tm_mday = d;
+    tm->tm_hour = h;
+    tm->tm_min = mi;
+    tm->tm_sec = sec;
+    *pp = p;
+    return 0;
+}
+
+
+/* "Z", " UTC", "+08:00", "+0800" or nothing (UTC): offset in seconds. */
+static int
+compare_time_zone(const char *p, const char *end, long *offset)
+{
+    int  oh = 0, om = 0, sign = 1;
+
     if (p < end && *p == ' ') {
         p++;
     }
@@ -134,19 +149,34 @@ compare_time_parse(const char *s, size_t len, int64_t *us)
             return -1;
         }
     }
-    if (p != end) {
+    *offset = sign * (oh * 3600L + om * 60L);
+    return p == end ? 0 : -1;
+}
+
+
+int
+compare_time_parse(const char *s, size_t len, int64_t *us)
+{
+    const char  *p = s, *end = s + len;
+    struct tm    tm;
+    int64_t      frac;
+    long         offset;
+
+    while (p < end && isspace((unsigned char) *p)) {
+        p++;
+    }
+    while (end > p && isspace((unsigned char) end[-1])) {
+        end--;
+    }
+    if (compare_time_epoch(p, end, us) == 0) {
+        return 0;
+    }
+    if (compare_time_fields(&p, end, &tm, &frac) != 0
+        || compare_time_zone(p, end, &offset) != 0)
+    {
         return -1;
     }
-    memset(&tm, 0, sizeof(tm));
-    tm.tm_year = y - 1900;
-    tm.tm_mon = mo - 1;
-    tm.tm_mday = d;
-    tm.tm_hour = h;
-    tm.tm_min = mi;
-    tm.tm_sec = sec;
-    t = timegm(&tm);
-    t -= (time_t) sign * (oh * 3600 + om * 60);
-    *us = (int64_t) t * 1000000 + frac;
+    *us = ((int64_t) timegm(&tm) - offset) * 1000000 + frac;
     return 0;
 }
 

@@ -23,6 +23,7 @@ static int compare_route_parse(compare_route_t *route, bson_iter_t *it,
 static void compare_route_free(compare_route_t *route);
 static int compare_rules_key(compare_rules_t *rules, const char *hex,
     compare_error_t *err);
+static int compare_seg_parse(const char **pp, compare_seg_t *seg);
 
 
 static int
@@ -48,14 +49,83 @@ compare_rules_fail(compare_error_t *err, int idx, const char *match,
 
 /* --- paths ------------------------------------------------------------- */
 
+/* One segment of a rule path at *pp: .name, .*, ["name"], [n], [*],
+ * [field=value].  0, or -1 with *pp where it went wrong. */
+static int
+compare_seg_parse(const char **pp, compare_seg_t *seg)
+{
+    const char     *p = *pp, *s, *eq;
+    char           *endp;
+    unsigned long   v;
+
+    memset(seg, 0, sizeof(*seg));
+    if (*p == '.') {
+        for (s = ++p; *p && *p != '.' && *p != '['; p++) {
+            /* the name */
+        }
+        if (p == s) {
+            return -1;
+        }
+        seg->type = (p - s == 1 && *s == '*') ? COMPARE_SEG_ANY_FIELD
+                                              : COMPARE_SEG_FIELD;
+        seg->name = s;
+        seg->len = (size_t) (p - s);
+    } else if (*p == '[' && p[1] == '"') {
+        s = p + 2;               /* ["odd.name"]: no escapes inside */
+        p = strchr(s, '"');
+        if (p == NULL || p[1] != ']') {
+            return -1;
+        }
+        seg->type = COMPARE_SEG_FIELD;
+        seg->name = s;
+        seg->len = (size_t) (p - s);
+        p += 2;
+    } else if (*p == '[') {
+        s = ++p;
+        p = strchr(s, ']');
+        if (p == NULL || p == s) {
+            return -1;
+        }
+        eq = memchr(s, '=', (size_t) (p - s));
+        if (p - s == 1 && *s == '*') {
+            seg->type = COMPARE_SEG_ANY_INDEX;
+        } else if (eq != NULL) {
+            if (eq == s) {
+                return -1;
+            }
+            seg->type = COMPARE_SEG_KEY;
+            seg->name = s;
+            seg->len = (size_t) (eq - s);
+            seg->value = eq + 1;
+            seg->vlen = (size_t) (p - eq - 1);
+        } else {
+            errno = 0;
+            v = isdigit((unsigned char) *s) ? strtoul(s, &endp, 10) : 0;
+            if (!isdigit((unsigned char) *s) || endp != p || errno != 0
+                || v > UINT32_MAX)
+            {
+                return -1;
+            }
+            seg->type = COMPARE_SEG_INDEX;
+            seg->index = (uint32_t) v;
+        }
+        p++;
+    } else {
+        return -1;
+    }
+    *pp = p;
+    return 0;
+}
+
+
 int
 compare_path_parse(const char *text, compare_path_t *path,
     compare_error_t *err)
 {
-    const char  *p = text, *s, *eq;
-    int          cap = 8;
-    char        *copy;
-    size_t       len;
+    const char     *p;
+    int             cap = 8;
+    size_t          len;
+    compare_seg_t  *n;
 
     memset(path, 0, sizeof(*path));
     if (text[0] != '$') {
@@ -64,97 +134,35 @@ compare_path_parse(const char *text, compare_path_t *path,
         return -1;
     }
     len = strlen(text);
-    path->text = copy = malloc(len + 1);
+    path->text = malloc(len + 1);
     path->segs = malloc(sizeof(compare_seg_t) * (size_t) cap);
-    if (copy == NULL || path->segs == NULL) {
+    if (path->text == NULL || path->segs == NULL) {
         compare_path_free(path);
         snprintf(err->message, sizeof(err->message), "out of memory");
         return -1;
     }
-    memcpy(copy, text, len + 1);
-    p = copy + 1;
+    memcpy(path->text, text, len + 1);
+    p = path->text + 1;
     while (*p) {
-        compare_seg_t  *seg;
-
         if (path->nsegs == cap) {
-            compare_seg_t *n;
-
             n = realloc(path->segs, sizeof(compare_seg_t) * (size_t) cap * 2);
             if (n == NULL) {
-                goto bad;
+                break;
             }
             path->segs = n;
             cap *= 2;
         }
-        seg = &path->segs[path->nsegs];
-        memset(seg, 0, sizeof(*seg));
-        if (*p == '.') {
-            s = ++p;
-            while (*p && *p != '.' && *p != '[') {
-                p++;
-            }
-            if (p == s) {
-                goto bad;
-            }
-            seg->type = (p - s == 1 && *s == '*') ? COMPARE_SEG_ANY_FIELD
-                                                  : COMPARE_SEG_FIELD;
-            seg->name = s;
-            seg->len = (size_t) (p - s);
-        } else if (*p == '[' && p[1] == '"') {
-            /* ["odd.name"]: no escapes inside */
-            s = p + 2;
-            p = strchr(s, '"');
-            if (p == NULL || p[1] != ']') {
-                goto bad;
-            }
-            seg->type = COMPARE_SEG_FIELD;
-            seg->name = s;
-            seg->len = (size_t) (p - s);
-            p += 2;
-        } else if (*p == '[') {
-            s = ++p;
-            p = strchr(s, ']');
-            if (p == NULL || p == s) {
-                goto bad;
-            }
-            eq = memchr(s, '=', (size_t) (p - s));
-            if (p - s == 1 && *s == '*') {
-                seg->type = COMPARE_SEG_ANY_INDEX;
-            } else if (eq != NULL) {
-                if (eq == s) {
-                    goto bad;
-                }
-                seg->type = COMPARE_SEG_KEY;
-                seg->name = s;
-                seg->len = (size_t) (eq - s);
-                seg->value = eq + 1;
-                seg->vlen = (size_t) (p - eq - 1);
-            } else {
-                char           *endp;
-                unsigned long   v;
-
-                if (!isdigit((unsigned char) *s)) {
-                    goto bad;
-                }
-                errno = 0;
-                v = strtoul(s, &endp, 10);
-                if (endp != p || errno != 0 || v > UINT32_MAX) {
-                    goto bad;
-                }
-                seg->type = COMPARE_SEG_INDEX;
-                seg->index = (uint32_t) v;
-            }
-            p++;
-        } else {
-            goto bad;
+        if (compare_seg_parse(&p, &path->segs[path->nsegs]) != 0) {
+            break;
         }
         path->nsegs++;
     }
-    return 0;
-bad:
+    if (*p == '\0') {
+        return 0;
+    }
     snprintf(err->message, sizeof(err->message),
              "bad path \"%.100s\" near offset %d", text,
-             (int) (p - copy));
+             (int) (p - path->text));
     compare_path_free(path);
     return -1;
 }
