@@ -63,10 +63,14 @@ def wrk(url, script_path=None, seconds=DURATION):
     out = subprocess.run(argv + [url], capture_output=True, text=True,
                          check=True).stdout
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-    m = re.search(r"99%\s+([\d.]+)(us|ms|s)", out)
-    p99 = float(m.group(1)) * {"us": 0.001, "ms": 1, "s": 1000}[m.group(2)]
     bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    return rate, p99, int(bad.group(1)) if bad else 0
+    return rate, percentile(out, 99), int(bad.group(1)) if bad else 0, \
+        percentile(out, 50)
+
+
+def percentile(out, p):
+    m = re.search(r"\b%d%%\s+([\d.]+)(us|ms|s)\b" % p, out)
+    return float(m.group(1)) * {"us": 0.001, "ms": 1, "s": 1000}[m.group(2)]
 
 
 def main():
@@ -91,17 +95,19 @@ def main():
             f.write(FLASH_LUA)
 
         wrk(url + "/health", seconds=2)                     # warm-up
-        h_rate, h_p99, _ = wrk(url + "/health")
-        o_rate, o_p99, o_bad = wrk(url, orders_lua)
+        h_rate, h_p99, _, h_p50 = wrk(url + "/health")
+        o_rate, o_p99, o_bad, o_p50 = wrk(url, orders_lua)
         # the flash sale: one SKU of one store with plenty of units
         pg.psql("bench", "UPDATE newcore.stock SET on_hand = 10000000 "
                 "WHERE store_id = 'S001' AND sku = 'SKU00001'")
-        f_rate, f_p99, f_bad = wrk(url, flash_lua)
+        f_rate, f_p99, f_bad, _ = wrk(url, flash_lua)
 
         print("newcore_orders: %.0f orders/s  (baseline: %.0f req/s "
               "GET /health, ratio: %.3f)" % (o_rate, h_rate, o_rate / h_rate))
         print("newcore_orders_p99: %.2f ms  (baseline: %.2f ms GET /health, "
               "ratio: %.2f)" % (o_p99, h_p99, o_p99 / max(h_p99, 0.001)))
+        print("newcore_orders_p50: %.2f ms  (baseline: %.2f ms GET /health, "
+              "ratio: %.2f)" % (o_p50, h_p50, o_p50 / max(h_p50, 0.001)))
         print("newcore_orders_goal: %.0f orders/s  (baseline: 2000 orders/s "
               "goal, ratio: %.2f)" % (o_rate, o_rate / 2000.0))
         print("newcore_flash_sale: %.0f orders/s  (baseline: %.0f orders/s "

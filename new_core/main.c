@@ -71,8 +71,9 @@ newcore_usage(FILE *out)
         "\n"
         "  --listen ADDR:PORT  IPv4 address and port to serve on\n"
         "  --db CONNINFO       libpq connection string\n"
-        "  --threads N         HTTP worker threads = database connections\n"
-        "                      (default %d)\n"
+        "  --threads N         database connections, i.e. requests served\n"
+        "                      at once (default %d); each client connection\n"
+        "                      has a thread of its own (at most 1024)\n"
         "  --init-schema       create or migrate the schema, then serve\n"
         "  --seed              load the demo data set (no-op when loaded)\n"
         "  --help              this text\n"
@@ -202,15 +203,14 @@ main(int argc, char **argv)
         goto cleanup;
     }
 
-    server = newcore_server_new(listen, threads, pool, newcore_log, NULL,
-                                &err);
+    server = newcore_server_new(listen, pool, newcore_log, NULL, &err);
     if (server == NULL) {
         newcore_log(NULL, "ERROR", "%s", err.message);
         goto cleanup;
     }
 
-    newcore_log(NULL, "INFO", "listening on %s with %d threads", listen,
-                threads);
+    newcore_log(NULL, "INFO", "listening on %s with %d database connections",
+                listen, threads);
 
     if (sigwait(&set, &sig) != 0) {
         sig = SIGTERM;

@@ -1,4 +1,4 @@
-/* The HTTP/1.1 face of the core: libmicrohttpd with a pool of threads. */
+/* The HTTP/1.1 face of the core: libmicrohttpd, a thread per connection. */
 
 #ifndef NEWCORE_HTTP_H
 #define NEWCORE_HTTP_H
@@ -8,14 +8,13 @@
 typedef struct newcore_server_s  newcore_server_t;
 
 /*
- * Listens on addr ("127.0.0.1:8081") with `threads` polling threads, each
- * handling its connections' requests with a pooled database connection.
+ * Listens on addr ("127.0.0.1:8081"), a thread per client connection; the
+ * requests take turns on the pool's database connections.
  * Requests answered 5xx are reported through log.  Free (and stop) with
  * newcore_server_free().
  */
-newcore_server_t *newcore_server_new(const char *addr, int threads,
-    newcore_pool_t *pool, newcore_log_pt log, void *log_ctx,
-    newcore_error_t *err);
+newcore_server_t *newcore_server_new(const char *addr, newcore_pool_t *pool,
+    newcore_log_pt log, void *log_ctx, newcore_error_t *err);
 void newcore_server_free(newcore_server_t *server);
 
 /* Splits "ADDR:PORT" (IPv4); NEWCORE_ERROR when malformed. */
