@@ -682,3 +682,40 @@ def test_migration_balances_on_full_seed(pg):
     assert rc == 0 and rep2["balanced"], err
     assert pg.psql("newcore_mig", "SELECT count(*) FROM newcore.ledger") == \
         str(399999 + 10000)
+
+
+# --- the legacy system's own database goes away and comes back --------------
+
+def test_sim_database_down_is_503_then_recovers(env):
+    own = harness.Pg("legacy-dbdown").start()
+    procs = []
+    try:
+        db = own.createdb("legacy_down")
+        r = subprocess.run([SIM, "--db", db, "--init-schema"],
+                           capture_output=True, timeout=30)
+        assert r.returncode == 0, r.stderr.decode()
+        own.psql("legacy_down", "INSERT INTO legacy.hy VALUES"
+                 " ('M000007', 679, 1)")
+        sub = Env()
+        sub.dir, sub.db, sub.procs = env.dir, db, procs
+        sim, sim_url = start_sim(sub, "sim-dbdown")
+        ad, base = start_adapter(sub, "adapter-dbdown", sim_url)
+        want = {"member_id": "M000007", "points": 679, "tier": "standard"}
+        assert call(base, "GET", "/api/v1/members/M000007")[:2] == (200, want)
+        own.stop()
+        st, r, _ = call(base, "GET", "/api/v1/members/M000007")
+        assert st == 503 and r["error"]["code"] == "unavailable"
+        own.start()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            st, r, _ = call(base, "GET", "/api/v1/members/M000007")
+            if st == 200:
+                break
+            time.sleep(0.2)
+        assert (st, r) == (200, want)
+        with open(sim.log_path, errors="replace") as f:
+            assert "[error] legacy-store-sim: database" in f.read()
+    finally:
+        for p in procs:
+            p.stop()
+        own.destroy()
