@@ -45,7 +45,9 @@ typedef struct {
     uint8_t  *data;
     size_t    len;
     size_t    cap;
-    size_t    total;
+    size_t    total;        /* the whole body, kept or not */
+    size_t    limit;        /* bytes kept for comparing */
+    void     *sha;          /* EVP_MD_CTX over the whole body */
 } shadow_buf_t;
 
 struct shadow_item_s {
@@ -683,6 +685,7 @@ shadow_start(shadow_daemon_t *d, shadow_item_t *it)
     }
 
     shadow_reset_response(it);
+    it->body.limit = d->cfg->body_limit;
     curl_easy_reset(it->easy);
     it->attempts++;
 
@@ -747,6 +750,7 @@ shadow_reset_response(shadow_item_t *it)
 
     free(it->resp_hdrs);
     free(it->body.data);
+    EVP_MD_CTX_free(it->body.sha);
     free(it->ctype);
     it->resp_hdrs = NULL;
     it->n_resp_hdrs = 0;
@@ -762,8 +766,28 @@ shadow_on_body(char *p, size_t size, size_t n, void *ctx)
     uint8_t        *np;
     shadow_item_t  *it = ctx;
 
+    if (it->body.sha == NULL) {
+        it->body.sha = EVP_MD_CTX_new();
+        if (it->body.sha == NULL
+            || !EVP_DigestInit_ex(it->body.sha, EVP_sha256(), NULL))
+        {
+            return 0;
+        }
+    }
+
+    if (!EVP_DigestUpdate(it->body.sha, p, len)) {
+        return 0;
+    }
+
+    /* past the body limit only the hash and the length are kept */
     it->body.total += len;
-    keep = len;
+    keep = it->body.len >= it->body.limit ? 0
+           : len < it->body.limit - it->body.len ? len
+           : it->body.limit - it->body.len;
+
+    if (keep == 0) {
+        return len;
+    }
 
     if (it->body.len + keep > it->body.cap) {
         cap = it->body.cap ? it->body.cap * 2 : 4096;
@@ -972,8 +996,9 @@ shadow_pair_fill(shadow_item_t *it, compare_pair_t *pair, const char **ph,
 
     sha[0] = '\0';
     if (error == NULL
-        && EVP_Digest(it->body.data ? it->body.data : (uint8_t *) "",
-                      it->body.len, md, &mdlen, EVP_sha256(), NULL))
+        && (it->body.sha != NULL
+            ? EVP_DigestFinal_ex(it->body.sha, md, &mdlen)
+            : EVP_Digest("", 0, md, &mdlen, EVP_sha256(), NULL)))
     {
         for (i = 0; i < 32; i++) {
             snprintf(sha + 2 * i, 3, "%02x", md[i]);
@@ -984,6 +1009,7 @@ shadow_pair_fill(shadow_item_t *it, compare_pair_t *pair, const char **ph,
     pair->shadow.content_type = it->ctype;
     pair->shadow.body = it->body.data;
     pair->shadow.body_len = it->body.len;
+    pair->shadow.body_truncated = it->body.total > it->body.len;
     pair->shadow.body_sha256 = sha[0] ? sha : NULL;
     pair->shadow.headers = (const char **) it->resp_hdrs;
     pair->shadow.nheaders = it->n_resp_hdrs;

@@ -491,7 +491,9 @@ def test_results_reach_postgresql_with_verdicts(tmpdir_w, sides, pg):
         recs.append(rec)
     write_log(log, recs)
 
-    proc = start_shadowd(tmpdir_w, new.url, legacy.url, results_db=db)
+    # shadow bodies kept only up to 16 bytes: compared by their SHA-256
+    proc = start_shadowd(tmpdir_w, new.url, legacy.url, results_db=db,
+                         body_limit=16)
     try:
         wait_for(lambda: metrics(proc)["cutover_shadow_lag_records"] == 0
                  and metrics(proc)["cutover_shadow_records_read_total"]
@@ -506,6 +508,9 @@ def test_results_reach_postgresql_with_verdicts(tmpdir_w, sides, pg):
     ids = pg.psql("shadow_results", "SELECT record_id FROM compare_pairs "
                   "ORDER BY record_id").split("\n")
     assert ids == sorted(r["id"] for r in recs)
+    assert pg.psql("shadow_results", "SELECT DISTINCT side_served || ' ' || "
+                   "primary_status || ' ' || shadow_status FROM "
+                   "compare_pairs") == "legacy 201 201"
 
 
 def test_outbox_holds_every_result_and_rate_limit_holds(tmpdir_w, sides):
