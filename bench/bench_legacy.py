@@ -70,17 +70,19 @@ wrk.headers["Content-Type"] = "application/bson"
 wrk.body = %s
 """ % lua_bytes(bson_member("M000042")))
         order_json = ('{"store_id":"S001","channel":"pos","lines":'
-                      '[{"sku":"SKU00001","qty":1}]}')
+                      '[{"sku":"SKU00001","qty":1}],'
+                      '"payment":{"method":"cash"}}')
         adapter_order = script(tmp, "order.lua", """
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 wrk.body = '%s'
 """ % order_json)
-        # the same order in the dialect: {"mdbh","qd","mx":[{"spbm","sl"}]}
-        direct_order = script(tmp, "order_bson.lua", """
+        # the same order in the dialect (JSON here: wrk's body is text)
+        direct_order = script(tmp, "order_direct.lua", """
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
-wrk.body = '{"mdbh":"S001","qd":1,"mx":[{"spbm":"SKU00001","sl":1}]}'
+wrk.body = '{"mdbh":"S001","qd":1,"mx":[{"spbm":"SKU00001","sl":1}],' ..
+           '"zf":{"zffs":1}}'
 """)
 
         base = "http://127.0.0.1:%d" % sp

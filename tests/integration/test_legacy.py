@@ -323,7 +323,7 @@ def order(store, sku, qty, member=None, price=None, **more):
     if price is not None:
         line["unit_price"] = price
     body = {"store_id": store, "channel": "pos", "member_id": member,
-            "lines": [line]}
+            "lines": [line], "payment": {"method": "card"}}
     body.update(more)
     return body
 
@@ -518,9 +518,18 @@ def test_adapter_inventory_and_members(env):
     ("DELETE", "/api/v1/members/M000001", None, 405, "method_not_allowed"),
 ])
 def test_adapter_errors(env, method, path, body, status, code):
+    if isinstance(body, dict) and "payment" not in body:
+        body = dict(body, payment={"method": "cash"})
     st, r, _ = call(env.c, method, path, body)
     assert st == status and r["error"]["code"] == code, r
     assert isinstance(r["error"]["message"], str) and r["error"]["message"]
+
+
+def test_adapter_payment_is_required(env):
+    body = order("S001", "SKU00001", 1)
+    del body["payment"]
+    st, r, _ = call(env.c, "POST", "/api/v1/orders", body)
+    assert st == 400 and r["error"]["message"] == "$.payment: missing"
 
 
 def test_adapter_logs_legacy_code(env):
@@ -548,7 +557,7 @@ def test_adapter_forwards_headers_and_speaks_bson(env):
     assert headers["X-Cutover-Request-Id"] == "cd" * 16
     assert bson_decode(body) == {"mdbh": "S001", "qd": 1, "hyh": None,
                                  "mx": [{"spbm": "SKU00001", "sl": 1}],
-                                 "qqlsh": "fwd-1"}
+                                 "zf": {"zffs": 2}, "qqlsh": "fwd-1"}
     assert st == 502     # a member answer is not an order: never invented
     st, m, _ = call(env.s, "GET", "/api/v1/members/M000001")
     assert st == 200 and m == {"member_id": "M000001", "points": 97,

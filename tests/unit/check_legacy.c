@@ -400,10 +400,13 @@ static const struct {
       "\"SKU00042\",\"sl\":2,\"dj_fen\":12900}],\"zf\":{\"zffs\":1,"
       "\"je_fen\":25800}}", NULL },
     { "order_request", 1,
-      "{\"lines\":[{\"qty\":1,\"sku\":\"A\"}],\"channel\":\"marketplace\","
-      "\"store_id\":\"S2\",\"order_id\":\"T-1\"}",
+      "{\"payment\":{\"method\":\"card\"},\"lines\":[{\"qty\":1,"
+      "\"sku\":\"A\"}],\"channel\":\"marketplace\",\"store_id\":\"S2\","
+      "\"order_id\":\"T-1\"}",
       "{\"djh\":\"T-1\",\"mdbh\":\"S2\",\"qd\":4,\"mx\":[{\"spbm\":\"A\","
-      "\"sl\":1}]}", NULL },
+      "\"sl\":1}],\"zf\":{\"zffs\":2}}", NULL },
+    { "order_request", 1, "{\"store_id\":\"S1\",\"channel\":\"pos\","
+      "\"lines\":[]}", NULL, "$.payment: missing" },
     { "order_request", 1, "{\"store_id\":\"S1\",\"channel\":\"pos\"}", NULL,
       "$.lines: missing" },
     { "order_request", 1, "{\"store_id\":\"S1\",\"channel\":\"tv\","
@@ -536,7 +539,7 @@ gen_order(legacy_buf_t *b, int response)
         legacy_buf_printf(b, ",\"total\":\"%s\",\"points_earned\":%lld,"
                           "\"created_at\":\"%s\"", yuan,
                           (long long) (total / 100), rfc);
-    } else if (prng() % 2) {
+    } else {
         legacy_buf_printf(b, ",\"payment\":{\"method\":\"%s\"",
                           methods[prng() % 3]);
         if (prng() % 2) {
