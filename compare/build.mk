@@ -40,7 +40,8 @@ FUZZ_COMPARE_ARGS = -max_len=65536 -timeout=10 -rss_limit_mb=2048 \
 $(FUZZ_COMPARE): compare/fuzz_compare.c $(COMPARE_SRCS) \
         $(wildcard compare/*.h) compare/schema.sql
 	@mkdir -p $(dir $@) $(BUILD)/fuzz/corpus-compare
-	clang -g -O1 -fsanitize=fuzzer,address,undefined \
+	clang -std=gnu11 -D_GNU_SOURCE -g -O1 -Wall -Wextra -Werror \
+	    -fsanitize=fuzzer,address,undefined \
 	    -fno-sanitize-recover=undefined -I. $(PKG_CFLAGS) -o $@ \
 	    compare/fuzz_compare.c $(COMPARE_SRCS) $(PKG_LDLIBS)
 

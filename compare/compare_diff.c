@@ -52,6 +52,12 @@ typedef struct {
     bson_iter_t   it;
 } compare_member_t;
 
+/* An array element: bson_iter_t is a typedef aligned to 128 bytes with a
+ * smaller size, so arrays of it need a wrapper to keep every one aligned */
+typedef struct {
+    bson_iter_t   it;
+} compare_elem_t;
+
 #define compare_mkey(m)  ((m)->kown ? (m)->kbuf : (m)->key)
 
 
@@ -59,6 +65,8 @@ static void compare_node(compare_walk_t *w, const bson_iter_t *ia,
     const bson_iter_t *ib);
 static void compare_text_value(compare_walk_t *w, const bson_iter_t *it,
     compare_text_t *t, int mask_inner);
+static uint32_t compare_children(const bson_iter_t *parent);
+static void *compare_aligned_array(size_t n, size_t size);
 static void compare_text_container(compare_walk_t *w, const bson_iter_t *it,
     compare_text_t *t, int mask_inner);
 static void compare_emit(compare_walk_t *w, compare_diff_kind_t kind,
@@ -674,6 +682,33 @@ compare_member_by_key(const void *x, const void *y)
 }
 
 
+/* How many members or elements a container holds. */
+static uint32_t
+compare_children(const bson_iter_t *parent)
+{
+    bson_iter_t  c;
+    uint32_t     n = 0;
+
+    if (bson_iter_recurse(parent, &c)) {
+        while (bson_iter_next(&c)) {
+            n++;
+        }
+    }
+    return n;
+}
+
+
+/* bson_iter_t wants 128-byte alignment, more than malloc() gives. */
+static void *
+compare_aligned_array(size_t n, size_t size)
+{
+    size_t  bytes = n * size;
+
+    bytes = (bytes + 127) & ~(size_t) 127;
+    return aligned_alloc(128, bytes ? bytes : 128);
+}
+
+
 static compare_member_t *
 compare_members(const bson_iter_t *parent, uint32_t *n, const char *setkey)
 {
@@ -682,21 +717,15 @@ compare_members(const bson_iter_t *parent, uint32_t *n, const char *setkey)
     uint32_t           cap = 0;
 
     *n = 0;
-    if (!bson_iter_recurse(parent, &c)) {
+    cap = compare_children(parent);
+    if (cap == 0 || !bson_iter_recurse(parent, &c)) {
         return NULL;
     }
-    while (bson_iter_next(&c)) {
-        if (*n == cap) {
-            compare_member_t *nm;
-
-            cap = cap ? cap * 2 : 16;
-            nm = realloc(m, cap * sizeof(*m));
-            if (nm == NULL) {
-                free(m);
-                return NULL;
-            }
-            m = nm;
-        }
+    m = compare_aligned_array(cap, sizeof(*m));
+    if (m == NULL) {
+        return NULL;
+    }
+    while (*n < cap && bson_iter_next(&c)) {
         e = &m[*n];
         e->it = c;
         e->pos = *n;
@@ -932,39 +961,73 @@ compare_raw_cmp(const void *x, const void *y)
 }
 
 
-static bson_iter_t *
+static compare_elem_t *
 compare_elements(const bson_iter_t *parent, uint32_t *n)
 {
-    bson_iter_t   c, *e = NULL, *ne;
-    uint32_t      cap = 0;
+    bson_iter_t      c;
+    compare_elem_t  *e;
+    uint32_t         cap;
 
     *n = 0;
-    if (!bson_iter_recurse(parent, &c)) {
+    cap = compare_children(parent);
+    if (cap == 0 || !bson_iter_recurse(parent, &c)) {
         return NULL;
     }
-    while (bson_iter_next(&c)) {
-        if (*n == cap) {
-            cap = cap ? cap * 2 : 16;
-            ne = realloc(e, cap * sizeof(*e));
-            if (ne == NULL) {
-                free(e);
-                return NULL;
-            }
-            e = ne;
-        }
-        e[(*n)++] = c;
+    e = compare_aligned_array(cap, sizeof(*e));
+    if (e == NULL) {
+        return NULL;
+    }
+    while (*n < cap && bson_iter_next(&c)) {
+        e[(*n)++].it = c;
     }
     return e;
+}
+
+
+static int
+compare_raw_ptr_cmp(const void *x, const void *y)
+{
+    return compare_raw_cmp(*(const bson_iter_t *const *) x,
+                           *(const bson_iter_t *const *) y);
+}
+
+
+/* The same elements, in any order (sorted pointers: qsort's scratch copies
+ * would not keep bson_iter_t's alignment). */
+static int
+compare_same_elements(const compare_elem_t *ea, const compare_elem_t *eb,
+    uint32_t n)
+{
+    const bson_iter_t  **pa;
+    uint32_t             i;
+    int                  same;
+
+    pa = malloc(2 * (size_t) n * sizeof(*pa));
+    if (pa == NULL) {
+        return 0;
+    }
+    for (i = 0; i < n; i++) {
+        pa[i] = &ea[i].it;
+        pa[n + i] = &eb[i].it;
+    }
+    qsort(pa, n, sizeof(*pa), compare_raw_ptr_cmp);
+    qsort(pa + n, n, sizeof(*pa), compare_raw_ptr_cmp);
+    for (i = 0; i < n && compare_raw_cmp(pa[i], pa[n + i]) == 0; i++) {
+        /* nothing */
+    }
+    same = (i == n);
+    free(pa);
+    return same;
 }
 
 
 static void
 compare_array(compare_walk_t *w, const bson_iter_t *ia, const bson_iter_t *ib)
 {
-    bson_iter_t  *ea, *eb;
-    uint32_t      na, nb, i, min;
-    size_t        nd = w->res->ndiffs, nk = w->res->nkept;
-    int           same = 0;
+    compare_elem_t  *ea, *eb;
+    uint32_t         na, nb, i, min;
+    size_t           nd = w->res->ndiffs, nk = w->res->nkept;
+    int              same = 0;
 
     ea = compare_elements(ia, &na);
     eb = compare_elements(ib, &nb);
@@ -975,22 +1038,18 @@ compare_array(compare_walk_t *w, const bson_iter_t *ia, const bson_iter_t *ib)
     min = na < nb ? na : nb;
     for (i = 0; i < min; i++) {
         compare_push(w, COMPARE_SEG_INDEX, NULL, 0, NULL, 0, i);
-        compare_node(w, &ea[i], &eb[i]);
+        compare_node(w, &ea[i].it, &eb[i].it);
         w->depth--;
     }
     for (i = min; i < na || i < nb; i++) {
         compare_push(w, COMPARE_SEG_INDEX, NULL, 0, NULL, 0, i);
-        compare_node(w, i < na ? &ea[i] : NULL, i < nb ? &eb[i] : NULL);
+        compare_node(w, i < na ? &ea[i].it : NULL,
+                     i < nb ? &eb[i].it : NULL);
         w->depth--;
     }
     if (w->res->ndiffs > nd && na == nb && na > 1) {
         /* the same elements in another order: one "order" difference */
-        qsort(ea, na, sizeof(*ea), compare_raw_cmp);
-        qsort(eb, nb, sizeof(*eb), compare_raw_cmp);
-        for (i = 0; i < na && compare_raw_cmp(&ea[i], &eb[i]) == 0; i++) {
-            /* nothing */
-        }
-        same = (i == na);
+        same = compare_same_elements(ea, eb, na);
     }
     if (same) {
         compare_result_truncate(w->res, nd, nk);
