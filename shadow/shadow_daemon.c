@@ -629,7 +629,7 @@ shadow_hop_by_hop(const shadow_str_t *name)
 static struct curl_slist *
 shadow_request_headers(const shadow_record_t *r)
 {
-    char                line[8192];
+    char                line[128], *hl;
     size_t              i;
     int                 have_ctype = 0;
     struct curl_slist  *h = NULL, *n;
@@ -646,12 +646,28 @@ shadow_request_headers(const shadow_record_t *r)
             have_ctype = 1;
         }
 
-        snprintf(line, sizeof(line), "%.*s: %.*s",
-                 (int) r->req_headers[i].name.len,
-                 r->req_headers[i].name.data,
-                 (int) r->req_headers[i].value.len,
-                 r->req_headers[i].value.data);
-        h = curl_slist_append(h, line);
+        /* "Name;" is how curl sends a header with an empty value */
+        if (asprintf(&hl, r->req_headers[i].value.len ? "%.*s: %.*s"
+                                                      : "%.*s;%.*s",
+                     (int) r->req_headers[i].name.len,
+                     r->req_headers[i].name.data,
+                     (int) r->req_headers[i].value.len,
+                     r->req_headers[i].value.data ? r->req_headers[i].value.data
+                                                  : "")
+            == -1)
+        {
+            curl_slist_free_all(h);
+            return NULL;
+        }
+
+        n = curl_slist_append(h, hl);
+        free(hl);
+        if (n == NULL) {
+            curl_slist_free_all(h);
+            return NULL;
+        }
+
+        h = n;
     }
 
     snprintf(line, sizeof(line), "Idempotency-Key: %s", r->id.data);
@@ -671,7 +687,7 @@ shadow_request_headers(const shadow_record_t *r)
 static int
 shadow_start(shadow_daemon_t *d, shadow_item_t *it)
 {
-    char                    line[8192];
+    char                   *url;
     const char             *base;
     const shadow_record_t  *r = &it->rec;
 
@@ -696,8 +712,13 @@ shadow_start(shadow_daemon_t *d, shadow_item_t *it)
         }
     }
 
-    snprintf(line, sizeof(line), "%s%s", base, r->uri.data);
-    curl_easy_setopt(it->easy, CURLOPT_URL, line);
+    /* curl copies the URL */
+    if (asprintf(&url, "%s%s", base, r->uri.data) == -1) {
+        return SHADOW_ERROR;
+    }
+
+    curl_easy_setopt(it->easy, CURLOPT_URL, url);
+    free(url);
     curl_easy_setopt(it->easy, CURLOPT_HTTPHEADER, it->hdrs);
     curl_easy_setopt(it->easy, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(it->easy, CURLOPT_TIMEOUT_MS, (long) d->cfg->timeout_ms);

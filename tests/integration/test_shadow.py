@@ -123,7 +123,9 @@ def record(i, store, side, seq=None, body=None, time_us=None, extra=None):
                            ["X-Store-Id", store], ["X-Channel", "pos"],
                            ["Connection", "keep-alive"],
                            ["Host", "gateway.example"],
-                           ["Transfer-Encoding", "chunked"]],
+                           ["Transfer-Encoding", "chunked"],
+                           ["X-Empty", ""],
+                           ["X-Long", "v" * (9000 if i % 50 == 0 else 9)]],
            "req_body": body, "status": 201,
            "resp_headers": [["Content-Type", "application/json"]],
            "resp_body": '{"side":"%s"}' % side,
@@ -293,6 +295,8 @@ def test_every_record_replayed_once_to_the_other_side(tmpdir_w, sides):
         assert headers["content-type"] == "application/json"
         assert headers.get("host", "").startswith("127.0.0.1")
         assert "transfer-encoding" not in headers
+        assert headers["x-empty"] == ""
+        assert headers["x-long"] == dict(rec["req_headers"])["X-Long"]
 
     # per-store log order on each side, while stores ran concurrently
     for side in (new, legacy):
