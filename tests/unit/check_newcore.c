@@ -10,6 +10,8 @@
 
 #include "new_core/newcore_api.h"
 #include "new_core/newcore_buf.h"
+#include "new_core/newcore_db.h"
+#include "new_core/newcore_http.h"
 #include "new_core/newcore_money.h"
 #include "new_core/newcore_order.h"
 
@@ -531,6 +533,75 @@ START_TEST(test_request_hash)
 END_TEST
 
 
+START_TEST(test_listen_address)
+{
+    char            host[64];
+    unsigned short  port;
+
+    ck_assert_int_eq(newcore_parse_listen("127.0.0.1:8081", host,
+                                          sizeof(host), &port), NEWCORE_OK);
+    ck_assert_str_eq(host, "127.0.0.1");
+    ck_assert_uint_eq(port, 8081);
+    ck_assert_int_eq(newcore_parse_listen("0.0.0.0:65535", host,
+                                          sizeof(host), &port), NEWCORE_OK);
+
+#define BAD_LISTEN(a) \
+    ck_assert_int_eq(newcore_parse_listen(a, host, sizeof(host), &port), \
+                     NEWCORE_ERROR)
+
+    BAD_LISTEN("8081");
+    BAD_LISTEN(":8081");
+    BAD_LISTEN("127.0.0.1:");
+    BAD_LISTEN("127.0.0.1:0");
+    BAD_LISTEN("127.0.0.1:65536");
+    BAD_LISTEN("127.0.0.1:80x");
+    BAD_LISTEN("localhost:8081");
+    BAD_LISTEN("1.2.3:8081");
+}
+END_TEST
+
+
+/* Nothing listens on port 1: every database call is 503 unavailable. */
+START_TEST(test_database_down)
+{
+    static const char  *paths[][2] = {
+        { "GET", "/health" },
+        { "GET", "/api/v1/members/M000001" },
+        { "GET", "/api/v1/inventory/S001/SKU00001" },
+        { "GET", "/api/v1/orders/NC1" },
+        { "POST", "/api/v1/orders/NC1/cancel" },
+        { "POST", "/api/v1/orders" },
+    };
+    size_t              i;
+    newcore_pool_t     *pool;
+    newcore_error_t     err;
+    newcore_request_t   req;
+    newcore_reply_t     reply;
+
+    pool = newcore_pool_new("host=127.0.0.1 port=1 dbname=x "
+                            "connect_timeout=2", 2, NULL, NULL, &err);
+    ck_assert_ptr_nonnull(pool);
+
+    for (i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
+        memset(&req, 0, sizeof(req));
+        req.method = paths[i][0];
+        req.path = paths[i][1];
+        req.body = ORDER_OK;
+        req.body_len = strlen(ORDER_OK);
+
+        newcore_reply_init(&reply);
+        newcore_api_handle(pool, &req, &reply);
+        ck_assert_msg(reply.status == 503, "%s: %d", req.path, reply.status);
+        ck_assert_ptr_nonnull(strstr(reply.body.data, "\"unavailable\""));
+        newcore_reply_free(&reply);
+    }
+
+    newcore_pool_free(pool);
+    newcore_pool_free(NULL);
+}
+END_TEST
+
+
 /* --- JSONTestSuite: never a crash, n_ files refused ---------------------- */
 
 static char *
@@ -642,6 +713,8 @@ newcore_suite(void)
     tcase_add_loop_test(errors, test_routes, 0,
                         sizeof(routes) / sizeof(routes[0]));
     tcase_add_test(errors, test_corpus);
+    tcase_add_test(errors, test_listen_address);
+    tcase_add_test(errors, test_database_down);
     tcase_set_timeout(errors, 60);
     suite_add_tcase(s, errors);
 
