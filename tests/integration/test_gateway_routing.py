@@ -140,6 +140,12 @@ def test_reload_and_restart_keep_the_dial(gw):
         st["counters"]["requests_legacy"] == 3000
     assert gw.sides(reqs) == before
 
+    # a new zone size makes a new zone: the state comes from the file
+    gw.nginx.reload(gw.conf().replace("size=1m", "size=2m"))
+    st = gw.status()
+    assert st["version"] == version
+    assert gw.sides(reqs) == before
+
     gw.nginx.stop()
     gw.nginx.start(gw.port)
     st = gw.status()
@@ -174,3 +180,45 @@ def test_missing_state_file_starts_at_zero(gw):
     gw.nginx.start(gw.port)
     assert gw.status()["rules"][0]["percent"] == 0
     assert "no state file" in gw.nginx.log_text()
+
+
+def test_a_request_sees_one_state_never_a_mix(gw):
+    """The dial flips between 0 % and 100 % while four clients send
+    requests: every answer's side matches the dial of the version it
+    reports (a torn read would pair one version with the other's dial)."""
+    import http.client
+    import threading
+
+    dial_of = {gw.status()["version"]: 0}
+    stop = threading.Event()
+    seen = []
+
+    def client(k):
+        conn = http.client.HTTPConnection("127.0.0.1", gw.port, timeout=10)
+        i = 0
+        while not stop.is_set():
+            conn.request("GET", "/api/x", headers={
+                "X-Store-Id": "S%d-%d" % (k, i), "X-Channel": "pos"})
+            r = conn.getresponse()
+            r.read()
+            seen.append((int(r.getheader("X-Cutover-Version")),
+                         r.getheader("X-Cutover-Side")))
+            i += 1
+        conn.close()
+
+    threads = [threading.Thread(target=client, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for n in range(60):
+        pct = 100 * ((n + 1) % 2)
+        out = gw.dial(pct, reason="flip")
+        dial_of[out["version"]] = pct
+    stop.set()
+    for t in threads:
+        t.join()
+
+    assert len(seen) > 200
+    for version, side in seen:
+        assert side == ("new" if dial_of[version] == 100 else "legacy"), \
+            (version, side)
+    assert len({v for v, _ in seen}) > 5
