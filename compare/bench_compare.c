@@ -28,6 +28,15 @@ static const char *bench_rules =
 
 /* CPU time of this process: pairs per second per core, whatever else the
  * machine is doing */
+
+
+static double bench_cpu(void);
+static double bench_now(void);
+static char *bench_order(size_t size, int variant);
+static int bench_pairs(size_t size, double seconds);
+static int bench_store(const char *db, long n, long batch);
+
+
 static double
 bench_cpu(void)
 {

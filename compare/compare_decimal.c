@@ -11,14 +11,17 @@
 #define COMPARE_DEC_EXP   100000
 
 
-static int compare_dec_align(const uint8_t *d, int n, int shift,
-    uint8_t *out);
+static int compare_dec_align(const uint8_t *d, int n, int shift, uint8_t *out);
 static int compare_dec_mag_cmp(const uint8_t *x, int nx, const uint8_t *y,
     int ny);
 static int compare_dec_mag_sub(const uint8_t *x, int nx, const uint8_t *y,
     int ny, uint8_t *out);
 static int compare_dec_mag_add(const uint8_t *x, int nx, const uint8_t *y,
     int ny, uint8_t *out);
+static int compare_dec_absdiff(const compare_decimal_t *a,
+    const compare_decimal_t *b, uint8_t *out, int32_t *exp);
+static int compare_dec_cmp_scaled(const uint8_t *x, int nx, int32_t ex,
+    const uint8_t *y, int ny, int32_t ey);
 
 
 int

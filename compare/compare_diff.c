@@ -61,16 +61,61 @@ typedef struct {
 #define compare_mkey(m)  ((m)->kown ? (m)->kbuf : (m)->key)
 
 
-static void compare_node(compare_walk_t *w, const bson_iter_t *ia,
-    const bson_iter_t *ib);
-static void compare_text_value(compare_walk_t *w, const bson_iter_t *it,
-    compare_text_t *t, int mask_inner);
-static uint32_t compare_children(const bson_iter_t *parent);
-static void *compare_aligned_array(size_t n, size_t size);
+static void compare_result_truncate(compare_result_t *result, size_t ndiffs,
+    size_t nkept);
+static void compare_text_put(compare_text_t *t, const char *s, size_t n);
+static void compare_text_str(compare_text_t *t, const char *s, size_t n);
+static int compare_masked(const compare_walk_t *w);
+static void compare_push(compare_walk_t *w, compare_seg_type_t type,
+    const char *name, size_t len, const char *value, size_t vlen,
+    uint32_t index);
 static void compare_text_container(compare_walk_t *w, const bson_iter_t *it,
     compare_text_t *t, int mask_inner);
+static void compare_text_value(compare_walk_t *w, const bson_iter_t *it,
+    compare_text_t *t, int mask_inner);
+static char *compare_value_text(compare_walk_t *w, const bson_iter_t *it);
 static void compare_emit(compare_walk_t *w, compare_diff_kind_t kind,
     const bson_iter_t *ia, const bson_iter_t *ib);
+static int compare_ignored(const compare_walk_t *w);
+static const compare_tolerance_t *compare_tolerance_at(const compare_walk_t *w);
+static const char *compare_set_at(const compare_walk_t *w);
+static unsigned compare_norm_at(const compare_walk_t *w);
+static compare_class_t compare_class(const bson_iter_t *it);
+static int compare_as_decimal(const bson_iter_t *it, compare_decimal_t *d);
+static int compare_numbers_equal(const bson_iter_t *ia, const bson_iter_t *ib);
+static int compare_strings_equal(const bson_iter_t *ia, const bson_iter_t *ib,
+    unsigned flags);
+static char *compare_mask_text(compare_walk_t *w, const bson_iter_t *it,
+    unsigned flags);
+static int compare_member_by_key(const void *x, const void *y);
+static uint32_t compare_children(const bson_iter_t *parent);
+static void *compare_aligned_array(size_t n, size_t size);
+static compare_member_t *compare_members(const bson_iter_t *parent, uint32_t *n,
+    const char *setkey);
+static int compare_mkey_eq(const compare_member_t *a,
+    const compare_member_t *b);
+static int compare_member_ptr_cmp(const void *x, const void *y);
+static int compare_match(
+    compare_member_t *ma, uint32_t na, compare_member_t *mb, uint32_t nb,
+    int32_t *match);
+static void compare_keyed_push(compare_walk_t *w, const compare_member_t *m,
+    const char *setkey, size_t klen, char *vbuf, size_t size);
+static void compare_number_repeats(compare_member_t *m, uint32_t n);
+static void compare_keyed(compare_walk_t *w, const bson_iter_t *ia,
+    const bson_iter_t *ib, const char *setkey);
+static int compare_raw_cmp(const void *x, const void *y);
+static compare_elem_t *compare_elements(const bson_iter_t *parent, uint32_t *n);
+static int compare_raw_ptr_cmp(const void *x, const void *y);
+static int compare_same_elements(const compare_elem_t *ea,
+    const compare_elem_t *eb, uint32_t n);
+static void compare_array(compare_walk_t *w, const bson_iter_t *ia,
+    const bson_iter_t *ib);
+static void compare_masked_values(compare_walk_t *w, const bson_iter_t *ia,
+    const bson_iter_t *ib, unsigned flags);
+static int compare_within(const compare_tolerance_t *tol, const bson_iter_t *ia,
+    const bson_iter_t *ib);
+static void compare_node(compare_walk_t *w, const bson_iter_t *ia,
+    const bson_iter_t *ib);
 
 
 /* --- results ----------------------------------------------------------- */

@@ -34,20 +34,27 @@ typedef struct {
 } compare_json_ctx_t;
 
 
-static int compare_json_value(compare_json_ctx_t *ctx, bson_t *parent,
-    const char *key, size_t keylen, int depth);
-static int compare_json_string(compare_json_ctx_t *ctx, const char **str,
-    size_t *len);
-static int compare_json_number(compare_json_ctx_t *ctx, bson_t *parent,
-    const char *key, size_t keylen);
 static int compare_json_fail(compare_json_ctx_t *ctx, const char *what);
 static void compare_json_ws(compare_json_ctx_t *ctx);
+static int compare_json_literal(compare_json_ctx_t *ctx, const char *lit);
+static int compare_json_object(compare_json_ctx_t *ctx, bson_t *child,
+    int depth);
+static int compare_json_array(compare_json_ctx_t *ctx, bson_t *child,
+    int depth);
+static int compare_json_value(compare_json_ctx_t *ctx, bson_t *parent,
+    const char *key, size_t keylen, int depth);
+static int compare_json_put(
+    compare_json_ctx_t *ctx, size_t *olen, const char *s, size_t n);
+static int compare_json_hex4(compare_json_ctx_t *ctx, uint32_t *v);
+static int compare_json_escape_u(compare_json_ctx_t *ctx, size_t *olen);
 static int compare_json_utf8(compare_json_ctx_t *ctx, size_t *olen);
 static int compare_json_utf8_check(compare_json_ctx_t *ctx);
+static int compare_json_string(compare_json_ctx_t *ctx, const char **str,
+    size_t *len);
 static int compare_json_escape(compare_json_ctx_t *ctx, size_t *olen);
-static int compare_json_escape_u(compare_json_ctx_t *ctx, size_t *olen);
-static int compare_json_put(compare_json_ctx_t *ctx, size_t *olen,
-    const char *s, size_t n);
+static int compare_json_digits(compare_json_ctx_t *ctx);
+static int compare_json_number(compare_json_ctx_t *ctx, bson_t *parent,
+    const char *key, size_t keylen);
 static int compare_bson_depth(const bson_t *doc, int depth);
 
 

@@ -14,6 +14,16 @@
 #include "compare/compare_json.h"
 #include "compare/compare_store.h"
 
+/* One line of a "store" input: a pair and the strings it borrows. */
+typedef struct {
+    compare_pair_t   pair;
+    char            *strs[10];
+    char            *a;
+    char            *b;
+    size_t           la;
+    size_t           lb;
+} compare_line_t;
+
 static const char *usage =
     "usage: cutover-compare [--rules FILE] [--route 'METHOD /path'] A B\n"
     "       cutover-compare learn [--rules FILE] [--route 'METHOD /path']\n"
@@ -37,6 +47,20 @@ static const char *usage =
     "a, b; bodies as JSON strings) and writes the results to the result\n"
     "store, through the outbox while PostgreSQL is away.  Prints\n"
     "{\"stored\", \"pending\", \"written\", \"rejected\"}.\n";
+
+
+static int compare_read_file(const char *path, uint8_t **data, size_t *len);
+static void compare_fill(compare_response_t *r, const uint8_t *body,
+    size_t len);
+static compare_result_t *compare_files(const compare_rules_t *rules,
+    const char *route, const char *fa, const char *fb, int *rc);
+static void compare_print_json_string(const char *s);
+static int compare_learn(const compare_rules_t *rules, const char *route,
+    int argc, char **argv, unsigned long min_count);
+static void compare_line_free(compare_line_t *l);
+static int compare_line_parse(const char *text, size_t len, compare_line_t *l);
+static int compare_store_file(const compare_rules_t *rules, const char *db,
+    const char *outbox, long batch, const char *path);
 
 
 static int
@@ -211,16 +235,6 @@ compare_learn(const compare_rules_t *rules, const char *route, int argc,
     free(report);
     return 0;
 }
-
-
-typedef struct {
-    compare_pair_t   pair;
-    char            *strs[10];
-    char            *a;
-    char            *b;
-    size_t           la;
-    size_t           lb;
-} compare_line_t;
 
 
 static void

@@ -28,6 +28,7 @@ struct compare_noise_s {
 
 
 static char *compare_noise_general(const char *path);
+static int compare_noisy_cmp(const void *x, const void *y);
 
 
 compare_noise_t *

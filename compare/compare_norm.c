@@ -17,8 +17,8 @@
 
 static int compare_num(const char **p, const char *end, int ndig, int *v);
 static int compare_time_epoch(const char *p, const char *end, int64_t *us);
-static int compare_time_fields(const char **pp, const char *end,
-    struct tm *tm, int64_t *frac);
+static int compare_time_fields(const char **pp, const char *end, struct tm *tm,
+    int64_t *frac);
 static int compare_time_zone(const char *p, const char *end, long *offset);
 
 

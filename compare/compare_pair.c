@@ -14,12 +14,22 @@
 #include "compare/compare_json.h"
 
 
+static void compare_side_names(const compare_pair_t *pair, const char **p,
+    const char **s);
 static int compare_structured(const compare_response_t *r);
+static void compare_hash_text(const compare_response_t *r, char *out,
+    size_t size);
 static void compare_bytes(const compare_response_t *a,
     const compare_response_t *b, compare_result_t *res);
+static const char *compare_header_value(const compare_response_t *r,
+    const char *name, size_t *len);
+static void compare_json_quote(const char *s, size_t n, char *out, size_t size);
 static void compare_headers(const compare_route_t *route,
     const compare_pair_t *pair, compare_result_t *res);
 static char *compare_route_guess(const char *method, const char *uri);
+static void compare_bodies(const compare_rules_t *rules,
+    const compare_route_t *route, const compare_pair_t *pair,
+    compare_result_t *res);
 
 
 static void

@@ -87,6 +87,10 @@ static const char *compare_report_sql[] = {
 };
 
 
+static void compare_report_fail(compare_error_t *err, PGconn *conn,
+    PGresult *res);
+
+
 int
 compare_report_kind(const char *name)
 {

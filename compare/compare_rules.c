@@ -16,14 +16,37 @@
 #include "compare/compare_rules.h"
 
 
-static int compare_rules_fail(compare_error_t *err, int idx,
-    const char *match, const char *fmt, ...);
-static int compare_route_parse(compare_route_t *route, bson_iter_t *it,
-    int idx, compare_error_t *err);
-static void compare_route_free(compare_route_t *route);
+static int compare_rules_fail(compare_error_t *err, int idx, const char *match,
+    const char *fmt, ...);
+static int compare_seg_parse(const char **pp, compare_seg_t *seg);
+static int compare_seg_match(const compare_seg_t *pat,
+    const compare_seg_t *seg);
+static size_t compare_put(char *buf, size_t size, size_t off, const char *s,
+    size_t n);
+static int compare_plain_name(const char *s, size_t n);
+static int compare_hexval(int c);
 static int compare_rules_key(compare_rules_t *rules, const char *hex,
     compare_error_t *err);
-static int compare_seg_parse(const char **pp, compare_seg_t *seg);
+static void compare_route_free(compare_route_t *route);
+static int compare_count(bson_iter_t *it);
+static int compare_route_match(compare_route_t *route, const char *match,
+    int idx, compare_error_t *err);
+static int compare_route_paths(bson_iter_t *it, compare_path_t **out, int *nout,
+    int idx, const char *match, const char *what, compare_error_t *err);
+static int compare_decimal_member(bson_iter_t *it, compare_decimal_t *out);
+static int compare_route_tolerance(compare_route_t *route, bson_iter_t *it,
+    int idx, compare_error_t *err);
+static int compare_route_sets(compare_route_t *route, bson_iter_t *it, int idx,
+    compare_error_t *err);
+static int compare_norm_flag(const char *s, unsigned *flags);
+static int compare_route_normalize(compare_route_t *route, bson_iter_t *it,
+    int idx, compare_error_t *err);
+static int compare_route_status(
+    compare_route_t *route, bson_iter_t *it, int idx, compare_error_t *err);
+static int compare_route_headers(compare_route_t *route, bson_iter_t *it,
+    int idx, compare_error_t *err);
+static int compare_route_parse(compare_route_t *route, bson_iter_t *it, int idx,
+    compare_error_t *err);
 
 
 static int

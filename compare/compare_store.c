@@ -44,15 +44,38 @@ struct compare_store_s {
 };
 
 
+static int compare_store_fail(compare_error_t *err, const char *what,
+    const char *why);
+static int64_t compare_now_us(void);
 static int compare_store_connect(compare_store_t *st, compare_error_t *err);
+static const char *compare_str(const char *s);
+static void compare_append_text(bson_t *rec, const char *key, const char *s);
+static const char *compare_get(const bson_t *rec, const char *key, char *buf,
+    size_t size);
+static int compare_exec(PGconn *conn, const char *sql, int nparams,
+    const char *const *values, ExecStatusType want, compare_error_t *err);
+static char *compare_values_sql(const char *head, const char *tail, size_t n,
+    int cols, const char *const *casts);
+static int compare_insert_pairs(PGconn *conn, bson_t **recs, size_t n,
+    compare_error_t *err);
+static int compare_insert_diffs(PGconn *conn, const char **vals, char *seqs,
+    size_t n, compare_error_t *err);
+static int compare_insert_all_diffs(PGconn *conn, bson_t **recs, size_t n,
+    compare_error_t *err);
 static int compare_store_insert(compare_store_t *st, bson_t **recs, size_t n,
     compare_error_t *err);
+static int compare_outbox_name(const char *name, uint64_t *seq,
+    uint64_t *count);
+static void compare_outbox_count(compare_store_t *st);
+static int compare_fsync_dir(const char *path);
 static int compare_outbox_write(compare_store_t *st, bson_t **recs, size_t n,
     compare_error_t *err);
-static int compare_outbox_drain(compare_store_t *st, compare_error_t *err);
-static void compare_outbox_count(compare_store_t *st);
+static int compare_name_cmp(const void *a, const void *b);
 static int compare_outbox_reject(compare_store_t *st, const char *name,
     bson_t **recs, size_t n, compare_error_t *err);
+static int compare_outbox_file(compare_store_t *st, const char *name,
+    uint64_t count, compare_error_t *err);
+static int compare_outbox_drain(compare_store_t *st, compare_error_t *err);
 
 
 static int

@@ -28,6 +28,12 @@ static const char *usage =
 typedef enum { REPORT_TEXT, REPORT_CSV, REPORT_JSON } report_format_t;
 
 
+static int report_numeric(Oid type);
+static void report_json_string(const char *s);
+static void report_csv_field(const char *s);
+static void report_print(PGresult *res, report_format_t fmt);
+
+
 static int
 report_numeric(Oid type)
 {

@@ -19,6 +19,7 @@
 #include "compare/compare_rules.h"
 
 #define ROUTE "POST /api/v1/orders"
+#define LINES_AB "{\"lines\":[{\"sku\":\"A\",\"q\":1},{\"sku\":\"B\",\"q\":2}]}"
 
 static const char *rules_all =
     "{\"mask_key\": \"000102030405060708090a0b0c0d0e0f\","
@@ -200,11 +201,11 @@ static const rule_case_t rule_cases[] = {
     { ROUTE, 200, "{\"points\":100000}", 200, "{\"points\":100101}", 1,
       "$.points", "value" },
     /* sets keyed by a field */
-    { ROUTE, 200, "{\"lines\":[{\"sku\":\"A\",\"q\":1},{\"sku\":\"B\",\"q\":2}]}",
-      200, "{\"lines\":[{\"sku\":\"B\",\"q\":2},{\"sku\":\"A\",\"q\":1}]}", 0,
+    { ROUTE, 200, LINES_AB, 200,
+      "{\"lines\":[{\"sku\":\"B\",\"q\":2},{\"sku\":\"A\",\"q\":1}]}", 0,
       NULL, NULL },
-    { ROUTE, 200, "{\"lines\":[{\"sku\":\"A\",\"q\":1},{\"sku\":\"B\",\"q\":2}]}",
-      200, "{\"lines\":[{\"sku\":\"B\",\"q\":3},{\"sku\":\"A\",\"q\":1}]}", 1,
+    { ROUTE, 200, LINES_AB, 200,
+      "{\"lines\":[{\"sku\":\"B\",\"q\":3},{\"sku\":\"A\",\"q\":1}]}", 1,
       "$.lines[sku=B].q", "value" },
     { ROUTE, 200, "{\"lines\":[{\"sku\":\"A\"}]}", 200,
       "{\"lines\":[{\"sku\":\"A\"},{\"sku\":\"C\"}]}", 1, "$.lines[sku=C]",
@@ -281,8 +282,9 @@ START_TEST(test_mask_never_clear)
     ck_assert_ptr_null(strstr(d->a, "Wang"));
     ck_assert_ptr_nonnull(strstr(d->a, "hmac:"));
     compare_result_free(res);
-    res = run_pair(rules, ROUTE, 200, "{\"member\":{\"phone\":\"13800000000\"}}",
-                   200, "{\"member\":{\"phone\":\"13900000000\"}}");
+    res = run_pair(rules, ROUTE, 200,
+                   "{\"member\":{\"phone\":\"13800000000\"}}", 200,
+                   "{\"member\":{\"phone\":\"13900000000\"}}");
     for (i = 0; (d = compare_result_diff(res, i)) != NULL; i++) {
         ck_assert_ptr_null(strstr(d->a, "13800000000"));
         ck_assert_ptr_null(strstr(d->b, "13900000000"));
@@ -734,7 +736,8 @@ static const char *sym_docs[] = {
     "{\"b\":[1,2],\"c\":{\"d\":\"y\",\"f\":[{}]}}",
     "[1,{\"a\":1},[2]]",
     "{\"lines\":[{\"sku\":\"A\",\"q\":1},{\"sku\":\"B\"},{\"sku\":\"A\"}]}",
-    "{\"lines\":[{\"sku\":\"B\",\"q\":1},{\"sku\":\"A\",\"q\":2}],\"total\":\"1.0\"}",
+    "{\"lines\":[{\"sku\":\"B\",\"q\":1},{\"sku\":\"A\",\"q\":2}],"
+    "\"total\":\"1.0\"}",
     "{\"k\":1,\"k\":2,\"k\":3}",
     "\"text\"",
     "{\"member\":{\"phone\":\"1\",\"name\":\"n\"},\"total\":\"1.00\"}",
