@@ -47,7 +47,8 @@ const char *cutover_role_name(cutover_role_e role);
 int cutover_key_parse_line(const char *line, size_t len, cutover_key_t *key,
     cutover_error_t *err);
 
-/* Parses "CUTOVER-HMAC-SHA256 KeyId=.., Timestamp=.., Nonce=.., Signature=..". */
+/* Parses "CUTOVER-HMAC-SHA256 KeyId=.., Timestamp=.., Nonce=..,
+ * Signature=..". */
 int cutover_auth_parse(const char *value, size_t len, cutover_auth_t *auth,
     cutover_error_t *err);
 
@@ -70,7 +71,7 @@ int cutover_auth_verify(const cutover_key_t *key, const cutover_auth_t *auth,
  * removing or reordering any line breaks the chain at that line.
  */
 
-#define CUTOVER_AUDIT_LINE_MAX  8192
+#define CUTOVER_AUDIT_LINE_MAX  32768
 #define CUTOVER_AUDIT_GENESIS \
     "0000000000000000000000000000000000000000000000000000000000000000"
 

@@ -19,7 +19,7 @@
 #define CUTOVER_BUCKETS         10000       /* buckets 0..9999 */
 #define CUTOVER_MAX_RULES       64
 #define CUTOVER_MAX_IDS         2048        /* stores + channels, all rules */
-#define CUTOVER_ID_MAX          32          /* bytes of a rule/store/channel id */
+#define CUTOVER_ID_MAX          32          /* bytes of an id */
 #define CUTOVER_STATE_TEXT_MAX  (96 * 1024) /* encoded state file */
 
 typedef struct {

@@ -9,6 +9,7 @@
 #define NGX_HTTP_CUTOVER_MAX_TOKENS   (2 * CUTOVER_MAX_IDS + 64)
 #define NGX_HTTP_CUTOVER_REASON_MAX   1024
 #define NGX_HTTP_CUTOVER_HISTORY_MAX  1000
+#define NGX_HTTP_CUTOVER_AUDIT_RULE_MAX  12288
 
 
 typedef enum {
@@ -924,6 +925,27 @@ ngx_http_cutover_ids(ngx_http_request_t *r, const char *json,
 }
 
 
+/* A rule as the audit trail shows it: whole, or counted when its lists
+ * would not fit in an entry (the state file keeps them). */
+static void
+ngx_http_cutover_audit_rule(cutover_state_t *st, int n, char *buf)
+{
+    char                   pct[16];
+    const cutover_rule_t  *rule = &st->rules[n];
+
+    if (cutover_state_rule_json(st, n, buf, NGX_HTTP_CUTOVER_AUDIT_RULE_MAX)
+        >= 0)
+    {
+        return;
+    }
+
+    cutover_percent_format(rule->bp, pct);
+    ngx_sprintf((u_char *) buf, "{\"id\":\"%s\",\"stores\":%uD,"
+                "\"channels\":%uD,\"percent\":%s}%Z", rule->id,
+                (uint32_t) rule->nstores, (uint32_t) rule->nchannels, pct);
+}
+
+
 typedef struct {
     cutover_dial_t   dial;
     int64_t          expect_version;      /* -1: not given */
@@ -1100,8 +1122,8 @@ ngx_http_cutover_change(ngx_http_request_t *r, ngx_http_cutover_admin_t *a)
 
     c = ngx_pcalloc(r->pool, sizeof(ngx_http_cutover_change_t));
     next = ngx_palloc(r->pool, sizeof(cutover_state_t));
-    from = ngx_pnalloc(r->pool, 2 * CUTOVER_AUDIT_LINE_MAX / 4);
-    to = ngx_pnalloc(r->pool, 2 * CUTOVER_AUDIT_LINE_MAX / 4);
+    from = ngx_pnalloc(r->pool, NGX_HTTP_CUTOVER_AUDIT_RULE_MAX);
+    to = ngx_pnalloc(r->pool, NGX_HTTP_CUTOVER_AUDIT_RULE_MAX);
     if (c == NULL || next == NULL || from == NULL || to == NULL
         || z->state_path.len + 5 > sizeof(tmpname))
     {
@@ -1158,18 +1180,16 @@ ngx_http_cutover_change(ngx_http_request_t *r, ngx_http_cutover_admin_t *a)
         }
 
         n = cutover_state_find(cur, c->dial.rule);
-        if (n < 0 || cutover_state_rule_json(cur, n, from,
-                                             CUTOVER_AUDIT_LINE_MAX / 2) < 0)
-        {
+        if (n < 0) {
             from = NULL;
+
+        } else {
+            ngx_http_cutover_audit_rule(cur, n, from);
         }
 
-        n = cutover_state_find(next, c->dial.rule);
-        if (cutover_state_rule_json(next, n, to, CUTOVER_AUDIT_LINE_MAX / 2)
-            < 0)
-        {
-            to = NULL;
-        }
+        ngx_http_cutover_audit_rule(next, cutover_state_find(next,
+                                                             c->dial.rule),
+                                    to);
 
     } else {
         ngx_memcpy(next, cur, sizeof(cutover_state_t));

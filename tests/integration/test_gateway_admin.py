@@ -318,3 +318,17 @@ def test_bad_directives_fail_nginx_t(conf, message, tmpdir_w):
     assert message in out, out
     if "zero size" not in message:
         assert re.search(r"in %s:\d+" % re.escape(n.conf), out), out
+
+
+def test_big_rule_is_audited(gw):
+    """A rule of 1500 stores: accepted, in the state, audited in full or
+    counted, and the trail still verifies."""
+    stores = ["BIG%04d" % i for i in range(1500)]
+    out = gw.dial(5, rule="wave1", stores=stores, reason="wave 1 stores")
+    rule = [r for r in out["rules"] if r["id"] == "wave1"][0]
+    assert rule["stores"] == stores
+    last = json.loads(open(gw.audit_file).readlines()[-1])
+    assert last["result"] == "accepted" and last["to"]["id"] == "wave1"
+    rc, text = gw.ctl("audit", "verify", gw.audit_file)
+    assert rc == 0, text
+    gw.dial(0, rule="wave1", reason="wave 1 off")

@@ -609,7 +609,9 @@ def test_tails_a_growing_log_across_rotations(tmpdir_w, sides):
     as an nginx worker does, via one logtool process per batch)."""
     new, legacy = sides
     log = os.path.join(tmpdir_w, "erp.log")
-    proc = start_shadowd(tmpdir_w, new.url, legacy.url, grace_ms=100)
+    # a small window: reading pauses until the checkpoint catches up
+    proc = start_shadowd(tmpdir_w, new.url, legacy.url, grace_ms=100,
+                         window=7, window_mb=1)
     try:
         recs = []
         for batch in range(4):

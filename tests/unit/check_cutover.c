@@ -22,7 +22,8 @@ static const struct {
 } percent_cases[] = {
     { "0", 0 }, { "100", 10000 }, { "12.5", 1250 }, { "12.50", 1250 },
     { "0.01", 1 }, { "99.99", 9999 }, { "1e1", 1000 }, { "1.25e1", 1250 },
-    { "1E2", 10000 }, { "-0", 0 }, { "0e999", 0 }, { "5000e-2", 5000 }, { "5e-2", 5 },
+    { "1E2", 10000 }, { "-0", 0 }, { "0e999", 0 }, { "5000e-2", 5000 },
+    { "5e-2", 5 },
     { "0.010", 1 },
     { "-1", -1 }, { "100.001", -1 }, { "100.01", -1 }, { "abc", -1 },
     { "NaN", -1 }, { "1e999", -1 }, { "1e-999", -1 }, { "", -1 },
@@ -541,19 +542,22 @@ START_TEST(test_verify)
 END_TEST
 
 
+#define ZERO64 \
+    "0000000000000000000000000000000000000000000000000000000000000000"
+
 static const char  *bad_headers[] = {
     "Basic abc",
     "CUTOVER-HMAC-SHA256 KeyId=ops, Timestamp=1, Nonce=0123456789abcdef",
     "CUTOVER-HMAC-SHA256 KeyId=ops, Timestamp=x1, Nonce=0123456789abcdef, "
-    "Signature=0000000000000000000000000000000000000000000000000000000000000000",
+    "Signature=" ZERO64,
     "CUTOVER-HMAC-SHA256 KeyId=ops, Timestamp=1, Nonce=0123, "
-    "Signature=0000000000000000000000000000000000000000000000000000000000000000",
+    "Signature=" ZERO64,
     "CUTOVER-HMAC-SHA256 KeyId=ops, Timestamp=1, Nonce=0123456789abcdeg, "
-    "Signature=0000000000000000000000000000000000000000000000000000000000000000",
+    "Signature=" ZERO64,
     "CUTOVER-HMAC-SHA256 KeyId=ops, Timestamp=1, Nonce=0123456789abcdef, "
     "Signature=00",
     "CUTOVER-HMAC-SHA256 KeyId=, Timestamp=1, Nonce=0123456789abcdef, "
-    "Signature=0000000000000000000000000000000000000000000000000000000000000000",
+    "Signature=" ZERO64,
 };
 
 

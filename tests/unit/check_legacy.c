@@ -420,6 +420,9 @@ static const struct {
       "\"lines\":[{\"sku\":\"A\",\"qty\":1.5}]}", NULL,
       "$.lines[0].qty: must be an integer" },
     { "order_request", 1, "{\"store_id\":\"S1\",\"channel\":\"pos\","
+      "\"lines\":[{\"sku\":\"A\",\"qty\":10001}]}", NULL,
+      "$.lines[0].qty: must be at most 10000" },
+    { "order_request", 1, "{\"store_id\":\"S1\",\"channel\":\"pos\","
       "\"lines\":[{\"sku\":\"A\",\"qty\":1,\"unit_price\":\"-1.00\"}]}", NULL,
       "$.lines[0].unit_price" },
     { "order_request", 1, "{\"store_id\":\"S1\",\"channel\":\"pos\","
