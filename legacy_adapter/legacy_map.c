@@ -242,6 +242,10 @@ legacy_map_load_field(legacy_map_t *map, legacy_map_ctx_t *ctx,
                    && legacy_iter_int64(&f, &field->min) == LEGACY_OK)
         {
             field->has_min = 1;
+        } else if (strcmp(key, "max") == 0
+                   && legacy_iter_int64(&f, &field->max) == LEGACY_OK)
+        {
+            field->has_max = 1;
         } else {
             return legacy_map_fail(ctx, obj->name, key,
                                    "objects.%s[%zu].%s: unknown or"
@@ -974,6 +978,10 @@ legacy_convert_value(const legacy_map_t *map, const legacy_field_t *f,
         if (f->has_min && v < f->min) {
             return legacy_error_set(err, ecode, "%s: must be at least %lld",
                                     path, (long long) f->min);
+        }
+        if (f->has_max && v > f->max) {
+            return legacy_error_set(err, ecode, "%s: must be at most %lld",
+                                    path, (long long) f->max);
         }
         ok = legacy_append_int(out, key, v);
 

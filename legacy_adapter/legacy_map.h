@@ -47,6 +47,8 @@ typedef struct {
     int                nullable;
     int                has_min;
     int64_t            min;
+    int                has_max;
+    int64_t            max;
     legacy_codes_t    *codes;       /* LEGACY_FIELD_CODE */
     legacy_object_t   *object;      /* LEGACY_FIELD_OBJECT / _ARRAY */
 } legacy_field_t;

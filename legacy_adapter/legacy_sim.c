@@ -14,7 +14,7 @@
 #include "legacy_adapter/legacy_json.h"
 #include "legacy_adapter/legacy_sim.h"
 
-#define SIM_LINES_MAX  200
+#define SIM_LINES_MAX  100
 #define SIM_QTY_MAX    100000
 
 struct legacy_sim_s {
@@ -864,7 +864,7 @@ sim_adjust_stock(sim_req_t *r, const bson_t *body)
     if (sim_doc_str(body, "mdbh", &p[0]) != 1
         || sim_doc_str(body, "spbm", &p[1]) != 1
         || sim_doc_int(body, "tzsl", &tzsl) != 1
-        || tzsl < -SIM_QTY_MAX * 10 || tzsl > SIM_QTY_MAX * 10
+        || tzsl == 0 || tzsl < -SIM_QTY_MAX * 10 || tzsl > SIM_QTY_MAX * 10
         || sim_doc_int(body, "tzyy", &tzyy) != 1 || tzyy < 1 || tzyy > 3)
     {
         return sim_fail(r, LEGACY_SIM_BAD_PARAM, "mdbh/spbm/tzsl/tzyy 无效");
