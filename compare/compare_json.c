@@ -67,7 +67,7 @@ compare_parse_status_name(compare_parse_status_t st)
     case COMPARE_PARSE_INVALID:
         return "unparseable";
     case COMPARE_PARSE_TOO_DEEP:
-        return "unparseable/too deep";
+        return "unparseable/too large (too deep)";
     case COMPARE_PARSE_TOO_LARGE:
         return "unparseable/too large";
     case COMPARE_PARSE_EMPTY:

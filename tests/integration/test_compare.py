@@ -402,6 +402,22 @@ def test_compare_unparseable_and_errors(tmpdir_w):
     assert compare(fx("order_legacy.json"), "/nonexistent").returncode == 2
 
 
+def test_compare_deep_and_huge_bodies(tmpdir_w):
+    deep = os.path.join(tmpdir_w, "deep.json")
+    with open(deep, "w") as f:
+        f.write("[" * 100000 + "]" * 100000)
+    huge = os.path.join(tmpdir_w, "huge.json")
+    with open(huge, "w") as f:
+        f.write('{"pad": "' + "x" * (50 * 1024 * 1024) + '"}')
+    for path in (deep, huge):
+        t = time.monotonic()
+        r = compare(fx("order_legacy.json"), path)
+        assert r.returncode == 2, r.stderr
+        assert "unparseable/too large" in r.stderr
+        assert "on the B side" in r.stderr
+        assert time.monotonic() - t < 10
+
+
 def test_compare_corpus_never_crashes():
     """Every JSONTestSuite file as B: y_ parse, n_ unparseable, no crash."""
     d = os.path.join(harness.CORPUS, "JSONTestSuite", "test_parsing")
