@@ -133,6 +133,7 @@ shadow_config_key(bson_iter_t *it, shadow_config_t *cfg, shadow_error_t *err)
     SHADOW_CFG_INT("grace_ms", grace_ms, 0, 600000)
     SHADOW_CFG_INT("flush_ms", flush_ms, 1, 600000)
     SHADOW_CFG_INT("window", window, 1, 10000000)
+    SHADOW_CFG_INT("window_mb", window_mb, 1, 1 << 20)
 
     if (strcmp(k, "max_inflight_per_key") == 0) {
         if (shadow_config_int(it, &v, 1, 1, err) != SHADOW_OK) {
@@ -244,6 +245,7 @@ shadow_config_load(const char *path, shadow_config_t *cfg,
     cfg->grace_ms = 1000;
     cfg->flush_ms = 100;
     cfg->window = 65536;
+    cfg->window_mb = 256;
     cfg->delete_consumed = 1;
     cfg->order_key = SHADOW_ORDER_STORE;
     cfg->body_limit = 1024 * 1024;

@@ -57,6 +57,7 @@ struct shadow_item_s {
     shadow_keyq_t         *kq;
     shadow_pos_t           at;
     uint8_t               *payload;
+    uint32_t               len;
     shadow_record_t        rec;
     shadow_item_state_t    state;
     int                    attempts;
@@ -96,6 +97,7 @@ struct shadow_daemon_s {
     shadow_item_t          *head;       /* window, log order */
     shadow_item_t          *tail;
     long                    held;
+    uint64_t                held_bytes;
     long                    running;    /* in flight or in backoff */
     long                    done;       /* DONE, not yet flushed */
     shadow_item_t          *backoff;
@@ -317,7 +319,9 @@ shadow_read_more(shadow_daemon_t *d)
 
     d->reader_idle = 0;
 
-    while (d->held < d->cfg->window) {
+    while (d->held < d->cfg->window
+           && d->held_bytes < (uint64_t) d->cfg->window_mb << 20)
+    {
         rc = shadow_reader_next(d->reader, &f, &err);
 
         if (rc == SHADOW_OK) {
@@ -402,6 +406,7 @@ shadow_item_add(shadow_daemon_t *d, shadow_frame_t *f)
     }
 
     memcpy(it->payload, f->payload, f->len);
+    it->len = f->len;
     it->at = f->at;
     d->stats.read++;
 
@@ -414,6 +419,7 @@ shadow_item_add(shadow_daemon_t *d, shadow_frame_t *f)
 
     d->tail = it;
     d->held++;
+    d->held_bytes += f->len;
 
     if (shadow_record_decode(it->payload, f->len, &it->rec, &err)
         != SHADOW_OK)
@@ -1175,6 +1181,7 @@ shadow_advance(shadow_daemon_t *d, int force)
         }
 
         d->held--;
+        d->held_bytes -= it->len;
         shadow_item_free(d, it);
     }
 
@@ -1298,7 +1305,9 @@ shadow_daemon_run(shadow_daemon_t *d, volatile sig_atomic_t *stop)
         }
 
         wait_ms = d->cfg->poll_ms;
-        if (!d->reader_idle && d->held < d->cfg->window) {
+        if (!d->reader_idle && d->held < d->cfg->window
+            && d->held_bytes < (uint64_t) d->cfg->window_mb << 20)
+        {
             wait_ms = 0;
         }
 

@@ -36,6 +36,7 @@ typedef struct {
     int              grace_ms;        /* segment straggler window */
     int              flush_ms;        /* store flush + checkpoint period */
     int              window;          /* records held before checkpoint */
+    int              window_mb;       /* and their bytes, MiB */
     double           rate_limit;      /* replays per second, 0 = none */
     int              delete_consumed;
     shadow_order_t   order_key;
