@@ -246,8 +246,10 @@ newcore_slot_open(newcore_pool_t *pool, newcore_slot_t *slot,
     /*
      * The order functions take arrays: with custom plans PostgreSQL would
      * plan their statements again on every call (half the CPU of an order).
+     * No request waits on a lock for ever.
      */
-    res = PQexec(slot->pg, "SET plan_cache_mode = force_generic_plan");
+    res = PQexec(slot->pg, "SET plan_cache_mode = force_generic_plan;"
+                           " SET statement_timeout = '30s'");
     if (PQresultStatus(res) != PGRES_COMMAND_OK) {
         PQclear(res);
         newcore_db_error(slot->pg, "cannot set up the session", err);
@@ -350,6 +352,9 @@ newcore_db_exec(PGconn *conn, newcore_stmt_e stmt, int nparams,
 {
     PGresult  *res;
 
+    const char  *state;
+    int          retry;
+
     res = PQexecPrepared(conn, newcore_stmts[stmt].name, nparams, values,
                          NULL, NULL, 0);
 
@@ -357,14 +362,26 @@ newcore_db_exec(PGconn *conn, newcore_stmt_e stmt, int nparams,
         return res;
     }
 
+    /*
+     * Worth a retry by the client (503): connection trouble (08), a
+     * rollback by the server (40: deadlock, serialization), resources (53),
+     * operator intervention (57: statement timeout, shutdown).
+     */
+    state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+    retry = state != NULL && (strncmp(state, "08", 2) == 0
+                              || strncmp(state, "40", 2) == 0
+                              || strncmp(state, "53", 2) == 0
+                              || strncmp(state, "57", 2) == 0);
     PQclear(res);
 
     if (PQstatus(conn) != CONNECTION_OK) {
         newcore_db_error(conn, "database connection lost", err);
     } else {
         newcore_db_error(conn, newcore_stmts[stmt].name, err);
-        err->status = 500;
-        snprintf(err->code, sizeof(err->code), "internal");
+        if (!retry) {
+            err->status = 500;
+            snprintf(err->code, sizeof(err->code), "internal");
+        }
     }
 
     return NULL;

@@ -50,7 +50,8 @@ void newcore_pool_release(newcore_pool_t *pool, PGconn *conn);
 /*
  * Runs a prepared statement; returns the result (caller PQclear()s it) when
  * its status is PGRES_TUPLES_OK, else NULL with err set: 503 unavailable
- * when the connection broke (the pool reconnects it on next use), 500
+ * when the connection broke (the pool reconnects it on next use) or the
+ * server gave up on the statement (timeout, deadlock, shutdown), 500
  * internal otherwise.  NULL values are NULL pointers.
  */
 PGresult *newcore_db_exec(PGconn *conn, newcore_stmt_e stmt, int nparams,
