@@ -27,11 +27,27 @@ static const char *usage =
 
 typedef enum { REPORT_TEXT, REPORT_CSV, REPORT_JSON } report_format_t;
 
+typedef struct {
+    const char       *db;
+    const char       *since;
+    const char       *until;
+    char              since_buf[64];
+    char              until_buf[64];
+    report_format_t   fmt;
+    long              limit;
+    int               init;
+    int               kind;
+} report_args_t;
+
 
 static int report_numeric(Oid type);
 static void report_json_string(const char *s);
 static void report_csv_field(const char *s);
+static void report_print_json(PGresult *res);
+static void report_print_csv(PGresult *res);
+static void report_print_text(PGresult *res);
 static void report_print(PGresult *res, report_format_t fmt);
+static int report_args(int argc, char **argv, report_args_t *args);
 
 
 static int
@@ -81,47 +97,58 @@ report_csv_field(const char *s)
 
 
 static void
-report_print(PGresult *res, report_format_t fmt)
+report_print_json(PGresult *res)
 {
-    int     r, c, nr = PQntuples(res), nc = PQnfields(res);
-    int    *w;
+    int  r, c, nr = PQntuples(res), nc = PQnfields(res);
 
-    if (fmt == REPORT_JSON) {
-        printf("[");
-        for (r = 0; r < nr; r++) {
-            printf("%s\n {", r ? "," : "");
-            for (c = 0; c < nc; c++) {
-                printf("%s", c ? ", " : "");
-                report_json_string(PQfname(res, c));
-                printf(": ");
-                if (PQgetisnull(res, r, c)) {
-                    printf("null");
-                } else if (report_numeric(PQftype(res, c))) {
-                    printf("%s", PQgetvalue(res, r, c));
-                } else {
-                    report_json_string(PQgetvalue(res, r, c));
-                }
+    printf("[");
+    for (r = 0; r < nr; r++) {
+        printf("%s\n {", r ? "," : "");
+        for (c = 0; c < nc; c++) {
+            printf("%s", c ? ", " : "");
+            report_json_string(PQfname(res, c));
+            printf(": ");
+            if (PQgetisnull(res, r, c)) {
+                printf("null");
+            } else if (report_numeric(PQftype(res, c))) {
+                printf("%s", PQgetvalue(res, r, c));
+            } else {
+                report_json_string(PQgetvalue(res, r, c));
             }
-            printf("}");
         }
-        printf("%s]\n", nr ? "\n" : "");
-        return;
+        printf("}");
     }
-    if (fmt == REPORT_CSV) {
+    printf("%s]\n", nr ? "\n" : "");
+}
+
+
+static void
+report_print_csv(PGresult *res)
+{
+    int  r, c, nr = PQntuples(res), nc = PQnfields(res);
+
+    for (c = 0; c < nc; c++) {
+        printf("%s", c ? "," : "");
+        report_csv_field(PQfname(res, c));
+    }
+    printf("\n");
+    for (r = 0; r < nr; r++) {
         for (c = 0; c < nc; c++) {
             printf("%s", c ? "," : "");
-            report_csv_field(PQfname(res, c));
+            report_csv_field(PQgetvalue(res, r, c));
         }
         printf("\n");
-        for (r = 0; r < nr; r++) {
-            for (c = 0; c < nc; c++) {
-                printf("%s", c ? "," : "");
-                report_csv_field(PQgetvalue(res, r, c));
-            }
-            printf("\n");
-        }
-        return;
     }
+}
+
+
+/* Aligned columns, long values cut at 60 characters. */
+static void
+report_print_text(PGresult *res)
+{
+    int   r, c, nr = PQntuples(res), nc = PQnfields(res), l;
+    int  *w;
+
     w = calloc((size_t) nc + 1, sizeof(int));
     if (w == NULL) {
         return;
@@ -129,8 +156,7 @@ report_print(PGresult *res, report_format_t fmt)
     for (c = 0; c < nc; c++) {
         w[c] = (int) strlen(PQfname(res, c));
         for (r = 0; r < nr; r++) {
-            int l = PQgetlength(res, r, c);
-
+            l = PQgetlength(res, r, c);
             w[c] = l > w[c] ? (l > 60 ? 60 : l) : w[c];
         }
     }
@@ -149,8 +175,25 @@ report_print(PGresult *res, report_format_t fmt)
 }
 
 
-int
-main(int argc, char **argv)
+static void
+report_print(PGresult *res, report_format_t fmt)
+{
+    switch (fmt) {
+    case REPORT_JSON:
+        report_print_json(res);
+        break;
+    case REPORT_CSV:
+        report_print_csv(res);
+        break;
+    default:
+        report_print_text(res);
+    }
+}
+
+
+/* Options into args; -1 to go on, else the exit code. */
+static int
+report_args(int argc, char **argv, report_args_t *args)
 {
     static const struct option opts[] = {
         { "db", required_argument, NULL, 'd' },
@@ -162,48 +205,39 @@ main(int argc, char **argv)
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 }
     };
-    const char       *db = NULL, *since = NULL, *until = NULL;
-    char              since_buf[64], until_buf[64], *end;
-    report_format_t   fmt = REPORT_TEXT;
-    long              limit = 20;
-    int               c, kind, init = 0, rc = 2;
-    PGconn           *conn = NULL;
-    PGresult         *res = NULL;
-    compare_error_t   err;
-    long long         mism;
+    char  *end;
+    int    c;
 
+    memset(args, 0, sizeof(*args));
+    args->limit = 20;
     while ((c = getopt_long(argc, argv, "d:s:u:f:l:ih", opts, NULL)) != -1) {
         switch (c) {
         case 'd':
-            db = optarg;
+            args->db = optarg;
             break;
         case 's':
-            if (compare_report_time(optarg, since_buf, sizeof(since_buf))
-                != 0)
-            {
-                fprintf(stderr, "cutover-report: bad --since \"%s\"\n",
-                        optarg);
-                return 2;
-            }
-            since = since_buf;
-            break;
         case 'u':
-            if (compare_report_time(optarg, until_buf, sizeof(until_buf))
-                != 0)
+            if (compare_report_time(optarg, c == 's' ? args->since_buf
+                                                     : args->until_buf,
+                                    sizeof(args->since_buf)) != 0)
             {
-                fprintf(stderr, "cutover-report: bad --until \"%s\"\n",
-                        optarg);
+                fprintf(stderr, "cutover-report: bad --%s \"%s\"\n",
+                        c == 's' ? "since" : "until", optarg);
                 return 2;
             }
-            until = until_buf;
+            if (c == 's') {
+                args->since = args->since_buf;
+            } else {
+                args->until = args->until_buf;
+            }
             break;
         case 'f':
             if (strcmp(optarg, "text") == 0) {
-                fmt = REPORT_TEXT;
+                args->fmt = REPORT_TEXT;
             } else if (strcmp(optarg, "csv") == 0) {
-                fmt = REPORT_CSV;
+                args->fmt = REPORT_CSV;
             } else if (strcmp(optarg, "json") == 0) {
-                fmt = REPORT_JSON;
+                args->fmt = REPORT_JSON;
             } else {
                 fprintf(stderr, "cutover-report: --format text|csv|json\n");
                 return 2;
@@ -211,14 +245,14 @@ main(int argc, char **argv)
             break;
         case 'l':
             errno = 0;
-            limit = strtol(optarg, &end, 10);
-            if (errno != 0 || *end != '\0' || limit <= 0) {
+            args->limit = strtol(optarg, &end, 10);
+            if (errno != 0 || *end != '\0' || args->limit <= 0) {
                 fprintf(stderr, "cutover-report: bad --limit\n");
                 return 2;
             }
             break;
         case 'i':
-            init = 1;
+            args->init = 1;
             break;
         case 'h':
             fputs(usage, stdout);
@@ -228,42 +262,56 @@ main(int argc, char **argv)
             return 2;
         }
     }
-    if (db == NULL || optind != argc - 1
-        || (kind = compare_report_kind(argv[optind])) < 0)
+    if (args->db == NULL || optind != argc - 1
+        || (args->kind = compare_report_kind(argv[optind])) < 0)
     {
         fputs(usage, stderr);
         return 2;
     }
-    conn = PQconnectdb(db);
+    return -1;
+}
+
+
+int
+main(int argc, char **argv)
+{
+    report_args_t     args;
+    int               rc;
+    PGconn           *conn = NULL;
+    PGresult         *res = NULL;
+    compare_error_t   err;
+    long long         mism;
+
+    rc = report_args(argc, argv, &args);
+    if (rc >= 0) {
+        return rc;
+    }
+    rc = 2;
+    conn = PQconnectdb(args.db);
     if (conn == NULL || PQstatus(conn) != CONNECTION_OK) {
         fprintf(stderr, "cutover-report: database: %s",
                 conn ? PQerrorMessage(conn) : "out of memory\n");
         goto cleanup;
     }
     PQsetNoticeProcessor(conn, compare_quiet, NULL);
-    if (init && compare_schema_apply(conn, &err) != COMPARE_OK) {
+    if (args.init && compare_schema_apply(conn, &err) != COMPARE_OK) {
         fprintf(stderr, "cutover-report: %s\n", err.message);
         goto cleanup;
     }
-    if (kind == COMPARE_REPORT_EXPORT) {
-        limit = 0;
-    }
-    res = compare_report_query(conn, (compare_report_kind_t) kind, since,
-                               until, limit, &err);
-    if (res == NULL) {
-        fprintf(stderr, "cutover-report: %s\n", err.message);
-        goto cleanup;
-    }
-    mism = compare_report_mismatches(conn, since, until, &err);
+    res = compare_report_query(conn, (compare_report_kind_t) args.kind,
+                               args.since, args.until,
+                               args.kind == COMPARE_REPORT_EXPORT
+                               ? 0 : args.limit, &err);
+    mism = res ? compare_report_mismatches(conn, args.since, args.until, &err)
+               : -1;
     if (mism < 0) {
         fprintf(stderr, "cutover-report: %s\n", err.message);
         goto cleanup;
     }
-    report_print(res, fmt);
-    if (fflush(stdout) != 0) {
-        goto cleanup;
+    report_print(res, args.fmt);
+    if (fflush(stdout) == 0) {
+        rc = mism > 0 ? 1 : 0;
     }
-    rc = mism > 0 ? 1 : 0;
 cleanup:
     PQclear(res);
     PQfinish(conn);
