@@ -24,6 +24,17 @@ typedef struct {
     size_t           lb;
 } compare_line_t;
 
+typedef struct {
+    const char  *rules;
+    const char  *route;
+    const char  *db;
+    const char  *outbox;
+    int          batch;
+    int          min_count;
+    int          learn;
+    int          store;
+} compare_args_t;
+
 static const char *usage =
     "usage: cutover-compare [--rules FILE] [--route 'METHOD /path'] A B\n"
     "       cutover-compare learn [--rules FILE] [--route 'METHOD /path']\n"
@@ -59,6 +70,9 @@ static int compare_learn(const compare_rules_t *rules, const char *route,
     int argc, char **argv, unsigned long min_count);
 static void compare_line_free(compare_line_t *l);
 static int compare_line_parse(const char *text, size_t len, compare_line_t *l);
+static int compare_args(int argc, char **argv, compare_args_t *args);
+static int compare_print(const compare_rules_t *rules, const char *route,
+    const char *fa, const char *fb);
 static int compare_store_file(const compare_rules_t *rules, const char *db,
     const char *outbox, long batch, const char *path);
 
@@ -398,8 +412,9 @@ done:
 }
 
 
-int
-main(int argc, char **argv)
+/* Options into args; -1 to go on, else the exit code. */
+static int
+compare_args(int argc, char **argv, compare_args_t *args)
 {
     static const struct option opts[] = {
         { "rules", required_argument, NULL, 'r' },
@@ -411,59 +426,33 @@ main(int argc, char **argv)
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 }
     };
-    const char            *rules_path = NULL, *route = NULL;
-    const char            *db = NULL, *outbox = NULL;
-    long                   batch = 500;
-    int                    store = 0;
-    compare_rules_t       *rules = NULL;
-    compare_result_t      *res = NULL;
-    const compare_diff_t  *d;
-    compare_error_t        err;
-    unsigned long          min_count = 1;
-    int                    c, rc = 2, learn = 0;
-    size_t                 i;
-    char                  *end;
+    char  *end;
+    int    c, n;
 
-    if (argc > 1 && strcmp(argv[1], "learn") == 0) {
-        learn = 1;
-        argv[1] = argv[0];
-        argv++;
-        argc--;
-    } else if (argc > 1 && strcmp(argv[1], "store") == 0) {
-        store = 1;
-        argv[1] = argv[0];
-        argv++;
-        argc--;
-    }
     while ((c = getopt_long(argc, argv, "r:R:m:d:o:b:h", opts, NULL)) != -1) {
         switch (c) {
         case 'r':
-            rules_path = optarg;
+            args->rules = optarg;
             break;
         case 'R':
-            route = optarg;
-            break;
-        case 'm':
-            errno = 0;
-            min_count = strtoul(optarg, &end, 10);
-            if (errno != 0 || *end != '\0' || min_count == 0) {
-                fprintf(stderr, "cutover-compare: bad --min-count\n");
-                return 2;
-            }
+            args->route = optarg;
             break;
         case 'd':
-            db = optarg;
+            args->db = optarg;
             break;
         case 'o':
-            outbox = optarg;
+            args->outbox = optarg;
             break;
+        case 'm':
         case 'b':
             errno = 0;
-            batch = strtol(optarg, &end, 10);
-            if (errno != 0 || *end != '\0' || batch <= 0) {
-                fprintf(stderr, "cutover-compare: bad --batch\n");
+            n = (int) strtol(optarg, &end, 10);
+            if (errno != 0 || *end != '\0' || n <= 0) {
+                fprintf(stderr, "cutover-compare: bad --%s\n",
+                        c == 'm' ? "min-count" : "batch");
                 return 2;
             }
+            *(c == 'm' ? &args->min_count : &args->batch) = n;
             break;
         case 'h':
             fputs(usage, stdout);
@@ -473,31 +462,29 @@ main(int argc, char **argv)
             return 2;
         }
     }
-    if ((!learn && !store && argc - optind != 2)
-        || (learn && argc - optind < 2)
-        || (store && (argc - optind != 1 || db == NULL))
-        || (!store && (db != NULL || outbox != NULL)))
+    n = argc - optind;
+    if ((!args->learn && !args->store && n != 2) || (args->learn && n < 2)
+        || (args->store && (n != 1 || args->db == NULL))
+        || (!args->store && (args->db != NULL || args->outbox != NULL)))
     {
         fputs(usage, stderr);
         return 2;
     }
-    rules = compare_rules_load(rules_path, &err);
-    if (rules == NULL) {
-        fprintf(stderr, "cutover-compare: %s\n", err.message);
-        return 2;
-    }
-    if (store) {
-        rc = compare_store_file(rules, db, outbox, batch, argv[optind]);
-        compare_rules_free(rules);
-        return rc;
-    }
-    if (learn) {
-        rc = compare_learn(rules, route, argc - optind, argv + optind,
-                           min_count);
-        compare_rules_free(rules);
-        return rc;
-    }
-    res = compare_files(rules, route, argv[optind], argv[optind + 1], &rc);
+    return -1;
+}
+
+
+/* Compare A and B and print the differences as JSON lines. */
+static int
+compare_print(const compare_rules_t *rules, const char *route,
+    const char *fa, const char *fb)
+{
+    compare_result_t      *res;
+    const compare_diff_t  *d;
+    size_t                 i;
+    int                    rc;
+
+    res = compare_files(rules, route, fa, fb, &rc);
     for (i = 0; res != NULL && (d = compare_result_diff(res, i)) != NULL; i++)
     {
         printf("{\"path\": ");
@@ -511,6 +498,48 @@ main(int argc, char **argv)
                 compare_result_ndiffs(res) - i);
     }
     compare_result_free(res);
+    return rc;
+}
+
+
+int
+main(int argc, char **argv)
+{
+    compare_args_t    args;
+    compare_rules_t  *rules;
+    compare_error_t   err;
+    int               rc;
+
+    memset(&args, 0, sizeof(args));
+    args.batch = 500;
+    args.min_count = 1;
+    if (argc > 1 && (strcmp(argv[1], "learn") == 0
+                     || strcmp(argv[1], "store") == 0))
+    {
+        args.learn = argv[1][0] == 'l';
+        args.store = argv[1][0] == 's';
+        argv[1] = argv[0];
+        argv++;
+        argc--;
+    }
+    rc = compare_args(argc, argv, &args);
+    if (rc >= 0) {
+        return rc;
+    }
+    rules = compare_rules_load(args.rules, &err);
+    if (rules == NULL) {
+        fprintf(stderr, "cutover-compare: %s\n", err.message);
+        return 2;
+    }
+    if (args.store) {
+        rc = compare_store_file(rules, args.db, args.outbox, args.batch,
+                                argv[optind]);
+    } else if (args.learn) {
+        rc = compare_learn(rules, args.route, argc - optind, argv + optind,
+                           (unsigned long) args.min_count);
+    } else {
+        rc = compare_print(rules, args.route, argv[optind], argv[optind + 1]);
+    }
     compare_rules_free(rules);
     return rc;
 }
