@@ -28,6 +28,7 @@
 static void newcore_log(void *ctx, const char *level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 static void newcore_usage(FILE *out);
+static int newcore_check_ledger(const char *db);
 
 
 static pthread_mutex_t  newcore_log_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -65,6 +66,7 @@ newcore_usage(FILE *out)
     fprintf(out,
         "usage: cutover-newcore --listen ADDR:PORT --db CONNINFO\n"
         "                       [--threads N] [--init-schema] [--seed]\n"
+        "       cutover-newcore --db CONNINFO --check-ledger\n"
         "\n"
         "The new ERP core: the canonical API (orders, inventory, members)\n"
         "on PostgreSQL, plus GET /health.\n"
@@ -76,18 +78,48 @@ newcore_usage(FILE *out)
         "                      has a thread of its own (at most 1024)\n"
         "  --init-schema       create or migrate the schema, then serve\n"
         "  --seed              load the demo data set (no-op when loaded)\n"
+        "  --check-ledger      check the ledger invariant (stock, points,\n"
+        "                      money), print the totals, exit 0 when it\n"
+        "                      balances, 1 when not\n"
         "  --help              this text\n"
         "\n"
-        "Without --listen, --init-schema and --seed run and the program\n"
-        "exits.  SIGTERM or SIGINT stop the service.\n",
+        "Without --listen, --init-schema, --seed and --check-ledger run\n"
+        "and the program exits.  SIGTERM or SIGINT stop the service.\n",
         NEWCORE_THREADS_DEFAULT);
+}
+
+
+static int
+newcore_check_ledger(const char *db)
+{
+    int                     ok;
+    newcore_error_t         err;
+    newcore_ledger_check_t  c;
+
+    if (newcore_db_check_ledger(db, &c, &err) != NEWCORE_OK) {
+        newcore_log(NULL, "ERROR", "check-ledger: %s", err.message);
+        return 1;
+    }
+
+    ok = c.stock_off == 0 && c.points_off == 0 && c.money_off == 0;
+
+    printf("stock: %lld rows, %lld units, %lld off\n"
+           "points: %lld members, %lld points, %lld off\n"
+           "money: %lld orders, %lld.%02lld paid, %lld off\n"
+           "ledger: %s\n",
+           c.stock_rows, c.stock_units, c.stock_off, c.members, c.points,
+           c.points_off, c.orders, c.paid_fen / 100, c.paid_fen % 100,
+           c.money_off, ok ? "balanced" : "NOT balanced");
+
+    return ok ? 0 : 1;
 }
 
 
 int
 main(int argc, char **argv)
 {
-    int                opt, threads, init_schema, seed, loaded, sig, rc;
+    int                opt, threads, init_schema, seed, check, loaded, sig;
+    int                rc;
     char              *end;
     const char        *listen, *db;
     sigset_t           set;
@@ -101,6 +133,7 @@ main(int argc, char **argv)
         { "threads", required_argument, NULL, 't' },
         { "init-schema", no_argument, NULL, 'i' },
         { "seed", no_argument, NULL, 's' },
+        { "check-ledger", no_argument, NULL, 'c' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 }
     };
@@ -110,6 +143,7 @@ main(int argc, char **argv)
     threads = NEWCORE_THREADS_DEFAULT;
     init_schema = 0;
     seed = 0;
+    check = 0;
     pool = NULL;
     server = NULL;
     rc = 1;
@@ -138,6 +172,9 @@ main(int argc, char **argv)
         case 's':
             seed = 1;
             break;
+        case 'c':
+            check = 1;
+            break;
         case 'h':
             newcore_usage(stdout);
             return 0;
@@ -148,7 +185,7 @@ main(int argc, char **argv)
     }
 
     if (optind != argc || db == NULL
-        || (listen == NULL && !init_schema && !seed))
+        || (listen == NULL && !init_schema && !seed && !check))
     {
         newcore_usage(stderr);
         return 2;
@@ -184,6 +221,10 @@ main(int argc, char **argv)
         }
         newcore_log(NULL, "INFO", loaded ? "seeded the demo data set"
                                          : "demo data set already loaded");
+    }
+
+    if (check) {
+        return newcore_check_ledger(db);
     }
 
     if (listen == NULL) {

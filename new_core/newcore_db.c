@@ -455,3 +455,78 @@ cleanup:
     PQfinish(conn);
     return rc;
 }
+
+
+int
+newcore_db_check_ledger(const char *conninfo, newcore_ledger_check_t *check,
+    newcore_error_t *err)
+{
+    int        rc, i;
+    long long *out[9];
+    PGconn    *conn;
+    PGresult  *res;
+
+    static const char  sql[] =
+        "SELECT (SELECT count(*) FROM newcore.stock),"
+        " (SELECT coalesce(sum(on_hand), 0) FROM newcore.stock),"
+        " (SELECT count(*) FROM newcore.stock s LEFT JOIN"
+        "   (SELECT store_id, sku, sum(delta) AS d FROM newcore.ledger"
+        "    WHERE kind = 'stock' GROUP BY store_id, sku) l"
+        "   USING (store_id, sku) WHERE coalesce(l.d, 0) <> s.on_hand),"
+        " (SELECT count(*) FROM newcore.members),"
+        " (SELECT coalesce(sum(points), 0) FROM newcore.members),"
+        " (SELECT count(*) FROM newcore.members m LEFT JOIN"
+        "   (SELECT member_id, sum(delta) AS d FROM newcore.ledger"
+        "    WHERE kind = 'points' GROUP BY member_id) l"
+        "   USING (member_id) WHERE coalesce(l.d, 0) <> m.points),"
+        " (SELECT count(*) FROM newcore.orders),"
+        " (SELECT coalesce(sum(total_fen), 0) FROM newcore.orders"
+        "   WHERE status = 'paid'),"
+        " (SELECT count(*) FROM newcore.orders o"
+        "  LEFT JOIN (SELECT order_id, sum(delta) AS d FROM newcore.ledger"
+        "   WHERE kind = 'money' GROUP BY order_id) l USING (order_id)"
+        "  LEFT JOIN (SELECT order_id, sum(CASE kind WHEN 'charge'"
+        "   THEN amount_fen ELSE -amount_fen END) AS p"
+        "   FROM newcore.payments GROUP BY order_id) p USING (order_id)"
+        "  WHERE coalesce(l.d, 0) <> coalesce(p.p, 0)"
+        "   OR coalesce(l.d, 0) <> CASE o.status WHEN 'paid'"
+        "      THEN o.total_fen ELSE 0 END)";
+
+    rc = NEWCORE_ERROR;
+    res = NULL;
+
+    conn = newcore_db_connect(conninfo);
+    if (conn == NULL || PQstatus(conn) != CONNECTION_OK) {
+        newcore_db_error(conn, "cannot connect to the database", err);
+        goto cleanup;
+    }
+
+    res = PQexecParams(conn, sql, 0, NULL, NULL, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
+        newcore_db_error(conn, "ledger check failed", err);
+        err->status = 500;
+        goto cleanup;
+    }
+
+    out[0] = &check->stock_rows;
+    out[1] = &check->stock_units;
+    out[2] = &check->stock_off;
+    out[3] = &check->members;
+    out[4] = &check->points;
+    out[5] = &check->points_off;
+    out[6] = &check->orders;
+    out[7] = &check->paid_fen;
+    out[8] = &check->money_off;
+
+    for (i = 0; i < 9; i++) {
+        *out[i] = atoll(PQgetvalue(res, 0, i));
+    }
+
+    rc = NEWCORE_OK;
+
+cleanup:
+
+    PQclear(res);
+    PQfinish(conn);
+    return rc;
+}

@@ -63,4 +63,21 @@ int newcore_db_init_schema(const char *conninfo, newcore_error_t *err);
 /* Loads the demo data set; *loaded is 0 when it was there already. */
 int newcore_db_seed(const char *conninfo, int *loaded, newcore_error_t *err);
 
+/* The ledger invariant, checked over the whole database. */
+typedef struct {
+    long long  stock_rows;
+    long long  stock_units;
+    long long  stock_off;       /* store/SKUs whose entries != on_hand */
+    long long  members;
+    long long  points;
+    long long  points_off;      /* members whose entries != points */
+    long long  orders;
+    long long  paid_fen;
+    long long  money_off;       /* orders whose entries != paid - refunded */
+} newcore_ledger_check_t;
+
+/* Fills check; the ledger balances when every *_off is 0. */
+int newcore_db_check_ledger(const char *conninfo,
+    newcore_ledger_check_t *check, newcore_error_t *err);
+
 #endif /* NEWCORE_DB_H */

@@ -637,6 +637,25 @@ def test_flash_sale(core):
     assert_ledger_balanced(core)
 
 
+def test_check_ledger_command(core):
+    r = subprocess.run([CORE, "--db", core.conninfo, "--check-ledger"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "ledger: balanced" in r.stdout
+    assert "stock: %d rows" % core.scalar(
+        "SELECT count(*) FROM newcore.stock") in r.stdout
+    # a stock row changed behind the ledger's back is found
+    where = "WHERE store_id = 'S199' AND sku = 'SKU01999'"
+    core.sql("UPDATE newcore.stock SET on_hand = on_hand + 1 " + where)
+    try:
+        r = subprocess.run([CORE, "--db", core.conninfo, "--check-ledger"],
+                           capture_output=True, text=True, timeout=60)
+        assert r.returncode == 1
+        assert "1 off" in r.stdout and "NOT balanced" in r.stdout
+    finally:
+        core.sql("UPDATE newcore.stock SET on_hand = on_hand - 1 " + where)
+
+
 # --- PostgreSQL outage --------------------------------------------------------
 
 def test_postgres_outage(tmpdir_w):
