@@ -117,10 +117,11 @@ newcore_server_new(const char *addr, newcore_pool_t *pool,
      * connections: requests queue for the database in one line.  With a
      * polling thread pool a connection is tied to one thread and waits
      * behind that thread's other connections: the same throughput here,
-     * but a p99 two to four times longer on a busy 2-core machine.
+     * but a p99 two to four times longer on a busy 2-core machine.  poll(),
+     * not select(): descriptors past FD_SETSIZE work.
      */
     server->daemon = MHD_start_daemon(
-        MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD
+        MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL_INTERNAL_THREAD
         | MHD_USE_ERROR_LOG, port, NULL, NULL,
         newcore_http_access, server,
         MHD_OPTION_EXTERNAL_LOGGER, newcore_http_mhd_log, server,
