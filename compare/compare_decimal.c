@@ -10,7 +10,17 @@
 #define COMPARE_DEC_WORK  (4 * COMPARE_DECIMAL_DIGITS)
 #define COMPARE_DEC_EXP   100000
 
+typedef struct {
+    int          neg;
+    const char  *ip;      /* integer digits */
+    size_t       ni;
+    const char  *fp;      /* fraction digits */
+    size_t       nf;
+    long         e;       /* exponent */
+} compare_dec_lex_t;
 
+
+static int compare_dec_lex(const char *s, size_t len, compare_dec_lex_t *lx);
 static int compare_dec_align(const uint8_t *d, int n, int shift, uint8_t *out);
 static int compare_dec_mag_cmp(const uint8_t *x, int nx, const uint8_t *y,
     int ny);
@@ -24,65 +34,68 @@ static int compare_dec_cmp_scaled(const uint8_t *x, int nx, int32_t ex,
     const uint8_t *y, int ny, int32_t ey);
 
 
-int
-compare_decimal_parse(const char *s, size_t len, compare_decimal_t *out)
+/* The pieces of "[-+]int[.frac][e[+-]exp]"; 0 or -1. */
+static int
+compare_dec_lex(const char *s, size_t len, compare_dec_lex_t *lx)
 {
-    const char  *p = s, *end = s + len, *ip, *fp = NULL;
-    size_t       ni = 0, nf = 0, i;
-    long         e = 0;
-    int          eneg = 0, k;
-    uint8_t      tmp[COMPARE_DECIMAL_DIGITS * 2];
-    int          nt = 0;
+    const char  *p = s, *end = s + len;
+    int          eneg = 0;
 
-    memset(out, 0, offsetof(compare_decimal_t, d));
+    memset(lx, 0, sizeof(*lx));
     if (p < end && (*p == '-' || *p == '+')) {
-        out->neg = (*p == '-');
-        p++;
+        lx->neg = (*p++ == '-');
     }
-    ip = p;
-    while (p < end && *p >= '0' && *p <= '9') {
-        p++;
-        ni++;
+    for (lx->ip = p; p < end && *p >= '0' && *p <= '9'; p++) {
+        lx->ni++;
     }
     if (p < end && *p == '.') {
-        p++;
-        fp = p;
-        while (p < end && *p >= '0' && *p <= '9') {
-            p++;
-            nf++;
+        for (lx->fp = ++p; p < end && *p >= '0' && *p <= '9'; p++) {
+            lx->nf++;
         }
-        if (nf == 0) {
+        if (lx->nf == 0) {
             return -1;
         }
     }
-    if (ni == 0) {
+    if (lx->ni == 0) {
         return -1;
     }
     if (p < end && (*p == 'e' || *p == 'E')) {
-        p++;
-        if (p < end && (*p == '-' || *p == '+')) {
-            eneg = (*p == '-');
-            p++;
+        if (++p < end && (*p == '-' || *p == '+')) {
+            eneg = (*p++ == '-');
         }
         if (p == end) {
             return -1;
         }
-        while (p < end && *p >= '0' && *p <= '9') {
-            if (e < COMPARE_DEC_EXP) {
-                e = e * 10 + (*p - '0');
+        for (; p < end && *p >= '0' && *p <= '9'; p++) {
+            if (lx->e < COMPARE_DEC_EXP) {
+                lx->e = lx->e * 10 + (*p - '0');
             }
-            p++;
         }
     }
-    if (p != end || e >= COMPARE_DEC_EXP) {
+    if (p != end || lx->e >= COMPARE_DEC_EXP) {
         return -1;
     }
-    if (eneg) {
-        e = -e;
+    lx->e = eneg ? -lx->e : lx->e;
+    return 0;
+}
+
+
+int
+compare_decimal_parse(const char *s, size_t len, compare_decimal_t *out)
+{
+    compare_dec_lex_t  lx;
+    size_t             i;
+    long               e;
+    int                k, nt = 0;
+    uint8_t            tmp[COMPARE_DECIMAL_DIGITS * 2];
+
+    memset(out, 0, offsetof(compare_decimal_t, d));
+    if (compare_dec_lex(s, len, &lx) != 0) {
+        return -1;
     }
     /* most significant first into tmp, skipping leading zeros */
-    for (i = 0; i < ni + nf; i++) {
-        char c = i < ni ? ip[i] : fp[i - ni];
+    for (i = 0; i < lx.ni + lx.nf; i++) {
+        char c = i < lx.ni ? lx.ip[i] : lx.fp[i - lx.ni];
 
         if (nt == 0 && c == '0') {
             continue;
@@ -92,7 +105,7 @@ compare_decimal_parse(const char *s, size_t len, compare_decimal_t *out)
         }
         tmp[nt++] = (uint8_t) (c - '0');
     }
-    e -= (long) nf;
+    e = lx.e - (long) lx.nf;
     /* strip trailing zeros of the coefficient */
     while (nt > 0 && tmp[nt - 1] == 0) {
         nt--;
@@ -102,14 +115,12 @@ compare_decimal_parse(const char *s, size_t len, compare_decimal_t *out)
         return -1;
     }
     if (nt == 0) {
-        out->neg = 0;
-        out->exp = 0;
-        out->n = 0;
-        return 0;
+        return 0;    /* zero: no sign, no digits */
     }
     for (k = 0; k < nt; k++) {
         out->d[k] = tmp[nt - 1 - k];
     }
+    out->neg = lx.neg;
     out->n = nt;
     out->exp = (int32_t) e;
     return 0;

@@ -19,6 +19,10 @@
 static int compare_rules_fail(compare_error_t *err, int idx, const char *match,
     const char *fmt, ...);
 static int compare_seg_parse(const char **pp, compare_seg_t *seg);
+static int compare_rules_routes(compare_rules_t *rules, bson_iter_t *it,
+    compare_error_t *err);
+static int compare_rules_mask_key(compare_rules_t *rules,
+    compare_error_t *err);
 static int compare_seg_match(const compare_seg_t *pat,
     const compare_seg_t *seg);
 static size_t compare_put(char *buf, size_t size, size_t off, const char *s,
@@ -406,15 +410,69 @@ compare_rules_key(compare_rules_t *rules, const char *hex,
 }
 
 
+/* The "routes" array. */
+static int
+compare_rules_routes(compare_rules_t *rules, bson_iter_t *it,
+    compare_error_t *err)
+{
+    bson_iter_t  routes;
+    int          i, n;
+
+    if (!BSON_ITER_HOLDS_ARRAY(it)) {
+        return compare_rules_fail(err, -1, NULL,
+                                  "\"routes\" must be an array");
+    }
+    n = compare_count(it);
+    rules->routes = calloc((size_t) n + 1, sizeof(compare_route_t));
+    if (rules->routes == NULL) {
+        return compare_rules_fail(err, -1, NULL, "out of memory");
+    }
+    bson_iter_recurse(it, &routes);
+    for (i = 0; i < n && bson_iter_next(&routes); i++) {
+        rules->nroutes = i + 1;
+        if (compare_route_parse(&rules->routes[i], &routes, i, err) != 0) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+
+/* The mask key: the file's, else CUTOVER_MASK_KEY, else a random one (then
+ * masked values still match within this process). */
+static int
+compare_rules_mask_key(compare_rules_t *rules, compare_error_t *err)
+{
+    const char  *env;
+
+    if (rules->mask_key_len > 0) {
+        return 0;
+    }
+    env = getenv("CUTOVER_MASK_KEY");
+    if (env != NULL && env[0] != '\0') {
+        if (compare_rules_key(rules, env, err) != 0) {
+            return compare_rules_fail(err, -1, NULL,
+                "CUTOVER_MASK_KEY must be 32 to 128 hex digits");
+        }
+        return 0;
+    }
+    if (RAND_bytes(rules->mask_key, 32) != 1) {
+        return compare_rules_fail(err, -1, NULL, "no random mask key");
+    }
+    rules->mask_key_len = 32;
+    return 0;
+}
+
+
 compare_rules_t *
 compare_rules_parse(const char *text, size_t len, compare_error_t *err)
 {
     bson_t            doc;
-    bson_iter_t       it, top, routes, r;
+    bson_iter_t       it, top;
     compare_rules_t  *rules;
     compare_error_t   perr;
-    int               n = 0, i;
-    const char       *env;
+    const char       *k;
+    int               rc = 0;
 
     err->code = 0;
     err->message[0] = '\0';
@@ -426,80 +484,40 @@ compare_rules_parse(const char *text, size_t len, compare_error_t *err)
     }
     rules = calloc(1, sizeof(*rules));
     if (rules == NULL) {
-        bson_destroy(&doc);
-        compare_rules_fail(err, -1, NULL, "out of memory");
-        return NULL;
-    }
-    if (!bson_iter_init_find(&it, &doc, "$") || !BSON_ITER_HOLDS_DOCUMENT(&it)
-        || !bson_iter_recurse(&it, &top))
+        rc = compare_rules_fail(err, -1, NULL, "out of memory");
+    } else if (!bson_iter_init_find(&it, &doc, "$")
+               || !BSON_ITER_HOLDS_DOCUMENT(&it)
+               || !bson_iter_recurse(&it, &top))
     {
-        compare_rules_fail(err, -1, NULL, "the file must hold an object");
-        goto fail;
+        rc = compare_rules_fail(err, -1, NULL, "the file must hold an object");
     }
-    while (bson_iter_next(&top)) {
-        const char *k = bson_iter_key(&top);
-
+    while (rc == 0 && bson_iter_next(&top)) {
+        k = bson_iter_key(&top);
         if (strcmp(k, "routes") == 0) {
-            if (!BSON_ITER_HOLDS_ARRAY(&top)) {
-                compare_rules_fail(err, -1, NULL,
-                                   "\"routes\" must be an array");
-                goto fail;
-            }
-            bson_iter_recurse(&top, &routes);
-            r = routes;
-            while (bson_iter_next(&r)) {
-                n++;
-            }
-            rules->routes = calloc((size_t) n + 1, sizeof(compare_route_t));
-            if (rules->routes == NULL) {
-                compare_rules_fail(err, -1, NULL, "out of memory");
-                goto fail;
-            }
-            for (i = 0; bson_iter_next(&routes); i++) {
-                rules->nroutes = i + 1;
-                if (compare_route_parse(&rules->routes[i], &routes, i, err)
-                    != 0)
-                {
-                    goto fail;
-                }
-            }
+            rc = compare_rules_routes(rules, &top, err);
         } else if (strcmp(k, "mask_key") == 0) {
             if (!BSON_ITER_HOLDS_UTF8(&top)
                 || compare_rules_key(rules, bson_iter_utf8(&top, NULL), err)
                    != 0)
             {
-                compare_rules_fail(err, -1, NULL,
-                    "mask_key must be 32 to 128 hex digits");
-                goto fail;
+                rc = compare_rules_fail(err, -1, NULL,
+                                        "mask_key must be 32 to 128 hex "
+                                        "digits");
             }
         } else {
-            compare_rules_fail(err, -1, NULL, "unknown member \"%s\"", k);
-            goto fail;
+            rc = compare_rules_fail(err, -1, NULL, "unknown member \"%s\"",
+                                    k);
         }
     }
-    if (rules->mask_key_len == 0) {
-        env = getenv("CUTOVER_MASK_KEY");
-        if (env != NULL && env[0] != '\0') {
-            if (compare_rules_key(rules, env, err) != 0) {
-                compare_rules_fail(err, -1, NULL,
-                    "CUTOVER_MASK_KEY must be 32 to 128 hex digits");
-                goto fail;
-            }
-        } else {
-            /* no key: masked values still match within this process */
-            if (RAND_bytes(rules->mask_key, 32) != 1) {
-                compare_rules_fail(err, -1, NULL, "no random mask key");
-                goto fail;
-            }
-            rules->mask_key_len = 32;
-        }
+    if (rc == 0) {
+        rc = compare_rules_mask_key(rules, err);
     }
     bson_destroy(&doc);
+    if (rc != 0) {
+        compare_rules_free(rules);
+        return NULL;
+    }
     return rules;
-fail:
-    bson_destroy(&doc);
-    compare_rules_free(rules);
-    return NULL;
 }
 
 
