@@ -478,6 +478,33 @@ def test_cancel_restores_stock_and_points(core):
     assert_ledger_balanced(core)
 
 
+def test_concurrent_cancels_restore_once(core):
+    s0 = stock(core, "S009", "SKU00900")
+    p0 = points(core, "M000900")
+    st, o = call(core, "POST", "/api/v1/orders",
+                 order_body("S009", "pos", "M000900",
+                            [{"sku": "SKU00900", "qty": 7}]))
+    assert st == 201
+    barrier = threading.Barrier(12)
+
+    def cancel(i):
+        barrier.wait()
+        return call(core, "POST", "/api/v1/orders/%s/cancel" % o["order_id"],
+                    key="cc-%d-%s" % (i, o["order_id"]))
+
+    with concurrent.futures.ThreadPoolExecutor(12) as ex:
+        results = list(ex.map(cancel, range(12)))
+    assert all(st == 200 and b["status"] == "cancelled"
+               for st, b in results), results
+    assert stock(core, "S009", "SKU00900") == s0
+    assert points(core, "M000900") == p0
+    assert core.scalar("SELECT count(*) FROM newcore.ledger WHERE order_id "
+                       "= '%s' AND reason = 'cancel'" % o["order_id"]) == 3
+    assert core.scalar("SELECT count(*) FROM newcore.payments WHERE "
+                       "order_id = '%s' AND kind = 'refund'"
+                       % o["order_id"]) == 1
+
+
 def test_adjust(core):
     s0 = stock(core, "S008", "SKU00400")
     st, inv = call(core, "POST", "/api/v1/inventory/adjust",
