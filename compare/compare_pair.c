@@ -17,6 +17,7 @@
 static void compare_side_names(const compare_pair_t *pair, const char **p,
     const char **s);
 static int compare_structured(const compare_response_t *r);
+static int compare_untyped(const compare_response_t *r);
 static void compare_hash_text(const compare_response_t *r, char *out,
     size_t size);
 static void compare_bytes(const compare_response_t *a,
@@ -48,6 +49,13 @@ compare_side_names(const compare_pair_t *pair, const char **p,
         *p = "A";
         *s = "B";
     }
+}
+
+
+static int
+compare_untyped(const compare_response_t *r)
+{
+    return r->content_type == NULL || r->content_type[0] == '\0';
 }
 
 
@@ -255,6 +263,17 @@ compare_bodies(const compare_rules_t *rules, const compare_route_t *route,
     }
     if (a->body_truncated || b->body_truncated) {
         compare_bytes(a, b, res);
+        return;
+    }
+    if ((a->body_len == 0 && compare_untyped(a))
+        || (b->body_len == 0 && compare_untyped(b)))
+    {
+        /* no body and no type (a 204, say) beside a body: a difference;
+         * an empty body that claims to be JSON is unparseable below */
+        compare_hash_text(a->body_len ? a : b, ta, sizeof(ta));
+        compare_result_add(res, "$", a->body_len ? COMPARE_DIFF_MISSING
+                                                 : COMPARE_DIFF_EXTRA,
+                           a->body_len ? ta : NULL, b->body_len ? ta : NULL);
         return;
     }
     xa = compare_structured(a);

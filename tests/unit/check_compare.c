@@ -371,6 +371,21 @@ START_TEST(test_verdicts)
     res = compare_pair_run(NULL, &pair, &err);
     ck_assert_int_eq(compare_result_verdict(res), COMPARE_VERDICT_EQUAL);
     compare_result_free(res);
+    /* an empty body beside a document: unparseable when it claims to be
+     * JSON, else missing on that side */
+    fill(&pair.primary, 200, "{\"a\":1}", NULL, 0);
+    fill(&pair.shadow, 204, "", NULL, 0);
+    res = compare_pair_run(NULL, &pair, &err);
+    ck_assert_int_eq(compare_result_verdict(res), COMPARE_VERDICT_UNPARSEABLE);
+    ck_assert_ptr_nonnull(strstr(compare_result_detail(res), "empty body"));
+    compare_result_free(res);
+    pair.shadow.content_type = NULL;
+    res = compare_pair_run(NULL, &pair, &err);
+    ck_assert_int_eq(compare_result_verdict(res), COMPARE_VERDICT_DIFFERENT);
+    ck_assert_int_eq(compare_result_diff(res, 1)->kind, COMPARE_DIFF_MISSING);
+    ck_assert_str_eq(compare_result_diff(res, 1)->path, "$");
+    ck_assert_ptr_null(compare_result_diff(res, 1)->b);
+    compare_result_free(res);
     /* truncated bodies by their hashes */
     fill(&pair.primary, 200, "{\"a\":", NULL, 0);
     fill(&pair.shadow, 200, "{\"a\":", NULL, 0);
