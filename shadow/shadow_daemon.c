@@ -54,6 +54,7 @@ struct shadow_item_s {
     shadow_item_t         *next;        /* log order */
     shadow_item_t         *knext;       /* same key, log order */
     shadow_item_t         *bnext;       /* backoff list */
+    shadow_item_t         *dnext;       /* done, awaiting the flush */
     shadow_keyq_t         *kq;
     shadow_pos_t           at;
     uint8_t               *payload;
@@ -100,6 +101,7 @@ struct shadow_daemon_s {
     uint64_t                held_bytes;
     long                    running;    /* in flight or in backoff */
     long                    done;       /* DONE, not yet flushed */
+    shadow_item_t          *done_list;
     shadow_item_t          *backoff;
 
     shadow_keyq_t          *keys[SHADOW_KEY_BUCKETS];
@@ -972,6 +974,8 @@ shadow_finish(shadow_daemon_t *d, shadow_item_t *it, CURLcode cc)
     d->running--;
     d->done++;
     it->state = SHADOW_ITEM_DONE;
+    it->dnext = d->done_list;
+    d->done_list = it;
 
     kq = it->kq;
     kq->head = it->knext;
@@ -1153,14 +1157,13 @@ shadow_flush(shadow_daemon_t *d, int force)
         d->flush_failing = 0;
     }
 
-    for (it = d->head; it; it = it->next) {
-        if (it->state == SHADOW_ITEM_DONE) {
-            it->state = SHADOW_ITEM_DURABLE;
-            compare_result_free(it->result);
-            it->result = NULL;
-        }
+    for (it = d->done_list; it; it = it->dnext) {
+        it->state = SHADOW_ITEM_DURABLE;
+        compare_result_free(it->result);
+        it->result = NULL;
     }
 
+    d->done_list = NULL;
     d->done = 0;
 }
 
