@@ -108,7 +108,11 @@ class Core:
 @pytest.fixture(scope="module")
 def core(pg):
     tmp = harness.make_tempdir("newcore")
-    c = Core(pg, "newcore_it", tmp)
+    try:
+        c = Core(pg, "newcore_it", tmp)
+    except Exception:
+        harness.remove_tempdir(tmp)
+        raise
     yield c
     rc = c.proc.stop()
     log = c.proc.log_tail(200)
