@@ -669,3 +669,24 @@ def test_checkpoint_waits_while_results_are_not_durable(tmpdir_w, sides, pg):
     assert pg.psql("shadow_wait", "SELECT count(*) FROM compare_pairs") \
         == "20"
     assert len(new.applied) == 20 and len(new.keys()) == 40
+
+
+def test_logtool_dump_feeds_back_into_write(tmpdir_w):
+    fixture = os.path.join(harness.ROOT, "tests", "fixtures", "shadow",
+                           "orders.jsonl")
+    a, b = os.path.join(tmpdir_w, "a.log"), os.path.join(tmpdir_w, "b.log")
+    with open(fixture, "rb") as f:
+        r = subprocess.run([LOGTOOL, "write", a], stdin=f,
+                           capture_output=True)
+    assert r.returncode == 0, r.stderr
+    first = subprocess.run([LOGTOOL, "dump", a], capture_output=True,
+                           check=True).stdout
+    subprocess.run([LOGTOOL, "write", b], input=first, check=True)
+    second = subprocess.run([LOGTOOL, "dump", b], capture_output=True,
+                            check=True).stdout
+    assert first == second
+    recs = [json.loads(x) for x in first.decode().splitlines()]
+    assert len(recs) == 5
+    assert [r["side"] for r in recs] == ["legacy", "new", "legacy",
+                                        "legacy", "new"]
+    assert json.loads(recs[0]["resp_body"])["order_id"] == "FX-0001"
