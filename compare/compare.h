@@ -143,6 +143,8 @@ void compare_noise_add(compare_noise_t *noise, const char *route,
  * {"pairs": N, "noisy": [{"route", "path", "count"}],
  *  "rules": {"routes": [{"match", "ignore": [...]}]}}; caller free()s. */
 char *compare_noise_report(const compare_noise_t *noise, uint64_t min_count);
+/* Only the "rules" part: a rules file of ignore rules; caller free()s. */
+char *compare_noise_rules(const compare_noise_t *noise, uint64_t min_count);
 void compare_noise_free(compare_noise_t *noise);
 
 /* Results written to PostgreSQL so far by this store (a metric). */

@@ -29,6 +29,7 @@ typedef struct {
     const char  *route;
     const char  *db;
     const char  *outbox;
+    const char  *write_rules;
     int          batch;
     int          min_count;
     int          learn;
@@ -38,7 +39,8 @@ typedef struct {
 static const char *usage =
     "usage: cutover-compare [--rules FILE] [--route 'METHOD /path'] A B\n"
     "       cutover-compare learn [--rules FILE] [--route 'METHOD /path']\n"
-    "                             [--min-count N] FILE1 FILE2 [FILE...]\n"
+    "                             [--min-count N] [--write-rules OUT]\n"
+    "                             FILE1 FILE2 [FILE...]\n"
     "       cutover-compare store --db CONNINFO [--outbox DIR] [--rules FILE]\n"
     "                             [--batch N] PAIRS.jsonl\n"
     "\n"
@@ -51,7 +53,8 @@ static const char *usage =
     "learn: FILE1.. are answers of ONE system to the same request; paths\n"
     "that differ between them are noise.  Prints {\"pairs\",\n"
     "\"noisy\": [...], "
-    "\"rules\": {...}} where \"rules\" is a rules file of ignore rules.\n"
+    "\"rules\": {...}} where \"rules\" is a rules file of ignore rules;\n"
+    "--write-rules OUT writes that rules file to OUT, ready for --rules.\n"
     "\n"
     "store: compares each pair of PAIRS.jsonl (one object a line: record_id,\n"
     "time_us, zone, method, uri, store, channel, side, status_a, status_b,\n"
@@ -66,8 +69,8 @@ static void compare_fill(compare_response_t *r, const uint8_t *body,
 static compare_result_t *compare_files(const compare_rules_t *rules,
     const char *route, const char *fa, const char *fb, int *rc);
 static void compare_print_json_string(const char *s);
-static int compare_learn(const compare_rules_t *rules, const char *route,
-    int argc, char **argv, unsigned long min_count);
+static int compare_learn(const compare_rules_t *rules,
+    const compare_args_t *args, int argc, char **argv);
 static void compare_line_free(compare_line_t *l);
 static int compare_line_parse(const char *text, size_t len, compare_line_t *l);
 static int compare_args(int argc, char **argv, compare_args_t *args);
@@ -214,24 +217,22 @@ compare_print_json_string(const char *s)
 
 
 static int
-compare_learn(const compare_rules_t *rules, const char *route, int argc,
-    char **argv, unsigned long min_count)
+compare_learn(const compare_rules_t *rules, const compare_args_t *args,
+    int argc, char **argv)
 {
     compare_noise_t   *noise;
     compare_result_t  *res;
-    char              *report;
-    int                i, rc;
+    char              *report, *learned = NULL;
+    int                i, rc = 2;
+    FILE              *f;
 
-    if (argc < 2) {
-        fputs(usage, stderr);
-        return 2;
-    }
     noise = compare_noise_new();
     if (noise == NULL) {
         return 2;
     }
+    /* every answer against the first: what differs is noise */
     for (i = 1; i < argc; i++) {
-        res = compare_files(rules, route, argv[0], argv[i], &rc);
+        res = compare_files(rules, args->route, argv[0], argv[i], &rc);
         if (res == NULL || rc == 2) {
             compare_result_free(res);
             compare_noise_free(noise);
@@ -240,14 +241,26 @@ compare_learn(const compare_rules_t *rules, const char *route, int argc,
         compare_noise_add(noise, NULL, res);
         compare_result_free(res);
     }
-    report = compare_noise_report(noise, min_count);
-    compare_noise_free(noise);
-    if (report == NULL) {
-        return 2;
+    rc = 2;
+    report = compare_noise_report(noise, (uint64_t) args->min_count);
+    if (args->write_rules != NULL) {
+        learned = compare_noise_rules(noise, (uint64_t) args->min_count);
+        f = learned ? fopen(args->write_rules, "w") : NULL;
+        if (f == NULL || fprintf(f, "%s\n", learned) < 0 || fclose(f) != 0) {
+            fprintf(stderr, "cutover-compare: %s: %s\n", args->write_rules,
+                    strerror(errno));
+            goto done;
+        }
     }
-    printf("%s\n", report);
+    if (report != NULL) {
+        printf("%s\n", report);
+        rc = 0;
+    }
+done:
     free(report);
-    return 0;
+    free(learned);
+    compare_noise_free(noise);
+    return rc;
 }
 
 
@@ -423,13 +436,14 @@ compare_args(int argc, char **argv, compare_args_t *args)
         { "db", required_argument, NULL, 'd' },
         { "outbox", required_argument, NULL, 'o' },
         { "batch", required_argument, NULL, 'b' },
+        { "write-rules", required_argument, NULL, 'w' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 }
     };
     char  *end;
     int    c, n;
 
-    while ((c = getopt_long(argc, argv, "r:R:m:d:o:b:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "r:R:m:d:o:b:w:h", opts, NULL)) != -1) {
         switch (c) {
         case 'r':
             args->rules = optarg;
@@ -442,6 +456,9 @@ compare_args(int argc, char **argv, compare_args_t *args)
             break;
         case 'o':
             args->outbox = optarg;
+            break;
+        case 'w':
+            args->write_rules = optarg;
             break;
         case 'm':
         case 'b':
@@ -465,7 +482,8 @@ compare_args(int argc, char **argv, compare_args_t *args)
     n = argc - optind;
     if ((!args->learn && !args->store && n != 2) || (args->learn && n < 2)
         || (args->store && (n != 1 || args->db == NULL))
-        || (!args->store && (args->db != NULL || args->outbox != NULL)))
+        || (!args->store && (args->db != NULL || args->outbox != NULL))
+        || (!args->learn && args->write_rules != NULL))
     {
         fputs(usage, stderr);
         return 2;
@@ -535,8 +553,7 @@ main(int argc, char **argv)
         rc = compare_store_file(rules, args.db, args.outbox, args.batch,
                                 argv[optind]);
     } else if (args.learn) {
-        rc = compare_learn(rules, args.route, argc - optind, argv + optind,
-                           (unsigned long) args.min_count);
+        rc = compare_learn(rules, &args, argc - optind, argv + optind);
     } else {
         rc = compare_print(rules, args.route, argv[optind], argv[optind + 1]);
     }

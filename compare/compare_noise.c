@@ -28,6 +28,9 @@ struct compare_noise_s {
 
 
 static char *compare_noise_general(const char *path);
+static int compare_noise_build(const compare_noise_t *noise,
+    uint64_t min_count, bson_t *doc);
+static char *compare_noise_json(const bson_t *doc);
 static int compare_noisy_cmp(const void *x, const void *y);
 
 
@@ -155,27 +158,27 @@ compare_noisy_cmp(const void *x, const void *y)
 }
 
 
-char *
-compare_noise_report(const compare_noise_t *noise, uint64_t min_count)
+static int
+compare_noise_build(const compare_noise_t *noise, uint64_t min_count,
+    bson_t *doc)
 {
-    bson_t            doc, arr, item, rules, routes, route, ign;
+    bson_t            arr, item, rules, routes, route, ign;
     compare_noisy_t  *sorted;
     size_t            i, k = 0, r = 0, g = 0;
     char              key[16];
     const char       *ks;
-    char             *json;
 
     sorted = malloc((noise->n + 1) * sizeof(*sorted));
     if (sorted == NULL) {
-        return NULL;
+        return -1;
     }
     if (noise->n > 0) {
         memcpy(sorted, noise->items, noise->n * sizeof(*sorted));
     }
     qsort(sorted, noise->n, sizeof(*sorted), compare_noisy_cmp);
-    bson_init(&doc);
-    BSON_APPEND_INT64(&doc, "pairs", (int64_t) noise->pairs);
-    BSON_APPEND_ARRAY_BEGIN(&doc, "noisy", &arr);
+    bson_init(doc);
+    BSON_APPEND_INT64(doc, "pairs", (int64_t) noise->pairs);
+    BSON_APPEND_ARRAY_BEGIN(doc, "noisy", &arr);
     for (i = 0; i < noise->n; i++) {
         if (sorted[i].count < min_count) {
             continue;
@@ -187,8 +190,8 @@ compare_noise_report(const compare_noise_t *noise, uint64_t min_count)
         BSON_APPEND_INT64(&item, "count", (int64_t) sorted[i].count);
         bson_append_document_end(&arr, &item);
     }
-    bson_append_array_end(&doc, &arr);
-    BSON_APPEND_DOCUMENT_BEGIN(&doc, "rules", &rules);
+    bson_append_array_end(doc, &arr);
+    BSON_APPEND_DOCUMENT_BEGIN(doc, "rules", &rules);
     BSON_APPEND_ARRAY_BEGIN(&rules, "routes", &routes);
     for (i = 0; i < noise->n; ) {
         size_t j = i;
@@ -219,18 +222,62 @@ compare_noise_report(const compare_noise_t *noise, uint64_t min_count)
         i = j;
     }
     bson_append_array_end(&rules, &routes);
-    bson_append_document_end(&doc, &rules);
-    json = bson_as_relaxed_extended_json(&doc, NULL);
-    bson_destroy(&doc);
+    bson_append_document_end(doc, &rules);
     free(sorted);
+    return 0;
+}
+
+
+/* bson_as_relaxed_extended_json() memory into malloc() memory. */
+static char *
+compare_noise_json(const bson_t *doc)
+{
+    char  *json = bson_as_relaxed_extended_json(doc, NULL), *out;
+
     if (json == NULL) {
         return NULL;
     }
-    /* hand back malloc'd memory the caller can free() */
-    {
-        char *out = strdup(json);
+    out = strdup(json);
+    bson_free(json);
+    return out;
+}
 
-        bson_free(json);
-        return out;
+
+char *
+compare_noise_report(const compare_noise_t *noise, uint64_t min_count)
+{
+    bson_t   doc;
+    char    *json;
+
+    if (compare_noise_build(noise, min_count, &doc) != 0) {
+        return NULL;
     }
+    json = compare_noise_json(&doc);
+    bson_destroy(&doc);
+    return json;
+}
+
+
+char *
+compare_noise_rules(const compare_noise_t *noise, uint64_t min_count)
+{
+    bson_t        doc, rules;
+    bson_iter_t   it;
+    char         *json = NULL;
+    uint32_t      len;
+    const uint8_t *data;
+
+    if (compare_noise_build(noise, min_count, &doc) != 0) {
+        return NULL;
+    }
+    if (bson_iter_init_find(&it, &doc, "rules")
+        && BSON_ITER_HOLDS_DOCUMENT(&it))
+    {
+        bson_iter_document(&it, &len, &data);
+        if (bson_init_static(&rules, data, len)) {
+            json = compare_noise_json(&rules);
+        }
+    }
+    bson_destroy(&doc);
+    return json;
 }

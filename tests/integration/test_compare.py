@@ -442,15 +442,19 @@ def test_learn_noise_then_ignore(tmpdir_w):
         with open(p, "w") as f:
             json.dump(body, f)
         answers.append(p)
-    r = compare("learn", "--route", "GET /api/v1/members/{id}", *answers)
+    rules = os.path.join(tmpdir_w, "learned.json")
+    r = compare("learn", "--route", "GET /api/v1/members/{id}",
+                "--write-rules", rules, *answers)
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
     assert out["pairs"] == 3
     noisy = {n["path"]: n["count"] for n in out["noisy"]}
     assert noisy == {"$.served_by": 3, "$.history[*].at": 3}
-    rules = os.path.join(tmpdir_w, "learned.json")
-    with open(rules, "w") as f:
-        json.dump(out["rules"], f)
+    with open(rules) as f:
+        assert json.load(f) == out["rules"]
+    # before: the two answers differ; with the learned rules: equal
+    assert compare("--route", "GET /api/v1/members/M000123", answers[0],
+                   answers[3]).returncode == 1
     r = compare("--rules", rules, "--route", "GET /api/v1/members/M000123",
                 answers[0], answers[3])
     assert r.returncode == 0, r.stdout + r.stderr

@@ -922,6 +922,19 @@ START_TEST(test_noise)
     report = compare_noise_report(noise, 1);
     ck_assert_ptr_nonnull(strstr(report, "$.l[*].t"));
     free(report);
+    /* the rules part loads as a rules file and ignores the noise */
+    report = compare_noise_rules(noise, 2);
+    ck_assert_ptr_nonnull(report);
+    {
+        compare_rules_t  *r = rules_from(report);
+
+        res = run_pair(r, "GET /api/v1/members/M1", 200, "{\"ts\":1}", 200,
+                       "{\"ts\":2}");
+        ck_assert_uint_eq(compare_result_ndiffs(res), 0);
+        compare_result_free(res);
+        compare_rules_free(r);
+    }
+    free(report);
     compare_noise_free(noise);
     compare_noise_free(NULL);
 }
