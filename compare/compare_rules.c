@@ -493,7 +493,12 @@ compare_rules_parse(const char *text, size_t len, compare_error_t *err)
     }
     while (rc == 0 && bson_iter_next(&top)) {
         k = bson_iter_key(&top);
-        if (strcmp(k, "routes") == 0) {
+        if ((strcmp(k, "routes") == 0 && rules->routes != NULL)
+            || (strcmp(k, "mask_key") == 0 && rules->mask_key_len > 0))
+        {
+            rc = compare_rules_fail(err, -1, NULL, "\"%s\" is given twice",
+                                    k);
+        } else if (strcmp(k, "routes") == 0) {
             rc = compare_rules_routes(rules, &top, err);
         } else if (strcmp(k, "mask_key") == 0) {
             if (!BSON_ITER_HOLDS_UTF8(&top)
@@ -940,9 +945,13 @@ static int
 compare_route_parse(compare_route_t *route, bson_iter_t *it, int idx,
     compare_error_t *err)
 {
-    bson_iter_t  c;
-    const char  *k;
-    int          rc = 0;
+    static const char  *names[] = { "match", "ignore", "mask", "tolerance",
+                                    "sets", "normalize", "status_equal",
+                                    "headers", NULL };
+    bson_iter_t         c;
+    const char         *k;
+    int                 rc = 0, bit;
+    unsigned            seen = 0;
 
     if (!BSON_ITER_HOLDS_DOCUMENT(it)) {
         return compare_rules_fail(err, idx, NULL, "a route must be an object");
@@ -958,6 +967,15 @@ compare_route_parse(compare_route_t *route, bson_iter_t *it, int idx,
     bson_iter_recurse(it, &c);
     while (rc == 0 && bson_iter_next(&c)) {
         k = bson_iter_key(&c);
+        for (bit = 0; names[bit] != NULL && strcmp(names[bit], k) != 0; bit++) {
+            /* find */
+        }
+        if (names[bit] != NULL && (seen & (1u << bit))) {
+            /* ambiguous, and the first one would be lost */
+            return compare_rules_fail(err, idx, route->match,
+                                      "\"%s\" is given twice", k);
+        }
+        seen |= 1u << bit;
         if (strcmp(k, "match") == 0) {
             continue;
         } else if (strcmp(k, "ignore") == 0) {

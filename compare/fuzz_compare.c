@@ -1,8 +1,8 @@
 /*
  * fuzz_compare: libFuzzer target for the parser and the diff.  The input is
  * split at its first NUL byte (or in half) into the two bodies of a pair,
- * compared under rules that exercise every rule kind; each half is also
- * parsed alone, as JSON and as BSON.
+ * compared under rules that exercise every rule kind; the whole input is
+ * also parsed alone, as JSON, as BSON and as a rules file.
  */
 
 #include <stdlib.h>
@@ -51,6 +51,16 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     if (compare_bson_parse(data, size, &doc, &err) == COMPARE_PARSE_OK) {
         bson_destroy(&doc);
+    }
+    /* the input as a rules file: loads or names its problem */
+    {
+        compare_rules_t *r = compare_rules_parse((const char *) data, size,
+                                                 &err);
+
+        if (r == NULL && err.message[0] == '\0') {
+            abort();
+        }
+        compare_rules_free(r);
     }
     memset(&pair, 0, sizeof(pair));
     pair.record_id = "0123456789abcdef0123456789abcdef";

@@ -466,6 +466,10 @@ static const rules_err_case_t rules_err_cases[] = {
       "unknown member \"colour\"" },
     { "{\"mask_key\": \"zz\", \"routes\": []}", "mask_key" },
     { "{\"routes\": [], \"extra\": 1}", "unknown member \"extra\"" },
+    { "{\"routes\": [{\"match\": \"GET /a\", \"sets\": {\"$.l\": \"k\"},"
+      " \"sets\": {\"$.m\": \"k\"}}]}",
+      "rule 1 (GET /a): \"sets\" is given twice" },
+    { "{\"routes\": [], \"routes\": []}", "\"routes\" is given twice" },
 };
 
 
