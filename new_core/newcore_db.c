@@ -13,6 +13,15 @@ typedef struct {
     int      ready;             /* connected and every statement prepared */
 } newcore_slot_t;
 
+/* A request waiting for a connection; served first come, first served. */
+typedef struct newcore_waiter_s  newcore_waiter_t;
+
+struct newcore_waiter_s {
+    pthread_cond_t     cond;
+    int                slot;    /* -1 until a connection is handed over */
+    newcore_waiter_t  *next;
+};
+
 struct newcore_pool_s {
     char             *conninfo;
     int               size;
@@ -20,8 +29,9 @@ struct newcore_pool_s {
     int              *free_list;
     int               nfree;
     int               down;     /* last attempt failed: log recovery once */
+    newcore_waiter_t *first;    /* the queue of waiting requests */
+    newcore_waiter_t *last;
     pthread_mutex_t   lock;
-    pthread_cond_t    cond;
     newcore_log_pt    log;
     void             *log_ctx;
 };
@@ -35,6 +45,8 @@ typedef struct {
 static int newcore_slot_open(newcore_pool_t *pool, newcore_slot_t *slot,
     newcore_error_t *err);
 static PGconn *newcore_db_connect(const char *conninfo);
+static int newcore_pool_take(newcore_pool_t *pool);
+static void newcore_pool_put(newcore_pool_t *pool, int idx);
 static void newcore_db_error(PGconn *conn, const char *what,
     newcore_error_t *err);
 static void newcore_pool_set_down(newcore_pool_t *pool, int down,
@@ -135,7 +147,6 @@ newcore_pool_new(const char *conninfo, int size, newcore_log_pt log,
     pool->nfree = size;
 
     pthread_mutex_init(&pool->lock, NULL);
-    pthread_cond_init(&pool->cond, NULL);
     return pool;
 
 failed:
@@ -167,7 +178,6 @@ newcore_pool_free(newcore_pool_t *pool)
     }
 
     pthread_mutex_destroy(&pool->lock);
-    pthread_cond_destroy(&pool->cond);
     free(pool->conninfo);
     free(pool->slots);
     free(pool->free_list);
@@ -279,19 +289,76 @@ newcore_slot_open(newcore_pool_t *pool, newcore_slot_t *slot,
 }
 
 
+/*
+ * A free connection, or the next one released: handed over directly in
+ * arrival order, so a request never waits behind later ones (a condition
+ * variable alone lets newcomers overtake, which stretches the p99).
+ */
+static int
+newcore_pool_take(newcore_pool_t *pool)
+{
+    int               idx;
+    newcore_waiter_t  w;
+
+    pthread_mutex_lock(&pool->lock);
+
+    if (pool->nfree > 0) {
+        idx = pool->free_list[--pool->nfree];
+        pthread_mutex_unlock(&pool->lock);
+        return idx;
+    }
+
+    pthread_cond_init(&w.cond, NULL);
+    w.slot = -1;
+    w.next = NULL;
+
+    if (pool->last != NULL) {
+        pool->last->next = &w;
+    } else {
+        pool->first = &w;
+    }
+    pool->last = &w;
+
+    while (w.slot < 0) {
+        pthread_cond_wait(&w.cond, &pool->lock);
+    }
+
+    pthread_mutex_unlock(&pool->lock);
+    pthread_cond_destroy(&w.cond);
+    return w.slot;
+}
+
+
+static void
+newcore_pool_put(newcore_pool_t *pool, int idx)
+{
+    newcore_waiter_t  *w;
+
+    pthread_mutex_lock(&pool->lock);
+
+    w = pool->first;
+    if (w != NULL) {
+        pool->first = w->next;
+        if (pool->first == NULL) {
+            pool->last = NULL;
+        }
+        w->slot = idx;
+        pthread_cond_signal(&w->cond);
+    } else {
+        pool->free_list[pool->nfree++] = idx;
+    }
+
+    pthread_mutex_unlock(&pool->lock);
+}
+
+
 PGconn *
 newcore_pool_acquire(newcore_pool_t *pool, newcore_error_t *err)
 {
     int              idx;
     newcore_slot_t  *slot;
 
-    pthread_mutex_lock(&pool->lock);
-    while (pool->nfree == 0) {
-        pthread_cond_wait(&pool->cond, &pool->lock);
-    }
-    idx = pool->free_list[--pool->nfree];
-    pthread_mutex_unlock(&pool->lock);
-
+    idx = newcore_pool_take(pool);
     slot = &pool->slots[idx];
 
     /* notice a connection the server closed (restart) before using it */
@@ -303,10 +370,7 @@ newcore_pool_acquire(newcore_pool_t *pool, newcore_error_t *err)
     }
 
     if (!slot->ready && newcore_slot_open(pool, slot, err) != NEWCORE_OK) {
-        pthread_mutex_lock(&pool->lock);
-        pool->free_list[pool->nfree++] = idx;
-        pthread_cond_signal(&pool->cond);
-        pthread_mutex_unlock(&pool->lock);
+        newcore_pool_put(pool, idx);
         return NULL;
     }
 
@@ -339,10 +403,7 @@ newcore_pool_release(newcore_pool_t *pool, PGconn *conn)
         pool->slots[i].ready = 0;
     }
 
-    pthread_mutex_lock(&pool->lock);
-    pool->free_list[pool->nfree++] = i;
-    pthread_cond_signal(&pool->cond);
-    pthread_mutex_unlock(&pool->lock);
+    newcore_pool_put(pool, i);
 }
 
 
