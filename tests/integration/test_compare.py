@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import os
+import struct
 import subprocess
 import time
 
@@ -400,6 +401,54 @@ def test_compare_unparseable_and_errors(tmpdir_w):
     assert compare("--bogus", "a", "b").returncode == 2
     assert compare("--help").returncode == 0
     assert compare(fx("order_legacy.json"), "/nonexistent").returncode == 2
+
+
+def to_bson(doc):
+    """A small BSON encoder (objects, arrays, strings, int64, bool, null)."""
+    def element(key, v):
+        k = key.encode() + b"\0"
+        if isinstance(v, bool):
+            return b"\x08" + k + (b"\x01" if v else b"\x00")
+        if isinstance(v, int):
+            return b"\x12" + k + struct.pack("<q", v)
+        if isinstance(v, str):
+            b = v.encode() + b"\0"
+            return b"\x02" + k + struct.pack("<i", len(b)) + b
+        if v is None:
+            return b"\x0a" + k
+        if isinstance(v, list):
+            return b"\x04" + k + document({str(i): x
+                                           for i, x in enumerate(v)})
+        return b"\x03" + k + document(v)
+
+    def document(d):
+        body = b"".join(element(k, v) for k, v in d.items()) + b"\0"
+        return struct.pack("<i", len(body) + 4) + body
+
+    return document(doc)
+
+
+def test_compare_json_against_bson(tmpdir_w):
+    with open(fx("order_new.json")) as f:
+        doc = json.load(f)
+    bson_path = os.path.join(tmpdir_w, "order_new.bson")
+    with open(bson_path, "wb") as f:
+        f.write(to_bson(doc))
+    r = compare("--rules", RULES, "--route", ROUTE, fx("order_legacy.json"),
+                bson_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    doc["lines"][0]["qty"] = 5
+    with open(bson_path, "wb") as f:
+        f.write(to_bson(doc))
+    r = compare("--rules", RULES, "--route", ROUTE, fx("order_legacy.json"),
+                bson_path)
+    assert r.returncode == 1
+    assert json.loads(r.stdout) == {"path": "$.lines[sku=SKU00007].qty",
+                                    "kind": "value", "a": 1, "b": 5}
+    with open(bson_path, "wb") as f:
+        f.write(to_bson(doc)[:-7])                 # cut short
+    r = compare(fx("order_legacy.json"), bson_path)
+    assert r.returncode == 2 and "on the B side" in r.stderr
 
 
 def test_compare_deep_and_huge_bodies(tmpdir_w):
