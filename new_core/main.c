@@ -24,11 +24,23 @@
 #define NEWCORE_THREADS_DEFAULT  8
 #define NEWCORE_THREADS_MAX      256
 
+typedef struct {
+    const char  *listen;
+    const char  *db;
+    int          threads;
+    int          init_schema;
+    int          seed;
+    int          check;
+} newcore_args_t;
+
 
 static void newcore_log(void *ctx, const char *level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 static void newcore_usage(FILE *out);
+static int newcore_args(int argc, char **argv, newcore_args_t *args);
+static int newcore_setup_db(const newcore_args_t *args);
 static int newcore_check_ledger(const char *db);
+static int newcore_serve(const newcore_args_t *args);
 
 
 static pthread_mutex_t  newcore_log_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -115,17 +127,13 @@ newcore_check_ledger(const char *db)
 }
 
 
-int
-main(int argc, char **argv)
+/* Parses the command line; returns -1 to go on, else the exit code. */
+static int
+newcore_args(int argc, char **argv, newcore_args_t *args)
 {
-    int                opt, threads, init_schema, seed, check, loaded, sig;
-    int                rc;
-    char              *end;
-    const char        *listen, *db;
-    sigset_t           set;
-    newcore_error_t    err;
-    newcore_pool_t    *pool;
-    newcore_server_t  *server;
+    int             opt;
+    char           *end, host[64];
+    unsigned short  port;
 
     static const struct option  options[] = {
         { "listen", required_argument, NULL, 'l' },
@@ -138,28 +146,21 @@ main(int argc, char **argv)
         { NULL, 0, NULL, 0 }
     };
 
-    listen = NULL;
-    db = NULL;
-    threads = NEWCORE_THREADS_DEFAULT;
-    init_schema = 0;
-    seed = 0;
-    check = 0;
-    pool = NULL;
-    server = NULL;
-    rc = 1;
+    memset(args, 0, sizeof(*args));
+    args->threads = NEWCORE_THREADS_DEFAULT;
 
     while ((opt = getopt_long(argc, argv, "", options, NULL)) != -1) {
         switch (opt) {
         case 'l':
-            listen = optarg;
+            args->listen = optarg;
             break;
         case 'd':
-            db = optarg;
+            args->db = optarg;
             break;
         case 't':
-            threads = (int) strtol(optarg, &end, 10);
-            if (*optarg == '\0' || *end != '\0' || threads < 1
-                || threads > NEWCORE_THREADS_MAX)
+            args->threads = (int) strtol(optarg, &end, 10);
+            if (*optarg == '\0' || *end != '\0' || args->threads < 1
+                || args->threads > NEWCORE_THREADS_MAX)
             {
                 fprintf(stderr, "cutover-newcore: --threads must be 1-%d\n",
                         NEWCORE_THREADS_MAX);
@@ -167,13 +168,13 @@ main(int argc, char **argv)
             }
             break;
         case 'i':
-            init_schema = 1;
+            args->init_schema = 1;
             break;
         case 's':
-            seed = 1;
+            args->seed = 1;
             break;
         case 'c':
-            check = 1;
+            args->check = 1;
             break;
         case 'h':
             newcore_usage(stdout);
@@ -184,52 +185,69 @@ main(int argc, char **argv)
         }
     }
 
-    if (optind != argc || db == NULL
-        || (listen == NULL && !init_schema && !seed && !check))
+    if (optind != argc || args->db == NULL
+        || (args->listen == NULL && !args->init_schema && !args->seed
+            && !args->check))
     {
         newcore_usage(stderr);
         return 2;
     }
 
-    if (listen != NULL) {
-        char            host[64];
-        unsigned short  port;
-
-        if (newcore_parse_listen(listen, host, sizeof(host), &port)
-            != NEWCORE_OK)
-        {
-            fprintf(stderr, "cutover-newcore: bad --listen \"%s\" "
-                    "(want ADDR:PORT)\n", listen);
-            return 2;
-        }
+    if (args->listen != NULL
+        && newcore_parse_listen(args->listen, host, sizeof(host), &port)
+           != NEWCORE_OK)
+    {
+        fprintf(stderr, "cutover-newcore: bad --listen \"%s\" "
+                "(want ADDR:PORT)\n", args->listen);
+        return 2;
     }
+
+    return -1;
+}
+
+
+/* --init-schema and --seed; returns NEWCORE_OK or NEWCORE_ERROR. */
+static int
+newcore_setup_db(const newcore_args_t *args)
+{
+    int              loaded;
+    newcore_error_t  err;
 
     memset(&err, 0, sizeof(err));
 
-    if (init_schema) {
-        if (newcore_db_init_schema(db, &err) != NEWCORE_OK) {
+    if (args->init_schema) {
+        if (newcore_db_init_schema(args->db, &err) != NEWCORE_OK) {
             newcore_log(NULL, "ERROR", "init-schema: %s", err.message);
-            return 1;
+            return NEWCORE_ERROR;
         }
         newcore_log(NULL, "INFO", "schema is at version 1");
     }
 
-    if (seed) {
-        if (newcore_db_seed(db, &loaded, &err) != NEWCORE_OK) {
+    if (args->seed) {
+        if (newcore_db_seed(args->db, &loaded, &err) != NEWCORE_OK) {
             newcore_log(NULL, "ERROR", "seed: %s", err.message);
-            return 1;
+            return NEWCORE_ERROR;
         }
         newcore_log(NULL, "INFO", loaded ? "seeded the demo data set"
                                          : "demo data set already loaded");
     }
 
-    if (check) {
-        return newcore_check_ledger(db);
-    }
+    return NEWCORE_OK;
+}
 
-    if (listen == NULL) {
-        return 0;
-    }
+
+/* Serves until SIGTERM or SIGINT; returns the exit code. */
+static int
+newcore_serve(const newcore_args_t *args)
+{
+    int                sig, rc;
+    sigset_t           set;
+    newcore_error_t    err;
+    newcore_pool_t    *pool;
+    newcore_server_t  *server;
+
+    server = NULL;
+    rc = 1;
 
     /* worker threads inherit this mask; only sigwait() sees the signals */
     sigemptyset(&set);
@@ -238,20 +256,21 @@ main(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    pool = newcore_pool_new(db, threads, newcore_log, NULL, &err);
+    pool = newcore_pool_new(args->db, args->threads, newcore_log, NULL,
+                            &err);
     if (pool == NULL) {
         newcore_log(NULL, "ERROR", "%s", err.message);
         goto cleanup;
     }
 
-    server = newcore_server_new(listen, pool, newcore_log, NULL, &err);
+    server = newcore_server_new(args->listen, pool, newcore_log, NULL, &err);
     if (server == NULL) {
         newcore_log(NULL, "ERROR", "%s", err.message);
         goto cleanup;
     }
 
     newcore_log(NULL, "INFO", "listening on %s with %d database connections",
-                listen, threads);
+                args->listen, args->threads);
 
     if (sigwait(&set, &sig) != 0) {
         sig = SIGTERM;
@@ -269,4 +288,31 @@ cleanup:
         newcore_log(NULL, "INFO", "stopped");
     }
     return rc;
+}
+
+
+int
+main(int argc, char **argv)
+{
+    int             rc;
+    newcore_args_t  args;
+
+    rc = newcore_args(argc, argv, &args);
+    if (rc >= 0) {
+        return rc;
+    }
+
+    if (newcore_setup_db(&args) != NEWCORE_OK) {
+        return 1;
+    }
+
+    if (args.check) {
+        return newcore_check_ledger(args.db);
+    }
+
+    if (args.listen == NULL) {
+        return 0;
+    }
+
+    return newcore_serve(&args);
 }
