@@ -40,6 +40,8 @@ static void newcore_api_order_create(newcore_pool_t *pool,
     const newcore_request_t *req, newcore_reply_t *reply);
 static int newcore_order_quote(PGconn *conn, newcore_order_t *order,
     const newcore_request_t *req, const char *hash, newcore_reply_t *reply);
+static int newcore_quote_check(PGresult *res, const newcore_order_t *order,
+    const char *hash, newcore_reply_t *reply);
 static int newcore_quote_prices(newcore_order_t *order, const char *list,
     newcore_reply_t *reply);
 static int newcore_order_arrays(const newcore_order_t *order,
@@ -483,34 +485,7 @@ newcore_order_quote(PGconn *conn, newcore_order_t *order,
         goto cleanup;
     }
 
-    if (!PQgetisnull(res, 0, 4)) {
-        if (strcmp(PQgetvalue(res, 0, 4), hash) == 0) {
-            reply->status = atoi(PQgetvalue(res, 0, 5));
-            newcore_buf_puts(&reply->body, PQgetvalue(res, 0, 6));
-        } else {
-            newcore_reply_error(reply, 422, "idempotency_mismatch",
-                                "Idempotency-Key was used for another "
-                                "request");
-        }
-        goto cleanup;
-    }
-
-    if (PQgetisnull(res, 0, 0)) {
-        newcore_reply_error(reply, 404, "not_found", "unknown store %s",
-                            order->store_id);
-        goto cleanup;
-    }
-
-    if (strcmp(PQgetvalue(res, 0, 0), "t") != 0) {
-        newcore_reply_error(reply, 400, "invalid_request",
-                            "store %s does not sell on channel %s",
-                            order->store_id, order->channel);
-        goto cleanup;
-    }
-
-    if (strcmp(PQgetvalue(res, 0, 1), "t") != 0) {
-        newcore_reply_error(reply, 404, "not_found", "unknown member %s",
-                            order->member_id);
+    if (newcore_quote_check(res, order, hash, reply) != NEWCORE_OK) {
         goto cleanup;
     }
 
@@ -539,6 +514,49 @@ cleanup:
         newcore_buf_free(&arr[i]);
     }
     return rc;
+}
+
+
+/*
+ * The quote's verdicts: a stored answer under the key (replayed, or 422
+ * for another request), the store, its channels, the member.
+ */
+static int
+newcore_quote_check(PGresult *res, const newcore_order_t *order,
+    const char *hash, newcore_reply_t *reply)
+{
+    if (!PQgetisnull(res, 0, 4)) {
+        if (strcmp(PQgetvalue(res, 0, 4), hash) == 0) {
+            reply->status = atoi(PQgetvalue(res, 0, 5));
+            newcore_buf_puts(&reply->body, PQgetvalue(res, 0, 6));
+        } else {
+            newcore_reply_error(reply, 422, "idempotency_mismatch",
+                                "Idempotency-Key was used for another "
+                                "request");
+        }
+        return NEWCORE_ERROR;
+    }
+
+    if (PQgetisnull(res, 0, 0)) {
+        newcore_reply_error(reply, 404, "not_found", "unknown store %s",
+                            order->store_id);
+        return NEWCORE_ERROR;
+    }
+
+    if (strcmp(PQgetvalue(res, 0, 0), "t") != 0) {
+        newcore_reply_error(reply, 400, "invalid_request",
+                            "store %s does not sell on channel %s",
+                            order->store_id, order->channel);
+        return NEWCORE_ERROR;
+    }
+
+    if (strcmp(PQgetvalue(res, 0, 1), "t") != 0) {
+        newcore_reply_error(reply, 404, "not_found", "unknown member %s",
+                            order->member_id);
+        return NEWCORE_ERROR;
+    }
+
+    return NEWCORE_OK;
 }
 
 
