@@ -56,12 +56,13 @@ static int compare_exec(PGconn *conn, const char *sql, int nparams,
     const char *const *values, ExecStatusType want, compare_error_t *err);
 static char *compare_values_sql(const char *head, const char *tail, size_t n,
     int cols, const char *const *casts);
+static const char *compare_at_text(const bson_t *rec, char *buf);
 static int compare_insert_pairs(PGconn *conn, bson_t **recs, size_t n,
-    compare_error_t *err);
+    uint8_t *fresh, compare_error_t *err);
 static int compare_insert_diffs(PGconn *conn, const char **vals, char *seqs,
     size_t n, compare_error_t *err);
-static int compare_insert_all_diffs(PGconn *conn, bson_t **recs, size_t n,
-    compare_error_t *err);
+static int compare_insert_all_diffs(PGconn *conn, bson_t **recs,
+    const uint8_t *fresh, size_t n, compare_error_t *err);
 static int compare_store_insert(compare_store_t *st, bson_t **recs, size_t n,
     compare_error_t *err);
 static int compare_outbox_name(const char *name, uint64_t *seq,
@@ -511,8 +512,34 @@ compare_values_sql(const char *head, const char *tail, size_t n, int cols,
 }
 
 
+/* The record's time as timestamptz text (UTC, microseconds) in buf[40]. */
+static const char *
+compare_at_text(const bson_t *rec, char *buf)
+{
+    bson_iter_t  it;
+    int64_t      us = 0, frac;
+    time_t       t;
+    struct tm    tm;
+
+    if (bson_iter_init_find(&it, rec, "time_us")) {
+        us = bson_iter_as_int64(&it);
+    }
+    frac = us % 1000000;
+    if (frac < 0) {
+        frac += 1000000;
+    }
+    t = (time_t) ((us - frac) / 1000000);
+    gmtime_r(&t, &tm);
+    strftime(buf, 40, "%Y-%m-%d %H:%M:%S", &tm);
+    snprintf(buf + strlen(buf), 20, ".%06d+00", (int) frac);
+    return buf;
+}
+
+
+/* One multi-row INSERT; fresh[r] = 1 for the rows it really inserted (the
+ * others were stored before: their differences are not written again). */
 static int
-compare_insert_pairs(PGconn *conn, bson_t **recs, size_t n,
+compare_insert_pairs(PGconn *conn, bson_t **recs, size_t n, uint8_t *fresh,
     compare_error_t *err)
 {
     static const char *cols[] = { "record_id", "at", "zone", "method",
@@ -524,15 +551,16 @@ compare_insert_pairs(PGconn *conn, bson_t **recs, size_t n,
     const char   **vals;
     char          *bufs, *sql;
     size_t         r;
-    int            c, rc;
+    int            c, rc, t;
+    PGresult      *res;
 
     vals = calloc(n * COMPARE_PAIR_COLS, sizeof(char *));
     bufs = malloc(n * COMPARE_PAIR_COLS * 40);
     sql = compare_values_sql("INSERT INTO compare_pairs (record_id, at, zone,"
         " method, route, uri, store, channel, side_served, primary_status,"
         " shadow_status, primary_ms, shadow_ms, verdict, ndiffs, detail)"
-        " VALUES", " ON CONFLICT (record_id) DO NOTHING", n,
-        COMPARE_PAIR_COLS, casts);
+        " VALUES", " ON CONFLICT (record_id) DO NOTHING RETURNING record_id",
+        n, COMPARE_PAIR_COLS, casts);
     if (vals == NULL || bufs == NULL || sql == NULL) {
         free(vals);
         free(bufs);
@@ -544,29 +572,31 @@ compare_insert_pairs(PGconn *conn, bson_t **recs, size_t n,
             char *b = bufs + (r * COMPARE_PAIR_COLS + (size_t) c) * 40;
 
             if (c == 1) {
-                bson_iter_t  it;
-                int64_t      us = 0;
-                time_t       t;
-                struct tm    tm;
-
-                if (bson_iter_init_find(&it, recs[r], "time_us")) {
-                    us = bson_iter_as_int64(&it);
-                }
-                t = (time_t) (us / 1000000);
-                gmtime_r(&t, &tm);
-                strftime(b, 40, "%Y-%m-%d %H:%M:%S", &tm);
-                snprintf(b + strlen(b), 20, ".%06d+00",
-                         (int) (us % 1000000 + (us < 0 ? 1000000 : 0))
-                         % 1000000);
-                vals[r * COMPARE_PAIR_COLS + 1] = b;
+                vals[r * COMPARE_PAIR_COLS + 1] = compare_at_text(recs[r], b);
                 continue;
             }
             vals[r * COMPARE_PAIR_COLS + (size_t) c] =
                 compare_get(recs[r], cols[c], b, 40);
         }
     }
-    rc = compare_exec(conn, sql, (int) (n * COMPARE_PAIR_COLS), vals,
-                      PGRES_COMMAND_OK, err);
+    res = PQexecParams(conn, sql, (int) (n * COMPARE_PAIR_COLS), NULL, vals,
+                       NULL, NULL, 0);
+    rc = COMPARE_OK;
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        rc = compare_store_fail(err, "insert", PQresultErrorMessage(res));
+    }
+    for (t = 0; rc == COMPARE_OK && t < PQntuples(res); t++) {
+        for (r = 0; r < n; r++) {
+            if (!fresh[r]
+                && strcmp(vals[r * COMPARE_PAIR_COLS], PQgetvalue(res, t, 0))
+                   == 0)
+            {
+                fresh[r] = 1;
+                break;
+            }
+        }
+    }
+    PQclear(res);
     free(vals);
     free(bufs);
     free(sql);
@@ -597,8 +627,8 @@ compare_insert_diffs(PGconn *conn, const char **vals, char *seqs, size_t n,
 
 
 static int
-compare_insert_all_diffs(PGconn *conn, bson_t **recs, size_t n,
-    compare_error_t *err)
+compare_insert_all_diffs(PGconn *conn, bson_t **recs, const uint8_t *fresh,
+    size_t n, compare_error_t *err)
 {
     const char   *vals[COMPARE_DIFF_CHUNK * COMPARE_DIFF_COLS];
     char          seqs[COMPARE_DIFF_CHUNK * 12];
@@ -607,7 +637,7 @@ compare_insert_all_diffs(PGconn *conn, bson_t **recs, size_t n,
     uint32_t      seq;
 
     for (r = 0; r < n; r++) {
-        if (!bson_iter_init_find(&it, recs[r], "diffs")
+        if (!fresh[r] || !bson_iter_init_find(&it, recs[r], "diffs")
             || !bson_iter_recurse(&it, &d))
         {
             continue;
@@ -655,17 +685,23 @@ static int
 compare_store_insert(compare_store_t *st, bson_t **recs, size_t n,
     compare_error_t *err)
 {
-    size_t  off, m;
-    int     rc;
+    size_t    off, m;
+    int       rc;
+    uint8_t  *fresh;
 
+    fresh = calloc(n + 1, 1);
+    if (fresh == NULL) {
+        return compare_store_fail(err, "insert", "out of memory");
+    }
     rc = compare_exec(st->conn, "BEGIN", 0, NULL, PGRES_COMMAND_OK, err);
     for (off = 0; rc == COMPARE_OK && off < n; off += m) {
         m = n - off < COMPARE_PAIR_CHUNK ? n - off : COMPARE_PAIR_CHUNK;
-        rc = compare_insert_pairs(st->conn, recs + off, m, err);
+        rc = compare_insert_pairs(st->conn, recs + off, m, fresh + off, err);
     }
     if (rc == COMPARE_OK) {
-        rc = compare_insert_all_diffs(st->conn, recs, n, err);
+        rc = compare_insert_all_diffs(st->conn, recs, fresh, n, err);
     }
+    free(fresh);
     if (rc == COMPARE_OK) {
         rc = compare_exec(st->conn, "COMMIT", 0, NULL, PGRES_COMMAND_OK, err);
     } else if (PQstatus(st->conn) == CONNECTION_OK) {

@@ -75,8 +75,10 @@ def write_pairs(path, n, prefix, start=0):
     return expect
 
 
-def store(db, path, outbox=None, batch=None):
-    argv = [COMPARE, "store", "--rules", RULES, "--db", db]
+def store(db, path, outbox=None, batch=None, rules=RULES):
+    argv = [COMPARE, "store", "--db", db]
+    if rules:
+        argv += ["--rules", rules]
     if outbox:
         argv += ["--outbox", outbox]
     if batch:
@@ -128,6 +130,13 @@ def test_store_counts_and_idempotent(pg, filled, tmpdir_module):
     store(db, path)
     assert int(sql(pg, "SELECT count(*) FROM compare_pairs")) == 3600
     assert int(sql(pg, "SELECT count(*) FROM compare_diffs")) == ndiffs
+    # ... even when compared again without rules (more differences): the
+    # first result of a record stands, its differences included
+    store(db, path, rules=None)
+    assert int(sql(pg, "SELECT count(*) FROM compare_diffs")) == ndiffs
+    assert sql(pg, "SELECT count(*) FROM compare_pairs p WHERE ndiffs <> "
+                   "(SELECT count(*) FROM compare_diffs d "
+                   "WHERE d.record_id = p.record_id)") == "0"
 
 
 def test_masked_values_stored_as_hmac_only(pg, filled):
