@@ -51,9 +51,7 @@ typedef struct {
     off_t                         segment;
     off_t                         max;            /* 0: no limit */
     shadow_writer_t               writer;
-    uint64_t                      checked_seq;
-    ngx_uint_t                    full;
-    time_t                        next_check;
+    ngx_uint_t                    full;           /* logged as full */
 } ngx_http_cutover_log_t;
 
 

@@ -14,7 +14,6 @@
 
 
 #define NGX_HTTP_CUTOVER_MAX_HEADERS    64
-#define NGX_HTTP_CUTOVER_FULL_RECHECK   1      /* seconds */
 
 
 struct ngx_http_cutover_tee_s {
@@ -216,6 +215,7 @@ ngx_http_cutover_log(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     shadow_writer_init(&log->writer, (char *) log->path.data,
                        (uint64_t) log->segment);
+    log->writer.max_bytes = (uint64_t) log->max;
 
     lp = ngx_array_push(&cmcf->logs);
     if (lp == NULL) {
@@ -648,54 +648,10 @@ ngx_http_cutover_request_body(ngx_http_request_t *r, size_t limit,
 }
 
 
-/* Whether the log has room: checked on a worker's first record, at each
- * new segment, and once a second while full. */
-static ngx_uint_t
-ngx_http_cutover_log_full(ngx_http_cutover_log_t *log, ngx_log_t *elog)
-{
-    uint8_t   scratch[4096];
-    uint64_t  first, last;
-
-    if (log->max == 0) {
-        return 0;
-    }
-
-    if (log->checked_seq == log->writer.seq && log->checked_seq
-        && (!log->full || ngx_time() < log->next_check))
-    {
-        return log->full;
-    }
-
-    if (shadow_segment_range((char *) log->path.data, scratch,
-                             sizeof(scratch), &first, &last) != SHADOW_OK)
-    {
-        return log->full;
-    }
-
-    log->checked_seq = log->writer.seq ? log->writer.seq : last;
-    log->next_check = ngx_time() + NGX_HTTP_CUTOVER_FULL_RECHECK;
-
-    if (last && (off_t) (last - first + 1) * log->segment > log->max) {
-        if (!log->full) {
-            ngx_log_error(NGX_LOG_ERR, elog, 0,
-                          "cutover log \"%V\" is full (max=%O): new records "
-                          "are dropped until cutover-shadowd catches up",
-                          &log->path, log->max);
-        }
-
-        log->full = 1;
-
-    } else {
-        log->full = 0;
-    }
-
-    return log->full;
-}
-
-
 static ngx_int_t
 ngx_http_cutover_log_handler(ngx_http_request_t *r)
 {
+    int                           rc;
     u_char                       *frame, hash[SHA256_DIGEST_LENGTH];
     u_char                        hex[2 * SHA256_DIGEST_LENGTH];
     size_t                        size, len;
@@ -809,12 +765,6 @@ ngx_http_cutover_log_handler(ngx_http_request_t *r)
         rec.upstream_ms = (double) us->response_time;
     }
 
-    if (ngx_http_cutover_log_full(lcf->log, r->connection->log)) {
-        (void) ngx_atomic_fetch_add(
-                     &sh->records_dropped[NGX_HTTP_CUTOVER_DROP_FULL], 1);
-        return NGX_OK;
-    }
-
     size = shadow_record_size(&rec);
     frame = ngx_pnalloc(r->pool, size);
     if (frame == NULL
@@ -825,13 +775,36 @@ ngx_http_cutover_log_handler(ngx_http_request_t *r)
         return NGX_OK;
     }
 
-    if (shadow_writer_append(&lcf->log->writer, frame, len) != SHADOW_OK) {
+    rc = shadow_writer_append(&lcf->log->writer, frame, len);
+
+    if (rc == SHADOW_NOSPACE) {
+        (void) ngx_atomic_fetch_add(
+                     &sh->records_dropped[NGX_HTTP_CUTOVER_DROP_FULL], 1);
+
+        if (!lcf->log->full) {
+            lcf->log->full = 1;
+            ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                          "cutover log \"%V\" is full (max=%O): new "
+                          "records are dropped until cutover-shadowd "
+                          "catches up", &lcf->log->path, lcf->log->max);
+        }
+
+        return NGX_OK;
+    }
+
+    if (rc != SHADOW_OK) {
         (void) ngx_atomic_fetch_add(
                      &sh->records_dropped[NGX_HTTP_CUTOVER_DROP_ERROR], 1);
         ngx_log_error(NGX_LOG_ERR, r->connection->log, lcf->log->writer.err,
                       "cutover record dropped: cannot write log \"%V\"",
                       &lcf->log->path);
         return NGX_OK;
+    }
+
+    if (lcf->log->full) {
+        lcf->log->full = 0;
+        ngx_log_error(NGX_LOG_NOTICE, r->connection->log, 0,
+                      "cutover log \"%V\" has room again", &lcf->log->path);
     }
 
     (void) ngx_atomic_fetch_add(&sh->records, 1);

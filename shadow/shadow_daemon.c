@@ -641,8 +641,19 @@ shadow_request_headers(const shadow_record_t *r)
     size_t              i;
     int                 have_ctype = 0;
     struct curl_slist  *h = NULL, *n;
+    const shadow_str_t *key = &r->id;
 
     for (i = 0; i < r->n_req_headers; i++) {
+        /* the primary deduped by the client's own key when it sent one
+         * (the gateway forwards it): the shadow must use the same */
+        if (r->req_headers[i].name.len == 15
+            && strncasecmp(r->req_headers[i].name.data, "idempotency-key", 15)
+               == 0
+            && r->req_headers[i].value.len > 0)
+        {
+            key = &r->req_headers[i].value;
+        }
+
         if (shadow_hop_by_hop(&r->req_headers[i].name)) {
             continue;
         }
@@ -678,8 +689,21 @@ shadow_request_headers(const shadow_record_t *r)
         h = n;
     }
 
-    snprintf(line, sizeof(line), "Idempotency-Key: %s", r->id.data);
-    h = curl_slist_append(h, line);
+    if (asprintf(&hl, "Idempotency-Key: %.*s", (int) key->len, key->data)
+        == -1)
+    {
+        curl_slist_free_all(h);
+        return NULL;
+    }
+
+    n = curl_slist_append(h, hl);
+    free(hl);
+    if (n == NULL) {
+        curl_slist_free_all(h);
+        return NULL;
+    }
+
+    h = n;
     snprintf(line, sizeof(line), "X-Cutover-Request-Id: %s", r->id.data);
     h = curl_slist_append(h, line);
     h = curl_slist_append(h, "X-Cutover-Replay: 1");

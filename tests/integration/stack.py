@@ -164,14 +164,33 @@ class Stack:
                 out[m.group(1) + (m.group(2) or "")] = float(m.group(3))
         return out
 
+    def gateway_records(self):
+        """Records nginx has written to the dual-run log so far."""
+        _, _, body = harness.http("GET", self.gateway + "/metrics")
+        m = re.search(r'^cutover_records_total\{zone="erp"\} (\d+)$',
+                      body.decode(), re.M)
+        return int(m.group(1))
+
     def wait_shadow(self, timeout=120):
-        """Waits until shadowd has read and finished every record."""
+        """Waits until shadowd has read and finished every record nginx
+        wrote.  A record is written just after its client has the answer,
+        so the gateway's count is read until it stops moving first."""
         deadline = time.monotonic() + timeout
-        m = {}
+        written = -1
+        while time.monotonic() < deadline:
+            now = self.gateway_records()
+            if now == written:
+                break
+            written = now
+            time.sleep(0.2)
+        m, calm = {}, 0
         while time.monotonic() < deadline:
             m = self.shadow_metrics()
-            if m.get("cutover_shadow_lag_records", 1) == 0 and \
-                    m.get("cutover_shadow_inflight", 1) == 0:
+            idle = m.get("cutover_shadow_lag_records", 1) == 0 and \
+                m.get("cutover_shadow_lag_bytes", 1) == 0 and \
+                m.get("cutover_shadow_inflight", 1) == 0
+            calm = calm + 1 if idle else 0
+            if calm == 3:
                 return m
             time.sleep(0.2)
         return m

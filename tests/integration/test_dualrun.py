@@ -110,6 +110,29 @@ def test_writes_replayed_in_order_and_ledgers_equal(stack):
     assert row["pairs"] >= 160
 
 
+def test_client_retry_is_applied_once_on_both_sides(stack):
+    """A till resends an order with its own Idempotency-Key: the primary
+    and the shadow both dedupe by that key, so stock moves once."""
+    assert stack.ctl("dial", "50", "--reason", "e2e retry")[0] == 0
+    store, sku = "S077", "SKU01999"
+    (_, before), _ = both(stack, "/api/v1/inventory/%s/%s" % (store, sku))
+    body = json.dumps({"order_id": "RETRY-1", "store_id": store,
+                       "channel": "pos", "member_id": None,
+                       "lines": [{"sku": sku, "qty": 2}],
+                       "payment": {"method": "cash"}})
+    h = {"X-Store-Id": store, "X-Channel": "pos",
+         "Content-Type": "application/json",
+         "Idempotency-Key": "till-77-ticket-1"}
+    first = harness.http("POST", stack.gateway + "/api/v1/orders", body, h)
+    again = harness.http("POST", stack.gateway + "/api/v1/orders", body, h)
+    assert first[0] == again[0] == 201
+    assert json.loads(first[2])["order_id"] == "RETRY-1"
+    stack.wait_shadow()
+    (s1, a), (s2, b) = both(stack, "/api/v1/inventory/%s/%s" % (store, sku))
+    assert a["on_hand"] == b["on_hand"] == before["on_hand"] - 2
+    assert_ledgers_equal(stack, {"RETRY-1": "paid"}, [])
+
+
 def test_shadowd_kill9_loses_and_duplicates_nothing(stack):
     assert stack.ctl("dial", "30", "--reason", "e2e kill")[0] == 0
     stop = threading.Event()
