@@ -56,6 +56,9 @@ static int compare_exec(PGconn *conn, const char *sql, int nparams,
     const char *const *values, ExecStatusType want, compare_error_t *err);
 static char *compare_values_sql(const char *head, const char *tail, size_t n,
     int cols, const char *const *casts);
+static char *compare_pairs_sql(size_t n);
+static char *compare_diffs_sql(size_t n);
+static int compare_prepare(PGconn *conn, compare_error_t *err);
 static const char *compare_at_text(const bson_t *rec, char *buf);
 static int compare_insert_pairs(PGconn *conn, bson_t **recs, size_t n,
     uint8_t *fresh, compare_error_t *err);
@@ -283,7 +286,9 @@ compare_store_connect(compare_store_t *st, compare_error_t *err)
         return COMPARE_ERROR;
     }
     PQsetNoticeProcessor(st->conn, compare_quiet, NULL);
-    if (compare_schema_apply(st->conn, err) != COMPARE_OK) {
+    if (compare_schema_apply(st->conn, err) != COMPARE_OK
+        || compare_prepare(st->conn, err) != COMPARE_OK)
+    {
         st->next_try = compare_now_us() + COMPARE_RETRY_US;
         PQfinish(st->conn);
         st->conn = NULL;
@@ -512,6 +517,60 @@ compare_values_sql(const char *head, const char *tail, size_t n, int cols,
 }
 
 
+static char *
+compare_pairs_sql(size_t n)
+{
+    static const char *casts[] = { NULL, "::timestamptz", NULL, NULL, NULL,
+        NULL, NULL, NULL, NULL, "::int", "::int", "::float8", "::float8",
+        NULL, "::int", NULL };
+
+    return compare_values_sql("INSERT INTO compare_pairs (record_id, at, zone,"
+        " method, route, uri, store, channel, side_served, primary_status,"
+        " shadow_status, primary_ms, shadow_ms, verdict, ndiffs, detail)"
+        " VALUES", " ON CONFLICT (record_id) DO NOTHING RETURNING record_id",
+        n, COMPARE_PAIR_COLS, casts);
+}
+
+
+static char *
+compare_diffs_sql(size_t n)
+{
+    static const char *casts[] = { NULL, "::int", NULL, NULL, NULL, NULL };
+
+    return compare_values_sql("INSERT INTO compare_diffs (record_id, seq, path,"
+        " kind, a, b) VALUES", " ON CONFLICT (record_id, seq) DO NOTHING", n,
+        COMPARE_DIFF_COLS, casts);
+}
+
+
+/* Full batches go through statements prepared once per connection. */
+static int
+compare_prepare(PGconn *conn, compare_error_t *err)
+{
+    char      *sp = compare_pairs_sql(COMPARE_PAIR_CHUNK);
+    char      *sd = compare_diffs_sql(COMPARE_DIFF_CHUNK);
+    PGresult  *rp = NULL, *rd = NULL;
+    int        rc = COMPARE_OK;
+
+    if (sp != NULL && sd != NULL) {
+        rp = PQprepare(conn, "compare_pairs_full", sp,
+                       COMPARE_PAIR_CHUNK * COMPARE_PAIR_COLS, NULL);
+        rd = PQprepare(conn, "compare_diffs_full", sd,
+                       COMPARE_DIFF_CHUNK * COMPARE_DIFF_COLS, NULL);
+    }
+    if (PQresultStatus(rp) != PGRES_COMMAND_OK
+        || PQresultStatus(rd) != PGRES_COMMAND_OK)
+    {
+        rc = compare_store_fail(err, "prepare", PQerrorMessage(conn));
+    }
+    PQclear(rp);
+    PQclear(rd);
+    free(sp);
+    free(sd);
+    return rc;
+}
+
+
 /* The record's time as timestamptz text (UTC, microseconds) in buf[40]. */
 static const char *
 compare_at_text(const bson_t *rec, char *buf)
@@ -545,9 +604,6 @@ compare_insert_pairs(PGconn *conn, bson_t **recs, size_t n, uint8_t *fresh,
     static const char *cols[] = { "record_id", "at", "zone", "method",
         "route", "uri", "store", "channel", "side", "pstatus", "sstatus",
         "pms", "sms", "verdict", "ndiffs", "detail" };
-    static const char *casts[] = { NULL, "::timestamptz", NULL, NULL, NULL,
-        NULL, NULL, NULL, NULL, "::int", "::int", "::float8", "::float8",
-        NULL, "::int", NULL };
     const char   **vals;
     char          *bufs, *sql;
     size_t         r;
@@ -556,12 +612,10 @@ compare_insert_pairs(PGconn *conn, bson_t **recs, size_t n, uint8_t *fresh,
 
     vals = calloc(n * COMPARE_PAIR_COLS, sizeof(char *));
     bufs = malloc(n * COMPARE_PAIR_COLS * 40);
-    sql = compare_values_sql("INSERT INTO compare_pairs (record_id, at, zone,"
-        " method, route, uri, store, channel, side_served, primary_status,"
-        " shadow_status, primary_ms, shadow_ms, verdict, ndiffs, detail)"
-        " VALUES", " ON CONFLICT (record_id) DO NOTHING RETURNING record_id",
-        n, COMPARE_PAIR_COLS, casts);
-    if (vals == NULL || bufs == NULL || sql == NULL) {
+    sql = n == COMPARE_PAIR_CHUNK ? NULL : compare_pairs_sql(n);
+    if (vals == NULL || bufs == NULL
+        || (sql == NULL && n != COMPARE_PAIR_CHUNK))
+    {
         free(vals);
         free(bufs);
         free(sql);
@@ -579,8 +633,11 @@ compare_insert_pairs(PGconn *conn, bson_t **recs, size_t n, uint8_t *fresh,
                 compare_get(recs[r], cols[c], b, 40);
         }
     }
-    res = PQexecParams(conn, sql, (int) (n * COMPARE_PAIR_COLS), NULL, vals,
-                       NULL, NULL, 0);
+    res = sql ? PQexecParams(conn, sql, (int) (n * COMPARE_PAIR_COLS), NULL,
+                             vals, NULL, NULL, 0)
+              : PQexecPrepared(conn, "compare_pairs_full",
+                               (int) (n * COMPARE_PAIR_COLS), vals, NULL,
+                               NULL, 0);
     rc = COMPARE_OK;
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         rc = compare_store_fail(err, "insert", PQresultErrorMessage(res));
@@ -608,14 +665,22 @@ static int
 compare_insert_diffs(PGconn *conn, const char **vals, char *seqs, size_t n,
     compare_error_t *err)
 {
-    static const char *casts[] = { NULL, "::int", NULL, NULL, NULL, NULL };
-    char  *sql;
-    int    rc;
+    PGresult  *res;
+    char      *sql;
+    int        rc = COMPARE_OK;
 
     (void) seqs;
-    sql = compare_values_sql("INSERT INTO compare_diffs (record_id, seq, path,"
-        " kind, a, b) VALUES", " ON CONFLICT (record_id, seq) DO NOTHING", n,
-        COMPARE_DIFF_COLS, casts);
+    if (n == COMPARE_DIFF_CHUNK) {
+        res = PQexecPrepared(conn, "compare_diffs_full",
+                             (int) (n * COMPARE_DIFF_COLS), vals, NULL, NULL,
+                             0);
+        if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+            rc = compare_store_fail(err, "insert", PQresultErrorMessage(res));
+        }
+        PQclear(res);
+        return rc;
+    }
+    sql = compare_diffs_sql(n);
     if (sql == NULL) {
         return compare_store_fail(err, "insert", "out of memory");
     }
