@@ -19,3 +19,6 @@ UNIT_TESTS += $(TBIN)/check_legacy
 $(TBIN)/check_legacy: $(OBJ)/tests/unit/check_legacy.o $(LIB)/liblegacy.a
 	@mkdir -p $(TBIN)
 	$(CC) -o $@ $^ $(PKG_LDLIBS) $(CHECK_LDLIBS)
+
+# schema.sql is compiled in (.incbin); rebuild when it changes.
+$(OBJ)/legacy_adapter/legacy_schema.o: legacy_adapter/schema.sql

@@ -1,13 +1,5 @@
 /* schema.sql compiled into the library as newcore_schema_sql. */
 
-#include "new_core/newcore_db.h"
+#include "common/cutover_embed.h"
 
-__asm__(
-    "    .section .rodata\n"
-    "    .global newcore_schema_sql\n"
-    "    .type newcore_schema_sql, @object\n"
-    "newcore_schema_sql:\n"
-    "    .incbin \"new_core/schema.sql\"\n"
-    "    .byte 0\n"
-    "    .size newcore_schema_sql, . - newcore_schema_sql\n"
-    "    .previous\n");
+CUTOVER_EMBED_FILE(newcore_schema_sql, "new_core/schema.sql");

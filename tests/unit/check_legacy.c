@@ -858,17 +858,6 @@ END_TEST
 
 /* --- the sim's own units -------------------------------------------------- */
 
-START_TEST(test_schema_file)
-{
-    size_t  len;
-    char   *text = read_file("legacy_adapter/schema.sql", &len);
-
-    ck_assert_str_eq(text, legacy_sim_schema);
-    free(text);
-}
-END_TEST
-
-
 START_TEST(test_quirks)
 {
     legacy_sim_config_t  cfg;
@@ -916,7 +905,6 @@ legacy_suite(void)
                         sizeof(channel_cases) / sizeof(channel_cases[0]));
     tcase_add_test(tc, test_map_shipped);
     tcase_add_test(tc, test_bson_json);
-    tcase_add_test(tc, test_schema_file);
     tcase_add_test(tc, test_quirks);
     tcase_add_test(tc, test_error_body);
     tcase_add_test(tc, test_round_trip_orders);
