@@ -446,7 +446,15 @@ compare_text_value(compare_walk_t *w, const bson_iter_t *it,
         compare_text_container(w, it, t, mask_inner);
         break;
     case BSON_TYPE_DATE_TIME:
-        compare_time_format(bson_iter_date_time(it) * 1000, num, sizeof(num));
+        {
+            int64_t ms = bson_iter_date_time(it);
+
+            if (ms > INT64_MAX / 1000 || ms < INT64_MIN / 1000) {
+                snprintf(num, sizeof(num), "%lld ms", (long long) ms);
+            } else {
+                compare_time_format(ms * 1000, num, sizeof(num));
+            }
+        }
         compare_text_str(t, num, strlen(num));
         break;
     case BSON_TYPE_OID:

@@ -189,11 +189,17 @@ compare_time_format(int64_t us, char *buf, size_t size)
     int64_t    frac = us % 1000000;
     char       tmp[32];
 
+    t = (time_t) (us / 1000000);
     if (frac < 0) {
         frac += 1000000;
+        t--;
     }
-    t = (time_t) ((us - frac) / 1000000);
-    gmtime_r(&t, &tm);
+    if (gmtime_r(&t, &tm) == NULL || tm.tm_year > 9999 - 1900
+        || tm.tm_year < -1900)
+    {
+        snprintf(buf, size, "%lld us", (long long) us);  /* years past 9999 */
+        return;
+    }
     strftime(tmp, sizeof(tmp), "%Y-%m-%dT%H:%M:%S", &tm);
     snprintf(buf, size, "%s.%06lldZ", tmp, (long long) frac);
 }

@@ -424,6 +424,25 @@ START_TEST(test_bson_body)
     res = compare_pair_run(NULL, &pair, &err);
     ck_assert_int_eq(compare_result_verdict(res), COMPARE_VERDICT_EQUAL);
     compare_result_free(res);
+    /* dates far outside what a calendar prints are still shown */
+    {
+        bson_t  *d1 = BCON_NEW("t", BCON_DATE_TIME(INT64_MAX));
+        bson_t  *d2 = BCON_NEW("t", BCON_DATE_TIME(INT64_MIN));
+
+        pair.primary.content_type = "application/bson";
+        pair.primary.body = bson_get_data(d1);
+        pair.primary.body_len = d1->len;
+        pair.shadow.body = bson_get_data(d2);
+        pair.shadow.body_len = d2->len;
+        res = compare_pair_run(NULL, &pair, &err);
+        ck_assert_uint_eq(compare_result_ndiffs(res), 1);
+        ck_assert_ptr_nonnull(strstr(compare_result_diff(res, 0)->a, "ms"));
+        compare_result_free(res);
+        bson_destroy(d1);
+        bson_destroy(d2);
+        fill(&pair.primary, 200, "{\"a\": 1, \"b\": [\"x\"]}", NULL, 0);
+        pair.shadow.body = bson_get_data(doc);
+    }
     /* a corrupt BSON body */
     pair.shadow.content_type = "application/bson";
     pair.shadow.body_len = doc->len - 1;
