@@ -309,9 +309,9 @@ compare_str(const char *s)
 }
 
 
-/* Text columns must be UTF-8 for PostgreSQL: header-borne values (store,
- * channel, uri) that are not get their high bytes as '?', so one odd
- * request cannot block the batch it is in. */
+/* Text columns must be UTF-8 for PostgreSQL: values that are not (header
+ * borne store, channel, uri; odd keys of a BSON body) get their high bytes
+ * as '?', so one odd request cannot block the batch it is in. */
 static void
 compare_append_text(bson_t *rec, const char *key, const char *s)
 {
@@ -382,13 +382,13 @@ compare_store_put(compare_store_t *store, const compare_pair_t *pair,
     for (i = 0; (df = compare_result_diff(result, i)) != NULL; i++) {
         bson_uint32_to_string((uint32_t) i, &k, key, sizeof(key));
         BSON_APPEND_DOCUMENT_BEGIN(&diffs, k, &d);
-        BSON_APPEND_UTF8(&d, "path", df->path);
+        compare_append_text(&d, "path", df->path);
         BSON_APPEND_UTF8(&d, "kind", compare_diff_kind_name(df->kind));
         if (df->a != NULL) {
-            BSON_APPEND_UTF8(&d, "a", df->a);
+            compare_append_text(&d, "a", df->a);
         }
         if (df->b != NULL) {
-            BSON_APPEND_UTF8(&d, "b", df->b);
+            compare_append_text(&d, "b", df->b);
         }
         bson_append_document_end(&diffs, &d);
     }
