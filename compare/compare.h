@@ -84,7 +84,10 @@ int compare_store_put(compare_store_t *store, const compare_pair_t *pair,
 
 /* Make every queued result durable: inserted in PostgreSQL (idempotent on
  * record id) or written and fsynced to the outbox.  COMPARE_OK means the
- * caller may forget the queued pairs (shadowd checkpoints after this). */
+ * caller may forget the queued pairs (shadowd checkpoints after this).
+ * Fails, keeping the queue, when PostgreSQL is away and there is no outbox
+ * or the outbox holds its limit (1 000 000 results); waiting outbox files
+ * are written first whenever PostgreSQL is reachable. */
 int compare_store_flush(compare_store_t *store, compare_error_t *err);
 
 /* Results waiting in the outbox (a metric). */
@@ -137,6 +140,7 @@ const char *compare_diff_kind_name(compare_diff_kind_t kind);
 typedef struct compare_noise_s  compare_noise_t;
 
 compare_noise_t *compare_noise_new(void);
+/* route NULL: the result's own route. */
 void compare_noise_add(compare_noise_t *noise, const char *route,
     const compare_result_t *result);
 /* Paths seen noisy at least min_count times, as JSON text:
