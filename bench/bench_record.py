@@ -72,6 +72,16 @@ class Shadowd:
                                  os.path.join(d, "shadowd.log"),
                                  port=self.port)
 
+    def drain(self, timeout=120):
+        """Waits until the backlog is replayed, so it does not run under
+        the next measurement."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if metric(self.port, "cutover_shadow_lag_bytes") == 0 and \
+                    metric(self.port, "cutover_shadow_lag_records") == 0:
+                return
+            time.sleep(0.2)
+
     def replayed(self):
         return metric(self.port, "cutover_shadow_replayed_total")
 
@@ -112,9 +122,11 @@ def main(rounds=int(os.environ.get("BENCH_ROUNDS", "3")),
             shadowd.proc.signal(signal.SIGSTOP)
             res["alone"].append(wrk.run(url % rec, seconds, script=script))
             shadowd.proc.signal(signal.SIGCONT)
+            shadowd.drain()
             r0, t0 = shadowd.replayed(), time.monotonic()
             res["rec"].append(wrk.run(url % rec, seconds, script=script))
             rate.append((shadowd.replayed() - r0) / (time.monotonic() - t0))
+            shadowd.drain()
         shadowd.stop()
         shutil.rmtree(os.path.join(d, "outbox"), ignore_errors=True)
         shadowd = Shadowd(d, "http://127.0.0.1:%d" % s)

@@ -17,8 +17,10 @@
 
 
 struct ngx_http_cutover_tee_s {
-    u_char                   *body;         /* body_limit bytes */
+    ngx_pool_t               *pool;
+    u_char                   *body;         /* grows up to body_limit */
     size_t                    body_len;
+    size_t                    body_cap;
     off_t                     body_total;
     SHA256_CTX                sha;
     ngx_uint_t                truncated;
@@ -30,8 +32,8 @@ static ngx_http_output_body_filter_pt    ngx_http_next_body_filter;
 static ngx_int_t ngx_http_cutover_body_filter(ngx_http_request_t *r,
     ngx_chain_t *in);
 static ngx_int_t ngx_http_cutover_log_handler(ngx_http_request_t *r);
-static void ngx_http_cutover_tee(ngx_http_cutover_tee_t *tee, u_char *p,
-    size_t len, size_t limit);
+static ngx_int_t ngx_http_cutover_tee(ngx_http_cutover_tee_t *tee,
+    u_char *p, size_t len, size_t limit);
 static ngx_int_t ngx_http_cutover_tee_file(ngx_http_request_t *r,
     ngx_http_cutover_tee_t *tee, ngx_buf_t *b, size_t limit);
 static ngx_int_t ngx_http_cutover_add_header(ngx_http_request_t *r,
@@ -435,10 +437,7 @@ ngx_http_cutover_record_start(ngx_http_request_t *r,
         return NGX_ERROR;
     }
 
-    ctx->tee->body = ngx_pnalloc(r->pool, lcf->body_limit);
-    if (ctx->tee->body == NULL) {
-        return NGX_ERROR;
-    }
+    ctx->tee->pool = r->pool;
 
     SHA256_Init(&ctx->tee->sha);
 
@@ -446,24 +445,55 @@ ngx_http_cutover_record_start(ngx_http_request_t *r,
 }
 
 
-static void
+/* Hashes a piece of the body and keeps it while under the limit.  The
+ * copy grows by doubling (most answers are small; a body_limit-sized
+ * buffer per request would be a large allocation every time). */
+static ngx_int_t
 ngx_http_cutover_tee(ngx_http_cutover_tee_t *tee, u_char *p, size_t len,
     size_t limit)
 {
-    size_t  n;
+    size_t   n, cap;
+    u_char  *body;
 
     SHA256_Update(&tee->sha, p, len);
     tee->body_total += len;
 
     n = ngx_min(len, limit - tee->body_len);
-    if (n) {
-        ngx_memcpy(tee->body + tee->body_len, p, n);
-        tee->body_len += n;
-    }
 
     if (n < len) {
         tee->truncated = 1;
     }
+
+    if (n == 0) {
+        return NGX_OK;
+    }
+
+    if (tee->body_len + n > tee->body_cap) {
+        cap = ngx_max(tee->body_cap * 2, 4096);
+        cap = ngx_max(cap, tee->body_len + n);
+        cap = ngx_min(cap, limit);
+
+        body = ngx_pnalloc(tee->pool, cap);
+        if (body == NULL) {
+            return NGX_ERROR;
+        }
+
+        if (tee->body_len) {
+            ngx_memcpy(body, tee->body, tee->body_len);
+        }
+
+        if (tee->body_cap > 4096) {
+            (void) ngx_pfree(tee->pool, tee->body);
+        }
+
+        tee->body = body;
+        tee->body_cap = cap;
+    }
+
+    ngx_memcpy(tee->body + tee->body_len, p, n);
+    tee->body_len += n;
+
+    return NGX_OK;
 }
 
 
@@ -485,7 +515,11 @@ ngx_http_cutover_tee_file(ngx_http_request_t *r, ngx_http_cutover_tee_t *tee,
             return NGX_ERROR;
         }
 
-        ngx_http_cutover_tee(tee, chunk, (size_t) got, limit);
+        if (ngx_http_cutover_tee(tee, chunk, (size_t) got, limit)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
     }
 
     return NGX_OK;
@@ -512,14 +546,13 @@ ngx_http_cutover_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
             continue;
         }
 
-        if (ngx_buf_in_memory(cl->buf)) {
-            ngx_http_cutover_tee(ctx->tee, cl->buf->pos,
-                                 cl->buf->last - cl->buf->pos,
-                                 lcf->body_limit);
-
-        } else if (cl->buf->in_file
-                   && ngx_http_cutover_tee_file(r, ctx->tee, cl->buf,
-                                                lcf->body_limit) != NGX_OK)
+        if (ngx_buf_in_memory(cl->buf)
+            ? ngx_http_cutover_tee(ctx->tee, cl->buf->pos,
+                                   cl->buf->last - cl->buf->pos,
+                                   lcf->body_limit) != NGX_OK
+            : cl->buf->in_file
+              && ngx_http_cutover_tee_file(r, ctx->tee, cl->buf,
+                                           lcf->body_limit) != NGX_OK)
         {
             /* the client still gets its answer; the record is dropped */
             ctx->tee = NULL;
@@ -749,7 +782,7 @@ ngx_http_cutover_log_handler(ngx_http_request_t *r)
     SHA256_Final(hash, &tee->sha);
     ngx_hex_dump(hex, hash, sizeof(hash));
 
-    rec.resp_body = tee->body;
+    rec.resp_body = tee->body ? tee->body : (u_char *) "";
     rec.resp_body_len = tee->body_len;
     rec.resp_body_total = tee->body_total;
     rec.resp_truncated = tee->truncated;
