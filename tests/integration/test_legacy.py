@@ -136,7 +136,7 @@ def start_adapter(env, name, legacy_url, *extra):
     return p, "http://127.0.0.1:%d" % port
 
 
-class Stub(http.server.BaseHTTPRequestHandler):
+class MisbehavingLegacy(http.server.BaseHTTPRequestHandler):
     """A misbehaving legacy system; `mode` says how, requests are kept."""
     mode = "garbage"
     seen = []
@@ -146,8 +146,8 @@ class Stub(http.server.BaseHTTPRequestHandler):
 
     def do_POST(self):
         body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-        Stub.seen.append((self.path, dict(self.headers), body))
-        mode = Stub.mode
+        MisbehavingLegacy.seen.append((self.path, dict(self.headers), body))
+        mode = MisbehavingLegacy.mode
         if mode == "garbage":
             self._send(200, "application/bson", b"\x30\0\0\0\x02code\0")
         elif mode == "html":
@@ -191,12 +191,12 @@ def env(pg):
     e.sim_c, e.sim_c_url = start_sim(e, "sim-clean", "--no-quirks")
     e.ad_q, e.q = start_adapter(e, "adapter-quirks", e.sim_q_url)
     e.ad_c, e.c = start_adapter(e, "adapter-clean", e.sim_c_url)
-    e.stub = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Stub)
-    threading.Thread(target=e.stub.serve_forever, daemon=True).start()
-    e.ad_stub, e.s = start_adapter(
-        e, "adapter-stub", "http://127.0.0.1:%d" % e.stub.server_address[1])
+    e.faulty = http.server.ThreadingHTTPServer(("127.0.0.1", 0), MisbehavingLegacy)
+    threading.Thread(target=e.faulty.serve_forever, daemon=True).start()
+    e.ad_faulty, e.s = start_adapter(
+        e, "adapter-faulty", "http://127.0.0.1:%d" % e.faulty.server_address[1])
     yield e
-    e.stub.shutdown()
+    e.faulty.shutdown()
     for p in reversed(e.procs):
         assert p.stop() == 0, "%s exit code" % p.argv[0]
     harness.remove_tempdir(e.dir)
@@ -544,13 +544,13 @@ def test_adapter_logs_legacy_code(env):
 # --- the adapter against a misbehaving or absent legacy system ---------------
 
 def test_adapter_forwards_headers_and_speaks_bson(env):
-    Stub.mode = "member"
-    Stub.seen.clear()
+    MisbehavingLegacy.mode = "member"
+    MisbehavingLegacy.seen.clear()
     st, r, _ = call(env.s, "POST", "/api/v1/orders",
                     order("S001", "SKU00001", 1, None),
                     {"Idempotency-Key": "fwd-1",
                      "X-Cutover-Request-Id": "cd" * 16})
-    path, headers, body = Stub.seen[-1]
+    path, headers, body = MisbehavingLegacy.seen[-1]
     assert path == "/lsapi/xsd/create"
     assert headers["Content-Type"] == "application/bson"
     assert headers["Idempotency-Key"] == "fwd-1"
@@ -567,10 +567,10 @@ def test_adapter_forwards_headers_and_speaks_bson(env):
 @pytest.mark.parametrize("mode", ["garbage", "html", "http500", "badjson",
                                   "unknown_code", "missing_field"])
 def test_adapter_legacy_garbage_is_502(env, mode):
-    Stub.mode = mode
+    MisbehavingLegacy.mode = mode
     st, r, _ = call(env.s, "GET", "/api/v1/members/M000001")
     assert st == 502 and r["error"]["code"] == "bad_gateway", r
-    assert env.ad_stub.alive()
+    assert env.ad_faulty.alive()
 
 
 def test_adapter_legacy_down_is_502(env):
