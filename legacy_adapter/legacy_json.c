@@ -1,294 +1,30 @@
-/* legacy: the strict JSON validator, BSON checks and the JSON writer. */
+/* legacy: JSON and BSON bodies in, the JSON writer out. */
 
 #include <math.h>
 #include <string.h>
 
 #include "legacy_adapter/legacy_json.h"
+#include "ngx_module/cutover_json.h"
 
 
-typedef struct {
-    const unsigned char  *p;
-    const unsigned char  *end;
-    int                   depth;
-} legacy_json_cursor_t;
-
-
-static int legacy_json_value(legacy_json_cursor_t *c);
-static int legacy_json_string(legacy_json_cursor_t *c);
-static int legacy_json_number(legacy_json_cursor_t *c);
-static int legacy_json_utf8(legacy_json_cursor_t *c);
-static void legacy_json_ws(legacy_json_cursor_t *c);
 static int legacy_json_write_iter(bson_iter_t *it, int is_array,
     legacy_buf_t *out, legacy_error_t *err);
 static int legacy_json_write_string(const char *s, size_t len,
     legacy_buf_t *out);
 
 
-static void
-legacy_json_ws(legacy_json_cursor_t *c)
-{
-    while (c->p < c->end
-           && (*c->p == ' ' || *c->p == '\t' || *c->p == '\n'
-               || *c->p == '\r'))
-    {
-        c->p++;
-    }
-}
-
-
-/* One multi-byte UTF-8 sequence at c->p (first byte >= 0x80). */
-static int
-legacy_json_utf8(legacy_json_cursor_t *c)
-{
-    unsigned char  b = *c->p;
-    unsigned int   cp;
-    int            n, i;
-
-    if (b >= 0xc2 && b <= 0xdf) {
-        n = 1;
-        cp = b & 0x1f;
-    } else if (b >= 0xe0 && b <= 0xef) {
-        n = 2;
-        cp = b & 0x0f;
-    } else if (b >= 0xf0 && b <= 0xf4) {
-        n = 3;
-        cp = b & 0x07;
-    } else {
-        return LEGACY_ERROR;
-    }
-
-    if (c->end - c->p <= n) {
-        return LEGACY_ERROR;
-    }
-    for (i = 1; i <= n; i++) {
-        if ((c->p[i] & 0xc0) != 0x80) {
-            return LEGACY_ERROR;
-        }
-        cp = (cp << 6) | (c->p[i] & 0x3f);
-    }
-    if ((n == 2 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff)))
-        || (n == 3 && (cp < 0x10000 || cp > 0x10ffff)))
-    {
-        return LEGACY_ERROR;
-    }
-
-    c->p += n + 1;
-    return LEGACY_OK;
-}
-
-
-static int
-legacy_json_string(legacy_json_cursor_t *c)
-{
-    int  i;
-
-    c->p++;     /* the opening quote */
-
-    while (c->p < c->end) {
-        if (*c->p == '"') {
-            c->p++;
-            return LEGACY_OK;
-        }
-        if (*c->p < 0x20) {
-            return LEGACY_ERROR;
-        }
-        if (*c->p >= 0x80) {
-            if (legacy_json_utf8(c) != LEGACY_OK) {
-                return LEGACY_ERROR;
-            }
-            continue;
-        }
-        if (*c->p != '\\') {
-            c->p++;
-            continue;
-        }
-
-        c->p++;
-        if (c->p >= c->end) {
-            return LEGACY_ERROR;
-        }
-        if (strchr("\"\\/bfnrt", *c->p) != NULL && *c->p != '\0') {
-            c->p++;
-            continue;
-        }
-        if (*c->p != 'u' || c->end - c->p < 5) {
-            return LEGACY_ERROR;
-        }
-        for (i = 1; i <= 4; i++) {
-            if (!((c->p[i] >= '0' && c->p[i] <= '9')
-                  || (c->p[i] >= 'a' && c->p[i] <= 'f')
-                  || (c->p[i] >= 'A' && c->p[i] <= 'F')))
-            {
-                return LEGACY_ERROR;
-            }
-        }
-        c->p += 5;
-    }
-
-    return LEGACY_ERROR;
-}
-
-
-static int
-legacy_json_number(legacy_json_cursor_t *c)
-{
-    const unsigned char  *start;
-
-    if (c->p < c->end && *c->p == '-') {
-        c->p++;
-    }
-    if (c->p >= c->end) {
-        return LEGACY_ERROR;
-    }
-    if (*c->p == '0') {
-        c->p++;
-    } else if (*c->p >= '1' && *c->p <= '9') {
-        while (c->p < c->end && *c->p >= '0' && *c->p <= '9') {
-            c->p++;
-        }
-    } else {
-        return LEGACY_ERROR;
-    }
-
-    if (c->p < c->end && *c->p == '.') {
-        c->p++;
-        start = c->p;
-        while (c->p < c->end && *c->p >= '0' && *c->p <= '9') {
-            c->p++;
-        }
-        if (c->p == start) {
-            return LEGACY_ERROR;
-        }
-    }
-
-    if (c->p < c->end && (*c->p == 'e' || *c->p == 'E')) {
-        c->p++;
-        if (c->p < c->end && (*c->p == '+' || *c->p == '-')) {
-            c->p++;
-        }
-        start = c->p;
-        while (c->p < c->end && *c->p >= '0' && *c->p <= '9') {
-            c->p++;
-        }
-        if (c->p == start) {
-            return LEGACY_ERROR;
-        }
-    }
-
-    return LEGACY_OK;
-}
-
-
-static int
-legacy_json_literal(legacy_json_cursor_t *c, const char *word)
-{
-    size_t  n = strlen(word);
-
-    if ((size_t) (c->end - c->p) < n || memcmp(c->p, word, n) != 0) {
-        return LEGACY_ERROR;
-    }
-    c->p += n;
-    return LEGACY_OK;
-}
-
-
-static int
-legacy_json_container(legacy_json_cursor_t *c, int is_object)
-{
-    unsigned char  close = is_object ? '}' : ']';
-
-    if (++c->depth > LEGACY_JSON_MAX_DEPTH) {
-        return LEGACY_ERROR;
-    }
-    c->p++;
-    legacy_json_ws(c);
-    if (c->p < c->end && *c->p == close) {
-        c->p++;
-        c->depth--;
-        return LEGACY_OK;
-    }
-
-    for ( ;; ) {
-        if (is_object) {
-            if (c->p >= c->end || *c->p != '"'
-                || legacy_json_string(c) != LEGACY_OK)
-            {
-                return LEGACY_ERROR;
-            }
-            legacy_json_ws(c);
-            if (c->p >= c->end || *c->p != ':') {
-                return LEGACY_ERROR;
-            }
-            c->p++;
-        }
-        if (legacy_json_value(c) != LEGACY_OK) {
-            return LEGACY_ERROR;
-        }
-        legacy_json_ws(c);
-        if (c->p >= c->end) {
-            return LEGACY_ERROR;
-        }
-        if (*c->p == close) {
-            c->p++;
-            c->depth--;
-            return LEGACY_OK;
-        }
-        if (*c->p != ',') {
-            return LEGACY_ERROR;
-        }
-        c->p++;
-        legacy_json_ws(c);
-    }
-}
-
-
-static int
-legacy_json_value(legacy_json_cursor_t *c)
-{
-    legacy_json_ws(c);
-    if (c->p >= c->end) {
-        return LEGACY_ERROR;
-    }
-
-    switch (*c->p) {
-    case '{':
-        return legacy_json_container(c, 1);
-    case '[':
-        return legacy_json_container(c, 0);
-    case '"':
-        return legacy_json_string(c);
-    case 't':
-        return legacy_json_literal(c, "true");
-    case 'f':
-        return legacy_json_literal(c, "false");
-    case 'n':
-        return legacy_json_literal(c, "null");
-    default:
-        return legacy_json_number(c);
-    }
-}
-
-
+/* The one strict RFC 8259 validator of the project (the admin API's), in
+ * its validate-only mode. */
 int
 legacy_json_validate(const char *text, size_t len, legacy_error_t *err)
 {
-    legacy_json_cursor_t  c;
+    char  msg[128];
 
-    c.p = (const unsigned char *) text;
-    c.end = c.p + len;
-    c.depth = 0;
+    if (cutover_json_parse(text, len, NULL, 0, msg, sizeof(msg)) < 0) {
+        return legacy_error_set(err, LEGACY_E_INVALID, "malformed JSON: %s",
+                                msg);
+    }
 
-    if (legacy_json_value(&c) != LEGACY_OK) {
-        return legacy_error_set(err, LEGACY_E_INVALID,
-                                "malformed JSON at byte %zu",
-                                (size_t) ((const char *) c.p - text));
-    }
-    legacy_json_ws(&c);
-    if (c.p != c.end) {
-        return legacy_error_set(err, LEGACY_E_INVALID,
-                                "trailing data after JSON at byte %zu",
-                                (size_t) ((const char *) c.p - text));
-    }
     return LEGACY_OK;
 }
 

@@ -1,6 +1,7 @@
 /*
- * legacy: bodies in and out.  A strict RFC 8259 validator in front of
- * libbson's JSON reader, BSON checking, and a compact JSON writer.
+ * legacy: bodies in and out.  The project's strict RFC 8259 validator
+ * (ngx_module/cutover_json) in front of libbson's JSON reader, BSON
+ * checking, and a compact JSON writer.
  */
 
 #ifndef LEGACY_JSON_H
@@ -9,8 +10,6 @@
 #include <bson/bson.h>
 
 #include "legacy_adapter/legacy_common.h"
-
-#define LEGACY_JSON_MAX_DEPTH  128
 
 /* LEGACY_OK when text[0..len) is one valid JSON text (any top-level value). */
 int legacy_json_validate(const char *text, size_t len, legacy_error_t *err);

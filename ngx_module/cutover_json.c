@@ -15,10 +15,14 @@ typedef struct {
     cutover_json_tok_t  *toks;
     size_t               ntoks;
     size_t               count;
+    cutover_json_tok_t   sink;     /* written instead when toks is NULL */
     char                *err;
     size_t               errlen;
 } cutover_json_parser_t;
 
+
+/* the token i, or the sink when only validating */
+#define cutover_json_tok(p, i)  ((p)->toks ? &(p)->toks[i] : &(p)->sink)
 
 static int cutover_json_fail(cutover_json_parser_t *p, const char *what);
 static void cutover_json_ws(cutover_json_parser_t *p);
@@ -67,7 +71,7 @@ cutover_json_alloc(cutover_json_parser_t *p, cutover_json_type_e type)
         return cutover_json_fail(p, "too many values");
     }
 
-    t = &p->toks[p->count];
+    t = cutover_json_tok(p, p->count);
     t->type = type;
     t->start = (uint32_t) p->pos;
     t->end = (uint32_t) p->pos;
@@ -168,7 +172,7 @@ cutover_json_string_scan(cutover_json_parser_t *p)
         unsigned char c = (unsigned char) p->json[p->pos];
 
         if (c == '"') {
-            p->toks[t].end = (uint32_t) p->pos;
+            cutover_json_tok(p, t)->end = (uint32_t) p->pos;
             p->pos++;
             return t;
         }
@@ -279,7 +283,7 @@ cutover_json_number_scan(cutover_json_parser_t *p)
         }
     }
 
-    p->toks[t].end = (uint32_t) p->pos;
+    cutover_json_tok(p, t)->end = (uint32_t) p->pos;
     return t;
 }
 
@@ -301,7 +305,7 @@ cutover_json_literal(cutover_json_parser_t *p, const char *word,
     }
 
     p->pos += n;
-    p->toks[t].end = (uint32_t) p->pos;
+    cutover_json_tok(p, t)->end = (uint32_t) p->pos;
     return t;
 }
 
@@ -311,14 +315,14 @@ cutover_json_parse(const char *json, size_t len, cutover_json_tok_t *toks,
     size_t ntoks, char *err, size_t errlen)
 {
     int                    stack[CUTOVER_JSON_MAX_DEPTH], depth, t, top;
-    char                   c;
+    char                   c, is_object[CUTOVER_JSON_MAX_DEPTH];
     cutover_json_parser_t  p;
 
     p.json = json;
     p.len = len;
     p.pos = 0;
     p.toks = toks;
-    p.ntoks = ntoks;
+    p.ntoks = toks ? ntoks : (size_t) -1;
     p.count = 0;
     p.err = err;
     p.errlen = errlen;
@@ -345,7 +349,7 @@ cutover_json_parse(const char *json, size_t len, cutover_json_tok_t *toks,
         c = json[p.pos];
 
         /* an object member starts with its key */
-        if (top >= 0 && toks[top].type == CUTOVER_JSON_OBJECT) {
+        if (top >= 0 && is_object[depth - 1]) {
             if (c != '"') {
                 return cutover_json_fail(&p, "expected a member name");
             }
@@ -382,16 +386,17 @@ cutover_json_parse(const char *json, size_t len, cutover_json_tok_t *toks,
             }
 
             if (top >= 0) {
-                toks[top].size++;
+                cutover_json_tok(&p, top)->size++;
             }
 
             p.pos++;
+            is_object[depth] = c == '{';
             stack[depth++] = t;
             cutover_json_ws(&p);
 
             if (p.pos < len && json[p.pos] == (c == '{' ? '}' : ']')) {
                 p.pos++;
-                toks[t].end = (uint32_t) p.pos;
+                cutover_json_tok(&p, t)->end = (uint32_t) p.pos;
                 depth--;
                 goto value_done;
             }
@@ -423,7 +428,7 @@ cutover_json_parse(const char *json, size_t len, cutover_json_tok_t *toks,
         }
 
         if (top >= 0) {
-            toks[top].size++;
+            cutover_json_tok(&p, top)->size++;
         }
 
     value_done:
@@ -453,10 +458,11 @@ cutover_json_parse(const char *json, size_t len, cutover_json_tok_t *toks,
                 break;
             }
 
-            if (c == (toks[top].type == CUTOVER_JSON_OBJECT ? '}' : ']')) {
+            if (c == (is_object[depth - 1] ? '}' : ']')) {
                 p.pos++;
-                toks[top].end = (uint32_t) p.pos;
-                toks[top].skip = (uint32_t) (p.count - (size_t) top);
+                cutover_json_tok(&p, top)->end = (uint32_t) p.pos;
+                cutover_json_tok(&p, top)->skip =
+                                    (uint32_t) (p.count - (size_t) top);
                 depth--;
                 continue;
             }

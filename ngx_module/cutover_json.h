@@ -35,7 +35,8 @@ typedef struct {
 /*
  * Parses the whole of json[0..len) as one JSON text.  Returns the number of
  * tokens used, or -1 with a message in err (position included).  An object
- * member is two tokens: the key (a string) and its value.
+ * member is two tokens: the key (a string) and its value.  With toks NULL
+ * it only validates (no token limit, nothing stored).
  */
 int cutover_json_parse(const char *json, size_t len, cutover_json_tok_t *toks,
     size_t ntoks, char *err, size_t errlen);

@@ -463,6 +463,11 @@ START_TEST(test_json_corpus)
 
         n = cutover_json_parse(doc, len, toks, 4096, err, sizeof(err));
 
+        /* the validate-only mode (toks NULL) agrees with the full one */
+        ck_assert_msg((cutover_json_parse(doc, len, NULL, 0, err,
+                                          sizeof(err)) >= 0) == (n >= 0),
+                      "modes disagree on %s", de->d_name);
+
         if ((de->d_name[0] == 'y' && n < 0)
             || (de->d_name[0] == 'n' && n >= 0))
         {
