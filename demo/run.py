@@ -114,6 +114,12 @@ def run(stack):
            m.get("cutover_shadow_replayed_total", 0),
            m.get("cutover_shadow_failed_total", 0),
            m.get("cutover_shadow_lag_records", -1)))
+    say("   mismatch ratio (cutover_shadow_mismatch_ratio): served by new "
+        "%.1f %%, served by legacy %.1f %%"
+        % (100 * m.get('cutover_shadow_mismatch_ratio{zone="erp",'
+                       'side="new"}', 0),
+           100 * m.get('cutover_shadow_mismatch_ratio{zone="erp",'
+                       'side="legacy"}', 0)))
     same, differ = ledgers_in_step(stack, touched)
     say("== stock of %d store/SKU pairs the traffic touched: %d equal on "
         "both systems, %d differ" % (same + differ, same, differ))

@@ -145,7 +145,7 @@ static void shadow_compare(shadow_daemon_t *d, shadow_item_t *it,
     const char *error);
 static void shadow_pair_fill(shadow_item_t *it, compare_pair_t *pair,
     const char **ph, char *sha, const char *error);
-static void shadow_count_verdict(shadow_daemon_t *d,
+static void shadow_count_verdict(shadow_daemon_t *d, const shadow_record_t *r,
     const compare_result_t *result);
 static void shadow_flush(shadow_daemon_t *d, int force);
 static void shadow_advance(shadow_daemon_t *d, int force);
@@ -1074,9 +1074,17 @@ shadow_pair_fill(shadow_item_t *it, compare_pair_t *pair, const char **ph,
 
 
 static void
-shadow_count_verdict(shadow_daemon_t *d, const compare_result_t *result)
+shadow_count_verdict(shadow_daemon_t *d, const shadow_record_t *r,
+    const compare_result_t *result)
 {
-    switch (compare_result_verdict(result)) {
+    compare_verdict_t  v = compare_result_verdict(result);
+
+    shadow_stats_count_pair(&d->stats, &r->zone,
+                            r->side.len == 3
+                            && memcmp(r->side.data, "new", 3) == 0,
+                            (unsigned) v);
+
+    switch (v) {
     case COMPARE_VERDICT_EQUAL:
         d->stats.equal++;
         break;
@@ -1121,7 +1129,7 @@ shadow_compare(shadow_daemon_t *d, shadow_item_t *it, const char *error)
                    cerr.message);
 
     } else {
-        shadow_count_verdict(d, it->result);
+        shadow_count_verdict(d, r, it->result);
 
         /* the store copies the pair: put now, while its data lives */
         if (compare_store_put(d->store, &pair, it->result, &cerr)

@@ -6,6 +6,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +24,8 @@ struct shadow_metrics_s {
 };
 
 
+static size_t shadow_metrics_render_zones(const shadow_stats_t *s,
+    char *buf, size_t cap);
 static enum MHD_Result shadow_metrics_answer(void *cls,
     struct MHD_Connection *c, const char *url, const char *method,
     const char *version, const char *upload, size_t *upload_len,
@@ -101,7 +104,120 @@ shadow_metrics_render(const shadow_stats_t *s, char *buf, size_t cap)
         return 0;
     }
 
-    return (size_t) n < cap ? (size_t) n : cap - 1;
+    if ((size_t) n >= cap) {
+        return cap - 1;
+    }
+
+    return (size_t) n + shadow_metrics_render_zones(s, buf + n,
+                                                    cap - (size_t) n);
+}
+
+
+void
+shadow_stats_count_pair(shadow_stats_t *s, const shadow_str_t *zone,
+    int served_new, unsigned v)
+{
+    unsigned              i;
+    size_t                len = zone->len < 32 ? zone->len : 32;
+    shadow_zone_stats_t  *z = NULL;
+
+    for (i = 0; i < s->nzones; i++) {
+        if (strncmp(s->zones[i].zone, zone->data, len) == 0
+            && s->zones[i].zone[len] == '\0')
+        {
+            z = &s->zones[i];
+            break;
+        }
+    }
+
+    if (z == NULL) {
+        if (s->nzones < SHADOW_STATS_ZONES - 1) {
+            z = &s->zones[s->nzones++];
+            memcpy(z->zone, zone->data, len);
+            z->zone[len] = '\0';
+
+        } else {
+            /* the last slot gathers every further zone */
+            z = &s->zones[SHADOW_STATS_ZONES - 1];
+            strcpy(z->zone, "other");
+            s->nzones = SHADOW_STATS_ZONES;
+        }
+    }
+
+    z->pairs[served_new ? 1 : 0][v < 4 ? v : 3]++;
+}
+
+
+/* Appends to buf at *len, never past cap (the text is cut there). */
+static void
+shadow_metrics_add(char *buf, size_t cap, size_t *len, const char *fmt, ...)
+{
+    int      n;
+    va_list  ap;
+
+    if (*len + 1 >= cap) {
+        return;
+    }
+
+    va_start(ap, fmt);
+    n = vsnprintf(buf + *len, cap - *len, fmt, ap);
+    va_end(ap);
+
+    if (n > 0) {
+        *len = *len + (size_t) n < cap ? *len + (size_t) n : cap - 1;
+    }
+}
+
+
+/* cutover_shadow_pairs_total{zone,side,verdict} and the mismatch ratio
+ * per zone and side. */
+static size_t
+shadow_metrics_render_zones(const shadow_stats_t *s, char *buf, size_t cap)
+{
+    size_t              len = 0;
+    unsigned            i, side, v;
+    uint64_t            all, bad;
+    const uint64_t     *p;
+    static const char  *sides[] = { "legacy", "new" };
+    static const char  *verdicts[] = { "equal", "different", "unparseable",
+                                       "shadow_failed" };
+
+    shadow_metrics_add(buf, cap, &len,
+        "# HELP cutover_shadow_pairs_total Compared pairs by zone, side "
+        "that served the primary, and verdict.\n"
+        "# TYPE cutover_shadow_pairs_total counter\n");
+
+    for (i = 0; i < s->nzones; i++) {
+        for (side = 0; side < 2; side++) {
+            for (v = 0; v < 4; v++) {
+                shadow_metrics_add(buf, cap, &len,
+                    "cutover_shadow_pairs_total{zone=\"%s\",side=\"%s\","
+                    "verdict=\"%s\"} %llu\n", s->zones[i].zone, sides[side],
+                    verdicts[v],
+                    (unsigned long long) s->zones[i].pairs[side][v]);
+            }
+        }
+    }
+
+    shadow_metrics_add(buf, cap, &len,
+        "# HELP cutover_shadow_mismatch_ratio Share of compared pairs that "
+        "were not equal, by zone and side.\n"
+        "# TYPE cutover_shadow_mismatch_ratio gauge\n");
+
+    for (i = 0; i < s->nzones; i++) {
+        for (side = 0; side < 2; side++) {
+            p = s->zones[i].pairs[side];
+            all = p[0] + p[1] + p[2] + p[3];
+            bad = all - p[0];
+
+            shadow_metrics_add(buf, cap, &len,
+                "cutover_shadow_mismatch_ratio{zone=\"%s\",side=\"%s\"} "
+                "%.6f\n", s->zones[i].zone, sides[side],
+                all ? (double) bad / (double) all : 0.0);
+        }
+    }
+
+    return len;
 }
 
 
@@ -111,7 +227,7 @@ shadow_metrics_answer(void *cls, struct MHD_Connection *c, const char *url,
     size_t *upload_len, void **state)
 {
     int                   status = MHD_HTTP_OK;
-    char                  text[4096];
+    char                  text[16384];
     size_t                n;
     shadow_stats_t        s;
     enum MHD_Result       rc;

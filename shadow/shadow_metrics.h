@@ -11,6 +11,15 @@
 
 #include "shadow/shadow_log.h"
 
+#define SHADOW_STATS_ZONES  8       /* zones told apart; then "other" */
+
+/* Compared pairs of one zone by the side that served the primary
+ * (0 legacy, 1 new) and verdict (compare_verdict_t order). */
+typedef struct {
+    char      zone[33];
+    uint64_t  pairs[2][4];
+} shadow_zone_stats_t;
+
 typedef struct {
     uint64_t  read;             /* records read from the log */
     uint64_t  replayed;         /* replays the shadow answered (< 500) */
@@ -28,7 +37,14 @@ typedef struct {
     uint64_t  store_pending;
     uint64_t  ckpt_seq;
     uint64_t  ckpt_off;
+    unsigned             nzones;
+    shadow_zone_stats_t  zones[SHADOW_STATS_ZONES];
 } shadow_stats_t;
+
+/* Counts one compared pair of zone (served by side "new" or not) with the
+ * verdict v (0 equal, 1 different, 2 unparseable, 3 shadow failed). */
+void shadow_stats_count_pair(shadow_stats_t *s, const shadow_str_t *zone,
+    int served_new, unsigned v);
 
 typedef struct shadow_metrics_s  shadow_metrics_t;
 

@@ -102,6 +102,18 @@ def test_writes_replayed_in_order_and_ledgers_equal(stack):
     assert m["cutover_shadow_replayed_total"] >= 40 * 4
     assert_ledgers_equal(stack, orders, stock)
 
+    # compared pairs by zone and side, and the mismatch ratio per side
+    pairs = {k: v for k, v in m.items()
+             if k.startswith("cutover_shadow_pairs_total")}
+    for side in ("new", "legacy"):
+        n = sum(v for k, v in pairs.items() if 'side="%s"' % side in k)
+        bad = n - m['cutover_shadow_pairs_total{zone="erp",side="%s",'
+                    'verdict="equal"}' % side]
+        assert n > 0
+        assert abs(m['cutover_shadow_mismatch_ratio{zone="erp",side="%s"}'
+                     % side] - bad / n) < 1e-6
+    assert sum(pairs.values()) == m["cutover_shadow_replayed_total"]
+
     # the gateway counted what it routed, the report what it compared
     rc, out = stack.report("--format", "json", "summary")
     assert rc in (0, 1), out
