@@ -21,6 +21,7 @@ struct ngx_http_cutover_tee_s {
     u_char                   *body;         /* grows up to body_limit */
     size_t                    body_len;
     size_t                    body_cap;
+    size_t                    expect;       /* Content-Length, if known */
     off_t                     body_total;
     SHA256_CTX                sha;
     ngx_uint_t                truncated;
@@ -469,7 +470,10 @@ ngx_http_cutover_tee(ngx_http_cutover_tee_t *tee, u_char *p, size_t len,
     }
 
     if (tee->body_len + n > tee->body_cap) {
-        cap = ngx_max(tee->body_cap * 2, 4096);
+        /* the announced length, else start small: pool memory up to a
+         * page, a heap allocation beyond */
+        cap = tee->body_cap ? tee->body_cap * 2
+                            : tee->expect ? tee->expect : 1024;
         cap = ngx_max(cap, tee->body_len + n);
         cap = ngx_min(cap, limit);
 
@@ -482,8 +486,8 @@ ngx_http_cutover_tee(ngx_http_cutover_tee_t *tee, u_char *p, size_t len,
             ngx_memcpy(body, tee->body, tee->body_len);
         }
 
-        if (tee->body_cap > 4096) {
-            (void) ngx_pfree(tee->pool, tee->body);
+        if (tee->body_cap) {
+            (void) ngx_pfree(tee->pool, tee->body);   /* frees large ones */
         }
 
         tee->body = body;
@@ -540,6 +544,12 @@ ngx_http_cutover_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
     }
 
     lcf = ngx_http_get_module_loc_conf(r, ngx_http_cutover_module);
+
+    if (ctx->tee->body_cap == 0 && r->headers_out.content_length_n > 0
+        && r->headers_out.content_length_n <= (off_t) lcf->body_limit)
+    {
+        ctx->tee->expect = (size_t) r->headers_out.content_length_n;
+    }
 
     for (cl = in; cl; cl = cl->next) {
         if (ngx_buf_special(cl->buf)) {
