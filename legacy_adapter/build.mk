@@ -7,12 +7,12 @@ $(eval $(call static_lib,legacy,$(LEGACY_SRCS)))
 PROGRAMS += $(BIN)/legacy-store-sim $(BIN)/cutover-legacy-adapter
 
 $(BIN)/legacy-store-sim: $(OBJ)/legacy_adapter/main_sim.o $(LIB)/liblegacy.a \
-    $(LIB)/libcutover.a
+    $(LIB)/libcutover.a $(LIB)/libcommon.a
 	@mkdir -p $(BIN)
 	$(CC) -o $@ $^ $(PKG_LDLIBS)
 
 $(BIN)/cutover-legacy-adapter: $(OBJ)/legacy_adapter/main_adapter.o \
-    $(LIB)/liblegacy.a $(LIB)/libcutover.a
+    $(LIB)/liblegacy.a $(LIB)/libcutover.a $(LIB)/libcommon.a
 	@mkdir -p $(BIN)
 	$(CC) -o $@ $^ $(PKG_LDLIBS)
 

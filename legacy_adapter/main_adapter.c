@@ -14,6 +14,7 @@
 
 #include <curl/curl.h>
 
+#include "common/cutover_log.h"
 #include "legacy_adapter/legacy_adapter.h"
 #include "legacy_adapter/legacy_convert.h"
 #include "legacy_adapter/legacy_migrate.h"
@@ -41,16 +42,10 @@ static void
 adapter_main_log(void *data, int level, const char *message)
 {
     static const char  *levels[] = { "error", "warn", "info" };
-    char                when[32];
-    struct timespec     ts;
-    struct tm           tm;
 
     (void) data;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    gmtime_r(&ts.tv_sec, &tm);
-    strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
-    fprintf(stderr, "%s.%03ldZ [%s] cutover-legacy-adapter: %s\n", when,
-            ts.tv_nsec / 1000000, levels[level], message);
+    cutover_log_line("cutover-legacy-adapter", levels[level], "%s",
+                     message);
 }
 
 

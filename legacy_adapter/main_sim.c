@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/cutover_log.h"
 #include "legacy_adapter/legacy_server.h"
 #include "legacy_adapter/legacy_sim.h"
 
@@ -31,16 +32,9 @@ static void
 sim_main_log(void *data, int level, const char *message)
 {
     static const char  *levels[] = { "error", "warn", "info" };
-    char                when[32];
-    struct timespec     ts;
-    struct tm           tm;
 
     (void) data;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    gmtime_r(&ts.tv_sec, &tm);
-    strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
-    fprintf(stderr, "%s.%03ldZ [%s] legacy-store-sim: %s\n", when,
-            ts.tv_nsec / 1000000, levels[level], message);
+    cutover_log_line("legacy-store-sim", levels[level], "%s", message);
 }
 
 

@@ -7,7 +7,8 @@ $(eval $(call static_lib,newcore,$(NEWCORE_SRCS)))
 $(OBJ)/new_core/newcore_schema.o: new_core/schema.sql
 
 PROGRAMS += $(BIN)/cutover-newcore
-$(BIN)/cutover-newcore: $(OBJ)/new_core/main.o $(LIB)/libnewcore.a
+$(BIN)/cutover-newcore: $(OBJ)/new_core/main.o $(LIB)/libnewcore.a \
+    $(LIB)/libcommon.a
 	@mkdir -p $(BIN)
 	$(CC) -o $@ $^ $(PKG_LDLIBS)
 

@@ -18,6 +18,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/cutover_log.h"
 #include "new_core/newcore_db.h"
 #include "new_core/newcore_http.h"
 
@@ -43,32 +44,18 @@ static int newcore_check_ledger(const char *db);
 static int newcore_serve(const newcore_args_t *args);
 
 
-static pthread_mutex_t  newcore_log_lock = PTHREAD_MUTEX_INITIALIZER;
 
 
 static void
 newcore_log(void *ctx, const char *level, const char *fmt, ...)
 {
-    va_list          ap;
-    struct timespec  ts;
-    struct tm        tm;
-    char             when[32];
+    va_list  ap;
 
     (void) ctx;
 
-    clock_gettime(CLOCK_REALTIME, &ts);
-    gmtime_r(&ts.tv_sec, &tm);
-    strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
-
-    pthread_mutex_lock(&newcore_log_lock);
-    fprintf(stderr, "%s.%03ldZ %s cutover-newcore: ", when,
-            ts.tv_nsec / 1000000, level);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    cutover_log_vline("cutover-newcore", level, fmt, ap);
     va_end(ap);
-    fputc('\n', stderr);
-    fflush(stderr);
-    pthread_mutex_unlock(&newcore_log_lock);
 }
 
 

@@ -20,7 +20,7 @@ $(BIN)/cutover-logtool: $(OBJ)/shadow/logtool_main.o $(LIB)/libshadow.a \
 
 PROGRAMS += $(BIN)/cutover-shadowd
 $(BIN)/cutover-shadowd: $(OBJ)/shadow/main.o $(LIB)/libshadow.a \
-    $(LIB)/libcompare.a
+    $(LIB)/libcompare.a $(LIB)/libcommon.a
 	@mkdir -p $(BIN)
 	$(CC) -o $@ $^ $(PKG_LDLIBS)
 

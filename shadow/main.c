@@ -13,6 +13,7 @@
 
 #include <curl/curl.h>
 
+#include "common/cutover_log.h"
 #include "shadow/shadow_daemon.h"
 
 
@@ -26,16 +27,9 @@ static volatile sig_atomic_t  shadowd_stop;
 static void
 shadowd_log(int level, const char *msg)
 {
-    char             when[32];
-    struct tm        tm;
-    struct timeval   tv;
     static const char  *levels[] = { "error", "warn", "info" };
 
-    gettimeofday(&tv, NULL);
-    gmtime_r(&tv.tv_sec, &tm);
-    strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
-    fprintf(stderr, "%s.%03dZ [%s] cutover-shadowd: %s\n", when,
-            (int) (tv.tv_usec / 1000), levels[level], msg);
+    cutover_log_line("cutover-shadowd", levels[level], "%s", msg);
 }
 
 
