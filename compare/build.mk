@@ -10,11 +10,13 @@ $(OBJ)/compare/compare_schema.o: compare/schema.sql
 
 PROGRAMS += $(BIN)/cutover-compare $(BIN)/cutover-report
 
-$(BIN)/cutover-compare: $(OBJ)/compare/compare_main.o $(LIB)/libcompare.a
+$(BIN)/cutover-compare: $(OBJ)/compare/compare_main.o $(LIB)/libcompare.a \
+    $(LIB)/libcutover.a
 	@mkdir -p $(BIN)
 	$(CC) -o $@ $^ $(PKG_LDLIBS)
 
-$(BIN)/cutover-report: $(OBJ)/compare/report_main.o $(LIB)/libcompare.a
+$(BIN)/cutover-report: $(OBJ)/compare/report_main.o $(LIB)/libcompare.a \
+    $(LIB)/libcutover.a
 	@mkdir -p $(BIN)
 	$(CC) -o $@ $^ $(PKG_LDLIBS)
 

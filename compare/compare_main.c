@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "compare/compare.h"
+#include "ngx_module/cutover_json.h"
 #include "compare/compare_json.h"
 #include "compare/compare_store.h"
 
@@ -68,7 +69,6 @@ static void compare_fill(compare_response_t *r, const uint8_t *body,
     size_t len);
 static compare_result_t *compare_files(const compare_rules_t *rules,
     const char *route, const char *fa, const char *fb, int *rc);
-static void compare_print_json_string(const char *s);
 static int compare_learn(const compare_rules_t *rules,
     const compare_args_t *args, int argc, char **argv);
 static void compare_line_free(compare_line_t *l);
@@ -194,25 +194,6 @@ done:
     free(a);
     free(b);
     return res;
-}
-
-
-static void
-compare_print_json_string(const char *s)
-{
-    putchar('"');
-    for (; *s; s++) {
-        unsigned char c = (unsigned char) *s;
-
-        if (c == '"' || c == '\\') {
-            printf("\\%c", c);
-        } else if (c < 0x20) {
-            printf("\\u%04x", c);
-        } else {
-            putchar(c);
-        }
-    }
-    putchar('"');
 }
 
 
@@ -506,7 +487,7 @@ compare_print(const compare_rules_t *rules, const char *route,
     for (i = 0; res != NULL && (d = compare_result_diff(res, i)) != NULL; i++)
     {
         printf("{\"path\": ");
-        compare_print_json_string(d->path);
+        cutover_json_fprint(stdout, d->path);
         printf(", \"kind\": \"%s\", \"a\": %s, \"b\": %s}\n",
                compare_diff_kind_name(d->kind), d->a ? d->a : "null",
                d->b ? d->b : "null");

@@ -11,6 +11,7 @@
 
 #include <libpq-fe.h>
 
+#include "ngx_module/cutover_json.h"
 #include "compare/compare.h"
 #include "compare/compare_report.h"
 #include "compare/compare_store.h"
@@ -41,7 +42,6 @@ typedef struct {
 
 
 static int report_numeric(Oid type);
-static void report_json_string(const char *s);
 static void report_csv_field(const char *s);
 static void report_print_json(PGresult *res);
 static void report_print_csv(PGresult *res);
@@ -56,25 +56,6 @@ report_numeric(Oid type)
     /* int8, int2, int4, float4, float8, numeric */
     return type == 20 || type == 21 || type == 23 || type == 700
            || type == 701 || type == 1700;
-}
-
-
-static void
-report_json_string(const char *s)
-{
-    putchar('"');
-    for (; *s; s++) {
-        unsigned char c = (unsigned char) *s;
-
-        if (c == '"' || c == '\\') {
-            printf("\\%c", c);
-        } else if (c < 0x20) {
-            printf("\\u%04x", c);
-        } else {
-            putchar(c);
-        }
-    }
-    putchar('"');
 }
 
 
@@ -106,14 +87,14 @@ report_print_json(PGresult *res)
         printf("%s\n {", r ? "," : "");
         for (c = 0; c < nc; c++) {
             printf("%s", c ? ", " : "");
-            report_json_string(PQfname(res, c));
+            cutover_json_fprint(stdout, PQfname(res, c));
             printf(": ");
             if (PQgetisnull(res, r, c)) {
                 printf("null");
             } else if (report_numeric(PQftype(res, c))) {
                 printf("%s", PQgetvalue(res, r, c));
             } else {
-                report_json_string(PQgetvalue(res, r, c));
+                cutover_json_fprint(stdout, PQgetvalue(res, r, c));
             }
         }
         printf("}");

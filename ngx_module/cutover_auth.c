@@ -333,67 +333,6 @@ cutover_auth_verify(const cutover_key_t *key, const cutover_auth_t *auth,
 
 
 int
-cutover_json_escape(const char *s, size_t len, char *buf, size_t cap)
-{
-    size_t               i, o = 0, need;
-    char                 tmp[8];
-    const unsigned char *u = (const unsigned char *) s;
-
-    for (i = 0; i < len; i++) {
-        unsigned char c = u[i];
-
-        if (c == '"' || c == '\\') {
-            tmp[0] = '\\'; tmp[1] = (char) c; need = 2;
-
-        } else if (c < 0x20 || c == 0x7f) {
-            need = (size_t) snprintf(tmp, sizeof(tmp), "\\u%04x", c);
-
-        } else if (c >= 0x80) {
-            /* keep valid UTF-8 sequences, replace the rest */
-            size_t n = (c >= 0xf0) ? 4 : (c >= 0xe0) ? 3 : (c >= 0xc2) ? 2 : 0;
-            size_t k;
-
-            for (k = 1; n && k < n; k++) {
-                if (i + k >= len || (u[i + k] & 0xc0) != 0x80) {
-                    n = 0;
-                }
-            }
-
-            if (n == 0 || c > 0xf4) {
-                memcpy(tmp, "\\ufffd", 6); need = 6;
-
-            } else {
-                if (o + n >= cap) {
-                    return -1;
-                }
-
-                memcpy(buf + o, s + i, n);
-                o += n;
-                i += n - 1;
-                continue;
-            }
-
-        } else {
-            tmp[0] = (char) c; need = 1;
-        }
-
-        if (o + need >= cap) {
-            return -1;
-        }
-
-        memcpy(buf + o, tmp, need);
-        o += need;
-    }
-
-    if (o < cap) {
-        buf[o] = '\0';
-    }
-
-    return (int) o;
-}
-
-
-int
 cutover_audit_format(const cutover_audit_entry_t *e, char *buf, size_t cap,
     char hash[65])
 {

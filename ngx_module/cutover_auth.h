@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "cutover_dial.h"
+#include "cutover_json.h"
 
 #define CUTOVER_AUTH_WINDOW     300      /* seconds either side of now */
 #define CUTOVER_SECRET_MAX      64       /* bytes */
@@ -96,8 +97,5 @@ int cutover_audit_format(const cutover_audit_entry_t *e, char *buf,
 int cutover_audit_check_line(const char *line, size_t len, uint64_t seq,
     const char *prev, char hash[65], cutover_error_t *err);
 
-/* Appends s to buf as a JSON string body (no quotes); returns the bytes
- * written or -1 when it does not fit.  Invalid UTF-8 becomes U+FFFD. */
-int cutover_json_escape(const char *s, size_t len, char *buf, size_t cap);
 
 #endif /* CUTOVER_AUTH_H */

@@ -10,6 +10,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #define CUTOVER_JSON_MAX_DEPTH  64
 
@@ -56,5 +57,12 @@ int cutover_json_string(const char *json, const cutover_json_tok_t *tok,
 /* Whether the (undecoded) string token equals s exactly. */
 int cutover_json_eq(const char *json, const cutover_json_tok_t *tok,
     const char *s);
+
+/* Writes s to buf as a JSON string body (no quotes); returns the bytes
+ * written or -1 when it does not fit.  Invalid UTF-8 becomes U+FFFD. */
+int cutover_json_escape(const char *s, size_t len, char *buf, size_t cap);
+
+/* Prints s to out as a JSON string, quotes included (for programs). */
+int cutover_json_fprint(FILE *out, const char *s);
 
 #endif /* CUTOVER_JSON_H */
