@@ -99,7 +99,7 @@ static ngx_command_t  ngx_http_cutover_commands[] = {
       NULL },
 
     { ngx_string("cutover_log"),
-      NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE123,
+      NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
       ngx_http_cutover_log,
       NGX_HTTP_LOC_CONF_OFFSET,
       0,
@@ -166,10 +166,10 @@ ngx_module_t  ngx_http_cutover_module = {
     NGX_HTTP_MODULE,                       /* module type */
     NULL,                                  /* init master */
     NULL,                                  /* init module */
-    NULL,                                  /* init process */
+    ngx_http_cutover_record_init_process,  /* init process */
     NULL,                                  /* init thread */
     NULL,                                  /* exit thread */
-    NULL,                                  /* exit process */
+    ngx_http_cutover_record_exit_process,  /* exit process */
     NULL,                                  /* exit master */
     NGX_MODULE_V1_PADDING
 };
