@@ -16,6 +16,7 @@
 #define CUTOVER_STATE_MAGIC  "cutover-state 1\n"
 
 
+static uint64_t cutover_mix64(uint64_t h);
 static int cutover_rule_has(const cutover_state_t *st, uint32_t first,
     uint32_t n, const char *name, size_t len);
 static int cutover_ids_add(cutover_state_t *dst, const char *const *names,
@@ -56,6 +57,13 @@ cutover_hash(const void *data, size_t len)
     }
 
     /* FNV alone spreads short, similar keys ("S001:pos") poorly */
+    return cutover_mix64(h);
+}
+
+
+static uint64_t
+cutover_mix64(uint64_t h)
+{
     h ^= h >> 33;
     h *= 0xff51afd7ed558ccdULL;
     h ^= h >> 33;
@@ -63,6 +71,26 @@ cutover_hash(const void *data, size_t len)
     h ^= h >> 33;
 
     return h;
+}
+
+
+void
+cutover_record_id(uint64_t seed0, uint64_t seed1, uint64_t counter,
+    char out[32])
+{
+    int                i;
+    uint64_t           hi, lo;
+    static const char  digits[] = "0123456789abcdef";
+
+    hi = cutover_mix64(seed0 + counter);
+    lo = cutover_mix64(seed1 ^ (counter * 0x9e3779b97f4a7c15ULL));
+
+    for (i = 15; i >= 0; i--) {
+        out[i] = digits[hi & 0xf];
+        out[16 + i] = digits[lo & 0xf];
+        hi >>= 4;
+        lo >>= 4;
+    }
 }
 
 

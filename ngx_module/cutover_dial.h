@@ -84,6 +84,12 @@ uint32_t cutover_bucket(const void *key, size_t len);
  * exactly a multiple of 0.01 within 0..100.  -1 and err on anything else. */
 int32_t cutover_percent_parse(const char *s, size_t len, cutover_error_t *err);
 
+/* A record id: 32 lower-case hex digits from a worker's random 128-bit
+ * seed and its request counter.  Both halves are bijections of the
+ * counter, so one worker never repeats an id; seeds keep workers apart. */
+void cutover_record_id(uint64_t seed0, uint64_t seed1, uint64_t counter,
+    char out[32]);
+
 /* Formats basis points as a percent with no needless zeros: "12.5". */
 void cutover_percent_format(uint32_t bp, char buf[16]);
 

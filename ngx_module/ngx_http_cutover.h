@@ -10,6 +10,8 @@
 #include <ngx_core.h>
 #include <ngx_http.h>
 
+#include <openssl/rand.h>
+
 #include "cutover_dial.h"
 #include "shadow/shadow_log.h"
 #include "cutover_auth.h"
@@ -151,6 +153,8 @@ typedef struct {
     ngx_str_t                     key;
     ngx_http_cutover_tee_t       *tee;            /* when recorded */
     void                         *admin;          /* an admin API call */
+    u_char                        id[32];         /* $cutover_request_id */
+    unsigned                      has_id:1;
 } ngx_http_cutover_ctx_t;
 
 
@@ -158,7 +162,7 @@ extern ngx_module_t  ngx_http_cutover_module;
 
 
 /* ngx_http_cutover_module.c */
-ngx_http_variable_value_t *ngx_http_cutover_request_id(ngx_http_request_t *r);
+ngx_int_t ngx_http_cutover_request_id(ngx_http_request_t *r, ngx_str_t *id);
 
 /* ngx_http_cutover_zone.c */
 ngx_int_t ngx_http_cutover_init_zone(ngx_shm_zone_t *shm_zone, void *data);

@@ -21,6 +21,7 @@ static ngx_int_t ngx_http_cutover_route_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_http_cutover_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 static ngx_int_t ngx_http_cutover_add_variables(ngx_conf_t *cf);
+static ngx_int_t ngx_http_cutover_init_process(ngx_cycle_t *cycle);
 static ngx_int_t ngx_http_cutover_init(ngx_conf_t *cf);
 static void *ngx_http_cutover_create_main_conf(ngx_conf_t *cf);
 static void *ngx_http_cutover_create_loc_conf(ngx_conf_t *cf);
@@ -166,7 +167,7 @@ ngx_module_t  ngx_http_cutover_module = {
     NGX_HTTP_MODULE,                       /* module type */
     NULL,                                  /* init master */
     NULL,                                  /* init module */
-    ngx_http_cutover_record_init_process,  /* init process */
+    ngx_http_cutover_init_process,         /* init process */
     NULL,                                  /* init thread */
     NULL,                                  /* exit thread */
     ngx_http_cutover_record_exit_process,  /* exit process */
@@ -200,6 +201,8 @@ static ngx_http_variable_t  ngx_http_cutover_vars[] = {
 
 
 static ngx_int_t  ngx_http_cutover_request_id_index;
+static uint64_t   ngx_http_cutover_seed[2];
+static uint64_t   ngx_http_cutover_counter;
 
 
 /* Decides the side of a request once; later calls return the same ctx. */
@@ -288,11 +291,57 @@ ngx_http_cutover_route(ngx_http_request_t *r)
 }
 
 
-ngx_http_variable_value_t *
-ngx_http_cutover_request_id(ngx_http_request_t *r)
+/*
+ * The record id of a routed request: made from the worker's random seed
+ * and a counter (no RAND_bytes() per request, which in OpenSSL 3 costs
+ * more than the rest of recording); elsewhere nginx's $request_id.
+ */
+ngx_int_t
+ngx_http_cutover_request_id(ngx_http_request_t *r, ngx_str_t *id)
 {
-    return ngx_http_get_indexed_variable(r,
-                                         ngx_http_cutover_request_id_index);
+    ngx_http_cutover_ctx_t     *ctx;
+    ngx_http_variable_value_t  *vv;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_cutover_module);
+
+    if (ctx && ctx->admin == NULL) {
+        if (!ctx->has_id) {
+            cutover_record_id(ngx_http_cutover_seed[0],
+                              ngx_http_cutover_seed[1],
+                              ++ngx_http_cutover_counter, (char *) ctx->id);
+            ctx->has_id = 1;
+        }
+
+        id->data = ctx->id;
+        id->len = sizeof(ctx->id);
+        return NGX_OK;
+    }
+
+    vv = ngx_http_get_indexed_variable(r, ngx_http_cutover_request_id_index);
+    if (vv == NULL || vv->not_found) {
+        return NGX_ERROR;
+    }
+
+    id->data = vv->data;
+    id->len = vv->len;
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_cutover_init_process(ngx_cycle_t *cycle)
+{
+    if (RAND_bytes((u_char *) ngx_http_cutover_seed,
+                   sizeof(ngx_http_cutover_seed)) != 1)
+    {
+        /* no entropy from OpenSSL: still distinct per worker and start */
+        ngx_http_cutover_seed[0] = ((uint64_t) ngx_pid << 32) ^ ngx_time()
+                                   ^ (uint64_t) ngx_random();
+        ngx_http_cutover_seed[1] = ((uint64_t) ngx_random() << 31)
+                                   ^ (uint64_t) ngx_random();
+    }
+
+    return ngx_http_cutover_record_init_process(cycle);
 }
 
 
@@ -318,16 +367,23 @@ ngx_http_cutover_variable(ngx_http_request_t *r,
     u_char                       *p;
     ngx_str_t                    *s;
     ngx_http_cutover_ctx_t       *ctx;
-    ngx_http_variable_value_t    *rid;
+    ngx_str_t                     id;
     ngx_http_cutover_loc_conf_t  *lcf;
 
     if (data == NGX_HTTP_CUTOVER_VAR_REQUEST_ID) {
-        rid = ngx_http_cutover_request_id(r);
-        if (rid == NULL) {
-            return NGX_ERROR;
+        /* a routed request has its record id in its ctx */
+        (void) ngx_http_cutover_route(r);
+
+        if (ngx_http_cutover_request_id(r, &id) != NGX_OK) {
+            v->not_found = 1;
+            return NGX_OK;
         }
 
-        *v = *rid;
+        v->data = id.data;
+        v->len = id.len;
+        v->valid = 1;
+        v->no_cacheable = 0;
+        v->not_found = 0;
         return NGX_OK;
     }
 

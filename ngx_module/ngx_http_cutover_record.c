@@ -451,7 +451,6 @@ ngx_http_cutover_record_start(ngx_http_request_t *r,
 {
     ngx_str_t                     id;
     ngx_uint_t                    write;
-    ngx_http_variable_value_t    *vv;
     ngx_http_cutover_loc_conf_t  *lcf;
 
     lcf = ngx_http_get_module_loc_conf(r, ngx_http_cutover_module);
@@ -469,13 +468,9 @@ ngx_http_cutover_record_start(ngx_http_request_t *r,
         return NGX_OK;
     }
 
-    vv = ngx_http_cutover_request_id(r);
-    if (vv == NULL || vv->not_found) {
+    if (ngx_http_cutover_request_id(r, &id) != NGX_OK) {
         return NGX_ERROR;
     }
-
-    id.data = vv->data;
-    id.len = vv->len;
 
     /* both sides dedupe a write by the same key: the client's own
      * Idempotency-Key when it sends one, else the record id */
@@ -761,7 +756,7 @@ ngx_http_cutover_log_handler(ngx_http_request_t *r)
     ngx_http_cutover_ctx_t       *ctx;
     ngx_http_cutover_tee_t       *tee;
     ngx_http_cutover_shctx_t     *sh;
-    ngx_http_variable_value_t    *vv;
+    ngx_str_t                     id;
     ngx_http_cutover_loc_conf_t  *lcf;
     ngx_http_upstream_state_t    *us;
 
@@ -793,15 +788,14 @@ ngx_http_cutover_log_handler(ngx_http_request_t *r)
         return NGX_OK;
     }
 
-    vv = ngx_http_cutover_request_id(r);
-    if (vv == NULL || vv->not_found) {
+    if (ngx_http_cutover_request_id(r, &id) != NGX_OK) {
         return NGX_OK;
     }
 
     tp = ngx_timeofday();
 
-    rec.id.data = (char *) vv->data;
-    rec.id.len = vv->len;
+    rec.id.data = (char *) id.data;
+    rec.id.len = id.len;
     rec.time_us = (int64_t) tp->sec * 1000000 + (int64_t) tp->msec * 1000;
     rec.zone.data = (char *) ctx->zone->name.data;
     rec.zone.len = ctx->zone->name.len;

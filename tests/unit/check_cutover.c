@@ -101,6 +101,48 @@ START_TEST(test_bucket_pinned_values)
 END_TEST
 
 
+static int
+cmp_id(const void *a, const void *b)
+{
+    return memcmp(a, b, 32);
+}
+
+
+START_TEST(test_record_ids_unique)
+{
+    int        i, n = 100000;
+    char      *ids, a[32], b[32];
+    uint64_t   s0 = 0x0123456789abcdefULL, s1 = 0xfedcba9876543210ULL;
+
+    ids = malloc((size_t) n * 32);
+    ck_assert_ptr_nonnull(ids);
+
+    for (i = 0; i < n; i++) {
+        cutover_record_id(s0, s1, (uint64_t) i + 1, ids + 32 * i);
+    }
+
+    /* no id repeats within a worker */
+    qsort(ids, (size_t) n, 32, cmp_id);
+    for (i = 1; i < n; i++) {
+        ck_assert(memcmp(ids + 32 * (i - 1), ids + 32 * i, 32) != 0);
+    }
+
+    for (i = 0; i < 32; i++) {
+        ck_assert(strchr("0123456789abcdef", ids[i]) != NULL);
+    }
+
+    /* another worker's seed gives another id for the same counter */
+    cutover_record_id(s0, s1, 7, a);
+    cutover_record_id(s0 + 1, s1, 7, b);
+    ck_assert(memcmp(a, b, 32) != 0);
+    cutover_record_id(s0, s1, 7, b);
+    ck_assert(memcmp(a, b, 32) == 0);
+
+    free(ids);
+}
+END_TEST
+
+
 /* --- rules and dials ---------------------------------------------------- */
 
 static cutover_state_t *
@@ -670,6 +712,7 @@ cutover_suite(void)
     tc = tcase_create("bucket");
     tcase_add_test(tc, test_bucket_stable_and_uniform);
     tcase_add_test(tc, test_bucket_pinned_values);
+    tcase_add_test(tc, test_record_ids_unique);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("rules");
