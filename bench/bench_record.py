@@ -45,14 +45,6 @@ FRONT = """
                   cutover_log {dir}/log/erp.log;
                   proxy_pass http://$cutover_upstream;
               }} }}
-    server {{ listen 127.0.0.1:{recb};
-              location / {{
-                  cutover erp;
-                  cutover_upstreams new=shadow legacy=primary;
-                  cutover_record all;
-                  cutover_log {dir}/log/buffered.log buffer=64k flush=100ms;
-                  proxy_pass http://$cutover_upstream;
-              }} }}
 """
 
 
@@ -99,8 +91,7 @@ class Shadowd:
 
 def main(rounds=int(os.environ.get("BENCH_ROUNDS", "3")),
          seconds=int(os.environ.get("BENCH_SECONDS", "5"))):
-    a, b, s, plain, mirror, rec, recb = (harness.free_port()
-                                         for _ in range(7))
+    a, b, s, plain, mirror, rec = (harness.free_port() for _ in range(6))
     up = harness.Nginx(UPSTREAMS.format(a=a, b=b, s=s, body=BODY), workers=1,
                        name="bench-up", log_level="warn",
                        main="load_module %s;" % ECHO)
@@ -109,7 +100,7 @@ def main(rounds=int(os.environ.get("BENCH_ROUNDS", "3")),
     os.makedirs(os.path.join(d, "log"))
     os.chmod(os.path.join(d, "log"), 0o777)
     front = harness.Nginx(FRONT.format(a=a, b=b, plain=plain, mirror=mirror,
-                                       rec=rec, recb=recb, dir=d),
+                                       rec=rec, dir=d),
                           workers=1, directory=d, log_level="warn")
     front.start(rec)
     script = os.path.join(d, "stores.lua")
@@ -118,10 +109,10 @@ def main(rounds=int(os.environ.get("BENCH_ROUNDS", "3")),
     url = "http://127.0.0.1:%d/"
     shadowd = Shadowd(d, "http://127.0.0.1:%d" % b)
     try:
-        for port in (plain, mirror, rec, recb):
+        for port in (plain, mirror, rec):
             wrk.run(url % port, 2, script=script)
         res = {"plain": [], "mirror": [], "rec": [], "alone": [],
-               "buffered": [], "slow": []}
+               "slow": []}
         rate = []
         for _ in range(rounds):
             res["plain"].append(wrk.run(url % plain, seconds, script=script))
@@ -130,8 +121,6 @@ def main(rounds=int(os.environ.get("BENCH_ROUNDS", "3")),
             # the module's own cost: shadowd paused (its lag grows)
             shadowd.proc.signal(signal.SIGSTOP)
             res["alone"].append(wrk.run(url % rec, seconds, script=script))
-            res["buffered"].append(wrk.run(url % recb, seconds,
-                                           script=script))
             shadowd.proc.signal(signal.SIGCONT)
             shadowd.drain()
             r0, t0 = shadowd.replayed(), time.monotonic()
@@ -150,10 +139,6 @@ def main(rounds=int(os.environ.get("BENCH_ROUNDS", "3")),
                  m["alone"]["rps"], "req/s", m["plain"]["rps"])
         wrk.line("p99 recorded (shadowd paused) vs plain",
                  m["alone"]["p99"], "ms", m["plain"]["p99"])
-        wrk.line("req/s recorded, buffer=64k (no shadowd) vs plain",
-                 m["buffered"]["rps"], "req/s", m["plain"]["rps"])
-        wrk.line("p99 recorded, buffer=64k (no shadowd) vs plain",
-                 m["buffered"]["p99"], "ms", m["plain"]["p99"])
         wrk.line("req/s recorded + shadowd replaying vs plain",
                  m["rec"]["rps"], "req/s", m["plain"]["rps"])
         wrk.line("req/s nginx mirror vs plain proxy_pass",

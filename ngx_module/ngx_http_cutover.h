@@ -54,15 +54,6 @@ typedef struct {
     off_t                         max;            /* 0: no limit */
     shadow_writer_t               writer;
     ngx_uint_t                    full;           /* logged as full */
-    ngx_shm_zone_t               *zone;           /* the one it counts in */
-
-    /* buffer=, flush=: the worker's batch of whole frames */
-    size_t                        buffer_size;
-    ngx_msec_t                    flush;
-    u_char                       *buf;
-    size_t                        buf_len;
-    ngx_uint_t                    buf_records;
-    ngx_event_t                   flush_ev;
 } ngx_http_cutover_log_t;
 
 
@@ -197,8 +188,6 @@ char *ngx_http_cutover_record_reads(ngx_conf_t *cf, ngx_command_t *cmd,
 char *ngx_http_cutover_log(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 char *ngx_http_cutover_record_headers(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
-ngx_int_t ngx_http_cutover_record_init_process(ngx_cycle_t *cycle);
-void ngx_http_cutover_record_exit_process(ngx_cycle_t *cycle);
 
 /* ngx_http_cutover_admin.c */
 ngx_int_t ngx_http_cutover_admin_handler(ngx_http_request_t *r);

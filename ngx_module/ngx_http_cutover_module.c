@@ -100,7 +100,7 @@ static ngx_command_t  ngx_http_cutover_commands[] = {
       NULL },
 
     { ngx_string("cutover_log"),
-      NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE123,
       ngx_http_cutover_log,
       NGX_HTTP_LOC_CONF_OFFSET,
       0,
@@ -170,7 +170,7 @@ ngx_module_t  ngx_http_cutover_module = {
     ngx_http_cutover_init_process,         /* init process */
     NULL,                                  /* init thread */
     NULL,                                  /* exit thread */
-    ngx_http_cutover_record_exit_process,  /* exit process */
+    NULL,                                  /* exit process */
     NULL,                                  /* exit master */
     NGX_MODULE_V1_PADDING
 };
@@ -341,7 +341,7 @@ ngx_http_cutover_init_process(ngx_cycle_t *cycle)
                                    ^ (uint64_t) ngx_random();
     }
 
-    return ngx_http_cutover_record_init_process(cycle);
+    return NGX_OK;
 }
 
 

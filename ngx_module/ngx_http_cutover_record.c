@@ -37,13 +37,6 @@ static ngx_int_t ngx_http_cutover_tee(ngx_http_cutover_tee_t *tee,
     u_char *p, size_t len, size_t limit);
 static ngx_int_t ngx_http_cutover_tee_file(ngx_http_request_t *r,
     ngx_http_cutover_tee_t *tee, ngx_buf_t *b, size_t limit);
-static void ngx_http_cutover_log_write(ngx_http_cutover_log_t *log,
-    u_char *data, size_t len, ngx_uint_t records, ngx_log_t *elog);
-static void ngx_http_cutover_log_buffer(ngx_http_cutover_log_t *log,
-    u_char *frame, size_t len, ngx_log_t *elog);
-static void ngx_http_cutover_log_flush(ngx_http_cutover_log_t *log,
-    ngx_log_t *elog);
-static void ngx_http_cutover_log_flush_handler(ngx_event_t *ev);
 static ngx_int_t ngx_http_cutover_add_header(ngx_http_request_t *r,
     const char *name, size_t name_len, ngx_str_t *value, ngx_uint_t keep);
 
@@ -180,7 +173,6 @@ ngx_http_cutover_log(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     ngx_cpystrn(log->path.data, path.data, path.len + 1);
     log->path.len = path.len;
     log->segment = 64 * 1024 * 1024;
-    log->flush = 100;
 
     for (i = 2; i < cf->args->nelts; i++) {
         if (ngx_strncmp(value[i].data, "segment=", 8) == 0) {
@@ -195,36 +187,6 @@ ngx_http_cutover_log(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
             }
 
             log->segment = size;
-            continue;
-        }
-
-        if (ngx_strncmp(value[i].data, "buffer=", 7) == 0) {
-            s.data = value[i].data + 7;
-            s.len = value[i].len - 7;
-            size = ngx_parse_size(&s);
-
-            if (size == NGX_ERROR || size < 4096 || size > 16 * 1024 * 1024)
-            {
-                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "invalid buffer "
-                                   "size \"%V\": 4k to 16m", &value[i]);
-                return NGX_CONF_ERROR;
-            }
-
-            log->buffer_size = (size_t) size;
-            continue;
-        }
-
-        if (ngx_strncmp(value[i].data, "flush=", 6) == 0) {
-            s.data = value[i].data + 6;
-            s.len = value[i].len - 6;
-            log->flush = ngx_parse_time(&s, 0);
-
-            if (log->flush == (ngx_msec_t) NGX_ERROR || log->flush == 0) {
-                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "invalid flush "
-                                   "time \"%V\"", &value[i]);
-                return NGX_CONF_ERROR;
-            }
-
             continue;
         }
 
@@ -245,12 +207,6 @@ ngx_http_cutover_log(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "invalid parameter \"%V\"",
                            &value[i]);
-        return NGX_CONF_ERROR;
-    }
-
-    if (log->buffer_size && (off_t) log->buffer_size > log->segment) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "buffer= must not exceed "
-                           "segment= (%O)", log->segment);
         return NGX_CONF_ERROR;
     }
 
@@ -348,18 +304,6 @@ ngx_http_cutover_record_merge(ngx_conf_t *cf,
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "cutover_record needs "
                            "cutover_log");
         return NGX_CONF_ERROR;
-    }
-
-    if (conf->record != NGX_HTTP_CUTOVER_RECORD_OFF && conf->zone) {
-        /* a log's records are counted in one zone */
-        if (conf->log->zone && conf->log->zone != conf->zone) {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "log \"%V\" is "
-                               "recorded by two cutover zones; give each "
-                               "zone its own cutover_log", &conf->log->path);
-            return NGX_CONF_ERROR;
-        }
-
-        conf->log->zone = conf->zone;
     }
 
     return NGX_CONF_OK;
@@ -745,6 +689,7 @@ ngx_http_cutover_request_body(ngx_http_request_t *r, size_t limit,
 static ngx_int_t
 ngx_http_cutover_log_handler(ngx_http_request_t *r)
 {
+    int                           rc;
     u_char                       *frame, hash[SHA256_DIGEST_LENGTH];
     u_char                        hex[2 * SHA256_DIGEST_LENGTH];
     size_t                        size, len;
@@ -867,174 +812,43 @@ ngx_http_cutover_log_handler(ngx_http_request_t *r)
         return NGX_OK;
     }
 
-    if (tee->truncated) {
-        (void) ngx_atomic_fetch_add(&sh->records_truncated, 1);
-    }
-
-    if (lcf->log->buffer_size == 0) {
-        ngx_http_cutover_log_write(lcf->log, frame, len, 1,
-                                   r->connection->log);
-        return NGX_OK;
-    }
-
-    ngx_http_cutover_log_buffer(lcf->log, frame, len, r->connection->log);
-
-    return NGX_OK;
-}
-
-
-/* Writes whole frames (one record, or a batch) with one write(2) and
- * counts them as written or dropped. */
-static void
-ngx_http_cutover_log_write(ngx_http_cutover_log_t *log, u_char *data,
-    size_t len, ngx_uint_t records, ngx_log_t *elog)
-{
-    int                        rc;
-    ngx_http_cutover_zone_t   *zone = log->zone->data;
-    ngx_http_cutover_shctx_t  *sh = zone->sh;
-
-    rc = shadow_writer_append(&log->writer, data, len);
+    rc = shadow_writer_append(&lcf->log->writer, frame, len);
 
     if (rc == SHADOW_NOSPACE) {
         (void) ngx_atomic_fetch_add(
-                   &sh->records_dropped[NGX_HTTP_CUTOVER_DROP_FULL], records);
+                     &sh->records_dropped[NGX_HTTP_CUTOVER_DROP_FULL], 1);
 
-        if (!log->full) {
-            log->full = 1;
-            ngx_log_error(NGX_LOG_ERR, elog, 0,
+        if (!lcf->log->full) {
+            lcf->log->full = 1;
+            ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                           "cutover log \"%V\" is full (max=%O): new "
                           "records are dropped until cutover-shadowd "
-                          "catches up", &log->path, log->max);
+                          "catches up", &lcf->log->path, lcf->log->max);
         }
 
-        return;
+        return NGX_OK;
     }
 
     if (rc != SHADOW_OK) {
         (void) ngx_atomic_fetch_add(
-                  &sh->records_dropped[NGX_HTTP_CUTOVER_DROP_ERROR], records);
-        ngx_log_error(NGX_LOG_ERR, elog, log->writer.err,
-                      "cutover: %ui record(s) dropped: cannot write log "
-                      "\"%V\"", records, &log->path);
-        return;
-    }
-
-    if (log->full) {
-        log->full = 0;
-        ngx_log_error(NGX_LOG_NOTICE, elog, 0,
-                      "cutover log \"%V\" has room again", &log->path);
-    }
-
-    (void) ngx_atomic_fetch_add(&sh->records, records);
-}
-
-
-/* buffer=: frames gather in the worker and go out together when the
- * buffer is full, after flush=, and when the worker exits. */
-static void
-ngx_http_cutover_log_buffer(ngx_http_cutover_log_t *log, u_char *frame,
-    size_t len, ngx_log_t *elog)
-{
-    if (log->buf == NULL || len > log->buffer_size) {
-        ngx_http_cutover_log_flush(log, elog);
-        ngx_http_cutover_log_write(log, frame, len, 1, elog);
-        return;
-    }
-
-    if (log->buf_len + len > log->buffer_size) {
-        ngx_http_cutover_log_flush(log, elog);
-    }
-
-    ngx_memcpy(log->buf + log->buf_len, frame, len);
-    log->buf_len += len;
-    log->buf_records++;
-
-    if (!log->flush_ev.timer_set) {
-        ngx_add_timer(&log->flush_ev, log->flush);
-    }
-}
-
-
-static void
-ngx_http_cutover_log_flush(ngx_http_cutover_log_t *log, ngx_log_t *elog)
-{
-    if (log->buf_len == 0) {
-        return;
-    }
-
-    ngx_http_cutover_log_write(log, log->buf, log->buf_len,
-                               log->buf_records, elog);
-    log->buf_len = 0;
-    log->buf_records = 0;
-
-    if (log->flush_ev.timer_set) {
-        ngx_del_timer(&log->flush_ev);
-    }
-}
-
-
-static void
-ngx_http_cutover_log_flush_handler(ngx_event_t *ev)
-{
-    ngx_http_cutover_log_flush(ev->data, ev->log);
-}
-
-
-/* Each worker gets its own buffer for the logs that have one. */
-ngx_int_t
-ngx_http_cutover_record_init_process(ngx_cycle_t *cycle)
-{
-    ngx_uint_t                     i;
-    ngx_http_cutover_log_t       **logs;
-    ngx_http_cutover_main_conf_t  *cmcf;
-
-    cmcf = ngx_http_cycle_get_module_main_conf(cycle,
-                                               ngx_http_cutover_module);
-    if (cmcf == NULL) {
+                     &sh->records_dropped[NGX_HTTP_CUTOVER_DROP_ERROR], 1);
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, lcf->log->writer.err,
+                      "cutover record dropped: cannot write log \"%V\"",
+                      &lcf->log->path);
         return NGX_OK;
     }
 
-    logs = cmcf->logs.elts;
+    if (lcf->log->full) {
+        lcf->log->full = 0;
+        ngx_log_error(NGX_LOG_NOTICE, r->connection->log, 0,
+                      "cutover log \"%V\" has room again", &lcf->log->path);
+    }
 
-    for (i = 0; i < cmcf->logs.nelts; i++) {
-        if (logs[i]->buffer_size == 0) {
-            continue;
-        }
+    (void) ngx_atomic_fetch_add(&sh->records, 1);
 
-        logs[i]->buf = ngx_alloc(logs[i]->buffer_size, cycle->log);
-        if (logs[i]->buf == NULL) {
-            return NGX_ERROR;
-        }
-
-        logs[i]->flush_ev.handler = ngx_http_cutover_log_flush_handler;
-        logs[i]->flush_ev.data = logs[i];
-        logs[i]->flush_ev.log = cycle->log;
-        logs[i]->flush_ev.cancelable = 1;
+    if (tee->truncated) {
+        (void) ngx_atomic_fetch_add(&sh->records_truncated, 1);
     }
 
     return NGX_OK;
-}
-
-
-/* A worker that exits (reload, stop) writes what it holds first. */
-void
-ngx_http_cutover_record_exit_process(ngx_cycle_t *cycle)
-{
-    ngx_uint_t                     i;
-    ngx_http_cutover_log_t       **logs;
-    ngx_http_cutover_main_conf_t  *cmcf;
-
-    cmcf = ngx_http_cycle_get_module_main_conf(cycle,
-                                               ngx_http_cutover_module);
-    if (cmcf == NULL) {
-        return;
-    }
-
-    logs = cmcf->logs.elts;
-
-    for (i = 0; i < cmcf->logs.nelts; i++) {
-        if (logs[i]->buf) {
-            ngx_http_cutover_log_flush(logs[i], cycle->log);
-        }
-    }
 }

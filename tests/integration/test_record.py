@@ -88,7 +88,7 @@ CONF = """
         location /api/ {{
             cutover erp;
             cutover_record all;
-            cutover_log {dir}/log/erp.log segment={segment} {max} {buffer};
+            cutover_log {dir}/log/erp.log segment={segment} {max};
             cutover_body_limit 64k;
             proxy_pass http://$cutover_upstream;
         }}
@@ -101,7 +101,7 @@ CONF = """
 
 
 class Env:
-    def __init__(self, segment="1m", max_="", buffer=""):
+    def __init__(self, segment="1m", max_=""):
         Upstream.seen = []
         self.srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Upstream)
         self.srv.daemon_threads = True
@@ -114,7 +114,7 @@ class Env:
             f.write("viewer viewer %s\n" % SECRETS["viewer"][1])
         self.nginx = harness.Nginx(CONF.format(
             dir=self.dir, up=self.srv.server_address[1], port=self.port,
-            segment=segment, max=max_, buffer=buffer), directory=self.dir)
+            segment=segment, max=max_), directory=self.dir)
         self.nginx.start(self.port)
 
     def url(self, path):
@@ -291,43 +291,3 @@ def test_reload_under_traffic_loses_no_record(env):
     assert len(sent) > 50
     assert len(recs) == len(sent)
     assert len({r["id"] for r in recs}) == len(sent)
-
-
-def test_buffered_log_flushes_on_time_and_at_exit():
-    """buffer=/flush=: records gather in each worker, reach the log within
-    the flush time, and a worker leaving on reload or stop writes what it
-    holds: nothing is lost."""
-    e = Env(buffer="buffer=64k flush=300ms")
-    try:
-        with concurrent.futures.ThreadPoolExecutor(8) as ex:
-            bodies = list(ex.map(lambda i: post(e, i), range(300)))
-        recs = e.records(300, timeout=3)
-        assert len(recs) == 300
-        assert sorted(body_of(r, "req_body") for r in recs) == \
-            sorted(b.encode() for b in bodies)
-
-        stop = threading.Event()
-        sent = []
-
-        def traffic():
-            i = 1000
-            while not stop.is_set():
-                sent.append(post(e, i))
-                i += 1
-
-        threads = [threading.Thread(target=traffic) for _ in range(4)]
-        for t in threads:
-            t.start()
-        e.nginx.reload()
-        e.nginx.reload()
-        stop.set()
-        for t in threads:
-            t.join()
-        # the last ones are in the new workers' buffers: stopping writes
-        # them out
-        e.nginx.stop()
-        recs = e.records()
-        assert len(recs) == 300 + len(sent)
-        assert len({r["id"] for r in recs}) == len(recs)
-    finally:
-        e.destroy()
