@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "tests/unit/corpus.h"
 #include "compare/compare.h"
 #include "compare/compare_decimal.h"
 #include "compare/compare_json.h"
@@ -652,42 +653,9 @@ END_TEST
 
 /* --- the JSONTestSuite corpus through the parser ------------------------ */
 
-static char *
-read_all(const char *path, size_t *len)
-{
-    FILE    *f = fopen(path, "rb");
-    char    *buf;
-    long     n;
-
-    if (f == NULL) {
-        return NULL;
-    }
-    fseek(f, 0, SEEK_END);
-    n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    buf = malloc((size_t) n + 1);
-    *len = fread(buf, 1, (size_t) n, f);
-    fclose(f);
-    return buf;
-}
-
-
-static const char *
-corpus_dir(char *buf, size_t size)
-{
-    const char  *c = getenv("CUTOVER_CORPUS");
-
-    snprintf(buf, size, "%s/JSONTestSuite/test_parsing",
-             c ? c : "../shared/corpus");
-    return buf;
-}
-
-
 START_TEST(test_corpus)
 {
-    char               dir[512], path[1024];
-    DIR               *d;
-    struct dirent     *de;
+    corpus_t           c;
     size_t             len, ny = 0, nn = 0, ni = 0;
     char              *text;
     bson_t             doc;
@@ -695,27 +663,20 @@ START_TEST(test_corpus)
     compare_result_t  *res;
     compare_parse_status_t st;
 
-    d = opendir(corpus_dir(dir, sizeof(dir)));
-    ck_assert_msg(d != NULL, "corpus %s missing (set CUTOVER_CORPUS)", dir);
-    while ((de = readdir(d)) != NULL) {
-        if (de->d_name[0] != 'y' && de->d_name[0] != 'n'
-            && de->d_name[0] != 'i')
-        {
-            continue;
-        }
-        snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
-        text = read_all(path, &len);
-        ck_assert_ptr_nonnull(text);
+    corpus_open(&c);
+    while (corpus_next(&c)) {
+        text = c.doc;
+        len = c.len;
         st = compare_json_parse((const uint8_t *) text, len, &doc, &err);
         if (st == COMPARE_PARSE_OK) {
             bson_destroy(&doc);
         }
-        if (de->d_name[0] == 'y') {
+        if (c.name[0] == 'y') {
             ck_assert_msg(st == COMPARE_PARSE_OK, "%s rejected: %s",
-                          de->d_name, err.message);
+                          c.name, err.message);
             ny++;
-        } else if (de->d_name[0] == 'n') {
-            ck_assert_msg(st != COMPARE_PARSE_OK, "%s accepted", de->d_name);
+        } else if (c.name[0] == 'n') {
+            ck_assert_msg(st != COMPARE_PARSE_OK, "%s accepted", c.name);
             nn++;
         } else {
             ni++;
@@ -736,13 +697,13 @@ START_TEST(test_corpus)
             pair.shadow.body_len = len;
             res = compare_pair_run(NULL, &pair, &err);
             ck_assert_ptr_nonnull(res);
-            if (de->d_name[0] == 'n') {
+            if (c.name[0] == 'n') {
                 ck_assert_int_eq(compare_result_verdict(res),
                                  COMPARE_VERDICT_UNPARSEABLE);
                 ck_assert_ptr_nonnull(strstr(compare_result_detail(res),
                                              "legacy side"));
             }
-            if (de->d_name[0] == 'y') {
+            if (c.name[0] == 'y') {
                 ck_assert_int_ne(compare_result_verdict(res),
                                  COMPARE_VERDICT_UNPARSEABLE);
             }
@@ -750,15 +711,13 @@ START_TEST(test_corpus)
             /* property: a document against itself has no differences */
             pair.primary = pair.shadow;
             res = compare_pair_run(NULL, &pair, &err);
-            if (de->d_name[0] == 'y') {
+            if (c.name[0] == 'y') {
                 ck_assert_msg(compare_result_ndiffs(res) == 0,
-                              "%s differs from itself", de->d_name);
+                              "%s differs from itself", c.name);
             }
             compare_result_free(res);
         }
-        free(text);
     }
-    closedir(d);
     ck_assert_uint_gt(ny, 90);
     ck_assert_uint_gt(nn, 180);
     ck_assert_uint_gt(ni, 20);

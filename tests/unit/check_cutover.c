@@ -4,7 +4,6 @@
  */
 
 #include <check.h>
-#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +11,7 @@
 #include "ngx_module/cutover_auth.h"
 #include "ngx_module/cutover_dial.h"
 #include "ngx_module/cutover_json.h"
+#include "tests/unit/corpus.h"
 
 
 /* --- percent ------------------------------------------------------------ */
@@ -456,76 +456,33 @@ START_TEST(test_json_tokens)
 END_TEST
 
 
-static char *
-read_all(const char *path, size_t *len)
-{
-    FILE  *f = fopen(path, "rb");
-    char  *buf;
-    long   n;
-
-    if (f == NULL) {
-        return NULL;
-    }
-
-    fseek(f, 0, SEEK_END);
-    n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    buf = malloc((size_t) n + 1);
-    *len = fread(buf, 1, (size_t) n, f);
-    fclose(f);
-    return buf;
-}
-
-
 START_TEST(test_json_corpus)
 {
-    int                  n, seen = 0, fails = 0;
-    char                 dir[1024], path[1300], err[128], *doc;
-    size_t               len;
-    DIR                 *d;
-    const char          *root = getenv("CUTOVER_CORPUS");
-    struct dirent       *de;
+    int                  n, fails = 0;
+    char                 err[128];
+    corpus_t             c;
     cutover_json_tok_t  *toks = malloc(4096 * sizeof(cutover_json_tok_t));
 
-    snprintf(dir, sizeof(dir), "%s/JSONTestSuite/test_parsing",
-             root ? root : "../shared/corpus");
-    d = opendir(dir);
-    ck_assert_msg(d != NULL, "corpus not found at %s", dir);
+    corpus_open(&c);
 
-    while ((de = readdir(d)) != NULL) {
-        if (de->d_name[0] != 'y' && de->d_name[0] != 'n'
-            && de->d_name[0] != 'i')
-        {
-            continue;
-        }
-
-        snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
-        doc = read_all(path, &len);
-        ck_assert_ptr_nonnull(doc);
-
-        n = cutover_json_parse(doc, len, toks, 4096, err, sizeof(err));
+    while (corpus_next(&c)) {
+        n = cutover_json_parse(c.doc, c.len, toks, 4096, err, sizeof(err));
 
         /* the validate-only mode (toks NULL) agrees with the full one */
-        ck_assert_msg((cutover_json_parse(doc, len, NULL, 0, err,
+        ck_assert_msg((cutover_json_parse(c.doc, c.len, NULL, 0, err,
                                           sizeof(err)) >= 0) == (n >= 0),
-                      "modes disagree on %s", de->d_name);
+                      "modes disagree on %s", c.name);
 
-        if ((de->d_name[0] == 'y' && n < 0)
-            || (de->d_name[0] == 'n' && n >= 0))
-        {
-            fprintf(stderr, "corpus: %s: %s\n", de->d_name,
+        if ((c.name[0] == 'y' && n < 0) || (c.name[0] == 'n' && n >= 0)) {
+            fprintf(stderr, "corpus: %s: %s\n", c.name,
                     n < 0 ? err : "accepted");
             fails++;
         }
-
-        seen++;
-        free(doc);
     }
 
-    closedir(d);
     free(toks);
 
-    ck_assert_int_ge(seen, 318);
+    ck_assert_int_ge(c.count, 318);
     ck_assert_int_eq(fails, 0);
 }
 END_TEST
