@@ -206,6 +206,7 @@ def test_dead_shadow_does_not_touch_clients(stack):
         stack.procs["legacy-adapter"].signal(signal.SIGCONT)
     m = stack.wait_shadow(60)
     assert m["cutover_shadow_lag_records"] == 0
-    assert m["cutover_shadow_retried_total"] + \
-        m["cutover_shadow_failed_total"] > 0 or \
-        m["cutover_shadow_replayed_total"] > 0
+    # once the shadow is back, the writes it missed reach it: the legacy
+    # side has every order the new core served meanwhile
+    assert_ledgers_equal(stack, {"DS-%d" % n: "paid" for n in range(20)},
+                         [("S150", "SKU00010")])
