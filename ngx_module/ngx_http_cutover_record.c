@@ -14,6 +14,7 @@
 
 
 #define NGX_HTTP_CUTOVER_MAX_HEADERS    64
+#define NGX_HTTP_CUTOVER_FRAME_KEEP     (64 * 1024)
 
 
 struct ngx_http_cutover_tee_s {
@@ -23,7 +24,7 @@ struct ngx_http_cutover_tee_s {
     size_t                    body_cap;
     size_t                    expect;       /* Content-Length, if known */
     off_t                     body_total;
-    SHA256_CTX                sha;
+    SHA256_CTX                sha;          /* once past the limit */
     ngx_uint_t                truncated;
 };
 
@@ -435,15 +436,16 @@ ngx_http_cutover_record_start(ngx_http_request_t *r,
 
     ctx->tee->pool = r->pool;
 
-    SHA256_Init(&ctx->tee->sha);
-
     return NGX_OK;
 }
 
 
-/* Hashes a piece of the body and keeps it while under the limit.  The
- * copy grows by doubling (most answers are small; a body_limit-sized
- * buffer per request would be a large allocation every time). */
+/* Keeps a piece of the body while under the limit.  A body that outgrows
+ * the limit is hashed from then on, the kept prefix first: the record
+ * carries a SHA-256 only for truncated bodies (a whole body is its own
+ * proof).  The copy grows by doubling (most answers are small; a
+ * body_limit-sized buffer per request would be a large allocation every
+ * time). */
 static ngx_int_t
 ngx_http_cutover_tee(ngx_http_cutover_tee_t *tee, u_char *p, size_t len,
     size_t limit)
@@ -451,13 +453,18 @@ ngx_http_cutover_tee(ngx_http_cutover_tee_t *tee, u_char *p, size_t len,
     size_t   n, cap;
     u_char  *body;
 
-    SHA256_Update(&tee->sha, p, len);
     tee->body_total += len;
 
     n = ngx_min(len, limit - tee->body_len);
 
     if (n < len) {
-        tee->truncated = 1;
+        if (!tee->truncated) {
+            tee->truncated = 1;
+            SHA256_Init(&tee->sha);
+            SHA256_Update(&tee->sha, tee->body, tee->body_len);
+        }
+
+        SHA256_Update(&tee->sha, p, len);
     }
 
     if (n == 0) {
@@ -603,9 +610,13 @@ ngx_http_cutover_pick_headers(ngx_list_t *list, ngx_array_t *names,
 
         if (names) {
             for (k = 0; k < names->nelts; k++) {
+                /* names are lower case; so is lowcase_key, when set */
                 if (want[k].len == h[i].key.len
-                    && ngx_strncasecmp(want[k].data, h[i].key.data,
-                                       want[k].len) == 0)
+                    && (h[i].lowcase_key
+                        ? ngx_memcmp(want[k].data, h[i].lowcase_key,
+                                     want[k].len) == 0
+                        : ngx_strncasecmp(want[k].data, h[i].key.data,
+                                          want[k].len) == 0))
                 {
                     break;
                 }
@@ -683,6 +694,49 @@ ngx_http_cutover_request_body(ngx_http_request_t *r, size_t limit,
 
     *len = p - body;
     return body;
+}
+
+
+/*
+ * The frame is built in one buffer per worker, kept between requests up to
+ * NGX_HTTP_CUTOVER_FRAME_KEEP bytes; a larger frame gets its own allocation
+ * (bounded by the body limits) that is freed once written.
+ */
+static u_char  *ngx_http_cutover_frame;
+static size_t   ngx_http_cutover_frame_cap;
+
+
+static u_char *
+ngx_http_cutover_frame_buffer(size_t size, ngx_log_t *log)
+{
+    if (size > NGX_HTTP_CUTOVER_FRAME_KEEP) {
+        return ngx_alloc(size, log);
+    }
+
+    if (size > ngx_http_cutover_frame_cap) {
+        ngx_free(ngx_http_cutover_frame);
+
+        ngx_http_cutover_frame_cap = ngx_min(ngx_max(ngx_max(size, 4096),
+                                             2 * ngx_http_cutover_frame_cap),
+                                             NGX_HTTP_CUTOVER_FRAME_KEEP);
+        ngx_http_cutover_frame = ngx_alloc(ngx_http_cutover_frame_cap, log);
+
+        if (ngx_http_cutover_frame == NULL) {
+            ngx_http_cutover_frame_cap = 0;
+            return NULL;
+        }
+    }
+
+    return ngx_http_cutover_frame;
+}
+
+
+static void
+ngx_http_cutover_frame_release(u_char *frame)
+{
+    if (frame != NULL && frame != ngx_http_cutover_frame) {
+        ngx_free(frame);
+    }
 }
 
 
@@ -783,15 +837,17 @@ ngx_http_cutover_log_handler(ngx_http_request_t *r)
                                                        NULL, resp_h, n,
                                                NGX_HTTP_CUTOVER_MAX_HEADERS);
 
-    SHA256_Final(hash, &tee->sha);
-    ngx_hex_dump(hex, hash, sizeof(hash));
+    if (tee->truncated) {
+        SHA256_Final(hash, &tee->sha);
+        ngx_hex_dump(hex, hash, sizeof(hash));
+        rec.resp_sha256.data = (char *) hex;
+        rec.resp_sha256.len = sizeof(hex);
+    }
 
     rec.resp_body = tee->body ? tee->body : (u_char *) "";
     rec.resp_body_len = tee->body_len;
     rec.resp_body_total = tee->body_total;
     rec.resp_truncated = tee->truncated;
-    rec.resp_sha256.data = (char *) hex;
-    rec.resp_sha256.len = sizeof(hex);
     rec.content_type.data = (char *) r->headers_out.content_type.data;
     rec.content_type.len = r->headers_out.content_type.len;
 
@@ -803,16 +859,18 @@ ngx_http_cutover_log_handler(ngx_http_request_t *r)
     }
 
     size = shadow_record_size(&rec);
-    frame = ngx_pnalloc(r->pool, size);
+    frame = ngx_http_cutover_frame_buffer(size, r->connection->log);
     if (frame == NULL
         || shadow_record_frame(&rec, frame, size, &len) != SHADOW_OK)
     {
+        ngx_http_cutover_frame_release(frame);
         (void) ngx_atomic_fetch_add(
                      &sh->records_dropped[NGX_HTTP_CUTOVER_DROP_ERROR], 1);
         return NGX_OK;
     }
 
     rc = shadow_writer_append(&lcf->log->writer, frame, len);
+    ngx_http_cutover_frame_release(frame);
 
     if (rc == SHADOW_NOSPACE) {
         (void) ngx_atomic_fetch_add(

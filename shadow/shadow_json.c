@@ -31,6 +31,7 @@ static void sb_body(shadow_sb_t *sb, const char *name, const uint8_t *p,
 static void sb_headers(shadow_sb_t *sb, const char *name,
     const shadow_header_t *h, size_t n);
 static int shadow_utf8_valid(const uint8_t *p, size_t n);
+static int shadow_sha256_hex(const uint8_t *p, size_t n, char *hex);
 static int shadow_json_headers(bson_iter_t *it, shadow_header_t **out,
     size_t *n, shadow_error_t *err);
 static int shadow_json_body(bson_iter_t *it, int b64, uint8_t **keep,
@@ -86,6 +87,27 @@ shadow_json_number(const bson_iter_t *it, double *v)
     }
 
     return 0;
+}
+
+
+/* hex of the SHA-256 of p into hex[65]; 0 on failure */
+static int
+shadow_sha256_hex(const uint8_t *p, size_t n, char *hex)
+{
+    unsigned      i, mdlen;
+    unsigned char md[EVP_MAX_MD_SIZE];
+
+    if (!EVP_Digest(p ? p : (const uint8_t *) "", n, md, &mdlen,
+                    EVP_sha256(), NULL))
+    {
+        return 0;
+    }
+
+    for (i = 0; i < 32; i++) {
+        snprintf(hex + 2 * i, 3, "%02x", md[i]);
+    }
+
+    return 1;
 }
 
 
@@ -232,7 +254,7 @@ sb_headers(shadow_sb_t *sb, const char *name, const shadow_header_t *h,
 char *
 shadow_json_record_dump(const shadow_record_t *r, shadow_pos_t pos)
 {
-    char         num[96];
+    char         num[96], sha[65];
     shadow_sb_t  sb = { NULL, 0, 0, 0 };
 
 #define SB_STR(name, f)                                                     \
@@ -266,7 +288,14 @@ shadow_json_record_dump(const shadow_record_t *r, shadow_pos_t pos)
     sb_key(&sb, "resp_truncated");
     sb_add(&sb, r->resp_truncated ? "true" : "false",
            r->resp_truncated ? 4 : 5);
-    SB_STR("resp_sha256", resp_sha256);
+    if (r->resp_sha256.len) {
+        SB_STR("resp_sha256", resp_sha256);
+
+    } else if (shadow_sha256_hex(r->resp_body, r->resp_body_len, sha)) {
+        /* writers hash only truncated bodies; the rest is here whole */
+        sb_key(&sb, "resp_sha256");
+        sb_str(&sb, sha, 64);
+    }
     SB_NUM("upstream_ms", "%.3f", r->upstream_ms);
     SB_STR("content_type", content_type);
     sb_add(&sb, "}", 1);
@@ -483,8 +512,7 @@ static int
 shadow_json_defaults(shadow_json_record_t *jr, shadow_error_t *err)
 {
     int               i;
-    unsigned int      mdlen;
-    unsigned char     md[32], rnd[16];
+    unsigned char     rnd[16];
     struct timespec   ts;
     shadow_record_t  *r = &jr->rec;
 
@@ -533,13 +561,8 @@ shadow_json_defaults(shadow_json_record_t *jr, shadow_error_t *err)
     }
 
     if (r->resp_sha256.len == 0
-        && EVP_Digest(r->resp_body ? r->resp_body : (const uint8_t *) "",
-                      r->resp_body_len, md, &mdlen, EVP_sha256(), NULL))
+        && shadow_sha256_hex(r->resp_body, r->resp_body_len, jr->sha256))
     {
-        for (i = 0; i < 32; i++) {
-            snprintf(jr->sha256 + 2 * i, 3, "%02x", md[i]);
-        }
-
         r->resp_sha256.data = jr->sha256;
         r->resp_sha256.len = 64;
     }

@@ -45,7 +45,9 @@
  *     resp_body      binary  the primary's body, at most the body limit
  *     resp_body_len  int64   the full length of the primary's body
  *     resp_truncated bool    resp_body is a prefix of the real body
- *     resp_sha256    string  64 hex digits, SHA-256 of the whole body
+ *     resp_sha256    string  64 hex digits, SHA-256 of the whole body;
+ *                            present when resp_truncated (a whole body
+ *                            needs no digest: readers hash resp_body)
  *     upstream_ms    double  primary response time, milliseconds
  *     content_type   string  the primary's Content-Type, may be ""
  *
@@ -54,7 +56,7 @@
  * Everything declared here is implemented by shadow_frame.c,
  * shadow_record.c and shadow_segment.c, which include no nginx header, never
  * allocate (they write into buffers the caller passes), never log, and make
- * no blocking call but the one write(2) of a frame, an fstat(2) per frame
+ * no blocking call but the one write(2) of a frame, an lseek(2) per frame
  * (to notice a full segment) and open(2)/getdents64(2) when rotating.
  *
  * A writer (an nginx worker) does, per record:

@@ -259,7 +259,10 @@ shadow_record_encode(const shadow_record_t *rec, uint8_t *buf, size_t cap,
     shadow_out_binary(&o, "resp_body", rec->resp_body, rec->resp_body_len);
     shadow_out_int64(&o, "resp_body_len", rec->resp_body_total);
     shadow_out_bool(&o, "resp_truncated", rec->resp_truncated);
-    shadow_out_string(&o, "resp_sha256", rec->resp_sha256);
+    if (rec->resp_sha256.len) {
+        shadow_out_string(&o, "resp_sha256", rec->resp_sha256);
+    }
+
     shadow_out_double(&o, "upstream_ms", rec->upstream_ms);
     shadow_out_string(&o, "content_type", rec->content_type);
     shadow_out_doc_end(&o, doc);

@@ -124,6 +124,46 @@ START_TEST(test_crc_vectors)
 END_TEST
 
 
+/* bit at a time, straight from the polynomial */
+static uint32_t
+crc32c_reference(const uint8_t *p, size_t n)
+{
+    int       k;
+    uint32_t  crc = 0xffffffffu;
+
+    while (n--) {
+        crc ^= *p++;
+        for (k = 0; k < 8; k++) {
+            crc = (crc >> 1) ^ (0x82f63b78u & (0u - (crc & 1)));
+        }
+    }
+
+    return ~crc;
+}
+
+
+/* every length and alignment around the three-lane blocks */
+START_TEST(test_crc_lengths)
+{
+    uint8_t   buf[1300];
+    size_t    n, off;
+    uint32_t  seed = 12345;
+
+    for (n = 0; n < sizeof(buf); n++) {
+        seed = seed * 1103515245u + 12345u;
+        buf[n] = (uint8_t) (seed >> 16);
+    }
+
+    for (off = 0; off < 8; off += 3) {
+        for (n = 0; n + off <= sizeof(buf); n++) {
+            ck_assert_uint_eq(shadow_crc32c(0, buf + off, n),
+                              crc32c_reference(buf + off, n));
+        }
+    }
+}
+END_TEST
+
+
 START_TEST(test_crc_incremental)
 {
     uint8_t   buf[1000];
@@ -200,6 +240,7 @@ START_TEST(test_record_empty_fields)
 {
     uint8_t          buf[1024];
     size_t           len;
+    bson_t           b;
     shadow_record_t  in, out;
     shadow_error_t   err;
 
@@ -215,6 +256,16 @@ START_TEST(test_record_empty_fields)
     ck_assert_uint_eq(out.req_body_len, 0);
     ck_assert_uint_eq(out.n_req_headers, 0);
     ck_assert_int_eq(out.resp_truncated, 1);
+    shadow_record_clear(&out);
+
+    /* no digest given (a whole body): the field is left out, not "" */
+    in.resp_truncated = 0;
+    ck_assert_int_eq(shadow_record_encode(&in, buf, sizeof(buf), &len),
+                     SHADOW_OK);
+    ck_assert(bson_init_static(&b, buf, len));
+    ck_assert(!bson_has_field(&b, "resp_sha256"));
+    ck_assert_int_eq(shadow_record_decode(buf, len, &out, &err), SHADOW_OK);
+    ck_assert_uint_eq(out.resp_sha256.len, 0);
     shadow_record_clear(&out);
 }
 END_TEST
@@ -996,6 +1047,7 @@ shadow_suite(void)
     tcase_add_loop_test(tc, test_crc_vectors, 0,
                         sizeof(crc_vectors) / sizeof(crc_vectors[0]));
     tcase_add_test(tc, test_crc_incremental);
+    tcase_add_test(tc, test_crc_lengths);
     tcase_add_test(tc, test_record_round_trip);
     tcase_add_test(tc, test_record_empty_fields);
     tcase_add_test(tc, test_record_frame);
