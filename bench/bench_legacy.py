@@ -3,7 +3,8 @@ The same business call is made straight to legacy-store-sim in its own
 dialect (BSON, the baseline) and through cutover-legacy-adapter (canonical
 JSON, mapped to BSON and back), with wrk at 8 connections, median of
 rounds, and at 1 connection for the adapter's own cost; the issue's budget
-is at most 1 ms added to p99."""
+is at most 1 ms added to p99.  Orders are measured saturated (capacity)
+and paced at the same offered rate on both paths (the added latency)."""
 
 import os
 import subprocess
@@ -20,6 +21,7 @@ import wrk  # noqa: E402
 SECONDS = int(os.environ.get("LEGACY_BENCH_SECONDS", "5"))
 ROUNDS = int(os.environ.get("LEGACY_BENCH_ROUNDS", "3"))
 CONNS = 8
+PACE_MS = 6
 
 
 def lua_bytes(data):
@@ -102,15 +104,35 @@ wrk.body = '{"mdbh":"S001","qd":1,"mx":[{"spbm":"SKU00001","sl":1}],' ..
                  "ms", 1.0, better="lower")
         wrk.line("legacy member read p99 added, 1 conn", a["p99"] - d["p99"],
                  "ms", 1.0, better="lower")
+        # saturated: the closed loop's latency is its queue (8 / rate),
+        # so this pair measures capacity; the adapter's CPU competes with
+        # the sim and PostgreSQL for the same two cores
         d = measure(base + "/lsapi/xsd/create", direct_order)
         a = measure(front + "/api/v1/orders", adapter_order)
-        wrk.line("legacy order create req/s", a["rps"], "req/s", d["rps"])
-        wrk.line("legacy order create p99", a["p99"], "ms", d["p99"],
+        wrk.line("legacy order create req/s, saturated", a["rps"], "req/s",
+                 d["rps"])
+        wrk.line("legacy order create p99, saturated", a["p99"], "ms",
+                 d["p99"], better="lower")
+        wrk.line("legacy order create p99 added, saturated",
+                 a["p99"] - d["p99"], "ms", 1.0, better="lower")
+        bad = a["non2xx"]
+        # paced: each connection pauses PACE_MS between orders, about
+        # half the direct capacity offered to both paths, so p99 is the
+        # latency the adapter adds rather than a longer queue
+        for lua in (direct_order, adapter_order):
+            with open(lua, "a") as f:
+                f.write("delay = function() return %d end\n" % PACE_MS)
+        d = measure(base + "/lsapi/xsd/create", direct_order)
+        a = measure(front + "/api/v1/orders", adapter_order)
+        wrk.line("legacy order create req/s, paced", a["rps"], "req/s",
+                 d["rps"])
+        wrk.line("legacy order create p99, paced", a["p99"], "ms", d["p99"],
                  better="lower")
-        wrk.line("legacy order create p99 added", a["p99"] - d["p99"], "ms",
-                 1.0, better="lower")
-        if a["non2xx"]:
-            print("legacy order create: %d non-2xx answers" % a["non2xx"])
+        wrk.line("legacy order create p99 added, paced", a["p99"] - d["p99"],
+                 "ms", 1.0, better="lower")
+        bad += a["non2xx"]
+        if bad:
+            print("legacy order create: %d non-2xx answers" % bad)
     finally:
         for p in procs:
             p.stop()

@@ -900,6 +900,7 @@ legacy_convert_nested(const legacy_map_t *map, const legacy_field_t *f,
     const uint8_t  *data;
     uint32_t        len;
     char            sub[200], idx[16];
+    const char     *key_i;
     int             i, rc;
 
     if (f->type == LEGACY_FIELD_OBJECT) {
@@ -923,18 +924,20 @@ legacy_convert_nested(const legacy_map_t *map, const legacy_field_t *f,
     bson_iter_recurse(it, &ci);
     for (i = 0, rc = LEGACY_OK; rc == LEGACY_OK && bson_iter_next(&ci); i++)
     {
-        snprintf(sub, sizeof(sub), "%.160s[%d]", path, i);
         if (!BSON_ITER_HOLDS_DOCUMENT(&ci)) {
-            rc = legacy_error_set(err, ecode, "%s: must be an object", sub);
+            rc = legacy_error_set(err, ecode, "%.160s[%d]: must be an "
+                                  "object", path, i);
             break;
         }
-        snprintf(idx, sizeof(idx), "%d", i);
+        bson_uint32_to_string((uint32_t) i, &key_i, idx, sizeof(idx));
         bson_iter_document(&ci, &len, &data);
         bson_init_static(&in, data, len);
-        bson_append_document_begin(&child, idx, -1, &grand);
+        bson_append_document_begin(&child, key_i, -1, &grand);
         rc = legacy_map_convert(map, f->object, to_legacy, &in, &grand, err);
         bson_append_document_end(&child, &grand);
         if (rc != LEGACY_OK) {
+            /* the element's path only when there is an error to name */
+            snprintf(sub, sizeof(sub), "%.160s[%d]", path, i);
             legacy_convert_nested_error(err, sub);
         }
     }
@@ -1020,7 +1023,7 @@ legacy_map_convert(const legacy_map_t *map, const legacy_object_t *obj,
     const legacy_field_t  *f;
     const char            *from, *to;
     char                   path[160];
-    size_t                 i;
+    size_t                 i, n;
 
     /* Towards legacy every input key must be known: nothing is dropped. */
     if (to_legacy) {
@@ -1047,7 +1050,11 @@ legacy_map_convert(const legacy_map_t *map, const legacy_object_t *obj,
         f = &obj->fields[i];
         from = to_legacy ? f->canonical : f->legacy;
         to = to_legacy ? f->legacy : f->canonical;
-        snprintf(path, sizeof(path), "$.%s", from);
+        n = strnlen(from, sizeof(path) - 3);
+        path[0] = '$';
+        path[1] = '.';
+        memcpy(path + 2, from, n);
+        path[n + 2] = '\0';
 
         if (!bson_iter_init_find(&it, in, from)) {
             if (f->required) {
