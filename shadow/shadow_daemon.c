@@ -249,7 +249,9 @@ shadow_daemon_new(const shadow_config_t *cfg, shadow_log_pt log,
                       (long) cfg->concurrency);
 
     if (cfg->metrics_listen != NULL) {
-        d->metrics = shadow_metrics_start(cfg->metrics_listen, err);
+        d->stats.lag_bytes = shadow_reader_unread(d->reader);
+        d->metrics = shadow_metrics_start(cfg->metrics_listen, &d->stats,
+                                          err);
         if (d->metrics == NULL) {
             goto failed;
         }

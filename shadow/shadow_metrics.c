@@ -268,7 +268,8 @@ shadow_metrics_answer(void *cls, struct MHD_Connection *c, const char *url,
 
 
 shadow_metrics_t *
-shadow_metrics_start(const char *listen, shadow_error_t *err)
+shadow_metrics_start(const char *listen, const shadow_stats_t *initial,
+    shadow_error_t *err)
 {
     char                host[256];
     const char         *colon;
@@ -304,6 +305,7 @@ shadow_metrics_start(const char *listen, shadow_error_t *err)
         return NULL;
     }
 
+    m->stats = *initial;
     pthread_mutex_init(&m->lock, NULL);
     m->mhd = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD,
                               (uint16_t) port, NULL, NULL,

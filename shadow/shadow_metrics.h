@@ -48,10 +48,11 @@ void shadow_stats_count_pair(shadow_stats_t *s, const shadow_str_t *zone,
 
 typedef struct shadow_metrics_s  shadow_metrics_t;
 
-/* Listen on "host:port"; NULL and err on failure.  Stop with
- * shadow_metrics_stop() (NULL-safe). */
+/* Listen on "host:port", serving `initial` until the first publish (so a
+ * scrape right after start sees the lag already there, not zeros); NULL
+ * and err on failure.  Stop with shadow_metrics_stop() (NULL-safe). */
 shadow_metrics_t *shadow_metrics_start(const char *listen,
-    shadow_error_t *err);
+    const shadow_stats_t *initial, shadow_error_t *err);
 void shadow_metrics_publish(shadow_metrics_t *m, const shadow_stats_t *s);
 void shadow_metrics_stop(shadow_metrics_t *m);
 

@@ -452,6 +452,11 @@ def test_metrics_show_lag_while_the_shadow_is_slow(tmpdir_w, sides):
 
     proc = start_shadowd(tmpdir_w, new.url, legacy.url)
     try:
+        # the very first scrape already shows the backlog: a monitor (or
+        # a script waiting for lag 0) must never see a false "caught up"
+        m = metrics(proc)
+        assert m["cutover_shadow_lag_bytes"] + \
+            m["cutover_shadow_lag_records"] > 0
         wait_for(lambda: len(new.keys()) >= 2, what="replay started")
         m = metrics(proc)
         assert m["cutover_shadow_lag_records"] > 10
