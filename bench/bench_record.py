@@ -10,6 +10,7 @@ import os
 import re
 import shutil
 import signal
+import statistics
 import time
 
 import harness
@@ -89,6 +90,21 @@ class Shadowd:
         self.proc.stop()
 
 
+def cpu_seconds(pid):
+    """User + system CPU time of a process so far."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def measured(worker, url, seconds, script, cpu):
+    """wrk's figures, and the front worker's CPU per request into cpu."""
+    c0 = cpu_seconds(worker)
+    r = wrk.run(url, seconds, script=script)
+    cpu.append((cpu_seconds(worker) - c0) / (r["rps"] * seconds) * 1e6)
+    return r
+
+
 def restart(shadowd, d, target):
     """The next shadowd on the same log and checkpoint, for target, with
     an empty outbox (the benchmark stores no results in PostgreSQL)."""
@@ -123,17 +139,21 @@ def main(rounds=int(os.environ.get("BENCH_ROUNDS", "3")),
         res = {"plain": [], "mirror": [], "rec": [], "alone": [],
                "slow": []}
         rate = []
+        cpu = {"plain": [], "alone": []}
+        worker = front.worker_pids()[0]
         for _ in range(rounds):
             # a fresh shadowd (and outbox) each round, on an empty log
             shadowd = restart(shadowd, d, fast)
             shadowd.drain()
             os.sync()
-            res["plain"].append(wrk.run(url % plain, seconds, script=script))
+            res["plain"].append(measured(worker, url % plain, seconds,
+                                         script, cpu["plain"]))
             res["mirror"].append(wrk.run(url % mirror, seconds,
                                          script=script))
             # the module's own cost: shadowd paused (its lag grows)
             shadowd.proc.signal(signal.SIGSTOP)
-            res["alone"].append(wrk.run(url % rec, seconds, script=script))
+            res["alone"].append(measured(worker, url % rec, seconds, script,
+                                         cpu["alone"]))
             shadowd.proc.signal(signal.SIGCONT)
             shadowd.drain()
             r0, t0 = shadowd.replayed(), time.monotonic()
@@ -146,12 +166,18 @@ def main(rounds=int(os.environ.get("BENCH_ROUNDS", "3")),
             shadowd = restart(shadowd, d, slow)
             res["slow"].append(wrk.run(url % rec, seconds, script=script))
         m = {k: wrk.median_of(v) for k, v in res.items()}
+        for k in ("plain", "alone", "rec", "slow"):
+            print("rounds %-6s %s req/s" % (k, " ".join(
+                "%.0f" % r["rps"] for r in res[k])))
         print("wrk -c32 -t1, %d x %d s per figure, medians; every request "
               "recorded on the cutover front" % (rounds, seconds))
         wrk.line("req/s recorded (shadowd paused) vs plain",
                  m["alone"]["rps"], "req/s", m["plain"]["rps"])
         wrk.line("p99 recorded (shadowd paused) vs plain",
                  m["alone"]["p99"], "ms", m["plain"]["p99"])
+        wrk.line("front worker CPU per request, recorded vs plain",
+                 statistics.median(cpu["alone"]), "us",
+                 statistics.median(cpu["plain"]))
         wrk.line("req/s recorded + shadowd replaying vs plain",
                  m["rec"]["rps"], "req/s", m["plain"]["rps"])
         wrk.line("req/s nginx mirror vs plain proxy_pass",
