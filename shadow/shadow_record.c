@@ -17,26 +17,34 @@ typedef struct {
 } shadow_bson_out_t;
 
 
+/*
+ * Element names are literals: SHADOW_NAME("x") passes the name with its
+ * size (NUL included), so no strlen(3) runs per field.
+ */
+#define SHADOW_NAME(lit)  lit, sizeof(lit)
+
+
 static void shadow_out_bytes(shadow_bson_out_t *o, const void *p, size_t n);
 static void shadow_out_u32(shadow_bson_out_t *o, uint32_t v);
 static void shadow_out_u64(shadow_bson_out_t *o, uint64_t v);
 static void shadow_out_name(shadow_bson_out_t *o, uint8_t type,
-    const char *name);
+    const char *name, size_t size);
 static void shadow_out_string(shadow_bson_out_t *o, const char *name,
-    shadow_str_t s);
+    size_t size, shadow_str_t s);
 static void shadow_out_binary(shadow_bson_out_t *o, const char *name,
-    const uint8_t *p, size_t n);
+    size_t size, const uint8_t *p, size_t n);
 static void shadow_out_int32(shadow_bson_out_t *o, const char *name,
-    int32_t v);
+    size_t size, int32_t v);
 static void shadow_out_int64(shadow_bson_out_t *o, const char *name,
-    int64_t v);
+    size_t size, int64_t v);
 static void shadow_out_double(shadow_bson_out_t *o, const char *name,
-    double v);
-static void shadow_out_bool(shadow_bson_out_t *o, const char *name, int v);
+    size_t size, double v);
+static void shadow_out_bool(shadow_bson_out_t *o, const char *name,
+    size_t size, int v);
 static size_t shadow_out_doc_begin(shadow_bson_out_t *o);
 static void shadow_out_doc_end(shadow_bson_out_t *o, size_t start);
 static void shadow_out_headers(shadow_bson_out_t *o, const char *name,
-    const shadow_header_t *h, size_t n);
+    size_t size, const shadow_header_t *h, size_t n);
 static size_t shadow_index_name(char *buf, size_t i);
 
 
@@ -77,16 +85,25 @@ shadow_out_u64(shadow_bson_out_t *o, uint64_t v)
 }
 
 
+/* the type byte and the name; size counts the name's NUL */
 static void
-shadow_out_name(shadow_bson_out_t *o, uint8_t type, const char *name)
+shadow_out_name(shadow_bson_out_t *o, uint8_t type, const char *name,
+    size_t size)
 {
-    shadow_out_bytes(o, &type, 1);
-    shadow_out_bytes(o, name, strlen(name) + 1);
+    if (o->full || size + 1 > o->cap - o->pos) {
+        o->full = 1;
+        return;
+    }
+
+    o->buf[o->pos] = type;
+    memcpy(o->buf + o->pos + 1, name, size);
+    o->pos += size + 1;
 }
 
 
 static void
-shadow_out_string(shadow_bson_out_t *o, const char *name, shadow_str_t s)
+shadow_out_string(shadow_bson_out_t *o, const char *name, size_t size,
+    shadow_str_t s)
 {
     uint8_t  nul = 0;
 
@@ -95,7 +112,7 @@ shadow_out_string(shadow_bson_out_t *o, const char *name, shadow_str_t s)
         return;
     }
 
-    shadow_out_name(o, 0x02, name);
+    shadow_out_name(o, 0x02, name, size);
     shadow_out_u32(o, (uint32_t) s.len + 1);
     shadow_out_bytes(o, s.data, s.len);
     shadow_out_bytes(o, &nul, 1);
@@ -103,8 +120,8 @@ shadow_out_string(shadow_bson_out_t *o, const char *name, shadow_str_t s)
 
 
 static void
-shadow_out_binary(shadow_bson_out_t *o, const char *name, const uint8_t *p,
-    size_t n)
+shadow_out_binary(shadow_bson_out_t *o, const char *name, size_t size,
+    const uint8_t *p, size_t n)
 {
     uint8_t  subtype = 0;
 
@@ -113,7 +130,7 @@ shadow_out_binary(shadow_bson_out_t *o, const char *name, const uint8_t *p,
         return;
     }
 
-    shadow_out_name(o, 0x05, name);
+    shadow_out_name(o, 0x05, name, size);
     shadow_out_u32(o, (uint32_t) n);
     shadow_out_bytes(o, &subtype, 1);
     shadow_out_bytes(o, p, n);
@@ -121,38 +138,41 @@ shadow_out_binary(shadow_bson_out_t *o, const char *name, const uint8_t *p,
 
 
 static void
-shadow_out_int32(shadow_bson_out_t *o, const char *name, int32_t v)
+shadow_out_int32(shadow_bson_out_t *o, const char *name, size_t size,
+    int32_t v)
 {
-    shadow_out_name(o, 0x10, name);
+    shadow_out_name(o, 0x10, name, size);
     shadow_out_u32(o, (uint32_t) v);
 }
 
 
 static void
-shadow_out_int64(shadow_bson_out_t *o, const char *name, int64_t v)
+shadow_out_int64(shadow_bson_out_t *o, const char *name, size_t size,
+    int64_t v)
 {
-    shadow_out_name(o, 0x12, name);
+    shadow_out_name(o, 0x12, name, size);
     shadow_out_u64(o, (uint64_t) v);
 }
 
 
 static void
-shadow_out_double(shadow_bson_out_t *o, const char *name, double v)
+shadow_out_double(shadow_bson_out_t *o, const char *name, size_t size,
+    double v)
 {
     uint64_t  bits;
 
     memcpy(&bits, &v, 8);
-    shadow_out_name(o, 0x01, name);
+    shadow_out_name(o, 0x01, name, size);
     shadow_out_u64(o, bits);
 }
 
 
 static void
-shadow_out_bool(shadow_bson_out_t *o, const char *name, int v)
+shadow_out_bool(shadow_bson_out_t *o, const char *name, size_t size, int v)
 {
     uint8_t  b = v ? 1 : 0;
 
-    shadow_out_name(o, 0x08, name);
+    shadow_out_name(o, 0x08, name, size);
     shadow_out_bytes(o, &b, 1);
 }
 
@@ -208,21 +228,21 @@ shadow_index_name(char *buf, size_t i)
 
 
 static void
-shadow_out_headers(shadow_bson_out_t *o, const char *name,
+shadow_out_headers(shadow_bson_out_t *o, const char *name, size_t size,
     const shadow_header_t *h, size_t n)
 {
     char    idx[24];
-    size_t  i, outer, inner;
+    size_t  i, outer, inner, len;
 
-    shadow_out_name(o, 0x04, name);
+    shadow_out_name(o, 0x04, name, size);
     outer = shadow_out_doc_begin(o);
 
     for (i = 0; i < n; i++) {
-        shadow_index_name(idx, i);
-        shadow_out_name(o, 0x04, idx);
+        len = shadow_index_name(idx, i);
+        shadow_out_name(o, 0x04, idx, len + 1);
         inner = shadow_out_doc_begin(o);
-        shadow_out_string(o, "0", h[i].name);
-        shadow_out_string(o, "1", h[i].value);
+        shadow_out_string(o, SHADOW_NAME("0"), h[i].name);
+        shadow_out_string(o, SHADOW_NAME("1"), h[i].value);
         shadow_out_doc_end(o, inner);
     }
 
@@ -238,33 +258,36 @@ shadow_record_encode(const shadow_record_t *rec, uint8_t *buf, size_t cap,
     shadow_bson_out_t  o = { buf, cap, 0, 0 };
 
     doc = shadow_out_doc_begin(&o);
-    shadow_out_string(&o, "id", rec->id);
-    shadow_out_int64(&o, "time_us", rec->time_us);
-    shadow_out_string(&o, "zone", rec->zone);
-    shadow_out_string(&o, "rule", rec->rule);
-    shadow_out_string(&o, "side", rec->side);
-    shadow_out_int32(&o, "bucket", rec->bucket);
-    shadow_out_string(&o, "key", rec->key);
-    shadow_out_string(&o, "store", rec->store);
-    shadow_out_string(&o, "channel", rec->channel);
-    shadow_out_int64(&o, "version", rec->version);
-    shadow_out_string(&o, "method", rec->method);
-    shadow_out_string(&o, "uri", rec->uri);
-    shadow_out_headers(&o, "req_headers", rec->req_headers,
+    shadow_out_string(&o, SHADOW_NAME("id"), rec->id);
+    shadow_out_int64(&o, SHADOW_NAME("time_us"), rec->time_us);
+    shadow_out_string(&o, SHADOW_NAME("zone"), rec->zone);
+    shadow_out_string(&o, SHADOW_NAME("rule"), rec->rule);
+    shadow_out_string(&o, SHADOW_NAME("side"), rec->side);
+    shadow_out_int32(&o, SHADOW_NAME("bucket"), rec->bucket);
+    shadow_out_string(&o, SHADOW_NAME("key"), rec->key);
+    shadow_out_string(&o, SHADOW_NAME("store"), rec->store);
+    shadow_out_string(&o, SHADOW_NAME("channel"), rec->channel);
+    shadow_out_int64(&o, SHADOW_NAME("version"), rec->version);
+    shadow_out_string(&o, SHADOW_NAME("method"), rec->method);
+    shadow_out_string(&o, SHADOW_NAME("uri"), rec->uri);
+    shadow_out_headers(&o, SHADOW_NAME("req_headers"), rec->req_headers,
                        rec->n_req_headers);
-    shadow_out_binary(&o, "req_body", rec->req_body, rec->req_body_len);
-    shadow_out_int32(&o, "status", rec->status);
-    shadow_out_headers(&o, "resp_headers", rec->resp_headers,
+    shadow_out_binary(&o, SHADOW_NAME("req_body"), rec->req_body,
+                      rec->req_body_len);
+    shadow_out_int32(&o, SHADOW_NAME("status"), rec->status);
+    shadow_out_headers(&o, SHADOW_NAME("resp_headers"), rec->resp_headers,
                        rec->n_resp_headers);
-    shadow_out_binary(&o, "resp_body", rec->resp_body, rec->resp_body_len);
-    shadow_out_int64(&o, "resp_body_len", rec->resp_body_total);
-    shadow_out_bool(&o, "resp_truncated", rec->resp_truncated);
+    shadow_out_binary(&o, SHADOW_NAME("resp_body"), rec->resp_body,
+                      rec->resp_body_len);
+    shadow_out_int64(&o, SHADOW_NAME("resp_body_len"), rec->resp_body_total);
+    shadow_out_bool(&o, SHADOW_NAME("resp_truncated"), rec->resp_truncated);
+
     if (rec->resp_sha256.len) {
-        shadow_out_string(&o, "resp_sha256", rec->resp_sha256);
+        shadow_out_string(&o, SHADOW_NAME("resp_sha256"), rec->resp_sha256);
     }
 
-    shadow_out_double(&o, "upstream_ms", rec->upstream_ms);
-    shadow_out_string(&o, "content_type", rec->content_type);
+    shadow_out_double(&o, SHADOW_NAME("upstream_ms"), rec->upstream_ms);
+    shadow_out_string(&o, SHADOW_NAME("content_type"), rec->content_type);
     shadow_out_doc_end(&o, doc);
 
     if (o.full || o.pos > SHADOW_FRAME_MAX) {
