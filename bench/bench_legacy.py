@@ -42,9 +42,15 @@ def script(dirname, name, text):
     return path
 
 
-def measure(url, lua, conns=CONNS):
-    return wrk.median_of([wrk.run(url, SECONDS, conns, 1, lua)
-                          for _ in range(ROUNDS)])
+def measure(direct, adapter, conns=CONNS):
+    """Medians for (url, lua) direct and through the adapter, rounds
+    alternating so that a drift of the database over the run (its tables
+    grow with every order) weighs on both alike."""
+    d, a = [], []
+    for _ in range(ROUNDS):
+        d.append(wrk.run(direct[0], SECONDS, conns, 1, direct[1]))
+        a.append(wrk.run(adapter[0], SECONDS, conns, 1, adapter[1]))
+    return wrk.median_of(d), wrk.median_of(a)
 
 
 def main():
@@ -89,8 +95,8 @@ wrk.body = '{"mdbh":"S001","qd":1,"mx":[{"spbm":"SKU00001","sl":1}],' ..
 
         base = "http://127.0.0.1:%d" % sp
         front = "http://127.0.0.1:%d" % ap
-        d = measure(base + "/lsapi/hy/query", direct_member)
-        a = measure(front + "/api/v1/members/M000042", None)
+        d, a = measure((base + "/lsapi/hy/query", direct_member),
+                       (front + "/api/v1/members/M000042", None))
         wrk.line("legacy member read req/s", a["rps"], "req/s", d["rps"])
         wrk.line("legacy member read p99", a["p99"], "ms", d["p99"],
                  better="lower")
@@ -98,8 +104,8 @@ wrk.body = '{"mdbh":"S001","qd":1,"mx":[{"spbm":"SKU00001","sl":1}],' ..
                  1.0, better="lower")
         # one connection: the adapter's own cost, least blurred by the
         # contention of wrk, sim, adapter and PostgreSQL on two cores
-        d = measure(base + "/lsapi/hy/query", direct_member, 1)
-        a = measure(front + "/api/v1/members/M000042", None, 1)
+        d, a = measure((base + "/lsapi/hy/query", direct_member),
+                       (front + "/api/v1/members/M000042", None), 1)
         wrk.line("legacy member read p50 added, 1 conn", a["p50"] - d["p50"],
                  "ms", 1.0, better="lower")
         wrk.line("legacy member read p99 added, 1 conn", a["p99"] - d["p99"],
@@ -107,8 +113,8 @@ wrk.body = '{"mdbh":"S001","qd":1,"mx":[{"spbm":"SKU00001","sl":1}],' ..
         # saturated: the closed loop's latency is its queue (8 / rate),
         # so this pair measures capacity; the adapter's CPU competes with
         # the sim and PostgreSQL for the same two cores
-        d = measure(base + "/lsapi/xsd/create", direct_order)
-        a = measure(front + "/api/v1/orders", adapter_order)
+        d, a = measure((base + "/lsapi/xsd/create", direct_order),
+                       (front + "/api/v1/orders", adapter_order))
         wrk.line("legacy order create req/s, saturated", a["rps"], "req/s",
                  d["rps"])
         wrk.line("legacy order create p99, saturated", a["p99"], "ms",
@@ -122,8 +128,8 @@ wrk.body = '{"mdbh":"S001","qd":1,"mx":[{"spbm":"SKU00001","sl":1}],' ..
         for lua in (direct_order, adapter_order):
             with open(lua, "a") as f:
                 f.write("delay = function() return %d end\n" % PACE_MS)
-        d = measure(base + "/lsapi/xsd/create", direct_order)
-        a = measure(front + "/api/v1/orders", adapter_order)
+        d, a = measure((base + "/lsapi/xsd/create", direct_order),
+                       (front + "/api/v1/orders", adapter_order))
         wrk.line("legacy order create req/s, paced", a["rps"], "req/s",
                  d["rps"])
         wrk.line("legacy order create p99, paced", a["p99"], "ms", d["p99"],
