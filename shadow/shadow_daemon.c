@@ -821,24 +821,32 @@ shadow_on_body(char *p, size_t size, size_t n, void *ctx)
     uint8_t        *np;
     shadow_item_t  *it = ctx;
 
-    if (it->body.sha == NULL) {
-        it->body.sha = EVP_MD_CTX_new();
-        if (it->body.sha == NULL
-            || !EVP_DigestInit_ex(it->body.sha, EVP_sha256(), NULL))
-        {
-            return 0;
-        }
-    }
-
-    if (!EVP_DigestUpdate(it->body.sha, p, len)) {
-        return 0;
-    }
-
-    /* past the body limit only the hash and the length are kept */
+    /* past the body limit only the hash and the length are kept: the
+     * hash starts there, over the kept prefix first (a body held whole
+     * needs none) */
     it->body.total += len;
     keep = it->body.len >= it->body.limit ? 0
            : len < it->body.limit - it->body.len ? len
            : it->body.limit - it->body.len;
+
+    if (keep < len) {
+        if (it->body.sha == NULL) {
+            it->body.sha = EVP_MD_CTX_new();
+            if (it->body.sha == NULL
+                || !EVP_DigestInit_ex(it->body.sha, EVP_sha256(), NULL)
+                || !EVP_DigestUpdate(it->body.sha,
+                                     it->body.data ? it->body.data
+                                                   : (uint8_t *) "",
+                                     it->body.len))
+            {
+                return 0;
+            }
+        }
+
+        if (!EVP_DigestUpdate(it->body.sha, p, len)) {
+            return 0;
+        }
+    }
 
     if (keep == 0) {
         return len;
@@ -1051,15 +1059,18 @@ shadow_pair_fill(shadow_item_t *it, compare_pair_t *pair, const char **ph,
     pair->primary.nheaders = ph ? r->n_resp_headers : 0;
     pair->primary.latency_ms = r->upstream_ms;
 
+    /* a digest only for a truncated body: compare/ hashes a whole one
+     * itself when the other side was truncated */
     sha[0] = '\0';
-    if (error == NULL
-        && (it->body.sha != NULL
-            ? EVP_DigestFinal_ex(it->body.sha, md, &mdlen)
-            : EVP_Digest("", 0, md, &mdlen, EVP_sha256(), NULL)))
+    if (error == NULL && it->body.sha != NULL
+        && EVP_DigestFinal_ex(it->body.sha, md, &mdlen))
     {
         for (i = 0; i < 32; i++) {
-            snprintf(sha + 2 * i, 3, "%02x", md[i]);
+            sha[2 * i] = "0123456789abcdef"[md[i] >> 4];
+            sha[2 * i + 1] = "0123456789abcdef"[md[i] & 0xf];
         }
+
+        sha[64] = '\0';
     }
 
     pair->shadow.status = error ? 0 : it->status;

@@ -397,6 +397,23 @@ START_TEST(test_verdicts)
     res = compare_pair_run(NULL, &pair, &err);
     ck_assert_int_eq(compare_result_verdict(res), COMPARE_VERDICT_DIFFERENT);
     compare_result_free(res);
+    /* one side whole and without a hash (recorded under a larger limit),
+     * the other truncated: the whole body is hashed to compare */
+    fill(&pair.primary, 200, "0123456789", NULL, 0);
+    fill(&pair.shadow, 200, "0123", NULL, 0);
+    pair.primary.body_truncated = 0;
+    pair.primary.body_sha256 = NULL;
+    pair.shadow.body_truncated = 1;
+    pair.shadow.body_sha256 =
+        "84d89877f0d4041efb6bf91a16f0248f2fd573e6af05c19f96bedb9f882f7882";
+    res = compare_pair_run(NULL, &pair, &err);
+    ck_assert_int_eq(compare_result_verdict(res), COMPARE_VERDICT_EQUAL);
+    compare_result_free(res);
+    fill(&pair.primary, 200, "0123456780", NULL, 0);
+    pair.primary.body_sha256 = NULL;
+    res = compare_pair_run(NULL, &pair, &err);
+    ck_assert_int_eq(compare_result_verdict(res), COMPARE_VERDICT_DIFFERENT);
+    compare_result_free(res);
 }
 END_TEST
 
