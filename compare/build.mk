@@ -22,12 +22,14 @@ $(BIN)/cutover-report: $(OBJ)/compare/report_main.o $(LIB)/libcompare.a \
 
 
 # figures for bench/bench_compare.py (not a test)
-$(TBIN)/bench_compare: $(OBJ)/compare/bench_compare.o $(LIB)/libcompare.a
+$(TBIN)/bench_compare: $(OBJ)/compare/bench_compare.o $(LIB)/libcompare.a \
+    $(LIB)/libcutover.a
 	@mkdir -p $(TBIN)
 	$(CC) -o $@ $^ $(PKG_LDLIBS)
 
 UNIT_TESTS += $(TBIN)/check_compare
-$(TBIN)/check_compare: $(OBJ)/tests/unit/check_compare.o $(LIB)/libcompare.a
+$(TBIN)/check_compare: $(OBJ)/tests/unit/check_compare.o $(LIB)/libcompare.a \
+    $(LIB)/libcutover.a
 	@mkdir -p $(TBIN)
 	$(CC) -o $@ $^ $(PKG_LDLIBS) $(CHECK_LDLIBS)
 
@@ -39,13 +41,14 @@ FUZZ_COMPARE_ARGS = -max_len=65536 -timeout=10 -rss_limit_mb=2048 \
     $(BUILD)/fuzz/corpus-compare \
     $(CURDIR)/../shared/corpus/JSONTestSuite/test_parsing tests/fixtures/compare
 
-$(FUZZ_COMPARE): compare/fuzz_compare.c $(COMPARE_SRCS) \
+$(FUZZ_COMPARE): compare/fuzz_compare.c $(COMPARE_SRCS) ngx_module/cutover_dial.c \
         $(wildcard compare/*.h) compare/schema.sql
 	@mkdir -p $(dir $@) $(BUILD)/fuzz/corpus-compare
 	clang -std=gnu11 -D_GNU_SOURCE -g -O1 -Wall -Wextra -Werror \
 	    -fsanitize=fuzzer,address,undefined \
 	    -fno-sanitize-recover=undefined -I. $(PKG_CFLAGS) -o $@ \
-	    compare/fuzz_compare.c $(COMPARE_SRCS) $(PKG_LDLIBS)
+	    compare/fuzz_compare.c $(COMPARE_SRCS) ngx_module/cutover_dial.c \
+	    $(PKG_LDLIBS)
 
 .PHONY: fuzz-compare-short fuzz-compare
 EXTRA_CHECKS += fuzz-compare-short

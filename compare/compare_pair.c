@@ -8,10 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <openssl/sha.h>
-
 #include "compare/compare_diff.h"
 #include "compare/compare_json.h"
+#include "ngx_module/cutover_dial.h"
 
 
 static void compare_side_names(const compare_pair_t *pair, const char **p,
@@ -83,42 +82,33 @@ compare_structured(const compare_response_t *r)
 static void
 compare_hash_text(const compare_response_t *r, char *out, size_t size)
 {
-    unsigned char  md[SHA256_DIGEST_LENGTH];
-    char           hex[2 * SHA256_DIGEST_LENGTH + 1];
-    int            i;
+    char  hex[65];
 
     if (r->body_truncated && r->body_sha256 != NULL) {
         snprintf(out, size, "\"sha256:%.64s\"", r->body_sha256);
         return;
     }
-    SHA256(r->body ? r->body : (const uint8_t *) "", r->body_len, md);
-    for (i = 0; i < SHA256_DIGEST_LENGTH; i++) {
-        snprintf(hex + 2 * i, 3, "%02x", md[i]);
-    }
+    cutover_sha256_hex(r->body ? r->body : (const uint8_t *) "", r->body_len,
+                       hex);
     snprintf(out, size, "\"sha256:%s (%zu bytes)\"", hex, r->body_len);
 }
 
 
-/* The hex SHA-256 of the whole body: the one given, else computed from a
- * body held whole (recorders hash only what they truncate); 0 when a
- * truncated body came without one. */
+/* The hex SHA-256 of the whole body into hex[65]: the one given, else
+ * computed from a body held whole (recorders hash only what they
+ * truncate); 0 when a truncated body came without one. */
 static int
-compare_body_digest(const compare_response_t *r, char *hex, size_t size)
+compare_body_digest(const compare_response_t *r, char *hex)
 {
-    unsigned char  md[SHA256_DIGEST_LENGTH];
-    int            i;
-
     if (r->body_sha256 != NULL) {
-        snprintf(hex, size, "%.64s", r->body_sha256);
+        snprintf(hex, 65, "%.64s", r->body_sha256);
         return 1;
     }
     if (r->body_truncated) {
         return 0;
     }
-    SHA256(r->body ? r->body : (const uint8_t *) "", r->body_len, md);
-    for (i = 0; i < SHA256_DIGEST_LENGTH; i++) {
-        snprintf(hex + 2 * i, size - 2 * i, "%02x", md[i]);
-    }
+    cutover_sha256_hex(r->body ? r->body : (const uint8_t *) "", r->body_len,
+                       hex);
     return 1;
 }
 
@@ -128,15 +118,15 @@ compare_bytes(const compare_response_t *a, const compare_response_t *b,
     compare_result_t *res)
 {
     char  ta[128], tb[128];
-    char  ha[2 * SHA256_DIGEST_LENGTH + 1], hb[2 * SHA256_DIGEST_LENGTH + 1];
+    char  ha[65], hb[65];
     int   equal;
 
     /* a truncated side is compared by the hash of the whole body; the two
      * sides may keep different prefixes (cutover_body_limit in nginx,
      * body_limit in cutover-shadowd) */
     if ((a->body_truncated || b->body_truncated)
-        && compare_body_digest(a, ha, sizeof(ha))
-        && compare_body_digest(b, hb, sizeof(hb)))
+        && compare_body_digest(a, ha)
+        && compare_body_digest(b, hb))
     {
         equal = strcasecmp(ha, hb) == 0;
     } else {

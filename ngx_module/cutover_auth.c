@@ -52,21 +52,6 @@ cutover_is_hex(const char *s, size_t len)
 }
 
 
-static void
-cutover_to_hex(const unsigned char *in, size_t len, char *out)
-{
-    size_t             i;
-    static const char  digits[] = "0123456789abcdef";
-
-    for (i = 0; i < len; i++) {
-        out[2 * i] = digits[in[i] >> 4];
-        out[2 * i + 1] = digits[in[i] & 0xf];
-    }
-
-    out[2 * len] = '\0';
-}
-
-
 cutover_role_e
 cutover_role_parse(const char *s)
 {
@@ -295,7 +280,7 @@ cutover_auth_sign(const unsigned char *secret, size_t secret_len,
     }
 
     mdlen = (unsigned int) siglen;
-    cutover_to_hex(md, mdlen, signature);
+    cutover_hex(md, mdlen, signature);
     EVP_MD_CTX_free(ctx);
     EVP_PKEY_free(pkey);
     return 0;

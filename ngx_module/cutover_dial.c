@@ -548,18 +548,26 @@ cutover_state_rollback(cutover_state_t *st, int64_t now)
 void
 cutover_sha256_hex(const void *data, size_t len, char hex[65])
 {
-    unsigned       i, n = 0;
+    unsigned       n = 0;
     unsigned char  md[EVP_MAX_MD_SIZE];
-    const char     digits[] = "0123456789abcdef";
 
     EVP_Digest(data, len, md, &n, EVP_sha256(), NULL);
+    cutover_hex(md, 32, hex);
+}
 
-    for (i = 0; i < 32; i++) {
-        hex[2 * i] = digits[md[i] >> 4];
-        hex[2 * i + 1] = digits[md[i] & 0xf];
+
+void
+cutover_hex(const unsigned char *in, size_t len, char *out)
+{
+    size_t             i;
+    static const char  digits[] = "0123456789abcdef";
+
+    for (i = 0; i < len; i++) {
+        out[2 * i] = digits[in[i] >> 4];
+        out[2 * i + 1] = digits[in[i] & 0xf];
     }
 
-    hex[64] = '\0';
+    out[2 * len] = '\0';
 }
 
 

@@ -139,6 +139,9 @@ int cutover_state_rule_json(const cutover_state_t *st, int rule, char *buf,
 /* Lowercase hex of SHA-256(data). */
 void cutover_sha256_hex(const void *data, size_t len, char hex[65]);
 
+/* Lowercase hex of len bytes into out[2 * len + 1]. */
+void cutover_hex(const unsigned char *in, size_t len, char *out);
+
 void cutover_error_set(cutover_error_t *err, const char *code,
     const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 

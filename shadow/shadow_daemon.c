@@ -24,6 +24,7 @@
 #include <openssl/evp.h>
 
 #include "compare/compare.h"
+#include "ngx_module/cutover_dial.h"
 #include "shadow/shadow_daemon.h"
 #include "shadow/shadow_metrics.h"
 
@@ -1033,7 +1034,6 @@ static void
 shadow_pair_fill(shadow_item_t *it, compare_pair_t *pair, const char **ph,
     char *sha, const char *error)
 {
-    size_t                  i;
     unsigned int            mdlen;
     unsigned char           md[32];
     const shadow_record_t  *r = &it->rec;
@@ -1065,12 +1065,7 @@ shadow_pair_fill(shadow_item_t *it, compare_pair_t *pair, const char **ph,
     if (error == NULL && it->body.sha != NULL
         && EVP_DigestFinal_ex(it->body.sha, md, &mdlen))
     {
-        for (i = 0; i < 32; i++) {
-            sha[2 * i] = "0123456789abcdef"[md[i] >> 4];
-            sha[2 * i + 1] = "0123456789abcdef"[md[i] & 0xf];
-        }
-
-        sha[64] = '\0';
+        cutover_hex(md, 32, sha);
     }
 
     pair->shadow.status = error ? 0 : it->status;

@@ -12,6 +12,7 @@
 #include <openssl/rand.h>
 
 #include "compare/compare_json.h"
+#include "ngx_module/cutover_dial.h"
 #include "shadow/shadow_json.h"
 
 
@@ -31,7 +32,6 @@ static void sb_body(shadow_sb_t *sb, const char *name, const uint8_t *p,
 static void sb_headers(shadow_sb_t *sb, const char *name,
     const shadow_header_t *h, size_t n);
 static int shadow_utf8_valid(const uint8_t *p, size_t n);
-static int shadow_sha256_hex(const uint8_t *p, size_t n, char *hex);
 static int shadow_json_headers(bson_iter_t *it, shadow_header_t **out,
     size_t *n, shadow_error_t *err);
 static int shadow_json_body(bson_iter_t *it, int b64, uint8_t **keep,
@@ -87,27 +87,6 @@ shadow_json_number(const bson_iter_t *it, double *v)
     }
 
     return 0;
-}
-
-
-/* hex of the SHA-256 of p into hex[65]; 0 on failure */
-static int
-shadow_sha256_hex(const uint8_t *p, size_t n, char *hex)
-{
-    unsigned      i, mdlen;
-    unsigned char md[EVP_MAX_MD_SIZE];
-
-    if (!EVP_Digest(p ? p : (const uint8_t *) "", n, md, &mdlen,
-                    EVP_sha256(), NULL))
-    {
-        return 0;
-    }
-
-    for (i = 0; i < 32; i++) {
-        snprintf(hex + 2 * i, 3, "%02x", md[i]);
-    }
-
-    return 1;
 }
 
 
@@ -291,8 +270,10 @@ shadow_json_record_dump(const shadow_record_t *r, shadow_pos_t pos)
     if (r->resp_sha256.len) {
         SB_STR("resp_sha256", resp_sha256);
 
-    } else if (shadow_sha256_hex(r->resp_body, r->resp_body_len, sha)) {
+    } else {
         /* writers hash only truncated bodies; the rest is here whole */
+        cutover_sha256_hex(r->resp_body ? r->resp_body : (uint8_t *) "",
+                           r->resp_body_len, sha);
         sb_key(&sb, "resp_sha256");
         sb_str(&sb, sha, 64);
     }
@@ -560,9 +541,9 @@ shadow_json_defaults(shadow_json_record_t *jr, shadow_error_t *err)
         r->resp_body_total = (int64_t) r->resp_body_len;
     }
 
-    if (r->resp_sha256.len == 0
-        && shadow_sha256_hex(r->resp_body, r->resp_body_len, jr->sha256))
-    {
+    if (r->resp_sha256.len == 0) {
+        cutover_sha256_hex(r->resp_body ? r->resp_body : (uint8_t *) "",
+                           r->resp_body_len, jr->sha256);
         r->resp_sha256.data = jr->sha256;
         r->resp_sha256.len = 64;
     }
