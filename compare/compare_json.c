@@ -39,6 +39,7 @@ static void compare_json_ws(compare_json_ctx_t *ctx);
 static int compare_json_literal(compare_json_ctx_t *ctx, const char *lit);
 static int compare_json_object(compare_json_ctx_t *ctx, bson_t *child,
     int depth);
+static int compare_json_next(compare_json_ctx_t *ctx, char close);
 static int compare_json_array(compare_json_ctx_t *ctx, bson_t *child,
     int depth);
 static int compare_json_value(compare_json_ctx_t *ctx, bson_t *parent,
@@ -212,23 +213,37 @@ compare_json_object(compare_json_ctx_t *ctx, bson_t *child, int depth)
         if (rc != 0) {
             return -1;
         }
-        compare_json_ws(ctx);
-        if (ctx->p < ctx->end && *ctx->p == ',') {
-            ctx->p++;
-            continue;
+        rc = compare_json_next(ctx, '}');
+        if (rc != 1) {
+            return rc;
         }
-        if (ctx->p < ctx->end && *ctx->p == '}') {
-            ctx->p++;
-            return 0;
-        }
-        return compare_json_fail(ctx, "expected ',' or '}'");
     }
+}
+
+
+/* After a member or an element: 1 when a ',' announces another, 0 past
+ * the closing character, -1 on anything else. */
+static int
+compare_json_next(compare_json_ctx_t *ctx, char close)
+{
+    compare_json_ws(ctx);
+    if (ctx->p < ctx->end && *ctx->p == ',') {
+        ctx->p++;
+        return 1;
+    }
+    if (ctx->p < ctx->end && *ctx->p == close) {
+        ctx->p++;
+        return 0;
+    }
+    return compare_json_fail(ctx, close == '}' ? "expected ',' or '}'"
+                                               : "expected ',' or ']'");
 }
 
 
 static int
 compare_json_array(compare_json_ctx_t *ctx, bson_t *child, int depth)
 {
+    int          rc;
     uint32_t     i = 0;
     char         buf[16];
     const char  *key;
@@ -245,16 +260,10 @@ compare_json_array(compare_json_ctx_t *ctx, bson_t *child, int depth)
         if (compare_json_value(ctx, child, key, klen, depth + 1) != 0) {
             return -1;
         }
-        compare_json_ws(ctx);
-        if (ctx->p < ctx->end && *ctx->p == ',') {
-            ctx->p++;
-            continue;
+        rc = compare_json_next(ctx, ']');
+        if (rc != 1) {
+            return rc;
         }
-        if (ctx->p < ctx->end && *ctx->p == ']') {
-            ctx->p++;
-            return 0;
-        }
-        return compare_json_fail(ctx, "expected ',' or ']'");
     }
 }
 
