@@ -45,6 +45,7 @@ typedef struct {
 static int newcore_slot_open(newcore_pool_t *pool, newcore_slot_t *slot,
     newcore_error_t *err);
 static PGconn *newcore_db_connect(const char *conninfo);
+static PGconn *newcore_db_open(const char *conninfo, newcore_error_t *err);
 static int newcore_pool_take(newcore_pool_t *pool);
 static void newcore_pool_put(newcore_pool_t *pool, int idx);
 static void newcore_db_error(PGconn *conn, const char *what,
@@ -229,6 +230,23 @@ newcore_db_connect(const char *conninfo)
     const char  *values[] = { "5", conninfo, NULL };
 
     return PQconnectdbParams(keys, values, 1);
+}
+
+
+/* A connection for a one-shot task (schema, seed, ledger check), or NULL
+ * with err set. */
+static PGconn *
+newcore_db_open(const char *conninfo, newcore_error_t *err)
+{
+    PGconn  *conn = newcore_db_connect(conninfo);
+
+    if (conn == NULL || PQstatus(conn) != CONNECTION_OK) {
+        newcore_db_error(conn, "cannot connect to the database", err);
+        PQfinish(conn);
+        return NULL;
+    }
+
+    return conn;
 }
 
 
@@ -459,9 +477,8 @@ newcore_db_init_schema(const char *conninfo, newcore_error_t *err)
     rc = NEWCORE_ERROR;
     res = NULL;
 
-    conn = newcore_db_connect(conninfo);
-    if (conn == NULL || PQstatus(conn) != CONNECTION_OK) {
-        newcore_db_error(conn, "cannot connect to the database", err);
+    conn = newcore_db_open(conninfo, err);
+    if (conn == NULL) {
         goto cleanup;
     }
 
@@ -493,9 +510,8 @@ newcore_db_seed(const char *conninfo, int *loaded, newcore_error_t *err)
     rc = NEWCORE_ERROR;
     res = NULL;
 
-    conn = newcore_db_connect(conninfo);
-    if (conn == NULL || PQstatus(conn) != CONNECTION_OK) {
-        newcore_db_error(conn, "cannot connect to the database", err);
+    conn = newcore_db_open(conninfo, err);
+    if (conn == NULL) {
         goto cleanup;
     }
 
@@ -556,9 +572,8 @@ newcore_db_check_ledger(const char *conninfo, newcore_ledger_check_t *check,
     rc = NEWCORE_ERROR;
     res = NULL;
 
-    conn = newcore_db_connect(conninfo);
-    if (conn == NULL || PQstatus(conn) != CONNECTION_OK) {
-        newcore_db_error(conn, "cannot connect to the database", err);
+    conn = newcore_db_open(conninfo, err);
+    if (conn == NULL) {
         goto cleanup;
     }
 
