@@ -12,6 +12,11 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <curl/curl.h>
 
 #include <bson/bson.h>
 
@@ -1036,6 +1041,75 @@ START_TEST(test_metrics_render)
 END_TEST
 
 
+static size_t
+collect(char *p, size_t size, size_t n, void *ctx)
+{
+    char    *buf = ctx;
+    size_t   have = strlen(buf), len = size * n;
+
+    if (have + len < 8192) {
+        memcpy(buf + have, p, len);
+        buf[have + len] = '\0';
+    }
+
+    return len;
+}
+
+
+/* A free loopback port: bind to 0, read it, let go. */
+static int
+free_port(void)
+{
+    int                 fd;
+    socklen_t           len = sizeof(struct sockaddr_in);
+    struct sockaddr_in  sin;
+
+    memset(&sin, 0, sizeof(sin));
+    sin.sin_family = AF_INET;
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    fd = socket(AF_INET, SOCK_STREAM, 0);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(bind(fd, (struct sockaddr *) &sin, sizeof(sin)), 0);
+    ck_assert_int_eq(getsockname(fd, (struct sockaddr *) &sin, &len), 0);
+    close(fd);
+    return ntohs(sin.sin_port);
+}
+
+
+/* Before anything is published, /metrics serves the stats it started
+ * with: a scrape right after start sees the backlog, not zeros. */
+START_TEST(test_metrics_serve_initial)
+{
+    char               listen[64], url[96], body[8192] = "";
+    CURL              *h;
+    long               status = 0;
+    shadow_stats_t     s;
+    shadow_error_t     err;
+    shadow_metrics_t  *m;
+    int                port = free_port();
+
+    memset(&s, 0, sizeof(s));
+    s.lag_bytes = 123456;
+    snprintf(listen, sizeof(listen), "127.0.0.1:%d", port);
+    snprintf(url, sizeof(url), "http://%s/metrics", listen);
+    m = shadow_metrics_start(listen, &s, &err);
+    ck_assert_msg(m != NULL, "%s", err.message);
+
+    h = curl_easy_init();
+    curl_easy_setopt(h, CURLOPT_URL, url);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, collect);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, body);
+    ck_assert_int_eq(curl_easy_perform(h), CURLE_OK);
+    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+    curl_easy_cleanup(h);
+    shadow_metrics_stop(m);
+
+    ck_assert_int_eq(status, 200);
+    ck_assert_ptr_nonnull(strstr(body, "cutover_shadow_lag_bytes 123456\n"));
+}
+END_TEST
+
+
 Suite *
 shadow_suite(void)
 {
@@ -1060,6 +1134,7 @@ shadow_suite(void)
     tcase_add_test(tc, test_json_round_trip);
     tcase_add_test(tc, test_config);
     tcase_add_test(tc, test_metrics_render);
+    tcase_add_test(tc, test_metrics_serve_initial);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("errors");
