@@ -183,6 +183,19 @@ def metrics(proc):
     return out
 
 
+def caught_up(proc, read=None, corrupt=None, unread=False):
+    """One scrape (two could straddle the start, when nothing is read
+    and nothing held yet): nothing held (with unread, no log bytes left
+    either), and as many records read, or corrupt frames seen, as given."""
+    m = metrics(proc)
+    return (m["cutover_shadow_lag_records"] == 0
+            and (not unread or m["cutover_shadow_lag_bytes"] == 0)
+            and (read is None or m["cutover_shadow_records_read_total"]
+                 == read)
+            and (corrupt is None
+                 or m["cutover_shadow_corrupt_frames_total"] >= corrupt))
+
+
 def wait_for(cond, timeout=30.0, what="condition"):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -268,9 +281,7 @@ def test_every_record_replayed_once_to_the_other_side(tmpdir_w, sides):
     try:
         wait_for(lambda: len(new.keys()) + len(legacy.keys()) >= 400,
                  what="400 deliveries")
-        wait_for(lambda: metrics(proc)["cutover_shadow_lag_records"] == 0
-                 and metrics(proc)["cutover_shadow_lag_bytes"] == 0,
-                 what="lag 0")
+        wait_for(lambda: caught_up(proc, unread=True), what="lag 0")
         m = metrics(proc)
     finally:
         assert proc.stop() == 0
@@ -425,10 +436,8 @@ def test_corrupt_frames_are_skipped_and_counted(tmpdir_w, sides):
     proc = start_shadowd(tmpdir_w, new.url, legacy.url)
     try:
         wait_for(lambda: len(new.keys()) >= 5, what="5 deliveries")
-        wait_for(lambda: metrics(proc)[
-            "cutover_shadow_corrupt_frames_total"] >= 2
-            and metrics(proc)["cutover_shadow_lag_records"] == 0,
-            what="corrupt frames counted")
+        wait_for(lambda: caught_up(proc, corrupt=2),
+                 what="corrupt frames counted")
         m = metrics(proc)
     finally:
         assert proc.stop() == 0
@@ -504,9 +513,7 @@ def test_results_reach_postgresql_with_verdicts(tmpdir_w, sides, pg):
     proc = start_shadowd(tmpdir_w, new.url, legacy.url, results_db=db,
                          body_limit=16)
     try:
-        wait_for(lambda: metrics(proc)["cutover_shadow_lag_records"] == 0
-                 and metrics(proc)["cutover_shadow_records_read_total"]
-                 == 40, what="all durable")
+        wait_for(lambda: caught_up(proc, read=40), what="all durable")
         m = metrics(proc)
     finally:
         assert proc.stop() == 0
@@ -537,9 +544,7 @@ def test_outbox_holds_every_result_and_rate_limit_holds(tmpdir_w, sides):
 
     proc = start_shadowd(tmpdir_w, new.url, legacy.url, rate_limit=40)
     try:
-        wait_for(lambda: metrics(proc)["cutover_shadow_lag_records"] == 0
-                 and metrics(proc)["cutover_shadow_records_read_total"]
-                 == 30, what="all durable")
+        wait_for(lambda: caught_up(proc, read=30), what="all durable")
     finally:
         assert proc.stop() == 0
     assert len(times) == 30
@@ -591,10 +596,8 @@ def test_real_new_core_applies_each_replay_once(tmpdir_w, sides, pg):
             proc = start_shadowd(tmpdir_w, url, legacy.url, name=run,
                                  delete_consumed=False)
             try:
-                wait_for(lambda: metrics(proc)[
-                    "cutover_shadow_records_read_total"] == 60
-                    and metrics(proc)["cutover_shadow_lag_records"] == 0,
-                    what="60 replayed")
+                wait_for(lambda: caught_up(proc, read=60),
+                         what="60 replayed")
                 m = metrics(proc)
             finally:
                 assert proc.stop() == 0
@@ -626,9 +629,7 @@ def test_tails_a_growing_log_across_rotations(tmpdir_w, sides):
             recs += more
             time.sleep(0.15)
         wait_for(lambda: len(new.applied) == 160, what="160 replayed")
-        wait_for(lambda: metrics(proc)["cutover_shadow_lag_records"] == 0
-                 and metrics(proc)["cutover_shadow_lag_bytes"] == 0,
-                 what="caught up")
+        wait_for(lambda: caught_up(proc, unread=True), what="caught up")
     finally:
         assert proc.stop() == 0
     assert sorted(new.keys()) == sorted(r["id"] for r in recs)
@@ -666,9 +667,7 @@ def test_checkpoint_waits_while_results_are_not_durable(tmpdir_w, sides, pg):
     proc = start_shadowd(tmpdir_w, new.url, legacy.url, name="shadowd2",
                          results_db=db, outbox=None)
     try:
-        wait_for(lambda: metrics(proc)["cutover_shadow_lag_records"] == 0
-                 and metrics(proc)["cutover_shadow_records_read_total"]
-                 == 20, what="all durable")
+        wait_for(lambda: caught_up(proc, read=20), what="all durable")
     finally:
         assert proc.stop() == 0
     assert pg.psql("shadow_wait", "SELECT count(*) FROM compare_pairs") \
