@@ -440,7 +440,9 @@ shadow_item_add(shadow_daemon_t *d, shadow_frame_t *f)
     shadow_order_key(d, &it->rec, key, sizeof(key), &klen);
     it->kq = shadow_keyq_get(d, key, klen);
     if (it->kq == NULL) {
-        shadow_log(d, SHADOW_LOG_ERR, "out of memory queuing a record");
+        shadow_log(d, SHADOW_LOG_ERR, "out of memory queuing record %s",
+                   it->rec.id.data);
+        d->stats.lost++;
         it->state = SHADOW_ITEM_DURABLE;
         return;
     }
@@ -1135,6 +1137,7 @@ shadow_compare(shadow_daemon_t *d, shadow_item_t *it, const char *error)
     if (it->result == NULL) {
         shadow_log(d, SHADOW_LOG_ERR, "comparing %s: %s", r->id.data,
                    cerr.message);
+        d->stats.lost++;
 
     } else {
         shadow_count_verdict(d, r, it->result);
@@ -1145,6 +1148,7 @@ shadow_compare(shadow_daemon_t *d, shadow_item_t *it, const char *error)
         {
             shadow_log(d, SHADOW_LOG_ERR, "storing the result of %s: %s",
                        r->id.data, cerr.message);
+            d->stats.lost++;
             compare_result_free(it->result);
             it->result = NULL;
         }

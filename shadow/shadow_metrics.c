@@ -59,6 +59,11 @@ shadow_metrics_render(const shadow_stats_t *s, char *buf, size_t cap)
         "records skipped.\n"
         "# TYPE cutover_shadow_corrupt_frames_total counter\n"
         "cutover_shadow_corrupt_frames_total %llu\n"
+        "# HELP cutover_shadow_lost_total Records the checkpoint passed "
+        "without a replay or a stored result (out of memory; each is "
+        "logged with its id).\n"
+        "# TYPE cutover_shadow_lost_total counter\n"
+        "cutover_shadow_lost_total %llu\n"
         "# HELP cutover_shadow_lag_records Records read and not yet "
         "durable.\n"
         "# TYPE cutover_shadow_lag_records gauge\n"
@@ -91,6 +96,7 @@ shadow_metrics_render(const shadow_stats_t *s, char *buf, size_t cap)
         (unsigned long long) s->read, (unsigned long long) s->replayed,
         (unsigned long long) s->failed, (unsigned long long) s->retried,
         (long long) s->inflight, (unsigned long long) s->corrupt,
+        (unsigned long long) s->lost,
         (long long) s->lag_records, (unsigned long long) s->lag_bytes,
         s->lag_seconds,
         (unsigned long long) s->equal, (unsigned long long) s->different,

@@ -27,6 +27,7 @@ typedef struct {
     uint64_t  retried;          /* attempts retried */
     int64_t   inflight;         /* requests on the wire */
     uint64_t  corrupt;          /* corrupt frames / records skipped */
+    uint64_t  lost;             /* passed without replay or stored result */
     int64_t   lag_records;      /* read, not yet durable */
     uint64_t  lag_bytes;        /* log bytes not yet read */
     double    lag_seconds;      /* now - time of oldest unfinished */

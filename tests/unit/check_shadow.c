@@ -1032,7 +1032,9 @@ START_TEST(test_metrics_render)
     s.failed = 2;
     s.lag_seconds = 1.5;
     s.different = 3;
+    s.lost = 4;
     shadow_metrics_render(&s, buf, sizeof(buf));
+    ck_assert_ptr_nonnull(strstr(buf, "cutover_shadow_lost_total 4\n"));
     ck_assert_ptr_nonnull(strstr(buf, "cutover_shadow_records_read_total 10\n"));
     ck_assert_ptr_nonnull(strstr(buf, "cutover_shadow_failed_total 2\n"));
     ck_assert_ptr_nonnull(strstr(buf, "cutover_shadow_lag_seconds 1.500\n"));
