@@ -113,7 +113,7 @@ def restart(shadowd, d, target):
     return Shadowd(d, target)
 
 
-def main(rounds=int(os.environ.get("BENCH_ROUNDS", "3")),
+def main(rounds=int(os.environ.get("BENCH_ROUNDS", "5")),
          seconds=int(os.environ.get("BENCH_SECONDS", "5"))):
     a, b, s, plain, mirror, rec = (harness.free_port() for _ in range(6))
     up = harness.Nginx(UPSTREAMS.format(a=a, b=b, s=s, body=BODY), workers=1,
@@ -141,21 +141,24 @@ def main(rounds=int(os.environ.get("BENCH_ROUNDS", "3")),
         rate = []
         cpu = {"plain": [], "alone": []}
         worker = front.worker_pids()[0]
-        for _ in range(rounds):
+        for i in range(rounds):
             # a fresh shadowd (and outbox) each round, on an empty log
             shadowd = restart(shadowd, d, fast)
             shadowd.drain()
             os.sync()
-            res["plain"].append(measured(worker, url % plain, seconds,
-                                         script, cpu["plain"]))
-            res["mirror"].append(wrk.run(url % mirror, seconds,
-                                         script=script))
-            # the module's own cost: shadowd paused (its lag grows)
+            # plain and recorded (the module's own cost: shadowd paused, its
+            # lag grows) back to back, their order alternating by round, so
+            # drift on this shared machine falls on both alike
             shadowd.proc.signal(signal.SIGSTOP)
-            res["alone"].append(measured(worker, url % rec, seconds, script,
-                                         cpu["alone"]))
+            for k in (("plain", "alone") if i % 2 == 0
+                      else ("alone", "plain")):
+                res[k].append(measured(worker, url % (plain if k == "plain"
+                                                      else rec),
+                                       seconds, script, cpu[k]))
             shadowd.proc.signal(signal.SIGCONT)
             shadowd.drain()
+            res["mirror"].append(wrk.run(url % mirror, seconds,
+                                         script=script))
             r0, t0 = shadowd.replayed(), time.monotonic()
             res["rec"].append(wrk.run(url % rec, seconds, script=script))
             rate.append((shadowd.replayed() - r0) / (time.monotonic() - t0))
@@ -173,6 +176,11 @@ def main(rounds=int(os.environ.get("BENCH_ROUNDS", "3")),
               "recorded on the cutover front" % (rounds, seconds))
         wrk.line("req/s recorded (shadowd paused) vs plain",
                  m["alone"]["rps"], "req/s", m["plain"]["rps"])
+        pairs = [r["rps"] / p["rps"]
+                 for r, p in zip(res["alone"], res["plain"])]
+        print("  same, per round (back-to-back pairs): %s; median %.3f"
+              % (" ".join("%.3f" % x for x in pairs),
+                 statistics.median(pairs)))
         wrk.line("p99 recorded (shadowd paused) vs plain",
                  m["alone"]["p99"], "ms", m["plain"]["p99"])
         wrk.line("front worker CPU per request, recorded vs plain",
