@@ -365,6 +365,11 @@ ctl_print_history(const bson_t *doc)
                (long long) ctl_int(&e, "seq"), ctl_str(&e, "time"),
                ctl_str(&e, "key_id"), ctl_str(&e, "action"),
                ctl_str(&e, "result"), ctl_str(&e, "reason"));
+
+        if (ctl_int(&e, "unaudited") > 0) {
+            printf("       (before it: %lld unsigned change attempts refused "
+                   "without an entry)\n", (long long) ctl_int(&e, "unaudited"));
+        }
     }
 }
 

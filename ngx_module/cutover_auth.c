@@ -358,7 +358,20 @@ cutover_audit_format(const cutover_audit_entry_t *e, char *buf, size_t cap,
     }
     n += k;
 
-    k = snprintf(buf + n, cap - (size_t) n, "\",\"prev\":\"%s\"", e->prev);
+    if (e->unaudited) {
+        k = snprintf(buf + n, cap - (size_t) n, "\",\"unaudited\":%llu",
+                     (unsigned long long) e->unaudited);
+
+    } else {
+        k = snprintf(buf + n, cap - (size_t) n, "\"");
+    }
+
+    if (k < 0 || (size_t) (n + k) >= cap) {
+        return -1;
+    }
+    n += k;
+
+    k = snprintf(buf + n, cap - (size_t) n, ",\"prev\":\"%s\"", e->prev);
     if (k < 0 || (size_t) (n + k) >= cap) {
         return -1;
     }

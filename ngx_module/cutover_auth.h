@@ -85,6 +85,8 @@ typedef struct {
     const char  *from;        /* JSON value or NULL (null) */
     const char  *to;          /* JSON value or NULL */
     const char  *reason;      /* free text, escaped here */
+    uint64_t     unaudited;   /* refusals left out since the entry before
+                                 (written as "unaudited" when not 0) */
     const char  *prev;        /* 64 hex */
 } cutover_audit_entry_t;
 

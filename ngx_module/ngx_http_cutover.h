@@ -21,6 +21,14 @@
 #define NGX_HTTP_CUTOVER_NONCES        4096
 #define NGX_HTTP_CUTOVER_NONCE_PROBES  32
 #define NGX_HTTP_CUTOVER_BODY_MAX      65536
+
+/* Refused change attempts that never authenticated (bad or missing
+ * signature, wrong method, oversized body) are written to the audit trail
+ * at most this fast; the rest are counted and the next entry says how
+ * many were left out, so a flood cannot fill the disk or hold the trail's
+ * lock in fsync.  Authenticated refusals are always written. */
+#define NGX_HTTP_CUTOVER_REFUSAL_RATE   5       /* entries per second */
+#define NGX_HTTP_CUTOVER_REFUSAL_BURST  20
 #define NGX_HTTP_CUTOVER_MIN_ZONE      (512 * 1024)
 
 typedef enum {
@@ -92,6 +100,13 @@ typedef struct {
     uint64_t                      audit_seq;
     char                          audit_hash[65];
     ngx_uint_t                    audit_ok;
+
+    /* the budget of unauthenticated refusals written to the trail (a
+     * token bucket in thousandths), under shpool->mutex */
+    ngx_uint_t                    refusal_tokens;
+    ngx_msec_t                    refusal_tokens_ms;
+    uint64_t                      refusals_pending;   /* since last entry */
+    ngx_atomic_t                  refusals_unaudited; /* all time */
 
     ngx_http_cutover_nonce_t      nonces[NGX_HTTP_CUTOVER_NONCES];
 } ngx_http_cutover_shctx_t;

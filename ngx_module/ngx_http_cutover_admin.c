@@ -62,7 +62,9 @@ static ngx_int_t ngx_http_cutover_history(ngx_http_request_t *r,
 static ngx_int_t ngx_http_cutover_change(ngx_http_request_t *r,
     ngx_http_cutover_admin_t *a);
 static void ngx_http_cutover_audit_refusal(ngx_http_request_t *r,
-    ngx_http_cutover_admin_t *a, const char *code);
+    ngx_http_cutover_admin_t *a, const char *code, ngx_uint_t authenticated);
+static ngx_uint_t ngx_http_cutover_refusal_budget(
+    ngx_http_cutover_shctx_t *sh);
 
 
 static ngx_http_cutover_endpoint_e
@@ -147,14 +149,14 @@ ngx_http_cutover_admin_handler(ngx_http_request_t *r)
                 ngx_str_set(&allow->value, "POST");
             }
 
-            ngx_http_cutover_audit_refusal(r, a, "method_not_allowed");
+            ngx_http_cutover_audit_refusal(r, a, "method_not_allowed", 0);
             return ngx_http_cutover_error(r, a, NGX_HTTP_NOT_ALLOWED,
                                           "method_not_allowed",
                                           "a change is made by POST only");
         }
 
         if (r->headers_in.content_length_n > NGX_HTTP_CUTOVER_BODY_MAX) {
-            ngx_http_cutover_audit_refusal(r, a, "body_too_large");
+            ngx_http_cutover_audit_refusal(r, a, "body_too_large", 0);
             return ngx_http_cutover_error(r, a,
                                           NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
                                           "body_too_large",
@@ -259,7 +261,7 @@ ngx_http_cutover_admin_body(ngx_http_request_t *r)
     }
 
     if (len > NGX_HTTP_CUTOVER_BODY_MAX) {
-        ngx_http_cutover_audit_refusal(r, a, "body_too_large");
+        ngx_http_cutover_audit_refusal(r, a, "body_too_large", 0);
         ngx_http_finalize_request(r,
             ngx_http_cutover_error(r, a, NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
                                    "body_too_large",
@@ -393,7 +395,7 @@ ngx_http_cutover_auth_fail(ngx_http_request_t *r, ngx_http_cutover_admin_t *a,
     ngx_table_elt_t  *h;
 
     (void) ngx_atomic_fetch_add(&a->zone->sh->auth_failures[reason], 1);
-    ngx_http_cutover_audit_refusal(r, a, "unauthorized");
+    ngx_http_cutover_audit_refusal(r, a, "unauthorized", 0);
 
     h = ngx_list_push(&r->headers_out.headers);
     if (h) {
@@ -498,7 +500,7 @@ ngx_http_cutover_authenticate(ngx_http_request_t *r,
 
     if (rc == NGX_BUSY) {
         (void) ngx_atomic_fetch_add(&a->zone->sh->nonce_full, 1);
-        ngx_http_cutover_audit_refusal(r, a, "busy");
+        ngx_http_cutover_audit_refusal(r, a, "busy", 1);
         return ngx_http_cutover_error(r, a, NGX_HTTP_SERVICE_UNAVAILABLE,
                                       "busy", "too many signed requests in "
                                       "the replay window; retry later");
@@ -509,7 +511,7 @@ ngx_http_cutover_authenticate(ngx_http_request_t *r,
 
     if (key->role < need) {
         (void) ngx_atomic_fetch_add(&a->zone->sh->forbidden, 1);
-        ngx_http_cutover_audit_refusal(r, a, "forbidden");
+        ngx_http_cutover_audit_refusal(r, a, "forbidden", 1);
         *out = ngx_http_cutover_error(r, a, NGX_HTTP_FORBIDDEN, "forbidden",
                                       need == CUTOVER_ROLE_OPERATOR
                                       ? "this call needs the operator role"
@@ -657,7 +659,7 @@ ngx_http_cutover_metrics(ngx_http_request_t *r, ngx_http_cutover_admin_t *a)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    size = 6144 + st->nrules * 600;
+    size = 8192 + st->nrules * 600;
     buf = ngx_pnalloc(r->pool, size);
     if (buf == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -738,6 +740,11 @@ ngx_http_cutover_metrics(ngx_http_request_t *r, ngx_http_cutover_admin_t *a)
             "written (changes are refused).\n"
             "# TYPE cutover_audit_ok gauge\n"
             "cutover_audit_ok{zone=\"%V\"} %ui\n"
+            "# HELP cutover_audit_refusals_unaudited_total Unauthenticated "
+            "change attempts refused without an audit entry (over the "
+            "budget; the next entry counts them).\n"
+            "# TYPE cutover_audit_refusals_unaudited_total counter\n"
+            "cutover_audit_refusals_unaudited_total{zone=\"%V\"} %uA\n"
             "# HELP cutover_records_total Exchanges written to the dual-run "
             "log.\n# TYPE cutover_records_total counter\n"
             "cutover_records_total{zone=\"%V\"} %uA\n"
@@ -751,7 +758,8 @@ ngx_http_cutover_metrics(ngx_http_request_t *r, ngx_http_cutover_admin_t *a)
             zn, sh->forbidden, zn, sh->changes_accepted, zn,
             sh->changes_refused, zn, sh->persist_failures, zn,
             sh->nonce_full, zn, sh->torn_reads, zn, sh->audit_ok,
-            zn, sh->records, zn, sh->records_truncated);
+            zn, sh->refusals_unaudited, zn, sh->records, zn,
+            sh->records_truncated);
 
     for (i = 0; i < NGX_HTTP_CUTOVER_DROP_NREASONS; i++) {
         p = ngx_sprintf(p, "cutover_records_dropped_total{zone=\"%V\","
@@ -851,7 +859,7 @@ ngx_http_cutover_history(ngx_http_request_t *r, ngx_http_cutover_admin_t *a)
 
 static void
 ngx_http_cutover_audit_refusal(ngx_http_request_t *r,
-    ngx_http_cutover_admin_t *a, const char *code)
+    ngx_http_cutover_admin_t *a, const char *code, ngx_uint_t authenticated)
 {
     char                   result[64];
     cutover_audit_entry_t  e;
@@ -874,8 +882,49 @@ ngx_http_cutover_audit_refusal(ngx_http_request_t *r,
     e.reason = a->reason;
 
     ngx_shmtx_lock(&a->zone->shpool->mutex);
+
+    if (!authenticated
+        && !ngx_http_cutover_refusal_budget(a->zone->sh))
+    {
+        a->zone->sh->refusals_pending++;
+        (void) ngx_atomic_fetch_add(&a->zone->sh->refusals_unaudited, 1);
+        ngx_shmtx_unlock(&a->zone->shpool->mutex);
+        return;
+    }
+
     (void) ngx_http_cutover_audit_append(a->zone, &e, r->connection->log);
     ngx_shmtx_unlock(&a->zone->shpool->mutex);
+}
+
+
+/* Takes one token for an unauthenticated refusal entry, if there is one;
+ * the caller holds shpool->mutex. */
+static ngx_uint_t
+ngx_http_cutover_refusal_budget(ngx_http_cutover_shctx_t *sh)
+{
+    ngx_msec_t  now = ngx_current_msec, elapsed;
+
+    elapsed = now - sh->refusal_tokens_ms;
+    sh->refusal_tokens_ms = now;
+
+    /* thousandths of an entry: RATE per second is RATE per millisecond */
+    if (elapsed >= NGX_HTTP_CUTOVER_REFUSAL_BURST * 1000
+                   / NGX_HTTP_CUTOVER_REFUSAL_RATE)
+    {
+        sh->refusal_tokens = NGX_HTTP_CUTOVER_REFUSAL_BURST * 1000;
+
+    } else {
+        sh->refusal_tokens = ngx_min(NGX_HTTP_CUTOVER_REFUSAL_BURST * 1000,
+                                     sh->refusal_tokens
+                                     + elapsed * NGX_HTTP_CUTOVER_REFUSAL_RATE);
+    }
+
+    if (sh->refusal_tokens < 1000) {
+        return 0;
+    }
+
+    sh->refusal_tokens -= 1000;
+    return 1;
 }
 
 
@@ -1132,7 +1181,7 @@ ngx_http_cutover_change(ngx_http_request_t *r, ngx_http_cutover_admin_t *a)
 
     msg = ngx_http_cutover_parse_change(r, a, c, &code);
     if (msg) {
-        ngx_http_cutover_audit_refusal(r, a, code);
+        ngx_http_cutover_audit_refusal(r, a, code, 1);
         return ngx_http_cutover_error(r, a, NGX_HTTP_BAD_REQUEST, code, msg);
     }
 
@@ -1256,7 +1305,7 @@ refused:
     ngx_shmtx_unlock(&z->shpool->mutex);
 
     ngx_sprintf((u_char *) result, "%s%Z", code);
-    ngx_http_cutover_audit_refusal(r, a, result);
+    ngx_http_cutover_audit_refusal(r, a, result, 1);
 
     return ngx_http_cutover_error(r, a, status, code,
                                   msg ? msg : "refused");

@@ -421,7 +421,8 @@ ngx_http_cutover_zone_commit(ngx_http_cutover_zone_t *zone,
 }
 
 
-/* Appends one entry to the trail; the caller holds shpool->mutex. */
+/* Appends one entry to the trail, with the count of refusals left out
+ * since the entry before; the caller holds shpool->mutex. */
 ngx_int_t
 ngx_http_cutover_audit_append(ngx_http_cutover_zone_t *zone,
     cutover_audit_entry_t *e, ngx_log_t *log)
@@ -437,6 +438,7 @@ ngx_http_cutover_audit_append(ngx_http_cutover_zone_t *zone,
 
     e->seq = sh->audit_seq + 1;
     e->prev = sh->audit_hash;
+    e->unaudited = sh->refusals_pending;
 
     n = cutover_audit_format(e, line, sizeof(line), hash);
     if (n < 0) {
@@ -470,6 +472,7 @@ ngx_http_cutover_audit_append(ngx_http_cutover_zone_t *zone,
 
     sh->audit_seq = e->seq;
     ngx_memcpy(sh->audit_hash, hash, 65);
+    sh->refusals_pending = 0;
 
     return NGX_OK;
 }

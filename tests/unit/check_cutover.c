@@ -618,6 +618,7 @@ START_TEST(test_audit_chain)
         e.result = i == 1 ? "refused:forbidden" : "accepted";
         e.to = "{\"percent\":10}";
         e.reason = "raise \"pilot\"\n";
+        e.unaudited = i == 2 ? 37 : 0;
         e.prev = i ? hash[i - 1] : CUTOVER_AUDIT_GENESIS;
         n[i] = cutover_audit_format(&e, lines[i], sizeof(lines[i]), hash[i]);
         ck_assert_int_gt(n[i], 0);
@@ -629,6 +630,16 @@ START_TEST(test_audit_chain)
     ck_assert_str_eq(h, hash[0]);
     ck_assert_int_eq(cutover_audit_check_line(lines[1], (size_t) n[1], 2,
                                               hash[0], h, &err), 0);
+
+    /* a count of left-out refusals is written only when there is one, and
+     * is covered by the hash */
+    ck_assert_ptr_null(strstr(lines[1], "unaudited"));
+    ck_assert_ptr_nonnull(strstr(lines[2], ",\"unaudited\":37,\"prev\":"));
+    ck_assert_int_eq(cutover_audit_check_line(lines[2], (size_t) n[2], 3,
+                                              hash[1], h, &err), 0);
+    *strstr(lines[2], "37") = '2';
+    ck_assert_int_eq(cutover_audit_check_line(lines[2], (size_t) n[2], 3,
+                                              hash[1], h, &err), -1);
 
     /* removed entry: line 3 where 2 was expected */
     ck_assert_int_eq(cutover_audit_check_line(lines[2], (size_t) n[2], 2,
