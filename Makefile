@@ -56,7 +56,7 @@ include $(sort $(wildcard */build.mk))
 
 -include $(shell find $(OBJ) -name '*.d' 2>/dev/null)
 
-.PHONY: all deps module module-asan programs unit extra integration test demo bench clean
+.PHONY: all deps module module-asan programs programs-sanitized unit extra integration test demo bench clean
 
 all: module programs
 
@@ -122,8 +122,18 @@ unit: $(UNIT_TESTS)
 
 extra: $(EXTRA_CHECKS)
 
-integration: all $(MODULE_ASAN)
-	CUTOVER_MODULE=$(CURDIR)/$(MODULE_ASAN) \
+# The programs again, built with AddressSanitizer and UndefinedBehavior-
+# Sanitizer into build/sanitized, for the integration tests (a report in a
+# daemon's log, or a sanitizer exit code of a command, fails the case).
+SANITIZED := $(BUILD)/sanitized
+programs-sanitized:
+	@$(MAKE) --no-print-directory BUILD=$(SANITIZED) \
+	    CC="$(CC) -fsanitize=address,undefined -fno-omit-frame-pointer" \
+	    programs
+
+integration: all $(MODULE_ASAN) programs-sanitized
+	CUTOVER_MODULE=$(CURDIR)/$(MODULE_ASAN) CUTOVER_BIN=$(CURDIR)/$(SANITIZED)/bin \
+	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	    $(PYTHON) -m pytest -q -p no:cacheprovider tests/integration $(PYTEST_ARGS)
 
 test:

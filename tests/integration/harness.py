@@ -24,7 +24,9 @@ import time
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 BUILD = os.path.join(ROOT, "build")
-BIN = os.path.join(BUILD, "bin")
+# make test points this at the programs built with AddressSanitizer and
+# UndefinedBehaviorSanitizer
+BIN = os.environ.get("CUTOVER_BIN", os.path.join(BUILD, "bin"))
 # make test points this at the AddressSanitizer build of the module
 MODULE_SO = os.environ.get("CUTOVER_MODULE",
                            os.path.join(BUILD, "ngx_http_cutover_module.so"))
@@ -33,6 +35,7 @@ CORPUS = os.path.abspath(os.path.join(ROOT, "..", "shared", "corpus"))
 KEEP = os.environ.get("CUTOVER_KEEP") == "1"
 NGINX = "/usr/sbin/nginx"
 
+SANITIZER = re.compile(r"AddressSanitizer|LeakSanitizer|runtime error:")
 BAD_LOG_LINE = re.compile(
     r"\[(alert|emerg|crit)\]|AddressSanitizer|LeakSanitizer|runtime error:")
 
@@ -131,7 +134,8 @@ class Proc:
             os.kill(self.proc.pid, sig)
 
     def stop(self, timeout=10.0):
-        """TERM, then KILL after timeout; returns the exit code."""
+        """TERM, then KILL after timeout; returns the exit code.  Fails
+        when the program's log holds a sanitizer report."""
         if self.alive():
             self.proc.send_signal(signal.SIGTERM)
             try:
@@ -139,14 +143,27 @@ class Proc:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-        self._log.close()
+        self._close()
         return self.proc.returncode
 
     def kill9(self):
         if self.alive():
             self.proc.kill()
         self.proc.wait()
+        self._close()
+
+    def _close(self):
+        if self._log.closed:
+            return
         self._log.close()
+        with open(self.log_path, "rb") as f:
+            text = f.read().decode(errors="replace")
+        m = SANITIZER.search(text)
+        if m:
+            raise AssertionError("%s: sanitizer report in %s:\n%s"
+                                 % (os.path.basename(self.argv[0]),
+                                    self.log_path,
+                                    text[max(0, m.start() - 200):][:4000]))
 
 
 def _pg_bindir():
