@@ -500,7 +500,7 @@ ngx_http_cutover_authenticate(ngx_http_request_t *r,
 
     if (rc == NGX_BUSY) {
         (void) ngx_atomic_fetch_add(&a->zone->sh->nonce_full, 1);
-        ngx_http_cutover_audit_refusal(r, a, "busy", 1);
+        ngx_http_cutover_audit_refusal(r, a, "busy", 0);
         return ngx_http_cutover_error(r, a, NGX_HTTP_SERVICE_UNAVAILABLE,
                                       "busy", "too many signed requests in "
                                       "the replay window; retry later");
