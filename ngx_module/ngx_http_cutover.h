@@ -24,9 +24,10 @@
 
 /* Refused change attempts that never authenticated (bad or missing
  * signature, wrong method, oversized body) or found the nonce table full
- * are written to the audit trail at most this fast; the rest are counted and the next entry says how
- * many were left out, so a flood cannot fill the disk or hold the trail's
- * lock in fsync.  Other signed refusals are always written. */
+ * are written to the audit trail at most this fast; the rest are counted
+ * and the next entry says how many were left out, so a flood cannot fill
+ * the disk or hold the trail's lock in fsync.  Other signed refusals are
+ * always written. */
 #define NGX_HTTP_CUTOVER_REFUSAL_RATE   5       /* entries per second */
 #define NGX_HTTP_CUTOVER_REFUSAL_BURST  20
 #define NGX_HTTP_CUTOVER_MIN_ZONE      (512 * 1024)
