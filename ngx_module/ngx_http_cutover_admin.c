@@ -902,20 +902,18 @@ ngx_http_cutover_audit_refusal(ngx_http_request_t *r,
 static ngx_uint_t
 ngx_http_cutover_refusal_budget(ngx_http_cutover_shctx_t *sh)
 {
+    ngx_uint_t  full = NGX_HTTP_CUTOVER_REFUSAL_BURST * 1000;
     ngx_msec_t  now = ngx_current_msec, elapsed;
 
     elapsed = now - sh->refusal_tokens_ms;
     sh->refusal_tokens_ms = now;
 
     /* thousandths of an entry: RATE per second is RATE per millisecond */
-    if (elapsed >= NGX_HTTP_CUTOVER_REFUSAL_BURST * 1000
-                   / NGX_HTTP_CUTOVER_REFUSAL_RATE)
-    {
-        sh->refusal_tokens = NGX_HTTP_CUTOVER_REFUSAL_BURST * 1000;
+    if (elapsed >= full / NGX_HTTP_CUTOVER_REFUSAL_RATE) {
+        sh->refusal_tokens = full;
 
     } else {
-        sh->refusal_tokens = ngx_min(NGX_HTTP_CUTOVER_REFUSAL_BURST * 1000,
-                                     sh->refusal_tokens
+        sh->refusal_tokens = ngx_min(full, sh->refusal_tokens
                                      + elapsed * NGX_HTTP_CUTOVER_REFUSAL_RATE);
     }
 
