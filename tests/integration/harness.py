@@ -36,8 +36,7 @@ KEEP = os.environ.get("CUTOVER_KEEP") == "1"
 NGINX = "/usr/sbin/nginx"
 
 SANITIZER = re.compile(r"AddressSanitizer|LeakSanitizer|runtime error:")
-BAD_LOG_LINE = re.compile(
-    r"\[(alert|emerg|crit)\]|AddressSanitizer|LeakSanitizer|runtime error:")
+BAD_LOG_LINE = re.compile(r"\[(alert|emerg|crit)\]|" + SANITIZER.pattern)
 
 
 def bin_path(name):
