@@ -10,6 +10,12 @@
 #include <ngx_core.h>
 #include <ngx_http.h>
 
+#if !(NGX_THREADS)
+#error "cutover needs nginx built --with-threads (its admin writes run in a thread pool)"
+#endif
+
+#include <ngx_thread_pool.h>
+
 #include <openssl/rand.h>
 
 #include "cutover_dial.h"
@@ -97,7 +103,11 @@ typedef struct {
     ngx_atomic_t                  records_dropped[
                                       NGX_HTTP_CUTOVER_DROP_NREASONS];
 
-    /* the audit trail's head, under shpool->mutex */
+    /* the pid of the process one of whose threads is writing the state
+     * file or the audit trail, 0 when none (ngx_http_cutover_writer_lock) */
+    ngx_atomic_t                  writer;
+
+    /* the audit trail's head, under the writer lock */
     uint64_t                      audit_seq;
     char                          audit_hash[65];
     ngx_uint_t                    audit_ok;
@@ -106,7 +116,7 @@ typedef struct {
      * token bucket in thousandths), under shpool->mutex */
     ngx_uint_t                    refusal_tokens;
     ngx_msec_t                    refusal_tokens_ms;
-    uint64_t                      refusals_pending;   /* since last entry */
+    ngx_atomic_t                  refusals_pending;   /* since last entry */
     ngx_atomic_t                  refusals_unaudited; /* all time */
 
     ngx_http_cutover_nonce_t      nonces[NGX_HTTP_CUTOVER_NONCES];
@@ -119,6 +129,7 @@ typedef struct {
     ngx_str_t                     name;
     ngx_str_t                     state_path;     /* NUL-terminated */
     ngx_str_t                     audit_path;     /* NUL-terminated */
+    ngx_thread_pool_t            *thread_pool;    /* file writes and fsyncs */
 } ngx_http_cutover_zone_t;
 
 
@@ -178,6 +189,10 @@ void ngx_http_cutover_zone_route(ngx_http_cutover_zone_t *zone,
     cutover_route_t *route);
 cutover_state_t *ngx_http_cutover_zone_snapshot(ngx_http_cutover_zone_t *zone,
     ngx_pool_t *pool);
+void ngx_http_cutover_zone_copy(ngx_http_cutover_zone_t *zone,
+    cutover_state_t *st);
+void ngx_http_cutover_writer_lock(ngx_http_cutover_shctx_t *sh);
+void ngx_http_cutover_writer_unlock(ngx_http_cutover_shctx_t *sh);
 ngx_int_t ngx_http_cutover_zone_persist(ngx_http_cutover_zone_t *zone,
     cutover_state_t *st, ngx_log_t *log, ngx_str_t *tmp);
 ngx_int_t ngx_http_cutover_zone_commit(ngx_http_cutover_zone_t *zone,

@@ -61,10 +61,13 @@ static ngx_int_t ngx_http_cutover_history(ngx_http_request_t *r,
     ngx_http_cutover_admin_t *a);
 static ngx_int_t ngx_http_cutover_change(ngx_http_request_t *r,
     ngx_http_cutover_admin_t *a);
-static void ngx_http_cutover_audit_refusal(ngx_http_request_t *r,
-    ngx_http_cutover_admin_t *a, const char *code, ngx_uint_t authenticated);
+static ngx_int_t ngx_http_cutover_refuse(ngx_http_request_t *r,
+    ngx_http_cutover_admin_t *a, ngx_uint_t authenticated, ngx_uint_t status,
+    const char *code, const char *message);
 static ngx_uint_t ngx_http_cutover_refusal_budget(
     ngx_http_cutover_shctx_t *sh);
+static void ngx_http_cutover_refusal_write(void *data, ngx_log_t *log);
+static void ngx_http_cutover_refusal_done(ngx_event_t *ev);
 
 
 static ngx_http_cutover_endpoint_e
@@ -149,18 +152,16 @@ ngx_http_cutover_admin_handler(ngx_http_request_t *r)
                 ngx_str_set(&allow->value, "POST");
             }
 
-            ngx_http_cutover_audit_refusal(r, a, "method_not_allowed", 0);
-            return ngx_http_cutover_error(r, a, NGX_HTTP_NOT_ALLOWED,
-                                          "method_not_allowed",
-                                          "a change is made by POST only");
+            return ngx_http_cutover_refuse(r, a, 0, NGX_HTTP_NOT_ALLOWED,
+                                           "method_not_allowed",
+                                           "a change is made by POST only");
         }
 
         if (r->headers_in.content_length_n > NGX_HTTP_CUTOVER_BODY_MAX) {
-            ngx_http_cutover_audit_refusal(r, a, "body_too_large", 0);
-            return ngx_http_cutover_error(r, a,
-                                          NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
-                                          "body_too_large",
-                                          "admin bodies are at most 64 KiB");
+            return ngx_http_cutover_refuse(r, a, 0,
+                                           NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
+                                           "body_too_large",
+                                           "admin bodies are at most 64 KiB");
         }
 
         r->request_body_in_single_buf = 1;
@@ -261,10 +262,10 @@ ngx_http_cutover_admin_body(ngx_http_request_t *r)
     }
 
     if (len > NGX_HTTP_CUTOVER_BODY_MAX) {
-        ngx_http_cutover_audit_refusal(r, a, "body_too_large", 0);
         ngx_http_finalize_request(r,
-            ngx_http_cutover_error(r, a, NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
-                                   "body_too_large",
+            ngx_http_cutover_refuse(r, a, 0,
+                                    NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
+                                    "body_too_large",
                                    "admin bodies are at most 64 KiB"));
         return;
     }
@@ -395,7 +396,6 @@ ngx_http_cutover_auth_fail(ngx_http_request_t *r, ngx_http_cutover_admin_t *a,
     ngx_table_elt_t  *h;
 
     (void) ngx_atomic_fetch_add(&a->zone->sh->auth_failures[reason], 1);
-    ngx_http_cutover_audit_refusal(r, a, "unauthorized", 0);
 
     h = ngx_list_push(&r->headers_out.headers);
     if (h) {
@@ -404,8 +404,8 @@ ngx_http_cutover_auth_fail(ngx_http_request_t *r, ngx_http_cutover_admin_t *a,
         ngx_str_set(&h->value, "CUTOVER-HMAC-SHA256");
     }
 
-    return ngx_http_cutover_error(r, a, NGX_HTTP_UNAUTHORIZED,
-                                  "unauthorized", message);
+    return ngx_http_cutover_refuse(r, a, 0, NGX_HTTP_UNAUTHORIZED,
+                                   "unauthorized", message);
 }
 
 
@@ -500,10 +500,10 @@ ngx_http_cutover_authenticate(ngx_http_request_t *r,
 
     if (rc == NGX_BUSY) {
         (void) ngx_atomic_fetch_add(&a->zone->sh->nonce_full, 1);
-        ngx_http_cutover_audit_refusal(r, a, "busy", 0);
-        return ngx_http_cutover_error(r, a, NGX_HTTP_SERVICE_UNAVAILABLE,
-                                      "busy", "too many signed requests in "
-                                      "the replay window; retry later");
+        *out = ngx_http_cutover_refuse(r, a, 0, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                       "busy", "too many signed requests in "
+                                       "the replay window; retry later");
+        return 0;
     }
 
     need = a->ep >= NGX_HTTP_CUTOVER_EP_DIAL ? CUTOVER_ROLE_OPERATOR
@@ -511,11 +511,11 @@ ngx_http_cutover_authenticate(ngx_http_request_t *r,
 
     if (key->role < need) {
         (void) ngx_atomic_fetch_add(&a->zone->sh->forbidden, 1);
-        ngx_http_cutover_audit_refusal(r, a, "forbidden", 1);
-        *out = ngx_http_cutover_error(r, a, NGX_HTTP_FORBIDDEN, "forbidden",
-                                      need == CUTOVER_ROLE_OPERATOR
-                                      ? "this call needs the operator role"
-                                      : "this call needs the viewer role");
+        *out = ngx_http_cutover_refuse(r, a, 1, NGX_HTTP_FORBIDDEN,
+                                       "forbidden",
+                                       need == CUTOVER_ROLE_OPERATOR
+                                       ? "this call needs the operator role"
+                                       : "this call needs the viewer role");
         return 0;
     }
 
@@ -857,43 +857,116 @@ ngx_http_cutover_history(ngx_http_request_t *r, ngx_http_cutover_admin_t *a)
 }
 
 
-static void
-ngx_http_cutover_audit_refusal(ngx_http_request_t *r,
-    ngx_http_cutover_admin_t *a, const char *code, ngx_uint_t authenticated)
+/* A refused change attempt: its audit entry is written by a thread-pool
+ * thread, and the answer goes out once it is (unless the attempt is over
+ * the budget: then it is counted and answered at once). */
+typedef struct {
+    ngx_http_request_t        *r;
+    ngx_http_cutover_admin_t  *a;
+    ngx_uint_t                 status;
+    const char                *code;       /* a literal */
+    int64_t                    time;
+    char                       result[64];
+    char                       message[256];   /* may be on our caller's
+                                                  stack: copied */
+} ngx_http_cutover_refusal_t;
+
+
+static ngx_int_t
+ngx_http_cutover_refuse(ngx_http_request_t *r, ngx_http_cutover_admin_t *a,
+    ngx_uint_t authenticated, ngx_uint_t status, const char *code,
+    const char *message)
 {
-    char                   result[64];
-    cutover_audit_entry_t  e;
+    ngx_uint_t                   budget;
+    ngx_thread_task_t           *task;
+    ngx_http_cutover_shctx_t    *sh = a->zone->sh;
+    ngx_http_cutover_refusal_t  *f;
 
     if (a->ep != NGX_HTTP_CUTOVER_EP_DIAL
         && a->ep != NGX_HTTP_CUTOVER_EP_ROLLBACK)
     {
-        return;
+        return ngx_http_cutover_error(r, a, status, code, message);
     }
 
-    (void) ngx_atomic_fetch_add(&a->zone->sh->changes_refused, 1);
+    (void) ngx_atomic_fetch_add(&sh->changes_refused, 1);
+
+    budget = 1;
+
+    if (!authenticated) {
+        ngx_shmtx_lock(&a->zone->shpool->mutex);
+        budget = ngx_http_cutover_refusal_budget(sh);
+        ngx_shmtx_unlock(&a->zone->shpool->mutex);
+    }
+
+    task = budget ? ngx_thread_task_alloc(r->pool,
+                                          sizeof(ngx_http_cutover_refusal_t))
+                  : NULL;
+
+    if (task != NULL) {
+        f = task->ctx;
+        f->r = r;
+        f->a = a;
+        f->status = status;
+        f->code = code;
+        ngx_cpystrn((u_char *) f->message, (u_char *) message,
+                    sizeof(f->message));
+        f->time = ngx_time();
+        ngx_sprintf((u_char *) f->result, "refused:%.48s%Z", code);
+
+        task->handler = ngx_http_cutover_refusal_write;
+        task->event.handler = ngx_http_cutover_refusal_done;
+        task->event.data = f;
+
+        if (ngx_thread_task_post(a->zone->thread_pool, task) == NGX_OK) {
+            r->main->count++;
+            return NGX_DONE;
+        }
+    }
+
+    /* over the budget (or no memory, or the pool is full): counted, and
+     * the next entry says so */
+    (void) ngx_atomic_fetch_add(&sh->refusals_pending, 1);
+    (void) ngx_atomic_fetch_add(&sh->refusals_unaudited, 1);
+
+    return ngx_http_cutover_error(r, a, status, code, message);
+}
+
+
+/* In a thread-pool thread. */
+static void
+ngx_http_cutover_refusal_write(void *data, ngx_log_t *log)
+{
+    ngx_http_cutover_refusal_t  *f = data;
+
+    cutover_audit_entry_t  e;
 
     ngx_memzero(&e, sizeof(e));
-    ngx_sprintf((u_char *) result, "refused:%s%Z", code);
+    e.time = f->time;
+    e.key_id = f->a->key_id;
+    e.action = f->a->ep == NGX_HTTP_CUTOVER_EP_DIAL ? "dial" : "rollback";
+    e.result = f->result;
+    e.reason = f->a->reason;
 
-    e.time = ngx_time();
-    e.key_id = a->key_id;
-    e.action = a->ep == NGX_HTTP_CUTOVER_EP_DIAL ? "dial" : "rollback";
-    e.result = result;
-    e.reason = a->reason;
+    ngx_http_cutover_writer_lock(f->a->zone->sh);
+    (void) ngx_http_cutover_audit_append(f->a->zone, &e, ngx_cycle->log);
+    ngx_http_cutover_writer_unlock(f->a->zone->sh);
+}
 
-    ngx_shmtx_lock(&a->zone->shpool->mutex);
 
-    if (!authenticated
-        && !ngx_http_cutover_refusal_budget(a->zone->sh))
-    {
-        a->zone->sh->refusals_pending++;
-        (void) ngx_atomic_fetch_add(&a->zone->sh->refusals_unaudited, 1);
-        ngx_shmtx_unlock(&a->zone->shpool->mutex);
-        return;
-    }
+static void
+ngx_http_cutover_refusal_done(ngx_event_t *ev)
+{
+    ngx_connection_t            *c;
+    ngx_http_request_t          *r;
+    ngx_http_cutover_refusal_t  *f = ev->data;
 
-    (void) ngx_http_cutover_audit_append(a->zone, &e, r->connection->log);
-    ngx_shmtx_unlock(&a->zone->shpool->mutex);
+    r = f->r;
+    c = r->connection;
+
+    ngx_http_finalize_request(r, ngx_http_cutover_error(r, f->a, f->status,
+                                                        f->code,
+                                                        f->message));
+    ngx_http_run_posted_requests(c);
 }
 
 
@@ -1152,108 +1225,164 @@ ngx_http_cutover_parse_change(ngx_http_request_t *r,
 }
 
 
+/* A dial or rollback, written by a thread-pool thread: the state file, the
+ * audit entry and the directory are fsynced there, never in the event
+ * loop; the answer goes out when the thread is done. */
+typedef struct {
+    ngx_http_request_t         *r;
+    ngx_http_cutover_admin_t   *a;
+    ngx_http_cutover_change_t  *c;
+    cutover_state_t            *cur;
+    cutover_state_t            *next;
+    char                       *from;
+    char                       *to;
+    u_char                      tmpname[NGX_MAX_PATH];
+    char                        msgbuf[160];
+    char                        result[64];
+    cutover_error_t             err;
+    ngx_uint_t                  status;
+    const char                 *code;
+    const char                 *msg;
+    ngx_uint_t                  failed;   /* a write failed: a persist
+                                             failure, not a refusal */
+} ngx_http_cutover_write_t;
+
+
+static void ngx_http_cutover_change_write(void *data, ngx_log_t *log);
+static void ngx_http_cutover_change_done(ngx_event_t *ev);
+
+
 static ngx_int_t
 ngx_http_cutover_change(ngx_http_request_t *r, ngx_http_cutover_admin_t *a)
 {
-    int                         n;
-    char                        result[64], *from, *to;
-    u_char                      tmpname[NGX_MAX_PATH];
-    ngx_str_t                   tmp;
-    ngx_uint_t                  status;
     const char                 *msg, *code;
-    cutover_error_t             err;
-    cutover_state_t            *cur, *next;
-    cutover_audit_entry_t       e;
+    ngx_thread_task_t          *task;
     ngx_http_cutover_zone_t    *z = a->zone;
+    ngx_http_cutover_write_t   *w;
     ngx_http_cutover_change_t  *c;
 
+    task = ngx_thread_task_alloc(r->pool, sizeof(ngx_http_cutover_write_t));
     c = ngx_pcalloc(r->pool, sizeof(ngx_http_cutover_change_t));
-    next = ngx_palloc(r->pool, sizeof(cutover_state_t));
-    from = ngx_pnalloc(r->pool, NGX_HTTP_CUTOVER_AUDIT_RULE_MAX);
-    to = ngx_pnalloc(r->pool, NGX_HTTP_CUTOVER_AUDIT_RULE_MAX);
-    if (c == NULL || next == NULL || from == NULL || to == NULL
-        || z->state_path.len + 5 > sizeof(tmpname))
+    if (task == NULL || c == NULL
+        || z->state_path.len + 5 > NGX_MAX_PATH)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    w = task->ctx;
+    w->r = r;
+    w->a = a;
+    w->c = c;
+    w->cur = ngx_palloc(r->pool, sizeof(cutover_state_t));
+    w->next = ngx_palloc(r->pool, sizeof(cutover_state_t));
+    w->from = ngx_pnalloc(r->pool, NGX_HTTP_CUTOVER_AUDIT_RULE_MAX);
+    w->to = ngx_pnalloc(r->pool, NGX_HTTP_CUTOVER_AUDIT_RULE_MAX);
+    if (w->cur == NULL || w->next == NULL || w->from == NULL
+        || w->to == NULL)
     {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     msg = ngx_http_cutover_parse_change(r, a, c, &code);
     if (msg) {
-        ngx_http_cutover_audit_refusal(r, a, code, 1);
-        return ngx_http_cutover_error(r, a, NGX_HTTP_BAD_REQUEST, code, msg);
+        return ngx_http_cutover_refuse(r, a, 1, NGX_HTTP_BAD_REQUEST, code,
+                                       msg);
     }
 
-    tmp.data = tmpname;
-    status = NGX_HTTP_OK;
-    code = NULL;
+    task->handler = ngx_http_cutover_change_write;
+    task->event.handler = ngx_http_cutover_change_done;
+    task->event.data = w;
 
-    ngx_shmtx_lock(&z->shpool->mutex);
-
-    cur = ngx_http_cutover_zone_snapshot(z, r->pool);
-
-    if (cur == NULL) {
-        status = NGX_HTTP_INTERNAL_SERVER_ERROR;
-        code = "no_memory";
-        msg = "out of memory";
-        goto refused;
+    if (ngx_thread_task_post(z->thread_pool, task) != NGX_OK) {
+        return ngx_http_cutover_error(r, a, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                      "busy", "the gateway's thread pool is "
+                                      "full; retry");
     }
+
+    /* the request lives on until the thread is done */
+    r->main->count++;
+    return NGX_DONE;
+}
+
+
+/* In a thread-pool thread: no request pool, no event loop. */
+static void
+ngx_http_cutover_change_write(void *data, ngx_log_t *log)
+{
+    ngx_http_cutover_write_t  *w = data;
+
+    int                         n;
+    ngx_str_t                   tmp;
+    cutover_state_t            *cur = w->cur, *next = w->next;
+    cutover_audit_entry_t       e;
+    ngx_http_cutover_admin_t   *a = w->a;
+    ngx_http_cutover_change_t  *c = w->c;
+    ngx_http_cutover_zone_t    *z = a->zone;
+
+    log = ngx_cycle->log;
+    tmp.data = w->tmpname;
+    w->status = NGX_HTTP_OK;
+    w->code = NULL;
+    w->msg = NULL;
+
+    ngx_http_cutover_writer_lock(z->sh);
+
+    ngx_http_cutover_zone_copy(z, cur);
 
     if (!z->sh->audit_ok) {
-        status = NGX_HTTP_SERVICE_UNAVAILABLE;
-        code = "audit_unavailable";
-        msg = "the audit trail cannot be written; no change is made";
+        w->status = NGX_HTTP_SERVICE_UNAVAILABLE;
+        w->code = "audit_unavailable";
+        w->msg = "the audit trail cannot be written; no change is made";
         goto failed;
     }
 
     if (c->expect_version >= 0
         && (uint64_t) c->expect_version != cur->version)
     {
-        status = NGX_HTTP_CONFLICT;
-        code = "version_conflict";
-        msg = ngx_pnalloc(r->pool, 128);
-        if (msg) {
-            ngx_sprintf((u_char *) msg, "expect_version %L but the state is "
-                        "at version %uL%Z", c->expect_version, cur->version);
-        }
+        w->status = NGX_HTTP_CONFLICT;
+        w->code = "version_conflict";
+        ngx_sprintf((u_char *) w->msgbuf, "expect_version %L but the state "
+                    "is at version %uL%Z", c->expect_version, cur->version);
+        w->msg = w->msgbuf;
         goto refused;
     }
 
     if (a->ep == NGX_HTTP_CUTOVER_EP_DIAL) {
-        if (cutover_state_dial(next, cur, &c->dial, ngx_time(), &err) != 0) {
-            status = NGX_HTTP_BAD_REQUEST;
-            code = err.code;
-            msg = err.message;
+        if (cutover_state_dial(next, cur, &c->dial, ngx_time(), &w->err)
+            != 0)
+        {
+            w->status = NGX_HTTP_BAD_REQUEST;
+            w->code = w->err.code;
+            w->msg = w->err.message;
             goto refused;
         }
 
         n = cutover_state_find(cur, c->dial.rule);
         if (n < 0) {
-            from = NULL;
+            w->from = NULL;
 
         } else {
-            ngx_http_cutover_audit_rule(cur, n, from);
+            ngx_http_cutover_audit_rule(cur, n, w->from);
         }
 
         ngx_http_cutover_audit_rule(next, cutover_state_find(next,
                                                              c->dial.rule),
-                                    to);
+                                    w->to);
 
     } else {
         ngx_memcpy(next, cur, sizeof(cutover_state_t));
         cutover_state_rollback(next, ngx_time());
-        ngx_sprintf((u_char *) from, "{\"version\":%uL,\"state\":\"%s\"}%Z",
+        ngx_sprintf((u_char *) w->from, "{\"version\":%uL,\"state\":\"%s\"}%Z",
                     cur->version, cur->rolled_back ? "rolled_back"
                                                    : "active");
-        ngx_sprintf((u_char *) to, "{\"version\":%uL,\"state\":"
+        ngx_sprintf((u_char *) w->to, "{\"version\":%uL,\"state\":"
                     "\"rolled_back\"}%Z", next->version);
     }
 
-    if (ngx_http_cutover_zone_persist(z, next, r->connection->log, &tmp)
-        != NGX_OK)
-    {
-        status = NGX_HTTP_SERVICE_UNAVAILABLE;
-        code = "persist_failed";
-        msg = "the state file cannot be written; no change is made";
+    if (ngx_http_cutover_zone_persist(z, next, log, &tmp) != NGX_OK) {
+        w->status = NGX_HTTP_SERVICE_UNAVAILABLE;
+        w->code = "persist_failed";
+        w->msg = "the state file cannot be written; no change is made";
         goto failed;
     }
 
@@ -1262,49 +1391,81 @@ ngx_http_cutover_change(ngx_http_request_t *r, ngx_http_cutover_admin_t *a)
     e.key_id = a->key_id;
     e.action = a->ep == NGX_HTTP_CUTOVER_EP_DIAL ? "dial" : "rollback";
     e.result = "accepted";
-    e.from = from;
-    e.to = to;
+    e.from = w->from;
+    e.to = w->to;
     e.reason = a->reason;
 
-    if (ngx_http_cutover_audit_append(z, &e, r->connection->log) != NGX_OK) {
+    if (ngx_http_cutover_audit_append(z, &e, log) != NGX_OK) {
         (void) ngx_delete_file(tmp.data);
-        status = NGX_HTTP_SERVICE_UNAVAILABLE;
-        code = "audit_unavailable";
-        msg = "the audit trail cannot be written; no change is made";
+        w->status = NGX_HTTP_SERVICE_UNAVAILABLE;
+        w->code = "audit_unavailable";
+        w->msg = "the audit trail cannot be written; no change is made";
         goto failed;
     }
 
-    if (ngx_http_cutover_zone_commit(z, next, &tmp, r->connection->log)
-        != NGX_OK)
-    {
-        status = NGX_HTTP_SERVICE_UNAVAILABLE;
-        code = "persist_failed";
-        msg = "the state file cannot be written; no change is made";
+    if (ngx_http_cutover_zone_commit(z, next, &tmp, log) != NGX_OK) {
+        w->status = NGX_HTTP_SERVICE_UNAVAILABLE;
+        w->code = "persist_failed";
+        w->msg = "the state file cannot be written; no change is made";
         goto failed;
     }
 
     ngx_http_cutover_zone_publish(z, next);
-    ngx_shmtx_unlock(&z->shpool->mutex);
+    ngx_http_cutover_writer_unlock(z->sh);
 
     (void) ngx_atomic_fetch_add(&z->sh->changes_accepted, 1);
-
-    ngx_log_error(NGX_LOG_NOTICE, r->connection->log, 0,
-                  "cutover zone \"%V\": %s by \"%s\", version %uL: %s",
-                  &z->name, e.action, a->key_id, next->version, a->reason);
-
-    return ngx_http_cutover_state_reply(r, a, next, 0);
+    return;
 
 failed:
 
+    w->failed = 1;
     (void) ngx_atomic_fetch_add(&z->sh->persist_failures, 1);
 
 refused:
 
-    ngx_shmtx_unlock(&z->shpool->mutex);
+    /* the refusal itself is audited, as every refused attempt is */
+    (void) ngx_atomic_fetch_add(&z->sh->changes_refused, 1);
+    ngx_sprintf((u_char *) w->result, "refused:%s%Z", w->code);
 
-    ngx_sprintf((u_char *) result, "%s%Z", code);
-    ngx_http_cutover_audit_refusal(r, a, result, 1);
+    ngx_memzero(&e, sizeof(e));
+    e.time = ngx_time();
+    e.key_id = a->key_id;
+    e.action = a->ep == NGX_HTTP_CUTOVER_EP_DIAL ? "dial" : "rollback";
+    e.result = w->result;
+    e.reason = a->reason;
+    (void) ngx_http_cutover_audit_append(z, &e, log);
 
-    return ngx_http_cutover_error(r, a, status, code,
-                                  msg ? msg : "refused");
+    ngx_http_cutover_writer_unlock(z->sh);
+}
+
+
+/* Back in the event loop: the answer. */
+static void
+ngx_http_cutover_change_done(ngx_event_t *ev)
+{
+    ngx_int_t                  rc;
+    ngx_connection_t          *c;
+    ngx_http_request_t        *r;
+    ngx_http_cutover_write_t  *w = ev->data;
+
+    r = w->r;
+    c = r->connection;
+
+    if (w->status == NGX_HTTP_OK) {
+        ngx_log_error(NGX_LOG_NOTICE, c->log, 0,
+                      "cutover zone \"%V\": %s by \"%s\", version %uL: %s",
+                      &w->a->zone->name,
+                      w->a->ep == NGX_HTTP_CUTOVER_EP_DIAL ? "dial"
+                                                           : "rollback",
+                      w->a->key_id, w->next->version, w->a->reason);
+
+        rc = ngx_http_cutover_state_reply(r, w->a, w->next, 0);
+
+    } else {
+        rc = ngx_http_cutover_error(r, w->a, w->status, w->code,
+                                    w->msg ? w->msg : "refused");
+    }
+
+    ngx_http_finalize_request(r, rc);
+    ngx_http_run_posted_requests(c);
 }

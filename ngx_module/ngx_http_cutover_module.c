@@ -701,6 +701,13 @@ ngx_http_cutover_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     zone->name = name;
     zone->state_path = state;
 
+    /* nginx's "default" pool (32 threads unless thread_pool says else):
+     * changes and audit entries are written and fsynced there */
+    zone->thread_pool = ngx_thread_pool_add(cf, NULL);
+    if (zone->thread_pool == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
     if (ngx_conf_full_name(cf->cycle, &zone->state_path, 0) != NGX_OK) {
         return NGX_CONF_ERROR;
     }

@@ -295,7 +295,7 @@ ngx_http_cutover_zone_route(ngx_http_cutover_zone_t *zone, ngx_str_t *store,
 }
 
 
-/* A consistent copy of the live state; the caller holds shpool->mutex. */
+/* A consistent copy of the live state, read as the router reads it. */
 cutover_state_t *
 ngx_http_cutover_zone_snapshot(ngx_http_cutover_zone_t *zone,
     ngx_pool_t *pool)
@@ -307,14 +307,93 @@ ngx_http_cutover_zone_snapshot(ngx_http_cutover_zone_t *zone,
         return NULL;
     }
 
-    ngx_memcpy(st, &zone->sh->slot[zone->sh->active & 1],
-               sizeof(cutover_state_t));
-
+    ngx_http_cutover_zone_copy(zone, st);
     return st;
 }
 
 
-/* Makes st the live state; the caller holds shpool->mutex. */
+void
+ngx_http_cutover_zone_copy(ngx_http_cutover_zone_t *zone,
+    cutover_state_t *st)
+{
+    ngx_uint_t                 i;
+    ngx_atomic_uint_t          seq;
+    ngx_http_cutover_shctx_t  *sh = zone->sh;
+
+    /* a writer publishes once per change: a retry is rare and short */
+    for ( ;; ) {
+        i = sh->active & 1;
+        seq = sh->seq[i];
+        ngx_memory_barrier();
+
+        if (seq & 1) {
+            continue;
+        }
+
+        ngx_memcpy(st, &sh->slot[i], sizeof(cutover_state_t));
+        ngx_memory_barrier();
+
+        if (sh->seq[i] == seq) {
+            return;
+        }
+    }
+}
+
+
+/*
+ * The writer lock serializes whatever writes the state file or the audit
+ * trail, across worker processes.  Only thread-pool threads take it (they
+ * may wait; event loops never do).  A holder whose process died is
+ * replaced (nginx's master frees shpool->mutex after a crash, not this),
+ * and so is one that carries our own pid while none of our threads holds
+ * it: a dead worker's pid, reused.
+ */
+static pthread_mutex_t  ngx_http_cutover_writer_local =
+    PTHREAD_MUTEX_INITIALIZER;
+
+
+void
+ngx_http_cutover_writer_lock(ngx_http_cutover_shctx_t *sh)
+{
+    ngx_pid_t  pid;
+
+    /* one thread of this process at a time */
+    (void) pthread_mutex_lock(&ngx_http_cutover_writer_local);
+
+    for ( ;; ) {
+        pid = (ngx_pid_t) sh->writer;
+
+        if (pid == ngx_pid) {
+            return;
+        }
+
+        if (pid == 0) {
+            if (ngx_atomic_cmp_set(&sh->writer, 0, ngx_pid)) {
+                return;
+            }
+
+            continue;
+        }
+
+        if (kill(pid, 0) == -1 && ngx_errno == NGX_ESRCH) {
+            (void) ngx_atomic_cmp_set(&sh->writer, pid, 0);
+            continue;
+        }
+
+        ngx_msleep(1);
+    }
+}
+
+
+void
+ngx_http_cutover_writer_unlock(ngx_http_cutover_shctx_t *sh)
+{
+    (void) ngx_atomic_cmp_set(&sh->writer, ngx_pid, 0);
+    (void) pthread_mutex_unlock(&ngx_http_cutover_writer_local);
+}
+
+
+/* Makes st the live state; the caller holds the writer lock. */
 void
 ngx_http_cutover_zone_publish(ngx_http_cutover_zone_t *zone,
     cutover_state_t *st)
@@ -422,7 +501,7 @@ ngx_http_cutover_zone_commit(ngx_http_cutover_zone_t *zone,
 
 
 /* Appends one entry to the trail, with the count of refusals left out
- * since the entry before; the caller holds shpool->mutex. */
+ * since the entry before; the caller holds the writer lock. */
 ngx_int_t
 ngx_http_cutover_audit_append(ngx_http_cutover_zone_t *zone,
     cutover_audit_entry_t *e, ngx_log_t *log)
@@ -438,7 +517,7 @@ ngx_http_cutover_audit_append(ngx_http_cutover_zone_t *zone,
 
     e->seq = sh->audit_seq + 1;
     e->prev = sh->audit_hash;
-    e->unaudited = sh->refusals_pending;
+    e->unaudited = sh->refusals_pending;     /* others may add meanwhile */
 
     n = cutover_audit_format(e, line, sizeof(line), hash);
     if (n < 0) {
@@ -472,7 +551,8 @@ ngx_http_cutover_audit_append(ngx_http_cutover_zone_t *zone,
 
     sh->audit_seq = e->seq;
     ngx_memcpy(sh->audit_hash, hash, 65);
-    sh->refusals_pending = 0;
+    (void) ngx_atomic_fetch_add(&sh->refusals_pending,
+                                -(ngx_atomic_int_t) e->unaudited);
 
     return NGX_OK;
 }

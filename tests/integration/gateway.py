@@ -63,7 +63,7 @@ GATEWAY = """
 
 
 class Gateway:
-    def __init__(self, name="gw"):
+    def __init__(self, name="gw", workers=2, env=None):
         self.new_port = harness.free_port()
         self.legacy_port = harness.free_port()
         self.port = harness.free_port()
@@ -83,7 +83,8 @@ class Gateway:
         for kid, (role, secret) in SECRETS.items():
             with open(os.path.join(self.dir, kid + ".key"), "w") as f:
                 f.write("%s %s %s\n" % (kid, role, secret))
-        self.nginx = harness.Nginx(self.conf(), directory=self.dir)
+        self.nginx = harness.Nginx(self.conf(), directory=self.dir,
+                                   workers=workers, env=env)
         self.nginx.start(self.port)
 
     def conf(self):

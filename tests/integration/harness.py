@@ -272,8 +272,9 @@ class Nginx:
     """
 
     def __init__(self, http_conf, name="nginx", workers=2, main="",
-                 log_level="info", directory=None, module=None):
+                 log_level="info", directory=None, module=None, env=None):
         self.module = module or MODULE_SO
+        self.env = dict(env or {})      # LD_PRELOAD goes after ASan's
         self.dir = directory or make_tempdir(name)
         for sub in ("conf", "logs", "tmp"):
             os.makedirs(os.path.join(self.dir, sub), exist_ok=True)
@@ -300,9 +301,15 @@ class Nginx:
 
     def _env(self):
         env = dict(os.environ)
+        extra = dict(self.env)
+        preload = [extra.pop("LD_PRELOAD")] if "LD_PRELOAD" in extra else []
+        env.update(extra)
         if "/asan/" in self.module:
-            env["LD_PRELOAD"] = ASAN_RUNTIME
-            env["ASAN_OPTIONS"] = "detect_leaks=0:abort_on_error=0"
+            preload.insert(0, ASAN_RUNTIME)
+            env["ASAN_OPTIONS"] = ("detect_leaks=0:abort_on_error=0:"
+                                  "detect_stack_use_after_return=1")
+        if preload:
+            env["LD_PRELOAD"] = ":".join(preload)
         return env
 
     def test_config(self):
