@@ -133,7 +133,7 @@ programs-sanitized:
 
 integration: all $(MODULE_ASAN) programs-sanitized
 	CUTOVER_MODULE=$(CURDIR)/$(MODULE_ASAN) CUTOVER_BIN=$(CURDIR)/$(SANITIZED)/bin \
-	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	ASAN_OPTIONS=detect_leaks=1:detect_stack_use_after_return=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	    $(PYTHON) -m pytest -q -p no:cacheprovider tests/integration $(PYTEST_ARGS)
 
 test:
