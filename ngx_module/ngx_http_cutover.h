@@ -81,7 +81,8 @@ typedef struct {
 
 /* The shared zone.  Readers of the dial state take no lock: they read
  * slot[active] and retry when its sequence number moved (a seqlock).
- * Writers hold shpool->mutex and write the inactive slot. */
+ * Writers hold the writer lock and write the inactive slot; shpool->mutex
+ * guards the replay cache and the refusal budget, never across I/O. */
 typedef struct {
     ngx_atomic_t                  active;
     ngx_atomic_t                  seq[2];

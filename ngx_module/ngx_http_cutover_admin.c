@@ -627,9 +627,7 @@ ngx_http_cutover_status(ngx_http_request_t *r, ngx_http_cutover_admin_t *a)
 {
     cutover_state_t  *st;
 
-    ngx_shmtx_lock(&a->zone->shpool->mutex);
     st = ngx_http_cutover_zone_snapshot(a->zone, r->pool);
-    ngx_shmtx_unlock(&a->zone->shpool->mutex);
 
     if (st == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -651,9 +649,7 @@ ngx_http_cutover_metrics(ngx_http_request_t *r, ngx_http_cutover_admin_t *a)
     cutover_state_t           *st;
     ngx_http_cutover_shctx_t  *sh = a->zone->sh;
 
-    ngx_shmtx_lock(&a->zone->shpool->mutex);
     st = ngx_http_cutover_zone_snapshot(a->zone, r->pool);
-    ngx_shmtx_unlock(&a->zone->shpool->mutex);
 
     if (st == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
