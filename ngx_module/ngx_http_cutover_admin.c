@@ -67,7 +67,7 @@ static ngx_int_t ngx_http_cutover_refuse(ngx_http_request_t *r,
 static ngx_uint_t ngx_http_cutover_refusal_budget(
     ngx_http_cutover_shctx_t *sh);
 static void ngx_http_cutover_refusal_write(void *data, ngx_log_t *log);
-static void ngx_http_cutover_refusal_done(ngx_event_t *ev);
+static void ngx_http_cutover_written(ngx_event_t *ev);
 
 
 static ngx_http_cutover_endpoint_e
@@ -853,38 +853,74 @@ ngx_http_cutover_history(ngx_http_request_t *r, ngx_http_cutover_admin_t *a)
 }
 
 
-/* A refused change attempt: its audit entry is written by a thread-pool
- * thread, and the answer goes out once it is (unless the attempt is over
- * the budget: then it is counted and answered at once). */
+/* The answer to a change attempt that a thread-pool thread writes: status
+ * and, when not 200, the error (copied: the caller's may be on its stack).
+ * A refusal is only this; a change (ngx_http_cutover_write_t) starts with
+ * it. */
 typedef struct {
     ngx_http_request_t        *r;
     ngx_http_cutover_admin_t  *a;
     ngx_uint_t                 status;
-    const char                *code;       /* a literal */
-    int64_t                    time;
-    char                       result[64];
-    char                       message[256];   /* may be on our caller's
-                                                  stack: copied */
-} ngx_http_cutover_refusal_t;
+    cutover_error_t            err;
+} ngx_http_cutover_answer_t;
 
 
+static const char *
+ngx_http_cutover_action(ngx_http_cutover_admin_t *a)
+{
+    return a->ep == NGX_HTTP_CUTOVER_EP_DIAL ? "dial" : "rollback";
+}
+
+
+static void
+ngx_http_cutover_refused(ngx_http_cutover_answer_t *ans, ngx_uint_t status,
+    const char *code, const char *message)
+{
+    ans->status = status;
+    cutover_error_set(&ans->err, code, "%s", message);
+}
+
+
+/* The refusal's audit entry; the caller holds the writer lock. */
+static void
+ngx_http_cutover_refusal_audit(ngx_http_cutover_answer_t *ans, ngx_log_t *log)
+{
+    char                   result[64];
+    cutover_audit_entry_t  e;
+
+    (void) ngx_atomic_fetch_add(&ans->a->zone->sh->changes_refused, 1);
+
+    ngx_sprintf((u_char *) result, "refused:%s%Z", ans->err.code);
+
+    ngx_memzero(&e, sizeof(e));
+    e.time = ngx_time();
+    e.key_id = ans->a->key_id;
+    e.action = ngx_http_cutover_action(ans->a);
+    e.result = result;
+    e.reason = ans->a->reason;
+
+    (void) ngx_http_cutover_audit_append(ans->a->zone, &e, log);
+}
+
+
+/* A refused change attempt: its audit entry is written by a thread-pool
+ * thread, and the answer goes out once it is (unless the attempt is over
+ * the budget: then it is counted and answered at once). */
 static ngx_int_t
 ngx_http_cutover_refuse(ngx_http_request_t *r, ngx_http_cutover_admin_t *a,
     ngx_uint_t authenticated, ngx_uint_t status, const char *code,
     const char *message)
 {
-    ngx_uint_t                   budget;
-    ngx_thread_task_t           *task;
-    ngx_http_cutover_shctx_t    *sh = a->zone->sh;
-    ngx_http_cutover_refusal_t  *f;
+    ngx_uint_t                  budget;
+    ngx_thread_task_t          *task;
+    ngx_http_cutover_shctx_t   *sh = a->zone->sh;
+    ngx_http_cutover_answer_t  *ans;
 
     if (a->ep != NGX_HTTP_CUTOVER_EP_DIAL
         && a->ep != NGX_HTTP_CUTOVER_EP_ROLLBACK)
     {
         return ngx_http_cutover_error(r, a, status, code, message);
     }
-
-    (void) ngx_atomic_fetch_add(&sh->changes_refused, 1);
 
     budget = 1;
 
@@ -895,23 +931,18 @@ ngx_http_cutover_refuse(ngx_http_request_t *r, ngx_http_cutover_admin_t *a,
     }
 
     task = budget ? ngx_thread_task_alloc(r->pool,
-                                          sizeof(ngx_http_cutover_refusal_t))
+                                          sizeof(ngx_http_cutover_answer_t))
                   : NULL;
 
     if (task != NULL) {
-        f = task->ctx;
-        f->r = r;
-        f->a = a;
-        f->status = status;
-        f->code = code;
-        ngx_cpystrn((u_char *) f->message, (u_char *) message,
-                    sizeof(f->message));
-        f->time = ngx_time();
-        ngx_sprintf((u_char *) f->result, "refused:%.48s%Z", code);
+        ans = task->ctx;
+        ans->r = r;
+        ans->a = a;
+        ngx_http_cutover_refused(ans, status, code, message);
 
         task->handler = ngx_http_cutover_refusal_write;
-        task->event.handler = ngx_http_cutover_refusal_done;
-        task->event.data = f;
+        task->event.handler = ngx_http_cutover_written;
+        task->event.data = ans;
 
         if (ngx_thread_task_post(a->zone->thread_pool, task) == NGX_OK) {
             r->main->count++;
@@ -921,6 +952,7 @@ ngx_http_cutover_refuse(ngx_http_request_t *r, ngx_http_cutover_admin_t *a,
 
     /* over the budget (or no memory, or the pool is full): counted, and
      * the next entry says so */
+    (void) ngx_atomic_fetch_add(&sh->changes_refused, 1);
     (void) ngx_atomic_fetch_add(&sh->refusals_pending, 1);
     (void) ngx_atomic_fetch_add(&sh->refusals_unaudited, 1);
 
@@ -932,37 +964,11 @@ ngx_http_cutover_refuse(ngx_http_request_t *r, ngx_http_cutover_admin_t *a,
 static void
 ngx_http_cutover_refusal_write(void *data, ngx_log_t *log)
 {
-    ngx_http_cutover_refusal_t  *f = data;
+    ngx_http_cutover_answer_t  *ans = data;
 
-    cutover_audit_entry_t  e;
-
-    ngx_memzero(&e, sizeof(e));
-    e.time = f->time;
-    e.key_id = f->a->key_id;
-    e.action = f->a->ep == NGX_HTTP_CUTOVER_EP_DIAL ? "dial" : "rollback";
-    e.result = f->result;
-    e.reason = f->a->reason;
-
-    ngx_http_cutover_writer_lock(f->a->zone->sh);
-    (void) ngx_http_cutover_audit_append(f->a->zone, &e, ngx_cycle->log);
-    ngx_http_cutover_writer_unlock(f->a->zone->sh);
-}
-
-
-static void
-ngx_http_cutover_refusal_done(ngx_event_t *ev)
-{
-    ngx_connection_t            *c;
-    ngx_http_request_t          *r;
-    ngx_http_cutover_refusal_t  *f = ev->data;
-
-    r = f->r;
-    c = r->connection;
-
-    ngx_http_finalize_request(r, ngx_http_cutover_error(r, f->a, f->status,
-                                                        f->code,
-                                                        f->message));
-    ngx_http_run_posted_requests(c);
+    ngx_http_cutover_writer_lock(ans->a->zone->sh);
+    ngx_http_cutover_refusal_audit(ans, log);
+    ngx_http_cutover_writer_unlock(ans->a->zone->sh);
 }
 
 
@@ -1225,27 +1231,17 @@ ngx_http_cutover_parse_change(ngx_http_request_t *r,
  * audit entry and the directory are fsynced there, never in the event
  * loop; the answer goes out when the thread is done. */
 typedef struct {
-    ngx_http_request_t         *r;
-    ngx_http_cutover_admin_t   *a;
+    ngx_http_cutover_answer_t   answer;       /* first: see the answer */
     ngx_http_cutover_change_t  *c;
     cutover_state_t            *cur;
     cutover_state_t            *next;
     char                       *from;
     char                       *to;
     u_char                      tmpname[NGX_MAX_PATH];
-    char                        msgbuf[160];
-    char                        result[64];
-    cutover_error_t             err;
-    ngx_uint_t                  status;
-    const char                 *code;
-    const char                 *msg;
-    ngx_uint_t                  failed;   /* a write failed: a persist
-                                             failure, not a refusal */
 } ngx_http_cutover_write_t;
 
 
 static void ngx_http_cutover_change_write(void *data, ngx_log_t *log);
-static void ngx_http_cutover_change_done(ngx_event_t *ev);
 
 
 static ngx_int_t
@@ -1266,8 +1262,8 @@ ngx_http_cutover_change(ngx_http_request_t *r, ngx_http_cutover_admin_t *a)
     }
 
     w = task->ctx;
-    w->r = r;
-    w->a = a;
+    w->answer.r = r;
+    w->answer.a = a;
     w->c = c;
     w->cur = ngx_palloc(r->pool, sizeof(cutover_state_t));
     w->next = ngx_palloc(r->pool, sizeof(cutover_state_t));
@@ -1286,7 +1282,7 @@ ngx_http_cutover_change(ngx_http_request_t *r, ngx_http_cutover_admin_t *a)
     }
 
     task->handler = ngx_http_cutover_change_write;
-    task->event.handler = ngx_http_cutover_change_done;
+    task->event.handler = ngx_http_cutover_written;
     task->event.data = w;
 
     if (ngx_thread_task_post(z->thread_pool, task) != NGX_OK) {
@@ -1311,45 +1307,41 @@ ngx_http_cutover_change_write(void *data, ngx_log_t *log)
     ngx_str_t                   tmp;
     cutover_state_t            *cur = w->cur, *next = w->next;
     cutover_audit_entry_t       e;
-    ngx_http_cutover_admin_t   *a = w->a;
+    ngx_http_cutover_admin_t   *a = w->answer.a;
     ngx_http_cutover_change_t  *c = w->c;
     ngx_http_cutover_zone_t    *z = a->zone;
 
-    log = ngx_cycle->log;
     tmp.data = w->tmpname;
-    w->status = NGX_HTTP_OK;
-    w->code = NULL;
-    w->msg = NULL;
+    w->answer.status = NGX_HTTP_OK;
 
     ngx_http_cutover_writer_lock(z->sh);
 
     ngx_http_cutover_zone_copy(z, cur);
 
     if (!z->sh->audit_ok) {
-        w->status = NGX_HTTP_SERVICE_UNAVAILABLE;
-        w->code = "audit_unavailable";
-        w->msg = "the audit trail cannot be written; no change is made";
+        ngx_http_cutover_refused(&w->answer, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                 "audit_unavailable", "the audit trail cannot "
+                                 "be written; no change is made");
         goto failed;
     }
 
     if (c->expect_version >= 0
         && (uint64_t) c->expect_version != cur->version)
     {
-        w->status = NGX_HTTP_CONFLICT;
-        w->code = "version_conflict";
-        ngx_sprintf((u_char *) w->msgbuf, "expect_version %L but the state "
-                    "is at version %uL%Z", c->expect_version, cur->version);
-        w->msg = w->msgbuf;
+        w->answer.status = NGX_HTTP_CONFLICT;
+        cutover_error_set(&w->answer.err, "version_conflict",
+                          "expect_version %lld but the state is at version "
+                          "%llu", (long long) c->expect_version,
+                          (unsigned long long) cur->version);
         goto refused;
     }
 
     if (a->ep == NGX_HTTP_CUTOVER_EP_DIAL) {
-        if (cutover_state_dial(next, cur, &c->dial, ngx_time(), &w->err)
+        if (cutover_state_dial(next, cur, &c->dial, ngx_time(),
+                               &w->answer.err)
             != 0)
         {
-            w->status = NGX_HTTP_BAD_REQUEST;
-            w->code = w->err.code;
-            w->msg = w->err.message;
+            w->answer.status = NGX_HTTP_BAD_REQUEST;
             goto refused;
         }
 
@@ -1376,16 +1368,16 @@ ngx_http_cutover_change_write(void *data, ngx_log_t *log)
     }
 
     if (ngx_http_cutover_zone_persist(z, next, log, &tmp) != NGX_OK) {
-        w->status = NGX_HTTP_SERVICE_UNAVAILABLE;
-        w->code = "persist_failed";
-        w->msg = "the state file cannot be written; no change is made";
+        ngx_http_cutover_refused(&w->answer, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                 "persist_failed", "the state file cannot be "
+                                 "written; no change is made");
         goto failed;
     }
 
     ngx_memzero(&e, sizeof(e));
     e.time = ngx_time();
     e.key_id = a->key_id;
-    e.action = a->ep == NGX_HTTP_CUTOVER_EP_DIAL ? "dial" : "rollback";
+    e.action = ngx_http_cutover_action(a);
     e.result = "accepted";
     e.from = w->from;
     e.to = w->to;
@@ -1393,16 +1385,16 @@ ngx_http_cutover_change_write(void *data, ngx_log_t *log)
 
     if (ngx_http_cutover_audit_append(z, &e, log) != NGX_OK) {
         (void) ngx_delete_file(tmp.data);
-        w->status = NGX_HTTP_SERVICE_UNAVAILABLE;
-        w->code = "audit_unavailable";
-        w->msg = "the audit trail cannot be written; no change is made";
+        ngx_http_cutover_refused(&w->answer, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                 "audit_unavailable", "the audit trail cannot "
+                                 "be written; no change is made");
         goto failed;
     }
 
     if (ngx_http_cutover_zone_commit(z, next, &tmp, log) != NGX_OK) {
-        w->status = NGX_HTTP_SERVICE_UNAVAILABLE;
-        w->code = "persist_failed";
-        w->msg = "the state file cannot be written; no change is made";
+        ngx_http_cutover_refused(&w->answer, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                 "persist_failed", "the state file cannot be "
+                                 "written; no change is made");
         goto failed;
     }
 
@@ -1414,52 +1406,43 @@ ngx_http_cutover_change_write(void *data, ngx_log_t *log)
 
 failed:
 
-    w->failed = 1;
     (void) ngx_atomic_fetch_add(&z->sh->persist_failures, 1);
 
 refused:
 
     /* the refusal itself is audited, as every refused attempt is */
-    (void) ngx_atomic_fetch_add(&z->sh->changes_refused, 1);
-    ngx_sprintf((u_char *) w->result, "refused:%s%Z", w->code);
-
-    ngx_memzero(&e, sizeof(e));
-    e.time = ngx_time();
-    e.key_id = a->key_id;
-    e.action = a->ep == NGX_HTTP_CUTOVER_EP_DIAL ? "dial" : "rollback";
-    e.result = w->result;
-    e.reason = a->reason;
-    (void) ngx_http_cutover_audit_append(z, &e, log);
-
+    ngx_http_cutover_refusal_audit(&w->answer, log);
     ngx_http_cutover_writer_unlock(z->sh);
 }
 
 
-/* Back in the event loop: the answer. */
+/* Back in the event loop, for a change or a refusal: the answer. */
 static void
-ngx_http_cutover_change_done(ngx_event_t *ev)
+ngx_http_cutover_written(ngx_event_t *ev)
 {
-    ngx_int_t                  rc;
-    ngx_connection_t          *c;
-    ngx_http_request_t        *r;
-    ngx_http_cutover_write_t  *w = ev->data;
+    ngx_int_t                   rc;
+    ngx_connection_t           *c;
+    ngx_http_request_t         *r;
+    ngx_http_cutover_write_t   *w;
+    ngx_http_cutover_answer_t  *ans = ev->data;
 
-    r = w->r;
+    r = ans->r;
     c = r->connection;
 
-    if (w->status == NGX_HTTP_OK) {
+    if (ans->status == NGX_HTTP_OK) {
+        /* only a change is answered 200 */
+        w = (ngx_http_cutover_write_t *) ans;
+
         ngx_log_error(NGX_LOG_NOTICE, c->log, 0,
                       "cutover zone \"%V\": %s by \"%s\", version %uL: %s",
-                      &w->a->zone->name,
-                      w->a->ep == NGX_HTTP_CUTOVER_EP_DIAL ? "dial"
-                                                           : "rollback",
-                      w->a->key_id, w->next->version, w->a->reason);
+                      &ans->a->zone->name, ngx_http_cutover_action(ans->a),
+                      ans->a->key_id, w->next->version, ans->a->reason);
 
-        rc = ngx_http_cutover_state_reply(r, w->a, w->next, 0);
+        rc = ngx_http_cutover_state_reply(r, ans->a, w->next, 0);
 
     } else {
-        rc = ngx_http_cutover_error(r, w->a, w->status, w->code,
-                                    w->msg ? w->msg : "refused");
+        rc = ngx_http_cutover_error(r, ans->a, ans->status, ans->err.code,
+                                    ans->err.message);
     }
 
     ngx_http_finalize_request(r, rc);

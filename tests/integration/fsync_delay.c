@@ -24,9 +24,11 @@ fsync_delay_init(void)
 }
 
 
-static void
-fsync_delay(void)
+/* Sleeps, then calls the libc function of that name. */
+static int
+fsync_delayed(const char *name, int fd)
 {
+    int              (*real)(int);
     struct timespec  ts;
 
     if (delay_ms > 0) {
@@ -34,32 +36,21 @@ fsync_delay(void)
         ts.tv_nsec = (delay_ms % 1000) * 1000000L;
         nanosleep(&ts, NULL);
     }
+
+    real = (int (*)(int)) dlsym(RTLD_NEXT, name);
+    return real(fd);
 }
 
 
 int
 fsync(int fd)
 {
-    static int (*real)(int);
-
-    if (real == NULL) {
-        real = (int (*)(int)) dlsym(RTLD_NEXT, "fsync");
-    }
-
-    fsync_delay();
-    return real(fd);
+    return fsync_delayed("fsync", fd);
 }
 
 
 int
 fdatasync(int fd)
 {
-    static int (*real)(int);
-
-    if (real == NULL) {
-        real = (int (*)(int)) dlsym(RTLD_NEXT, "fdatasync");
-    }
-
-    fsync_delay();
-    return real(fd);
+    return fsync_delayed("fdatasync", fd);
 }
