@@ -114,10 +114,12 @@ $(MODULE_ASAN): $(ASAN_BUILD)/objs/Makefile $(wildcard ngx_module/*.c ngx_module
 VALGRIND := valgrind -q --leak-check=full --errors-for-leak-kinds=definite \
     --error-exitcode=1
 
+# The JSON front ends' tests walk tests/fixtures/json, and the JSONTestSuite
+# cases too when CUTOVER_JSONTESTSUITE names that suite's folder.
 unit: $(UNIT_TESTS)
 	@set -e; for t in $(UNIT_TESTS); do \
 	    echo "== $$t (valgrind)"; \
-	    CK_FORK=no CUTOVER_CORPUS=$(CURDIR)/../shared/corpus $(VALGRIND) $$t; \
+	    CK_FORK=no $(VALGRIND) $$t; \
 	done
 
 extra: $(EXTRA_CHECKS)

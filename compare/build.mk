@@ -38,8 +38,8 @@ DEB_PACKAGES += clang libclang-rt-14-dev
 FUZZ_COMPARE := $(BUILD)/fuzz/fuzz_compare
 FUZZ_COMPARE_TIME ?= 600
 FUZZ_COMPARE_ARGS = -max_len=65536 -timeout=10 -rss_limit_mb=2048 \
-    $(BUILD)/fuzz/corpus-compare \
-    $(CURDIR)/../shared/corpus/JSONTestSuite/test_parsing tests/fixtures/compare
+    $(BUILD)/fuzz/corpus-compare tests/fixtures/json tests/fixtures/compare \
+    $(if $(CUTOVER_JSONTESTSUITE),$(CUTOVER_JSONTESTSUITE)/test_parsing)
 
 $(FUZZ_COMPARE): compare/fuzz_compare.c $(COMPARE_SRCS) ngx_module/cutover_dial.c \
         $(wildcard compare/*.h) compare/schema.sql

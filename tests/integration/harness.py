@@ -31,12 +31,29 @@ BIN = os.environ.get("CUTOVER_BIN", os.path.join(BUILD, "bin"))
 MODULE_SO = os.environ.get("CUTOVER_MODULE",
                            os.path.join(BUILD, "ngx_http_cutover_module.so"))
 ASAN_RUNTIME = "/usr/lib/x86_64-linux-gnu/libasan.so.8"
-CORPUS = os.path.abspath(os.path.join(ROOT, "..", "shared", "corpus"))
+# Hostile JSON inputs: the project's own (always), and the JSONTestSuite
+# parsing cases when CUTOVER_JSONTESTSUITE names that suite's folder.
+JSON_CASES = os.path.join(ROOT, "tests", "fixtures", "json")
+JSONTESTSUITE = os.environ.get("CUTOVER_JSONTESTSUITE", "")
 KEEP = os.environ.get("CUTOVER_KEEP") == "1"
 NGINX = "/usr/sbin/nginx"
 
 SANITIZER = re.compile(r"AddressSanitizer|LeakSanitizer|runtime error:")
 BAD_LOG_LINE = re.compile(r"\[(alert|emerg|crit)\]|" + SANITIZER.pattern)
+
+
+def json_cases():
+    """[(name, path)] of every hostile JSON case: y_ must be accepted,
+    n_ refused, i_ either (never a crash)."""
+    dirs = [JSON_CASES]
+    if JSONTESTSUITE:
+        dirs.append(os.path.join(JSONTESTSUITE, "test_parsing"))
+    cases = []
+    for d in dirs:
+        names = sorted(n for n in os.listdir(d) if n[:2] in ("y_", "n_", "i_"))
+        assert names, "no JSON cases in %s" % d
+        cases += [(n, os.path.join(d, n)) for n in names]
+    return cases
 
 
 def bin_path(name):
