@@ -56,7 +56,7 @@ include $(sort $(wildcard */build.mk))
 
 -include $(shell find $(OBJ) -name '*.d' 2>/dev/null)
 
-.PHONY: all deps module module-asan programs programs-sanitized unit extra integration test demo bench clean
+.PHONY: nginx-tests all deps module module-asan programs programs-sanitized unit extra integration test demo bench clean
 
 all: module programs
 
@@ -144,6 +144,13 @@ test:
 	@$(MAKE) --no-print-directory unit
 	@$(MAKE) --no-print-directory extra
 	@$(MAKE) --no-print-directory integration
+
+# nginx's own tests (a checkout of nginx/nginx-tests given as NGINX_TESTS),
+# plain and with the module routing and recording every request: the
+# verdicts must be the same.
+nginx-tests: all
+	@test -n "$(NGINX_TESTS)" || { echo "usage: make nginx-tests NGINX_TESTS=/path/to/nginx-tests" >&2; exit 2; }
+	$(PYTHON) tests/nginx-tests/run.py $(NGINX_TESTS) $(NGINX_TESTS_ONLY)
 
 demo:
 	@$(MAKE) --no-print-directory deps
