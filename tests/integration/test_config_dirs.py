@@ -7,8 +7,10 @@ import json
 import os
 import pwd
 import re
+import signal
 import stat
 import subprocess
+import time
 
 import pytest
 
@@ -167,3 +169,30 @@ def test_log_dir_on_a_read_only_place_fails_nginx_t(tmpdir_w):
         assert "Read-only file system" in out
     finally:
         os.system("umount %s" % ro)
+
+
+@root_only
+def test_reload_keeps_serving_when_a_dir_became_unwritable(tmpdir_w):
+    n = make(tmpdir_w)
+    try:
+        n.up.start()
+        n.start(n.port)
+        workers = n.worker_pids()
+        state = os.path.join(tmpdir_w, "state")
+        os.chown(state, 0, 0)
+        os.chmod(state, 0o755)
+        os.kill(n.proc.pid, signal.SIGHUP)
+        deadline = time.monotonic() + 10
+        while "[emerg]" not in n.log_text() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert re.search(r"\[emerg\].*\"nobody\".*\"%s\" of state=.* in "
+                         r"%s:\d+" % (re.escape(state), re.escape(n.conf)),
+                         n.log_text())
+        # the old configuration goes on serving
+        assert n.worker_pids() == workers
+        s, _, body = harness.http("GET", "http://127.0.0.1:%d/api/x"
+                                  % n.port, headers={"X-Store-Id": "S1"})
+        assert (s, body) == (200, b"ok\n")
+    finally:
+        n.stop()
+        n.up.destroy()
