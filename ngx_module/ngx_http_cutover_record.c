@@ -1003,7 +1003,7 @@ ngx_http_cutover_dropped(ngx_http_request_t *r, ngx_http_cutover_ctx_t *ctx,
         break;
 
     default:
-        p = ngx_sprintf(text, "cannot write the record");
+        p = ngx_sprintf(text, "cannot make or write the record");
     }
 
     ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, err,
