@@ -286,15 +286,19 @@ shadow_writer_append(shadow_writer_t *w, const uint8_t *frame, size_t len)
  * Makes sure [end, end + len) of the current segment is allocated, so the
  * write that follows cannot run out of space half-way.  Space is reserved
  * SHADOW_RESERVE bytes ahead at a time (capped by the segment size), or
- * just the frame when the disk is nearly full.
+ * just the frame when the disk is nearly full.  A quarter of it is kept
+ * as slack beyond this frame: other workers' frames may land before ours
+ * between the lseek(2) and the write(2).
  */
 static int
 shadow_writer_reserve(shadow_writer_t *w, uint64_t end, size_t len)
 {
     int       err;
-    uint64_t  want;
+    uint64_t  want, slack;
 
-    if (w->no_reserve || end + len <= w->reserved) {
+    slack = SHADOW_RESERVE / 4;
+
+    if (w->no_reserve || end + len + slack <= w->reserved) {
         return SHADOW_OK;
     }
 
@@ -303,8 +307,8 @@ shadow_writer_reserve(shadow_writer_t *w, uint64_t end, size_t len)
         want = SHADOW_RESERVE;
     }
 
-    if (want < len) {
-        want = len;
+    if (want < len + slack) {
+        want = len + slack;
     }
 
     for ( ;; ) {
