@@ -96,6 +96,11 @@ def test_missing_nested_dirs_are_made_for_the_workers(tmpdir_w):
         assert s == 200
         assert os.path.exists(os.path.join(tmpdir_w, "a/b/state/erp.state"))
         assert os.path.getsize(os.path.join(tmpdir_w, "a/c/erp.audit")) > 0
+        # the record is written as the request ends, after the answer
+        deadline = time.monotonic() + 5
+        while not os.listdir(os.path.join(tmpdir_w, "a/d/e")) \
+                and time.monotonic() < deadline:
+            time.sleep(0.05)
         assert os.listdir(os.path.join(tmpdir_w, "a/d/e"))
         n.stop()
         n.assert_clean_log()
