@@ -49,10 +49,12 @@ typedef enum {
 } ngx_http_cutover_auth_reason_e;
 
 
+/* Why a record was dropped (cutover_records_dropped_total{reason=}). */
 typedef enum {
-    NGX_HTTP_CUTOVER_DROP_FULL = 0,
-    NGX_HTTP_CUTOVER_DROP_ERROR,
-    NGX_HTTP_CUTOVER_DROP_TOO_LARGE,
+    NGX_HTTP_CUTOVER_DROP_FULL = 0,     /* log at max=: shadowd is behind */
+    NGX_HTTP_CUTOVER_DROP_ERROR,        /* any other failure */
+    NGX_HTTP_CUTOVER_DROP_TOO_LARGE,    /* request body over the limit */
+    NGX_HTTP_CUTOVER_DROP_DISK_FULL,    /* ENOSPC, EDQUOT */
     NGX_HTTP_CUTOVER_DROP_NREASONS
 } ngx_http_cutover_drop_reason_e;
 
@@ -68,7 +70,15 @@ typedef struct {
     off_t                         segment;
     off_t                         max;            /* 0: no limit */
     shadow_writer_t               writer;
-    ngx_uint_t                    full;           /* logged as full */
+
+    /* the records this worker dropped since it last wrote one: logged
+     * when recording resumes, for reconciliation */
+    ngx_uint_t                    gap;
+    ngx_uint_t                    gap_reasons[NGX_HTTP_CUTOVER_DROP_NREASONS];
+    u_char                        gap_first[32];
+    u_char                        gap_last[32];
+    time_t                        gap_first_sec;
+    time_t                        gap_last_sec;
 } ngx_http_cutover_log_t;
 
 
@@ -103,6 +113,8 @@ typedef struct {
     ngx_atomic_t                  records_truncated;
     ngx_atomic_t                  records_dropped[
                                       NGX_HTTP_CUTOVER_DROP_NREASONS];
+    ngx_atomic_t                  dropped_logged_sec; /* one line a second */
+    ngx_atomic_t                  dropped_logged;     /* drops it counted */
 
     /* the pid of the process one of whose threads is writing the state
      * file or the audit trail, 0 when none (ngx_http_cutover_writer_lock) */
@@ -137,6 +149,8 @@ typedef struct {
 typedef struct {
     ngx_array_t                   zones;          /* ngx_shm_zone_t * */
     ngx_array_t                   logs;           /* ngx_http_cutover_log_t * */
+    ngx_array_t                   dirs;           /* directories workers
+                                                     write (module.c) */
 } ngx_http_cutover_main_conf_t;
 
 
@@ -171,6 +185,7 @@ typedef struct {
     ngx_str_t                     channel;
     ngx_str_t                     key;
     ngx_http_cutover_tee_t       *tee;            /* when recorded */
+    ngx_http_cutover_loc_conf_t  *lcf;            /* where it was routed */
     void                         *admin;          /* an admin API call */
     u_char                        id[32];         /* $cutover_request_id */
     unsigned                      has_id:1;
@@ -182,6 +197,9 @@ extern ngx_module_t  ngx_http_cutover_module;
 
 /* ngx_http_cutover_module.c */
 ngx_int_t ngx_http_cutover_request_id(ngx_http_request_t *r, ngx_str_t *id);
+ngx_http_cutover_ctx_t *ngx_http_cutover_get_ctx(ngx_http_request_t *r);
+ngx_int_t ngx_http_cutover_add_dir(ngx_conf_t *cf, ngx_str_t *file,
+    const char *what);
 
 /* ngx_http_cutover_zone.c */
 ngx_int_t ngx_http_cutover_init_zone(ngx_shm_zone_t *shm_zone, void *data);
@@ -220,6 +238,7 @@ char *ngx_http_cutover_record_reads(ngx_conf_t *cf, ngx_command_t *cmd,
 char *ngx_http_cutover_log(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 char *ngx_http_cutover_record_headers(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+void ngx_http_cutover_record_exit(ngx_cycle_t *cycle);
 
 /* ngx_http_cutover_admin.c */
 ngx_int_t ngx_http_cutover_admin_handler(ngx_http_request_t *r);

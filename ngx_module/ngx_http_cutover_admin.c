@@ -33,7 +33,7 @@ typedef struct {
 
 
 static const char  *ngx_http_cutover_drop_reasons[] = {
-    "full", "error", "too_large"
+    "full", "error", "too_large", "disk_full"
 };
 
 
@@ -612,7 +612,7 @@ ngx_http_cutover_state_reply(ngx_http_request_t *r,
                         sh->changes_refused, sh->persist_failures,
                         sh->records,
                         sh->records_dropped[0] + sh->records_dropped[1]
-                        + sh->records_dropped[2]);
+                        + sh->records_dropped[2] + sh->records_dropped[3]);
     }
 
     p = ngx_cpymem(p, "}\n", 2);

@@ -5,6 +5,9 @@
 
 #include "ngx_http_cutover.h"
 
+#include <grp.h>
+#include <pwd.h>
+
 
 typedef enum {
     NGX_HTTP_CUTOVER_VAR_UPSTREAM = 0,
@@ -16,12 +19,33 @@ typedef enum {
 } ngx_http_cutover_var_e;
 
 
+/* A directory the workers write in (for state=, audit=, cutover_log),
+ * made and checked when the configuration is applied. */
+typedef struct {
+    ngx_str_t                     dir;            /* NUL-terminated */
+    ngx_str_t                     file;           /* NUL-terminated */
+    const char                   *what;
+    ngx_str_t                     conf_file;
+    ngx_uint_t                    line;
+} ngx_http_cutover_dir_t;
+
+
 static ngx_http_cutover_ctx_t *ngx_http_cutover_route(ngx_http_request_t *r);
 static ngx_int_t ngx_http_cutover_route_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_http_cutover_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 static ngx_int_t ngx_http_cutover_add_variables(ngx_conf_t *cf);
 static ngx_int_t ngx_http_cutover_init_process(ngx_cycle_t *cycle);
+static void ngx_http_cutover_exit_process(ngx_cycle_t *cycle);
+static void ngx_http_cutover_ctx_cleanup(void *data);
+static ngx_int_t ngx_http_cutover_init_zone_dirs(ngx_shm_zone_t *shm_zone,
+    void *data);
+static ngx_int_t ngx_http_cutover_check_dirs(ngx_cycle_t *cycle,
+    ngx_http_cutover_main_conf_t *cmcf, ngx_log_t *log);
+static ngx_int_t ngx_http_cutover_make_dir(ngx_http_cutover_dir_t *d,
+    ngx_core_conf_t *ccf, const char *user, ngx_log_t *log);
+static ngx_err_t ngx_http_cutover_probe_dir(ngx_http_cutover_dir_t *d,
+    ngx_uint_t *file);
 static ngx_int_t ngx_http_cutover_init(ngx_conf_t *cf);
 static void *ngx_http_cutover_create_main_conf(ngx_conf_t *cf);
 static void *ngx_http_cutover_create_loc_conf(ngx_conf_t *cf);
@@ -170,7 +194,7 @@ ngx_module_t  ngx_http_cutover_module = {
     ngx_http_cutover_init_process,         /* init process */
     NULL,                                  /* init thread */
     NULL,                                  /* exit thread */
-    NULL,                                  /* exit process */
+    ngx_http_cutover_exit_process,         /* exit process */
     NULL,                                  /* exit master */
     NGX_MODULE_V1_PADDING
 };
@@ -204,6 +228,48 @@ static ngx_int_t  ngx_http_cutover_request_id_index;
 static uint64_t   ngx_http_cutover_seed[2];
 static uint64_t   ngx_http_cutover_counter;
 
+/* the configuration being applied, whose directories the first cutover
+ * zone's init makes and checks (it runs after the "user" directive is
+ * known and before the new configuration replaces the old one) */
+static ngx_http_cutover_main_conf_t  *ngx_http_cutover_dirs_pending;
+static ngx_cycle_t                   *ngx_http_cutover_dirs_cycle;
+
+
+/*
+ * The routing context.  nginx clears the modules' contexts on an internal
+ * redirect (error_page, try_files, X-Accel-Redirect, named locations), but
+ * the request is routed once, with the decision of its first pass: that
+ * context is also kept in a cleanup of the request's pool (as the realip
+ * module keeps the original address) and found there again.
+ */
+ngx_http_cutover_ctx_t *
+ngx_http_cutover_get_ctx(ngx_http_request_t *r)
+{
+    ngx_pool_cleanup_t      *cln;
+    ngx_http_cutover_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_cutover_module);
+
+    if (ctx == NULL && r == r->main && (r->internal || r->filter_finalize)) {
+        for (cln = r->pool->cleanup; cln; cln = cln->next) {
+            if (cln->handler == ngx_http_cutover_ctx_cleanup) {
+                ctx = cln->data;
+                ngx_http_set_ctx(r, ctx, ngx_http_cutover_module);
+                break;
+            }
+        }
+    }
+
+    return ctx;
+}
+
+
+static void
+ngx_http_cutover_ctx_cleanup(void *data)
+{
+    /* only a marker: the context lives in the request's pool */
+}
+
 
 /* Decides the side of a request once; later calls return the same ctx. */
 static ngx_http_cutover_ctx_t *
@@ -211,11 +277,12 @@ ngx_http_cutover_route(ngx_http_request_t *r)
 {
     u_char                       *p;
     ngx_str_t                     store, channel, key;
+    ngx_pool_cleanup_t           *cln;
     ngx_http_cutover_ctx_t       *ctx;
     ngx_http_cutover_zone_t      *zone;
     ngx_http_cutover_loc_conf_t  *lcf;
 
-    ctx = ngx_http_get_module_ctx(r, ngx_http_cutover_module);
+    ctx = ngx_http_cutover_get_ctx(r);
     if (ctx) {
         return ctx->admin ? NULL : ctx;
     }
@@ -230,8 +297,19 @@ ngx_http_cutover_route(ngx_http_request_t *r)
         return NULL;
     }
 
+    if (r == r->main) {
+        cln = ngx_pool_cleanup_add(r->pool, 0);
+        if (cln == NULL) {
+            return NULL;
+        }
+
+        cln->handler = ngx_http_cutover_ctx_cleanup;
+        cln->data = ctx;
+    }
+
     zone = lcf->zone->data;
     ctx->zone = zone;
+    ctx->lcf = lcf;
 
     if (ngx_http_complex_value(r, lcf->store, &store) != NGX_OK
         || ngx_http_complex_value(r, lcf->channel, &channel) != NGX_OK)
@@ -302,7 +380,7 @@ ngx_http_cutover_request_id(ngx_http_request_t *r, ngx_str_t *id)
     ngx_http_cutover_ctx_t     *ctx;
     ngx_http_variable_value_t  *vv;
 
-    ctx = ngx_http_get_module_ctx(r, ngx_http_cutover_module);
+    ctx = ngx_http_cutover_get_ctx(r);
 
     if (ctx && ctx->admin == NULL) {
         if (!ctx->has_id) {
@@ -342,6 +420,13 @@ ngx_http_cutover_init_process(ngx_cycle_t *cycle)
     }
 
     return NGX_OK;
+}
+
+
+static void
+ngx_http_cutover_exit_process(ngx_cycle_t *cycle)
+{
+    ngx_http_cutover_record_exit(cycle);
 }
 
 
@@ -472,6 +557,10 @@ ngx_http_cutover_init(ngx_conf_t *cf)
     ngx_http_handler_pt        *h;
     ngx_http_core_main_conf_t  *cmcf;
 
+    ngx_http_cutover_dirs_pending = ngx_http_conf_get_module_main_conf(cf,
+                                                    ngx_http_cutover_module);
+    ngx_http_cutover_dirs_cycle = cf->cycle;
+
     cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
 
     h = ngx_array_push(&cmcf->phases[NGX_HTTP_PREACCESS_PHASE].handlers);
@@ -499,6 +588,9 @@ ngx_http_cutover_create_main_conf(ngx_conf_t *cf)
         != NGX_OK
         || ngx_array_init(&cmcf->logs, cf->pool, 2,
                           sizeof(ngx_http_cutover_log_t *))
+           != NGX_OK
+        || ngx_array_init(&cmcf->dirs, cf->pool, 4,
+                          sizeof(ngx_http_cutover_dir_t))
            != NGX_OK)
     {
         return NULL;
@@ -741,6 +833,12 @@ ngx_http_cutover_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
         ngx_cpystrn(z, p->data, p->len + 1);
         p->data = z;
+
+        if (ngx_http_cutover_add_dir(cf, p, i ? "audit=" : "state=")
+            != NGX_OK)
+        {
+            return NGX_CONF_ERROR;
+        }
     }
 
     shm_zone = ngx_shared_memory_add(cf, &name, size,
@@ -755,7 +853,7 @@ ngx_http_cutover_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return NGX_CONF_ERROR;
     }
 
-    shm_zone->init = ngx_http_cutover_init_zone;
+    shm_zone->init = ngx_http_cutover_init_zone_dirs;
     shm_zone->data = zone;
 
     zp = ngx_array_push(&cmcf->zones);
@@ -1027,4 +1125,366 @@ ngx_http_cutover_admin_keys(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
 
     return NGX_CONF_OK;
+}
+
+
+/*
+ * The directory of `file` (state=, audit=, cutover_log), made and checked
+ * when the configuration is applied.  Remembers the directive's place in
+ * the configuration for the error message.
+ */
+ngx_int_t
+ngx_http_cutover_add_dir(ngx_conf_t *cf, ngx_str_t *file, const char *what)
+{
+    u_char                        *slash;
+    ngx_http_cutover_dir_t        *d;
+    ngx_http_cutover_main_conf_t  *cmcf;
+
+    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_cutover_module);
+
+    d = ngx_array_push(&cmcf->dirs);
+    if (d == NULL) {
+        return NGX_ERROR;
+    }
+
+    d->file = *file;
+    d->what = what;
+    d->conf_file = cf->conf_file->file.name;
+    d->line = cf->conf_file->line;
+
+    /* a full name (ngx_conf_full_name()): there is a slash */
+    slash = file->data + file->len;
+    while (slash > file->data && slash[-1] != '/') {
+        slash--;
+    }
+
+    d->dir.len = (slash - 1 > file->data) ? (size_t) (slash - 1 - file->data)
+                                          : 1;
+    d->dir.data = ngx_pnalloc(cf->pool, d->dir.len + 1);
+    if (d->dir.data == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_cpystrn(d->dir.data, file->data, d->dir.len + 1);
+
+    return NGX_OK;
+}
+
+
+/* The first cutover zone's init: the directories of the configuration
+ * being applied come first. */
+static ngx_int_t
+ngx_http_cutover_init_zone_dirs(ngx_shm_zone_t *shm_zone, void *data)
+{
+    ngx_http_cutover_main_conf_t  *cmcf;
+
+    cmcf = ngx_http_cutover_dirs_pending;
+
+    if (cmcf != NULL) {
+        ngx_http_cutover_dirs_pending = NULL;
+
+        if (ngx_http_cutover_check_dirs(ngx_http_cutover_dirs_cycle, cmcf,
+                                        shm_zone->shm.log)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+    }
+
+    return ngx_http_cutover_init_zone(shm_zone, data);
+}
+
+
+/*
+ * As nginx does for its temp paths: the master makes the directories the
+ * workers write in (with their missing parents) and, running as root,
+ * gives the ones it made to the worker user.  Then it checks, as the
+ * worker user (a child process that takes the workers' identity), that
+ * the workers can create files there and write the files already there.
+ * Anything wrong fails the configuration (nginx -t, start or reload)
+ * naming the path, the user and the directive's place.
+ */
+static ngx_int_t
+ngx_http_cutover_check_dirs(ngx_cycle_t *cycle,
+    ngx_http_cutover_main_conf_t *cmcf, ngx_log_t *log)
+{
+    int                      fds[2], status, rep[3];
+    u_char                  *p, errstr[NGX_MAX_ERROR_STR];
+    pid_t                    pid;
+    ssize_t                  n;
+    ngx_err_t                err;
+    ngx_uint_t               i, file, root;
+    const char              *user;
+    struct passwd           *pw;
+    ngx_core_conf_t         *ccf;
+    ngx_http_cutover_dir_t  *d;
+    u_char                   name[32];
+
+    if (cmcf->dirs.nelts == 0) {
+        return NGX_OK;
+    }
+
+    ccf = (ngx_core_conf_t *) ngx_get_conf(cycle->conf_ctx, ngx_core_module);
+
+    root = (geteuid() == 0 && ccf->user != (ngx_uid_t) NGX_CONF_UNSET_UINT);
+
+    if (root) {
+        user = ccf->username;
+
+    } else {
+        pw = getpwuid(geteuid());
+        if (pw) {
+            user = pw->pw_name;
+
+        } else {
+            ngx_sprintf(name, "uid %d%Z", (int) geteuid());
+            user = (char *) name;
+        }
+    }
+
+    d = cmcf->dirs.elts;
+
+    for (i = 0; i < cmcf->dirs.nelts; i++) {
+        if (ngx_http_cutover_make_dir(&d[i], ccf, user, log) != NGX_OK) {
+            return NGX_ERROR;
+        }
+    }
+
+    rep[0] = -1;
+    rep[1] = 0;
+    rep[2] = 0;
+
+    if (!root) {
+        /* the workers are this user */
+        for (i = 0; i < cmcf->dirs.nelts; i++) {
+            err = ngx_http_cutover_probe_dir(&d[i], &file);
+            if (err) {
+                rep[0] = (int) i;
+                rep[1] = (int) file;
+                rep[2] = (int) err;
+                break;
+            }
+        }
+
+        goto report;
+    }
+
+    if (pipe(fds) == -1) {
+        ngx_log_error(NGX_LOG_EMERG, log, ngx_errno, "pipe() failed");
+        return NGX_ERROR;
+    }
+
+    pid = fork();
+
+    if (pid == -1) {
+        ngx_log_error(NGX_LOG_EMERG, log, ngx_errno, "fork() failed");
+        close(fds[0]);
+        close(fds[1]);
+        return NGX_ERROR;
+    }
+
+    if (pid == 0) {
+        /* the worker's identity, as ngx_worker_process_init() takes it */
+        close(fds[0]);
+
+        if (setgid(ccf->group) == -1
+            || initgroups(ccf->username, ccf->group) == -1
+            || setuid(ccf->user) == -1)
+        {
+            rep[0] = -2;
+            rep[2] = errno;
+
+        } else {
+            for (i = 0; i < cmcf->dirs.nelts; i++) {
+                err = ngx_http_cutover_probe_dir(&d[i], &file);
+                if (err) {
+                    rep[0] = (int) i;
+                    rep[1] = (int) file;
+                    rep[2] = (int) err;
+                    break;
+                }
+            }
+        }
+
+        n = write(fds[1], rep, sizeof(rep));
+        _exit(n == (ssize_t) sizeof(rep) ? 0 : 1);
+    }
+
+    close(fds[1]);
+
+    do {
+        n = read(fds[0], rep, sizeof(rep));
+    } while (n == -1 && ngx_errno == NGX_EINTR);
+
+    close(fds[0]);
+
+    while (waitpid(pid, &status, 0) == -1 && ngx_errno == NGX_EINTR) {
+        /* void */
+    }
+
+    if (n != (ssize_t) sizeof(rep)) {
+        ngx_log_error(NGX_LOG_EMERG, log, 0, "cannot check the directories "
+                      "of cutover_zone and cutover_log as the worker user "
+                      "\"%s\"", user);
+        return NGX_ERROR;
+    }
+
+report:
+
+    if (rep[0] == -1) {
+        return NGX_OK;
+    }
+
+    p = ngx_strerror(rep[2], errstr, sizeof(errstr));
+
+    if (rep[0] == -2) {
+        ngx_log_error(NGX_LOG_EMERG, log, 0, "cannot take the identity of "
+                      "the worker user \"%s\" to check the directories of "
+                      "cutover_zone and cutover_log (%d: %*s)", user, rep[2],
+                      p - errstr, errstr);
+        return NGX_ERROR;
+    }
+
+    i = (ngx_uint_t) rep[0];
+
+    if (rep[1]) {
+        ngx_log_error(NGX_LOG_EMERG, log, 0, "the worker user \"%s\" cannot "
+                      "write %s\"%s\" of %s (%d: %*s) in %V:%ui", user,
+                      rep[1] == 2 ? "the current segment of " : "the file ",
+                      d[i].file.data, d[i].what, rep[2], p - errstr, errstr,
+                      &d[i].conf_file, d[i].line);
+        return NGX_ERROR;
+    }
+
+    ngx_log_error(NGX_LOG_EMERG, log, 0, "the worker user \"%s\" cannot "
+                  "create files in the directory \"%s\" of %s (%d: %*s) "
+                  "in %V:%ui", user, d[i].dir.data, d[i].what, rep[2],
+                  p - errstr, errstr, &d[i].conf_file, d[i].line);
+
+    return NGX_ERROR;
+}
+
+
+/* mkdir -p, giving what it makes to the worker user when run as root. */
+static ngx_int_t
+ngx_http_cutover_make_dir(ngx_http_cutover_dir_t *d, ngx_core_conf_t *ccf,
+    const char *user, ngx_log_t *log)
+{
+    u_char           *p, *path, errstr[NGX_MAX_ERROR_STR];
+    ngx_err_t         err;
+    ngx_file_info_t   fi;
+
+    path = d->dir.data;
+
+    if (ngx_file_info(path, &fi) == 0 && ngx_is_dir(&fi)) {
+        return NGX_OK;
+    }
+
+    for (p = path + 1; /* void */; p++) {
+        if (*p != '/' && *p != '\0') {
+            continue;
+        }
+
+        *p = '\0';
+
+        if (mkdir((char *) path, 0755) == 0) {
+            if (geteuid() == 0
+                && ccf->user != (ngx_uid_t) NGX_CONF_UNSET_UINT
+                && chown((char *) path, ccf->user, ccf->group) == -1)
+            {
+                err = ngx_errno;
+                goto failed;
+            }
+
+            ngx_log_error(NGX_LOG_NOTICE, log, 0, "created directory \"%s\" "
+                          "for %s, owned by the worker user \"%s\"", path,
+                          d->what, user);
+
+        } else if (ngx_errno != NGX_EEXIST) {
+            err = ngx_errno;
+            goto failed;
+        }
+
+        if (p == path + d->dir.len) {
+            break;
+        }
+
+        *p = '/';
+    }
+
+    if (ngx_file_info(path, &fi) == -1) {
+        err = ngx_errno;
+        goto failed;
+    }
+
+    if (!ngx_is_dir(&fi)) {
+        err = NGX_ENOTDIR;
+        goto failed;
+    }
+
+    return NGX_OK;
+
+failed:
+
+    /* path ends at the component that failed */
+    p = ngx_strerror(err, errstr, sizeof(errstr));
+
+    ngx_log_error(NGX_LOG_EMERG, log, 0, "cannot create the directory \"%s\" "
+                  "of %s for the worker user \"%s\" (%d: %*s) in %V:%ui",
+                  path, d->what, user, err, p - errstr, errstr,
+                  &d->conf_file, d->line);
+
+    return NGX_ERROR;
+}
+
+
+/*
+ * Whether this process can create files in the directory and write the
+ * file already there (for cutover_log, its current segment): 0 or the
+ * errno, with *file 0 for the directory, 1 for the file, 2 for the
+ * segment.
+ */
+static ngx_err_t
+ngx_http_cutover_probe_dir(ngx_http_cutover_dir_t *d, ngx_uint_t *file)
+{
+    u_char    scratch[2048] __attribute__((aligned(8)));
+    char      path[4096];
+    uint64_t  first, last;
+
+    *file = 0;
+
+    if (access((char *) d->dir.data, W_OK|X_OK) == -1) {
+        return ngx_errno;
+    }
+
+    if (d->what[0] != 'c') {
+        *file = 1;
+
+        if (access((char *) d->file.data, W_OK) == -1
+            && ngx_errno != NGX_ENOENT)
+        {
+            return ngx_errno;
+        }
+
+        return 0;
+    }
+
+    *file = 2;
+
+    if (shadow_segment_range((char *) d->file.data, scratch, sizeof(scratch),
+                             &first, &last)
+        != SHADOW_OK)
+    {
+        return ngx_errno ? ngx_errno : NGX_EINVAL;
+    }
+
+    if (last
+        && shadow_segment_path(path, sizeof(path), (char *) d->file.data,
+                               last) == SHADOW_OK
+        && access(path, W_OK) == -1)
+    {
+        return ngx_errno;
+    }
+
+    return 0;
 }

@@ -40,6 +40,10 @@ static ngx_int_t ngx_http_cutover_tee_file(ngx_http_request_t *r,
     ngx_http_cutover_tee_t *tee, ngx_buf_t *b, size_t limit);
 static ngx_int_t ngx_http_cutover_add_header(ngx_http_request_t *r,
     const char *name, size_t name_len, ngx_str_t *value, ngx_uint_t keep);
+static void ngx_http_cutover_dropped(ngx_http_request_t *r,
+    ngx_http_cutover_ctx_t *ctx, ngx_uint_t reason, ngx_err_t err);
+static void ngx_http_cutover_gap_report(ngx_http_cutover_log_t *log,
+    ngx_log_t *errlog, ngx_uint_t resumed);
 
 
 static ngx_str_t  ngx_http_cutover_default_headers[] = {
@@ -214,6 +218,10 @@ ngx_http_cutover_log(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     if (log->max && log->max < 2 * log->segment) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "max= must be at least two "
                            "segments (segment=%O)", log->segment);
+        return NGX_CONF_ERROR;
+    }
+
+    if (ngx_http_cutover_add_dir(cf, &log->path, "cutover_log") != NGX_OK) {
         return NGX_CONF_ERROR;
     }
 
@@ -398,7 +406,7 @@ ngx_http_cutover_record_start(ngx_http_request_t *r,
     ngx_uint_t                    write;
     ngx_http_cutover_loc_conf_t  *lcf;
 
-    lcf = ngx_http_get_module_loc_conf(r, ngx_http_cutover_module);
+    lcf = ctx->lcf;
 
     if (lcf->record == NGX_HTTP_CUTOVER_RECORD_OFF || r != r->main) {
         return NGX_OK;
@@ -539,13 +547,17 @@ ngx_http_cutover_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
     ngx_http_cutover_ctx_t       *ctx;
     ngx_http_cutover_loc_conf_t  *lcf;
 
-    ctx = ngx_http_get_module_ctx(r, ngx_http_cutover_module);
-
-    if (ctx == NULL || ctx->tee == NULL || r != r->main) {
+    if (r != r->main) {
         return ngx_http_next_body_filter(r, in);
     }
 
-    lcf = ngx_http_get_module_loc_conf(r, ngx_http_cutover_module);
+    ctx = ngx_http_cutover_get_ctx(r);
+
+    if (ctx == NULL || ctx->tee == NULL) {
+        return ngx_http_next_body_filter(r, in);
+    }
+
+    lcf = ctx->lcf;
 
     if (ctx->tee->body_cap == 0 && r->headers_out.content_length_n > 0
         && r->headers_out.content_length_n <= (off_t) lcf->body_limit)
@@ -567,10 +579,9 @@ ngx_http_cutover_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
                                            lcf->body_limit) != NGX_OK)
         {
             /* the client still gets its answer; the record is dropped */
+            ngx_http_cutover_dropped(r, ctx, NGX_HTTP_CUTOVER_DROP_ERROR,
+                                     0);
             ctx->tee = NULL;
-            (void) ngx_atomic_fetch_add(
-                &ctx->zone->sh->records_dropped[NGX_HTTP_CUTOVER_DROP_ERROR],
-                1);
             break;
         }
     }
@@ -752,6 +763,7 @@ ngx_http_cutover_log_handler(ngx_http_request_t *r)
     shadow_header_t               req_h[NGX_HTTP_CUTOVER_MAX_HEADERS];
     shadow_header_t               resp_h[NGX_HTTP_CUTOVER_MAX_HEADERS];
     shadow_record_t               rec;
+    ngx_err_t                     err;
     ngx_http_cutover_ctx_t       *ctx;
     ngx_http_cutover_tee_t       *tee;
     ngx_http_cutover_shctx_t     *sh;
@@ -759,12 +771,15 @@ ngx_http_cutover_log_handler(ngx_http_request_t *r)
     ngx_http_cutover_loc_conf_t  *lcf;
     ngx_http_upstream_state_t    *us;
 
-    ctx = ngx_http_get_module_ctx(r, ngx_http_cutover_module);
+    /* the routing context of the request's first pass, also after an
+     * internal redirect; the log and its settings are of the location
+     * that routed it */
+    ctx = ngx_http_cutover_get_ctx(r);
     if (ctx == NULL || ctx->tee == NULL) {
         return NGX_OK;
     }
 
-    lcf = ngx_http_get_module_loc_conf(r, ngx_http_cutover_module);
+    lcf = ctx->lcf;
     tee = ctx->tee;
     sh = ctx->zone->sh;
 
@@ -778,12 +793,9 @@ ngx_http_cutover_log_handler(ngx_http_request_t *r)
                                                  &rec.req_body_len,
                                                  &too_large);
     if (rec.req_body == NULL) {
-        n = too_large ? NGX_HTTP_CUTOVER_DROP_TOO_LARGE
-                      : NGX_HTTP_CUTOVER_DROP_ERROR;
-        (void) ngx_atomic_fetch_add(&sh->records_dropped[n], 1);
-        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
-                      "cutover record dropped: request body %s",
-                      too_large ? "over cutover_body_limit" : "unreadable");
+        ngx_http_cutover_dropped(r, ctx,
+                                 too_large ? NGX_HTTP_CUTOVER_DROP_TOO_LARGE
+                                           : NGX_HTTP_CUTOVER_DROP_ERROR, 0);
         return NGX_OK;
     }
 
@@ -864,8 +876,7 @@ ngx_http_cutover_log_handler(ngx_http_request_t *r)
         || shadow_record_frame(&rec, frame, size, &len) != SHADOW_OK)
     {
         ngx_http_cutover_frame_release(frame);
-        (void) ngx_atomic_fetch_add(
-                     &sh->records_dropped[NGX_HTTP_CUTOVER_DROP_ERROR], 1);
+        ngx_http_cutover_dropped(r, ctx, NGX_HTTP_CUTOVER_DROP_ERROR, 0);
         return NGX_OK;
     }
 
@@ -873,33 +884,21 @@ ngx_http_cutover_log_handler(ngx_http_request_t *r)
     ngx_http_cutover_frame_release(frame);
 
     if (rc == SHADOW_NOSPACE) {
-        (void) ngx_atomic_fetch_add(
-                     &sh->records_dropped[NGX_HTTP_CUTOVER_DROP_FULL], 1);
-
-        if (!lcf->log->full) {
-            lcf->log->full = 1;
-            ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                          "cutover log \"%V\" is full (max=%O): new "
-                          "records are dropped until cutover-shadowd "
-                          "catches up", &lcf->log->path, lcf->log->max);
-        }
-
+        ngx_http_cutover_dropped(r, ctx, NGX_HTTP_CUTOVER_DROP_FULL, 0);
         return NGX_OK;
     }
 
     if (rc != SHADOW_OK) {
-        (void) ngx_atomic_fetch_add(
-                     &sh->records_dropped[NGX_HTTP_CUTOVER_DROP_ERROR], 1);
-        ngx_log_error(NGX_LOG_ERR, r->connection->log, lcf->log->writer.err,
-                      "cutover record dropped: cannot write log \"%V\"",
-                      &lcf->log->path);
+        err = lcf->log->writer.err;
+        ngx_http_cutover_dropped(r, ctx,
+                                 (err == NGX_ENOSPC || err == EDQUOT)
+                                 ? NGX_HTTP_CUTOVER_DROP_DISK_FULL
+                                 : NGX_HTTP_CUTOVER_DROP_ERROR, err);
         return NGX_OK;
     }
 
-    if (lcf->log->full) {
-        lcf->log->full = 0;
-        ngx_log_error(NGX_LOG_NOTICE, r->connection->log, 0,
-                      "cutover log \"%V\" has room again", &lcf->log->path);
+    if (lcf->log->gap) {
+        ngx_http_cutover_gap_report(lcf->log, r->connection->log, 1);
     }
 
     (void) ngx_atomic_fetch_add(&sh->records, 1);
@@ -909,4 +908,167 @@ ngx_http_cutover_log_handler(ngx_http_request_t *r)
     }
 
     return NGX_OK;
+}
+
+
+static u_char *
+ngx_http_cutover_gmtime(u_char *p, time_t sec)
+{
+    ngx_tm_t  tm;
+
+    ngx_gmtime(sec, &tm);
+
+    return ngx_sprintf(p, "%4d-%02d-%02dT%02d:%02d:%02dZ", tm.ngx_tm_year,
+                       tm.ngx_tm_mon, tm.ngx_tm_mday, tm.ngx_tm_hour,
+                       tm.ngx_tm_min, tm.ngx_tm_sec);
+}
+
+
+static const char  *ngx_http_cutover_drop_names[] = {
+    "full", "error", "too_large", "disk_full"
+};
+
+
+/*
+ * A dropped record: counted by its reason, and kept in this worker's gap
+ * (the records dropped since it last wrote one).  The error log says it
+ * at most once a second for all workers of the zone, with the number of
+ * drops since the line before; the gap, with its first and last request
+ * ids, is logged once recording resumes, so that reconciliation can find
+ * those requests.
+ */
+static void
+ngx_http_cutover_dropped(ngx_http_request_t *r, ngx_http_cutover_ctx_t *ctx,
+    ngx_uint_t reason, ngx_err_t err)
+{
+    u_char                       *p, text[128];
+    time_t                        now;
+    ngx_str_t                     id;
+    ngx_uint_t                    i;
+    ngx_atomic_uint_t             sec, last, total;
+    ngx_http_cutover_log_t       *log;
+    ngx_http_cutover_shctx_t     *sh;
+
+    sh = ctx->zone->sh;
+    log = ctx->lcf->log;
+    now = ngx_time();
+
+    (void) ngx_atomic_fetch_add(&sh->records_dropped[reason], 1);
+
+    if (ngx_http_cutover_request_id(r, &id) != NGX_OK || id.len != 32) {
+        ngx_str_set(&id, "00000000000000000000000000000000");
+    }
+
+    if (log->gap == 0) {
+        ngx_memzero(log->gap_reasons, sizeof(log->gap_reasons));
+        ngx_memcpy(log->gap_first, id.data, 32);
+        log->gap_first_sec = now;
+    }
+
+    ngx_memcpy(log->gap_last, id.data, 32);
+    log->gap_last_sec = now;
+    log->gap++;
+    log->gap_reasons[reason]++;
+
+    sec = (ngx_atomic_uint_t) now;
+    last = sh->dropped_logged_sec;
+
+    if (last == sec
+        || !ngx_atomic_cmp_set(&sh->dropped_logged_sec, last, sec))
+    {
+        return;
+    }
+
+    total = 0;
+    for (i = 0; i < NGX_HTTP_CUTOVER_DROP_NREASONS; i++) {
+        total += sh->records_dropped[i];
+    }
+
+    total -= sh->dropped_logged;
+    sh->dropped_logged += total;
+
+    switch (reason) {
+
+    case NGX_HTTP_CUTOVER_DROP_FULL:
+        p = ngx_sprintf(text, "the log is full (max=%O): cutover-shadowd "
+                        "is behind", log->max);
+        break;
+
+    case NGX_HTTP_CUTOVER_DROP_DISK_FULL:
+        p = ngx_sprintf(text, "the disk is full");
+        break;
+
+    case NGX_HTTP_CUTOVER_DROP_TOO_LARGE:
+        p = ngx_sprintf(text, "request body over cutover_body_limit");
+        break;
+
+    default:
+        p = ngx_sprintf(text, "cannot make or write the record");
+    }
+
+    ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, err,
+                  "cutover log \"%V\": %uA record%s dropped since the last "
+                  "report (%s: %*s); clients are not affected and recording "
+                  "resumes by itself", &log->path, total,
+                  total == 1 ? "" : "s", ngx_http_cutover_drop_names[reason],
+                  p - text, text);
+}
+
+
+/* The gap of this worker, logged when recording resumes (or the worker
+ * exits first); then closed. */
+static void
+ngx_http_cutover_gap_report(ngx_http_cutover_log_t *log, ngx_log_t *errlog,
+    ngx_uint_t resumed)
+{
+    u_char      *p, reasons[128], first[32], last[32];
+    ngx_uint_t   i;
+
+    p = reasons;
+
+    for (i = 0; i < NGX_HTTP_CUTOVER_DROP_NREASONS; i++) {
+        if (log->gap_reasons[i]) {
+            p = ngx_sprintf(p, "%s%s=%ui", p == reasons ? "" : " ",
+                            ngx_http_cutover_drop_names[i],
+                            log->gap_reasons[i]);
+        }
+    }
+
+    ngx_http_cutover_gmtime(first, log->gap_first_sec);
+    ngx_http_cutover_gmtime(last, log->gap_last_sec);
+
+    ngx_log_error(NGX_LOG_WARN, errlog, 0,
+                  "cutover log \"%V\": %s; gap of %ui record%s not "
+                  "recorded (%*s) from request id %*s at %*s to request id "
+                  "%*s at %*s", &log->path,
+                  resumed ? "recording resumed"
+                          : "the worker exits before recording resumed",
+                  log->gap, log->gap == 1 ? "" : "s", p - reasons, reasons,
+                  (size_t) 32, log->gap_first, (size_t) 20, first,
+                  (size_t) 32, log->gap_last, (size_t) 20, last);
+
+    log->gap = 0;
+}
+
+
+/* A worker that exits with records in its gap still says so. */
+void
+ngx_http_cutover_record_exit(ngx_cycle_t *cycle)
+{
+    ngx_uint_t                     i;
+    ngx_http_cutover_log_t       **lp;
+    ngx_http_cutover_main_conf_t  *cmcf;
+
+    cmcf = ngx_http_cycle_get_module_main_conf(cycle,
+                                               ngx_http_cutover_module);
+    if (cmcf == NULL) {
+        return;
+    }
+
+    lp = cmcf->logs.elts;
+    for (i = 0; i < cmcf->logs.nelts; i++) {
+        if (lp[i]->gap) {
+            ngx_http_cutover_gap_report(lp[i], cycle->log, 0);
+        }
+    }
 }

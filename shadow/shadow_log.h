@@ -57,7 +57,8 @@
  * shadow_record.c and shadow_segment.c, which include no nginx header, never
  * allocate (they write into buffers the caller passes), never log, and make
  * no blocking call but the one write(2) of a frame, an lseek(2) per frame
- * (to notice a full segment) and open(2)/getdents64(2) when rotating.
+ * (to notice a full segment), an fallocate(2) per SHADOW_RESERVE bytes
+ * written and open(2)/getdents64(2) when rotating.
  *
  * A writer (an nginx worker) does, per record:
  *
@@ -90,6 +91,7 @@
 #define SHADOW_FRAME_HEADER  12
 #define SHADOW_FRAME_MAX     (64u * 1024 * 1024)
 #define SHADOW_SEQ_DIGITS    20
+#define SHADOW_RESERVE       (256u * 1024)
 
 typedef struct {
     int   code;
@@ -182,8 +184,10 @@ typedef struct {
                                    (segments present) x segment_size over
                                    it: the log is full (set after init) */
     uint64_t     seq;           /* current segment, 0 = not open */
+    uint64_t     reserved;      /* the segment is allocated up to here */
     int          fd;
     int          err;           /* errno of the last failure */
+    int          no_reserve;    /* the file system cannot fallocate(2) */
 } shadow_writer_t;
 
 void shadow_writer_init(shadow_writer_t *w, const char *base,
@@ -191,8 +195,19 @@ void shadow_writer_init(shadow_writer_t *w, const char *base,
 
 /* Append one frame with one write(2), opening or rotating the current
  * segment first as needed.  SHADOW_NOSPACE when the log is full (see
- * max_bytes), SHADOW_ERROR with w->err on failure: either way the record
- * is not written and the caller counts it as dropped. */
+ * max_bytes), SHADOW_ERROR with w->err on failure (ENOSPC or EDQUOT when
+ * the disk is full): either way the record is not written and the caller
+ * counts it as dropped.
+ *
+ * A frame is written whole or not at all.  Before writing, the writer
+ * makes sure the bytes it is about to append are allocated
+ * (fallocate(2) with FALLOC_FL_KEEP_SIZE, SHADOW_RESERVE bytes ahead at a
+ * time), so a full disk fails the reservation, not the write half-way.
+ * Should a write still come back short (a file system without
+ * fallocate(2), or another worker appending between the reservation and
+ * the write), the partial frame is cut off again with ftruncate(2), as
+ * long as nothing was appended after it.  Once there is room again the
+ * next append succeeds: nothing needs resetting. */
 int shadow_writer_append(shadow_writer_t *w, const uint8_t *frame,
     size_t len);
 

@@ -1,11 +1,17 @@
 /*
  * shadow_segment: segment names and the append-only writer that nginx
- * workers share (O_APPEND, one write(2) per frame, rotation by size).
+ * workers share (O_APPEND, one write(2) per frame, rotation by size,
+ * frames written whole or not at all).
  */
+
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE                 /* fallocate(2) */
+#endif
 
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -14,6 +20,9 @@
 
 static int shadow_writer_open(shadow_writer_t *w, uint64_t seq);
 static int shadow_writer_find_current(shadow_writer_t *w);
+static int shadow_writer_reserve(shadow_writer_t *w, uint64_t end,
+    size_t len);
+static void shadow_writer_undo(shadow_writer_t *w, size_t written);
 
 
 int
@@ -146,8 +155,10 @@ shadow_writer_init(shadow_writer_t *w, const char *base,
     w->segment_size = segment_size;
     w->max_bytes = 0;
     w->seq = 0;
+    w->reserved = 0;
     w->fd = -1;
     w->err = 0;
+    w->no_reserve = 0;
 }
 
 
@@ -174,6 +185,7 @@ shadow_writer_open(shadow_writer_t *w, uint64_t seq)
 
     w->fd = fd;
     w->seq = seq;
+    w->reserved = 0;
     return SHADOW_OK;
 }
 
@@ -245,18 +257,120 @@ shadow_writer_append(shadow_writer_t *w, const uint8_t *frame, size_t len)
         }
     }
 
-    n = write(w->fd, frame, len);
+    if (shadow_writer_reserve(w, (uint64_t) size, len) != SHADOW_OK) {
+        return SHADOW_ERROR;
+    }
+
+    do {
+        n = write(w->fd, frame, len);
+    } while (n == -1 && errno == EINTR);
+
     if (n == -1) {
         w->err = errno;
         return SHADOW_ERROR;
     }
 
     if ((size_t) n != len) {
+        /* a short write to a regular file: the disk or quota ran out
+         * (or RLIMIT_FSIZE), never a frame to leave half-written */
+        shadow_writer_undo(w, (size_t) n);
         w->err = ENOSPC;
         return SHADOW_ERROR;
     }
 
     return SHADOW_OK;
+}
+
+
+/*
+ * Makes sure [end, end + len) of the current segment is allocated, so the
+ * write that follows cannot run out of space half-way.  Space is reserved
+ * SHADOW_RESERVE bytes ahead at a time (capped by the segment size), or
+ * just the frame when the disk is nearly full.  A quarter of it is kept
+ * as slack beyond this frame: other workers' frames may land before ours
+ * between the lseek(2) and the write(2).
+ */
+static int
+shadow_writer_reserve(shadow_writer_t *w, uint64_t end, size_t len)
+{
+    int       err;
+    uint64_t  want, slack;
+
+    slack = SHADOW_RESERVE / 4;
+
+    if (w->no_reserve || end + len + slack <= w->reserved) {
+        return SHADOW_OK;
+    }
+
+    want = w->segment_size > end ? w->segment_size - end : 0;
+    if (want > SHADOW_RESERVE) {
+        want = SHADOW_RESERVE;
+    }
+
+    if (want < len + slack) {
+        want = len + slack;
+    }
+
+    for ( ;; ) {
+        if (fallocate(w->fd, FALLOC_FL_KEEP_SIZE, (off_t) end, (off_t) want)
+            == 0)
+        {
+            w->reserved = end + want;
+            return SHADOW_OK;
+        }
+
+        err = errno;
+
+        if (err == EINTR) {
+            continue;
+        }
+
+        if (err == EOPNOTSUPP || err == ENOSYS) {
+            /* the short-write undo is all there is */
+            w->no_reserve = 1;
+            return SHADOW_OK;
+        }
+
+        if ((err == ENOSPC || err == EDQUOT) && want > len) {
+            want = len;             /* the last bytes of a nearly full disk */
+            continue;
+        }
+
+        w->err = err;
+        return SHADOW_ERROR;
+    }
+}
+
+
+/*
+ * Cuts a partial frame off the end of the segment again.  With O_APPEND
+ * the file offset is the end of what this write(2) wrote; when the file
+ * still ends there, no other writer has appended after the partial frame
+ * and it can go.
+ */
+static void
+shadow_writer_undo(shadow_writer_t *w, size_t written)
+{
+    off_t        end;
+    struct stat  st;
+
+    if (written == 0) {
+        return;
+    }
+
+    end = lseek(w->fd, 0, SEEK_CUR);
+    if (end == -1 || (uint64_t) end < written) {
+        return;
+    }
+
+    w->reserved = 0;
+
+    if (fstat(w->fd, &st) == 0 && st.st_size == end
+        && ftruncate(w->fd, end - (off_t) written) == -1)
+    {
+        /* nothing more to do: the reader resyncs past it */
+        return;
+    }
 }
 
 

@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -621,6 +623,78 @@ START_TEST(test_writer_full_log)
 END_TEST
 
 
+/*
+ * A frame is written whole or not at all: the writer reserves the space
+ * ahead (allocated beyond the end of the file), and a write that still
+ * comes back short (here: RLIMIT_FSIZE cuts it) leaves no partial frame
+ * that a later frame would follow.
+ */
+START_TEST(test_writer_whole_frames)
+{
+    int              i, rc, corrupt = 0;
+    char             base[300], path[400], id[40], *body;
+    uint8_t          frame[8192];
+    size_t           len;
+    off_t            before;
+    sighandler_t     old;
+    struct stat      st;
+    struct rlimit    rl, saved;
+    shadow_pos_t     pos = { 0, 0 };
+    shadow_record_t  r;
+    shadow_writer_t  w;
+    shadow_reader_t *rd;
+
+    log_base(base, sizeof(base));
+    shadow_writer_init(&w, base, 1024 * 1024);
+    write_records(&w, 0, 3, 100);
+
+    /* reserved ahead: blocks allocated past the end of the file */
+    shadow_segment_path(path, sizeof(path), base, 1);
+    ck_assert_int_eq(stat(path, &st), 0);
+    ck_assert_uint_eq(w.reserved, SHADOW_RESERVE);
+    ck_assert_int_ge((off_t) st.st_blocks * 512, SHADOW_RESERVE);
+    before = st.st_size;
+
+    /* a write cut short after 100 bytes: no partial frame stays */
+    body = malloc(4000);
+    memset(body, 'y', 3999);
+    body[3999] = '\0';
+    snprintf(id, sizeof(id), "%032d", 3);
+    sample_record(&r, id, body);
+    ck_assert_int_eq(shadow_record_frame(&r, frame, sizeof(frame), &len),
+                     SHADOW_OK);
+
+    old = signal(SIGXFSZ, SIG_IGN);
+    ck_assert_int_eq(getrlimit(RLIMIT_FSIZE, &saved), 0);
+    rl = saved;
+    rl.rlim_cur = (rlim_t) before + 100;
+    ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &rl), 0);
+
+    rc = shadow_writer_append(&w, frame, len);
+
+    ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &saved), 0);
+    signal(SIGXFSZ, old);
+
+    ck_assert_int_eq(rc, SHADOW_ERROR);
+    ck_assert_int_eq(stat(path, &st), 0);
+    ck_assert_int_eq(st.st_size, before);
+
+    /* room again: recording goes on by itself, and the log reads clean */
+    ck_assert_int_eq(shadow_writer_append(&w, frame, len), SHADOW_OK);
+    write_records(&w, 4, 6, 100);
+    free(body);
+
+    rd = shadow_reader_new(base, pos, 0, NULL);
+    ck_assert_ptr_nonnull(rd);
+    i = read_all(rd, 0, &corrupt);
+    ck_assert_int_eq(corrupt, 0);
+    ck_assert_int_eq(i, 6);
+    shadow_reader_free(rd);
+    shadow_writer_close(&w);
+}
+END_TEST
+
+
 static void
 append_raw(const char *base, uint64_t seq, const void *p, size_t n)
 {
@@ -1157,6 +1231,7 @@ shadow_suite(void)
     tcase_add_checked_fixture(tc, setup_dir, teardown_dir);
     tcase_add_test(tc, test_record_nospace);
     tcase_add_test(tc, test_writer_full_log);
+    tcase_add_test(tc, test_writer_whole_frames);
     tcase_add_test(tc, test_reader_grace);
     tcase_add_test(tc, test_json_corpus);
     tcase_set_timeout(tc, 60);
