@@ -133,10 +133,12 @@ programs-sanitized:
 	    CC="$(CC) -fsanitize=address,undefined -fno-omit-frame-pointer" \
 	    programs
 
+# INTEGRATION_TESTS narrows the run to some files; PYTEST_ARGS adds options.
+INTEGRATION_TESTS ?= tests/integration
 integration: all $(MODULE_ASAN) programs-sanitized
 	CUTOVER_MODULE=$(CURDIR)/$(MODULE_ASAN) CUTOVER_BIN=$(CURDIR)/$(SANITIZED)/bin \
 	ASAN_OPTIONS=detect_leaks=1:detect_stack_use_after_return=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-	    $(PYTHON) -m pytest -q -p no:cacheprovider tests/integration $(PYTEST_ARGS)
+	    $(PYTHON) -m pytest -q -p no:cacheprovider $(INTEGRATION_TESTS) $(PYTEST_ARGS)
 
 test:
 	@$(MAKE) --no-print-directory deps
