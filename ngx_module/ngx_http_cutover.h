@@ -125,7 +125,6 @@ typedef struct {
     uint64_t                      audit_seq;
     char                          audit_hash[65];
     ngx_uint_t                    audit_ok;       /* the head is known */
-    off_t                         audit_size;     /* as we left the file */
     ngx_uint_t                    audit_torn;     /* no final newline */
     uint64_t                      audit_pending_break;
     uint64_t                      audit_damaged;  /* first damaged line,

@@ -206,7 +206,6 @@ ngx_http_cutover_audit_load(ngx_http_cutover_zone_t *zone, ngx_log_t *log)
     sh->audit_seq = 0;
     ngx_memcpy(sh->audit_hash, CUTOVER_AUDIT_GENESIS, 65);
     sh->audit_ok = 1;
-    sh->audit_size = 0;
 
     fd = ngx_open_file(zone->audit_path.data, NGX_FILE_RDONLY, NGX_FILE_OPEN,
                        0);
@@ -252,7 +251,6 @@ ngx_http_cutover_audit_head(ngx_http_cutover_zone_t *zone, ngx_fd_t fd,
     sh->audit_pending_break = 0;
     sh->audit_damaged = 0;
     sh->audit_torn = 0;
-    sh->audit_size = size;
     sh->audit_ok = 0;
 
     if (size == 0) {
@@ -672,11 +670,11 @@ ngx_http_cutover_zone_commit(ngx_http_cutover_zone_t *zone,
 }
 
 
-/* Opens the trail for appending; when the file is not as this zone left
- * it (first write, a write that failed, another writer such as the old
- * binary during an upgrade, or a damaged end), reads its head again, and
- * records a damaged end with an "audit_break" entry.  The caller holds the
- * writer lock. */
+/* Opens the trail for appending and reads its head again from the last
+ * line, so that whatever happened to the file since this zone last wrote
+ * it (a write that failed, another writer such as the old binary during an
+ * upgrade, an edit) is seen; records a damaged end with an "audit_break"
+ * entry.  The caller holds the writer lock. */
 static ngx_fd_t
 ngx_http_cutover_audit_open(ngx_http_cutover_zone_t *zone, ngx_log_t *log)
 {
@@ -701,9 +699,8 @@ ngx_http_cutover_audit_open(ngx_http_cutover_zone_t *zone, ngx_log_t *log)
         goto failed;
     }
 
-    if ((!sh->audit_ok || ngx_file_size(&fi) != sh->audit_size)
-        && ngx_http_cutover_audit_head(zone, fd, ngx_file_size(&fi), log)
-           != NGX_OK)
+    if (ngx_http_cutover_audit_head(zone, fd, ngx_file_size(&fi), log)
+        != NGX_OK)
     {
         goto failed;
     }
@@ -778,7 +775,6 @@ ngx_http_cutover_audit_write(ngx_http_cutover_zone_t *zone, ngx_fd_t fd,
         return NGX_ERROR;
     }
 
-    sh->audit_size += len;
     return NGX_OK;
 }
 
@@ -820,7 +816,10 @@ ngx_http_cutover_audit_append(ngx_http_cutover_zone_t *zone,
     e->seq = sh->audit_seq + 1;
     e->prev = sh->audit_hash;
 
-    if (ngx_strcmp(e->action, "audit_accept") != 0) {
+    /* only an accepted accept ends the pending break */
+    if (ngx_strcmp(e->action, "audit_accept") != 0
+        || ngx_strcmp(e->result, "accepted") != 0)
+    {
         e->pending_break = sh->audit_pending_break;
     }
 
