@@ -523,8 +523,9 @@ ngx_http_cutover_authenticate(ngx_http_request_t *r,
     if (rc == NGX_BUSY) {
         (void) ngx_atomic_fetch_add(&a->zone->sh->nonce_full, 1);
         *out = ngx_http_cutover_refuse(r, a, NGX_HTTP_CUTOVER_REFUSE_BUSY,
-                                       NGX_HTTP_SERVICE_UNAVAILABLE, "busy", "too many signed requests in "
-                                       "the replay window; retry later");
+                                       NGX_HTTP_SERVICE_UNAVAILABLE, "busy",
+                                       "too many signed requests in the "
+                                       "replay window; retry later");
         return 0;
     }
 
