@@ -9,7 +9,8 @@
 #define NGX_HTTP_CUTOVER_MAX_TOKENS   (2 * CUTOVER_MAX_IDS + 64)
 #define NGX_HTTP_CUTOVER_REASON_MAX   1024
 #define NGX_HTTP_CUTOVER_HISTORY_MAX  1000
-#define NGX_HTTP_CUTOVER_HISTORY_WINDOW  (1024 * 1024)
+#define NGX_HTTP_CUTOVER_HISTORY_WINDOW  (256 * 1024)  /* > 2 lines */
+#define NGX_HTTP_CUTOVER_HISTORY_OUT     (1024 * 1024)
 #define NGX_HTTP_CUTOVER_HISTORY_SCAN    (64 * 1024 * 1024)
 #define NGX_HTTP_CUTOVER_AUDIT_RULE_MAX  12288
 
@@ -830,6 +831,7 @@ typedef struct {
     ngx_http_cutover_admin_t   *a;
     u_char                     *buf;            /* the read window */
     u_char                     *out;
+    size_t                      out_cap;
     size_t                      out_len;
     ngx_int_t                   limit;
     ngx_uint_t                  all;
@@ -874,8 +876,10 @@ ngx_http_cutover_history(ngx_http_request_t *r, ngx_http_cutover_admin_t *a)
         h->all = arg.data[0] == '1';
     }
 
+    h->out_cap = ngx_min((size_t) h->limit * CUTOVER_AUDIT_LINE_MAX,
+                         NGX_HTTP_CUTOVER_HISTORY_OUT);
     h->buf = ngx_pnalloc(r->pool, NGX_HTTP_CUTOVER_HISTORY_WINDOW);
-    h->out = ngx_pnalloc(r->pool, NGX_HTTP_CUTOVER_HISTORY_WINDOW + 8);
+    h->out = ngx_pnalloc(r->pool, h->out_cap + 8);
     if (h->buf == NULL || h->out == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
@@ -991,8 +995,7 @@ ngx_http_cutover_history_read(void *data, ngx_log_t *log)
             }
 
             if (ngx_http_cutover_history_shows(h, line, e - line)) {
-                if ((size_t) (p - h->out) + (e - line) + 4
-                    > NGX_HTTP_CUTOVER_HISTORY_WINDOW)
+                if ((size_t) (p - h->out) + (e - line) + 4 > h->out_cap)
                 {
                     goto close;
                 }

@@ -2,7 +2,7 @@
 audit trail's state; refused admin bodies keep a keep-alive connection in
 step; history; a flood of unsigned admin requests; cutoverctl over IPv6."""
 
-import http.client
+import hashlib
 import json
 import os
 import re
@@ -357,6 +357,46 @@ def test_history_newest_first_changes_only(gw):
     assert gw.admin("GET", "history?all=2", key="viewer")[0] == 400
     rc, out = gw.ctl("history", "--all", "--limit", "50", key="viewer")
     assert rc == 0 and "refused:invalid_percent" in out, out
+
+
+def audit_line(seq, prev, reason, action="dial", result="accepted"):
+    """An entry as the gateway writes it (SPEC: hash of the text up to
+    ,"hash":)."""
+    text = ('{"seq":%d,"time":"2026-01-01T00:00:00Z","key_id":"ops",'
+            '"action":"%s","result":"%s","from":null,"to":null,'
+            '"reason":"%s","prev":"%s"' % (seq, action, result, reason, prev))
+    h = hashlib.sha256(text.encode()).hexdigest()
+    return text + ',"hash":"%s"}\n' % h, h
+
+
+def test_history_reads_across_windows():
+    """A trail of 3 000 entries (~700 KB, several read windows): the
+    gateway chains onto it, and history walks back 1 000 of it, changes
+    only, in order."""
+    g = Gateway("longtrail")
+    try:
+        prev = "0" * 64
+        with open(g.audit_file, "w") as f:
+            for seq in range(1, 3001):
+                refused = seq % 3 == 0
+                line, prev = audit_line(
+                    seq, prev, "r%d %s" % (seq, "x" * 100),
+                    result="refused:invalid_percent" if refused
+                    else "accepted")
+                f.write(line)
+        os.chmod(g.audit_file, 0o666)       # the workers' user writes it
+        assert g.dial(3, reason="on top")["state"] == "active"
+        hist = history(g, "?limit=1000")
+        assert len(hist) == 1000
+        assert hist[0]["seq"] == 3001 and hist[0]["reason"] == "on top"
+        assert [e["seq"] for e in hist[1:]] == \
+            [q for q in range(3000, 0, -1) if q % 3][:999]
+        hist = history(g, "?limit=1000&all=1")
+        assert [e["seq"] for e in hist] == list(range(3001, 2001, -1))
+        rc, out = verify(g)
+        assert rc == 0 and "intact, 3001 entries" in out, out
+    finally:
+        g.destroy()
 
 
 # --- a flood of unsigned admin requests -------------------------------------
