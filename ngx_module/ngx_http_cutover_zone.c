@@ -6,6 +6,18 @@
 #include "ngx_http_cutover.h"
 
 
+/* What the end of the trail says, read before it is published in the
+ * zone (readers of the zone never see a half-read head). */
+typedef struct {
+    uint64_t                   seq;
+    char                       hash[65];
+    uint64_t                   pending_break;
+    uint64_t                   damaged;
+    ngx_uint_t                 torn;
+    char                       damage[128];
+} ngx_http_cutover_audit_end_t;
+
+
 static void ngx_http_cutover_zone_load(ngx_http_cutover_zone_t *zone,
     ngx_log_t *log);
 static void ngx_http_cutover_audit_load(ngx_http_cutover_zone_t *zone,
@@ -13,7 +25,8 @@ static void ngx_http_cutover_audit_load(ngx_http_cutover_zone_t *zone,
 static ngx_int_t ngx_http_cutover_audit_head(ngx_http_cutover_zone_t *zone,
     ngx_fd_t fd, off_t size, ngx_log_t *log);
 static ngx_int_t ngx_http_cutover_audit_scan(ngx_http_cutover_zone_t *zone,
-    ngx_fd_t fd, off_t size, u_char *buf, size_t cap, ngx_log_t *log);
+    ngx_fd_t fd, off_t size, u_char *buf, size_t cap,
+    ngx_http_cutover_audit_end_t *end, ngx_log_t *log);
 static ngx_int_t ngx_http_cutover_audit_write(ngx_http_cutover_zone_t *zone,
     ngx_fd_t fd, u_char *data, size_t len, ngx_log_t *log);
 
@@ -233,36 +246,36 @@ ngx_http_cutover_audit_load(ngx_http_cutover_zone_t *zone, ngx_log_t *log)
 }
 
 
-/* Reads the head from the last line of the open trail (size bytes). */
+/* Reads the head from the last line of the open trail (size bytes) and
+ * publishes it in the zone; on a read error, only audit_ok drops. */
 static ngx_int_t
 ngx_http_cutover_audit_head(ngx_http_cutover_zone_t *zone, ngx_fd_t fd,
     off_t size, ngx_log_t *log)
 {
-    u_char                    *buf, *end, *line;
-    size_t                     cap;
-    ssize_t                    n;
-    ngx_int_t                  rc;
-    cutover_error_t            err;
-    cutover_audit_head_t       head;
-    ngx_http_cutover_shctx_t  *sh = zone->sh;
+    u_char                        *buf, *end, *line;
+    size_t                         cap;
+    ssize_t                        n;
+    ngx_int_t                      rc;
+    cutover_error_t                err;
+    cutover_audit_head_t           head;
+    ngx_http_cutover_shctx_t      *sh = zone->sh;
+    ngx_http_cutover_audit_end_t   e;
 
-    sh->audit_seq = 0;
-    ngx_memcpy(sh->audit_hash, CUTOVER_AUDIT_GENESIS, 65);
-    sh->audit_pending_break = 0;
-    sh->audit_damaged = 0;
-    sh->audit_torn = 0;
-    sh->audit_ok = 0;
+    ngx_memzero(&e, sizeof(e));
+    ngx_memcpy(e.hash, CUTOVER_AUDIT_GENESIS, 65);
+    rc = NGX_OK;
+    buf = NULL;
 
     if (size == 0) {
-        sh->audit_ok = 1;
-        return NGX_OK;
+        goto publish;
     }
 
     cap = 2 * CUTOVER_AUDIT_LINE_MAX + 2;
 
     buf = ngx_alloc(cap, log);
     if (buf == NULL) {
-        return NGX_ERROR;
+        rc = NGX_ERROR;
+        goto failed;
     }
 
     n = pread(fd, buf, ngx_min((off_t) cap, size),
@@ -273,14 +286,14 @@ ngx_http_cutover_audit_head(ngx_http_cutover_zone_t *zone, ngx_fd_t fd,
                       "cutover zone \"%V\": cannot read audit trail \"%V\"; "
                       "dial is refused until it is readable",
                       &zone->name, &zone->audit_path);
-        ngx_free(buf);
-        return NGX_ERROR;
+        rc = NGX_ERROR;
+        goto failed;
     }
 
     end = buf + n;
-    sh->audit_torn = end[-1] != '\n';
+    e.torn = end[-1] != '\n';
 
-    if (!sh->audit_torn) {
+    if (!e.torn) {
         end--;
     }
 
@@ -293,17 +306,39 @@ ngx_http_cutover_audit_head(ngx_http_cutover_zone_t *zone, ngx_fd_t fd,
         && cutover_audit_parse_head((char *) line, end - line, &head, &err)
            == 0)
     {
-        sh->audit_seq = head.seq;
-        ngx_memcpy(sh->audit_hash, head.hash, 65);
-        sh->audit_pending_break = head.pending_break;
-        sh->audit_ok = 1;
-        ngx_free(buf);
-        return NGX_OK;
+        e.seq = head.seq;
+        ngx_memcpy(e.hash, head.hash, 65);
+        e.pending_break = head.pending_break;
+        goto publish;
     }
 
-    rc = ngx_http_cutover_audit_scan(zone, fd, size, buf, cap, log);
+    if (ngx_http_cutover_audit_scan(zone, fd, size, buf, cap, &e, log)
+        != NGX_OK)
+    {
+        rc = NGX_ERROR;
+        goto failed;
+    }
 
-    ngx_free(buf);
+publish:
+
+    sh->audit_seq = e.seq;
+    ngx_memcpy(sh->audit_hash, e.hash, 65);
+    sh->audit_pending_break = e.pending_break;
+    sh->audit_damaged = e.damaged;
+    sh->audit_torn = e.torn;
+    ngx_memcpy(sh->audit_damage, e.damage, sizeof(e.damage));
+    sh->audit_ok = 1;
+
+failed:
+
+    if (rc != NGX_OK) {
+        sh->audit_ok = 0;
+    }
+
+    if (buf) {
+        ngx_free(buf);
+    }
+
     return rc;
 }
 
@@ -312,7 +347,8 @@ ngx_http_cutover_audit_head(ngx_http_cutover_zone_t *zone, ngx_fd_t fd,
  * entry (the head) and so the first damaged line after it. */
 static ngx_int_t
 ngx_http_cutover_audit_scan(ngx_http_cutover_zone_t *zone, ngx_fd_t fd,
-    off_t size, u_char *buf, size_t cap, ngx_log_t *log)
+    off_t size, u_char *buf, size_t cap, ngx_http_cutover_audit_end_t *e,
+    ngx_log_t *log)
 {
     u_char                    *p, *nl, *last;
     off_t                      off;
@@ -321,7 +357,6 @@ ngx_http_cutover_audit_scan(ngx_http_cutover_zone_t *zone, ngx_fd_t fd,
     ngx_uint_t                 skipping;
     cutover_error_t            err, last_err;
     cutover_audit_head_t       head, good;
-    ngx_http_cutover_shctx_t  *sh = zone->sh;
 
     lineno = 0;
     good_line = 0;
@@ -401,270 +436,28 @@ ngx_http_cutover_audit_scan(ngx_http_cutover_zone_t *zone, ngx_fd_t fd,
         last = buf + (last - p);
     }
 
+    if (good_line) {
+        e->seq = good.seq;
+        ngx_memcpy(e->hash, good.hash, 65);
+        e->pending_break = good.pending_break;
+    }
+
     if (good_line && good_line == lineno) {
         /* only the final newline was missing */
-        sh->audit_seq = good.seq;
-        ngx_memcpy(sh->audit_hash, good.hash, 65);
-        sh->audit_pending_break = good.pending_break;
-        sh->audit_ok = 1;
         return NGX_OK;
     }
 
-    sh->audit_seq = good_line ? good.seq : 0;
-    ngx_memcpy(sh->audit_hash, good.hash, 65);
-    sh->audit_pending_break = good_line ? good.pending_break : 0;
-    sh->audit_damaged = good_line + 1;
-    ngx_cpystrn((u_char *) sh->audit_damage, (u_char *) last_err.message,
-                sizeof(sh->audit_damage));
-    sh->audit_ok = 1;
+    e->damaged = good_line + 1;
+    ngx_cpystrn((u_char *) e->damage, (u_char *) last_err.message,
+                sizeof(e->damage));
 
     ngx_log_error(NGX_LOG_ERR, log, 0,
                   "cutover zone \"%V\": audit trail \"%V\" is damaged from "
                   "line %uL (%s); the last good entry is seq %uL; rollback "
                   "stays possible and records the break, dial is refused "
                   "until an admin accepts it (cutoverctl audit accept)",
-                  &zone->name, &zone->audit_path, sh->audit_damaged,
-                  sh->audit_damage, sh->audit_seq);
-
-    return NGX_OK;
-}
-
-
-void
-ngx_http_cutover_zone_route(ngx_http_cutover_zone_t *zone, ngx_str_t *store,
-    ngx_str_t *channel, uint32_t bucket, cutover_route_t *route)
-{
-    ngx_uint_t                 i, tries;
-    ngx_atomic_uint_t          seq;
-    ngx_http_cutover_shctx_t  *sh = zone->sh;
-
-    for (tries = 0; tries < 16; tries++) {
-        i = sh->active & 1;
-        seq = sh->seq[i];
-        ngx_memory_barrier();
-
-        if (seq & 1) {
-            continue;
-        }
-
-        cutover_state_route(&sh->slot[i], (char *) store->data, store->len,
-                            (char *) channel->data, channel->len, bucket,
-                            route);
-        ngx_memory_barrier();
-
-        if (sh->seq[i] == seq) {
-            return;
-        }
-    }
-
-    /* never seen in practice: a writer kept the slot busy; stay on legacy */
-    (void) ngx_atomic_fetch_add(&sh->torn_reads, 1);
-    ngx_memzero(route, sizeof(cutover_route_t));
-    ngx_cpystrn((u_char *) route->rule_id, (u_char *) "default",
-                sizeof(route->rule_id));
-}
-
-
-/* A consistent copy of the live state, read as the router reads it. */
-cutover_state_t *
-ngx_http_cutover_zone_snapshot(ngx_http_cutover_zone_t *zone,
-    ngx_pool_t *pool)
-{
-    cutover_state_t  *st;
-
-    st = ngx_palloc(pool, sizeof(cutover_state_t));
-    if (st == NULL) {
-        return NULL;
-    }
-
-    ngx_http_cutover_zone_copy(zone, st);
-    return st;
-}
-
-
-void
-ngx_http_cutover_zone_copy(ngx_http_cutover_zone_t *zone,
-    cutover_state_t *st)
-{
-    ngx_uint_t                 i;
-    ngx_atomic_uint_t          seq;
-    ngx_http_cutover_shctx_t  *sh = zone->sh;
-
-    /* a writer publishes once per change: a retry is rare and short */
-    for ( ;; ) {
-        i = sh->active & 1;
-        seq = sh->seq[i];
-        ngx_memory_barrier();
-
-        if (seq & 1) {
-            continue;
-        }
-
-        ngx_memcpy(st, &sh->slot[i], sizeof(cutover_state_t));
-        ngx_memory_barrier();
-
-        if (sh->seq[i] == seq) {
-            return;
-        }
-    }
-}
-
-
-/*
- * The writer lock serializes whatever writes the state file or the audit
- * trail, across worker processes.  Only thread-pool threads take it (they
- * may wait; event loops never do).  A holder whose process died is
- * replaced (nginx's master frees shpool->mutex after a crash, not this),
- * and so is one that carries our own pid while none of our threads holds
- * it: a dead worker's pid, reused.
- */
-static pthread_mutex_t  ngx_http_cutover_writer_local =
-    PTHREAD_MUTEX_INITIALIZER;
-
-
-void
-ngx_http_cutover_writer_lock(ngx_http_cutover_shctx_t *sh)
-{
-    ngx_pid_t  pid;
-
-    /* one thread of this process at a time */
-    (void) pthread_mutex_lock(&ngx_http_cutover_writer_local);
-
-    for ( ;; ) {
-        pid = (ngx_pid_t) sh->writer;
-
-        if (pid == ngx_pid) {
-            return;
-        }
-
-        if (pid == 0) {
-            if (ngx_atomic_cmp_set(&sh->writer, 0, ngx_pid)) {
-                return;
-            }
-
-            continue;
-        }
-
-        if (kill(pid, 0) == -1 && ngx_errno == NGX_ESRCH) {
-            (void) ngx_atomic_cmp_set(&sh->writer, pid, 0);
-            continue;
-        }
-
-        ngx_msleep(1);
-    }
-}
-
-
-void
-ngx_http_cutover_writer_unlock(ngx_http_cutover_shctx_t *sh)
-{
-    (void) ngx_atomic_cmp_set(&sh->writer, ngx_pid, 0);
-    (void) pthread_mutex_unlock(&ngx_http_cutover_writer_local);
-}
-
-
-/* Makes st the live state; the caller holds the writer lock. */
-void
-ngx_http_cutover_zone_publish(ngx_http_cutover_zone_t *zone,
-    cutover_state_t *st)
-{
-    ngx_uint_t                 w;
-    ngx_http_cutover_shctx_t  *sh = zone->sh;
-
-    w = (sh->active & 1) ^ 1;
-
-    sh->seq[w]++;
-    ngx_memory_barrier();
-    ngx_memcpy(&sh->slot[w], st, sizeof(cutover_state_t));
-    ngx_memory_barrier();
-    sh->seq[w]++;
-    ngx_memory_barrier();
-    sh->active = w;
-}
-
-
-/* Writes the state to "<state>.tmp" and fsyncs it; tmp gets its name. */
-ngx_int_t
-ngx_http_cutover_zone_persist(ngx_http_cutover_zone_t *zone,
-    cutover_state_t *st, ngx_log_t *log, ngx_str_t *tmp)
-{
-    int        n;
-    u_char    *text;
-    ngx_fd_t   fd;
-
-    text = ngx_alloc(CUTOVER_STATE_TEXT_MAX, log);
-    if (text == NULL) {
-        return NGX_ERROR;
-    }
-
-    n = cutover_state_encode(st, (char *) zone->name.data, (char *) text,
-                             CUTOVER_STATE_TEXT_MAX);
-    if (n < 0) {
-        ngx_free(text);
-        return NGX_ERROR;
-    }
-
-    ngx_sprintf(tmp->data, "%V.tmp%Z", &zone->state_path);
-    tmp->len = zone->state_path.len + 4;
-
-    fd = ngx_open_file(tmp->data, NGX_FILE_WRONLY, NGX_FILE_TRUNCATE, 0640);
-    if (fd == NGX_INVALID_FILE) {
-        ngx_log_error(NGX_LOG_ERR, log, ngx_errno,
-                      "cutover zone \"%V\": cannot write \"%V\"",
-                      &zone->name, tmp);
-        ngx_free(text);
-        return NGX_ERROR;
-    }
-
-    if (write(fd, text, n) != n || fsync(fd) != 0) {
-        ngx_log_error(NGX_LOG_ERR, log, ngx_errno,
-                      "cutover zone \"%V\": cannot write \"%V\"",
-                      &zone->name, tmp);
-        ngx_close_file(fd);
-        (void) ngx_delete_file(tmp->data);
-        ngx_free(text);
-        return NGX_ERROR;
-    }
-
-    ngx_close_file(fd);
-    ngx_free(text);
-
-    return NGX_OK;
-}
-
-
-/* Renames the fsynced temp file over the state file, then syncs the
- * directory so the rename itself survives a crash. */
-ngx_int_t
-ngx_http_cutover_zone_commit(ngx_http_cutover_zone_t *zone,
-    cutover_state_t *st, ngx_str_t *tmp, ngx_log_t *log)
-{
-    u_char    *slash, dir[NGX_MAX_PATH];
-    ngx_fd_t   fd;
-
-    if (ngx_rename_file(tmp->data, zone->state_path.data) == NGX_FILE_ERROR) {
-        ngx_log_error(NGX_LOG_ERR, log, ngx_errno,
-                      "cutover zone \"%V\": cannot rename \"%V\" to \"%V\"",
-                      &zone->name, tmp, &zone->state_path);
-        (void) ngx_delete_file(tmp->data);
-        return NGX_ERROR;
-    }
-
-    /* the state path is absolute (ngx_conf_full_name) */
-    slash = zone->state_path.data + zone->state_path.len;
-    while (slash > zone->state_path.data && *slash != '/') {
-        slash--;
-    }
-
-    if (slash - zone->state_path.data + 2 < NGX_MAX_PATH) {
-        ngx_cpystrn(dir, zone->state_path.data,
-                    slash - zone->state_path.data + 2);
-        fd = ngx_open_file(dir, NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
-        if (fd != NGX_INVALID_FILE) {
-            (void) fsync(fd);
-            ngx_close_file(fd);
-        }
-    }
+                  &zone->name, &zone->audit_path, e->damaged, e->damage,
+                  e->seq);
 
     return NGX_OK;
 }
