@@ -463,6 +463,246 @@ ngx_http_cutover_audit_scan(ngx_http_cutover_zone_t *zone, ngx_fd_t fd,
 }
 
 
+void
+ngx_http_cutover_zone_route(ngx_http_cutover_zone_t *zone, ngx_str_t *store,
+    ngx_str_t *channel, uint32_t bucket, cutover_route_t *route)
+{
+    ngx_uint_t                 i, tries;
+    ngx_atomic_uint_t          seq;
+    ngx_http_cutover_shctx_t  *sh = zone->sh;
+
+    for (tries = 0; tries < 16; tries++) {
+        i = sh->active & 1;
+        seq = sh->seq[i];
+        ngx_memory_barrier();
+
+        if (seq & 1) {
+            continue;
+        }
+
+        cutover_state_route(&sh->slot[i], (char *) store->data, store->len,
+                            (char *) channel->data, channel->len, bucket,
+                            route);
+        ngx_memory_barrier();
+
+        if (sh->seq[i] == seq) {
+            return;
+        }
+    }
+
+    /* never seen in practice: a writer kept the slot busy; stay on legacy */
+    (void) ngx_atomic_fetch_add(&sh->torn_reads, 1);
+    ngx_memzero(route, sizeof(cutover_route_t));
+    ngx_cpystrn((u_char *) route->rule_id, (u_char *) "default",
+                sizeof(route->rule_id));
+}
+
+
+/* A consistent copy of the live state, read as the router reads it. */
+cutover_state_t *
+ngx_http_cutover_zone_snapshot(ngx_http_cutover_zone_t *zone,
+    ngx_pool_t *pool)
+{
+    cutover_state_t  *st;
+
+    st = ngx_palloc(pool, sizeof(cutover_state_t));
+    if (st == NULL) {
+        return NULL;
+    }
+
+    ngx_http_cutover_zone_copy(zone, st);
+    return st;
+}
+
+
+void
+ngx_http_cutover_zone_copy(ngx_http_cutover_zone_t *zone,
+    cutover_state_t *st)
+{
+    ngx_uint_t                 i;
+    ngx_atomic_uint_t          seq;
+    ngx_http_cutover_shctx_t  *sh = zone->sh;
+
+    /* a writer publishes once per change: a retry is rare and short */
+    for ( ;; ) {
+        i = sh->active & 1;
+        seq = sh->seq[i];
+        ngx_memory_barrier();
+
+        if (seq & 1) {
+            continue;
+        }
+
+        ngx_memcpy(st, &sh->slot[i], sizeof(cutover_state_t));
+        ngx_memory_barrier();
+
+        if (sh->seq[i] == seq) {
+            return;
+        }
+    }
+}
+
+
+/*
+ * The writer lock serializes whatever writes the state file or the audit
+ * trail, across worker processes.  Only thread-pool threads take it (they
+ * may wait; event loops never do).  A holder whose process died is
+ * replaced (nginx's master frees shpool->mutex after a crash, not this),
+ * and so is one that carries our own pid while none of our threads holds
+ * it: a dead worker's pid, reused.
+ */
+static pthread_mutex_t  ngx_http_cutover_writer_local =
+    PTHREAD_MUTEX_INITIALIZER;
+
+
+void
+ngx_http_cutover_writer_lock(ngx_http_cutover_shctx_t *sh)
+{
+    ngx_pid_t  pid;
+
+    /* one thread of this process at a time */
+    (void) pthread_mutex_lock(&ngx_http_cutover_writer_local);
+
+    for ( ;; ) {
+        pid = (ngx_pid_t) sh->writer;
+
+        if (pid == ngx_pid) {
+            return;
+        }
+
+        if (pid == 0) {
+            if (ngx_atomic_cmp_set(&sh->writer, 0, ngx_pid)) {
+                return;
+            }
+
+            continue;
+        }
+
+        if (kill(pid, 0) == -1 && ngx_errno == NGX_ESRCH) {
+            (void) ngx_atomic_cmp_set(&sh->writer, pid, 0);
+            continue;
+        }
+
+        ngx_msleep(1);
+    }
+}
+
+
+void
+ngx_http_cutover_writer_unlock(ngx_http_cutover_shctx_t *sh)
+{
+    (void) ngx_atomic_cmp_set(&sh->writer, ngx_pid, 0);
+    (void) pthread_mutex_unlock(&ngx_http_cutover_writer_local);
+}
+
+
+/* Makes st the live state; the caller holds the writer lock. */
+void
+ngx_http_cutover_zone_publish(ngx_http_cutover_zone_t *zone,
+    cutover_state_t *st)
+{
+    ngx_uint_t                 w;
+    ngx_http_cutover_shctx_t  *sh = zone->sh;
+
+    w = (sh->active & 1) ^ 1;
+
+    sh->seq[w]++;
+    ngx_memory_barrier();
+    ngx_memcpy(&sh->slot[w], st, sizeof(cutover_state_t));
+    ngx_memory_barrier();
+    sh->seq[w]++;
+    ngx_memory_barrier();
+    sh->active = w;
+}
+
+
+/* Writes the state to "<state>.tmp" and fsyncs it; tmp gets its name. */
+ngx_int_t
+ngx_http_cutover_zone_persist(ngx_http_cutover_zone_t *zone,
+    cutover_state_t *st, ngx_log_t *log, ngx_str_t *tmp)
+{
+    int        n;
+    u_char    *text;
+    ngx_fd_t   fd;
+
+    text = ngx_alloc(CUTOVER_STATE_TEXT_MAX, log);
+    if (text == NULL) {
+        return NGX_ERROR;
+    }
+
+    n = cutover_state_encode(st, (char *) zone->name.data, (char *) text,
+                             CUTOVER_STATE_TEXT_MAX);
+    if (n < 0) {
+        ngx_free(text);
+        return NGX_ERROR;
+    }
+
+    ngx_sprintf(tmp->data, "%V.tmp%Z", &zone->state_path);
+    tmp->len = zone->state_path.len + 4;
+
+    fd = ngx_open_file(tmp->data, NGX_FILE_WRONLY, NGX_FILE_TRUNCATE, 0640);
+    if (fd == NGX_INVALID_FILE) {
+        ngx_log_error(NGX_LOG_ERR, log, ngx_errno,
+                      "cutover zone \"%V\": cannot write \"%V\"",
+                      &zone->name, tmp);
+        ngx_free(text);
+        return NGX_ERROR;
+    }
+
+    if (write(fd, text, n) != n || fsync(fd) != 0) {
+        ngx_log_error(NGX_LOG_ERR, log, ngx_errno,
+                      "cutover zone \"%V\": cannot write \"%V\"",
+                      &zone->name, tmp);
+        ngx_close_file(fd);
+        (void) ngx_delete_file(tmp->data);
+        ngx_free(text);
+        return NGX_ERROR;
+    }
+
+    ngx_close_file(fd);
+    ngx_free(text);
+
+    return NGX_OK;
+}
+
+
+/* Renames the fsynced temp file over the state file, then syncs the
+ * directory so the rename itself survives a crash. */
+ngx_int_t
+ngx_http_cutover_zone_commit(ngx_http_cutover_zone_t *zone,
+    cutover_state_t *st, ngx_str_t *tmp, ngx_log_t *log)
+{
+    u_char    *slash, dir[NGX_MAX_PATH];
+    ngx_fd_t   fd;
+
+    if (ngx_rename_file(tmp->data, zone->state_path.data) == NGX_FILE_ERROR) {
+        ngx_log_error(NGX_LOG_ERR, log, ngx_errno,
+                      "cutover zone \"%V\": cannot rename \"%V\" to \"%V\"",
+                      &zone->name, tmp, &zone->state_path);
+        (void) ngx_delete_file(tmp->data);
+        return NGX_ERROR;
+    }
+
+    /* the state path is absolute (ngx_conf_full_name) */
+    slash = zone->state_path.data + zone->state_path.len;
+    while (slash > zone->state_path.data && *slash != '/') {
+        slash--;
+    }
+
+    if (slash - zone->state_path.data + 2 < NGX_MAX_PATH) {
+        ngx_cpystrn(dir, zone->state_path.data,
+                    slash - zone->state_path.data + 2);
+        fd = ngx_open_file(dir, NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
+        if (fd != NGX_INVALID_FILE) {
+            (void) fsync(fd);
+            ngx_close_file(fd);
+        }
+    }
+
+    return NGX_OK;
+}
+
+
 /* Opens the trail for appending and reads its head again from the last
  * line, so that whatever happened to the file since this zone last wrote
  * it (a write that failed, another writer such as the old binary during an
