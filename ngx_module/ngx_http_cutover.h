@@ -94,7 +94,7 @@ typedef struct {
 /* The shared zone.  Readers of the dial state take no lock: they read
  * slot[active] and retry when its sequence number moved (a seqlock).
  * Writers hold the writer lock and write the inactive slot; shpool->mutex
- * guards the replay cache and the refusal budget, never across I/O. */
+ * guards the replay cache and the refusal counts, never across I/O. */
 typedef struct {
     ngx_atomic_t                  active;
     ngx_atomic_t                  seq[2];
