@@ -22,6 +22,8 @@
 #define EXIT_FAIL        1
 #define EXIT_USAGE       2
 #define EXIT_ROLLED_BACK 3
+#define EXIT_BREAKS      4      /* audit verify: breaks, all accepted */
+#define EXIT_UNACCEPTED  5      /* audit verify: a break not accepted */
 
 
 typedef struct {
@@ -47,11 +49,18 @@ static const char  *usage_text =
     "  dial PERCENT [--rule ID] [--store S1,S2] [--channel C1,C2]\n"
     "       [--expect-version N] --reason TEXT\n"
     "  rollback --reason TEXT\n"
-    "  history [--limit N]\n"
+    "  history [--limit N] [--all]  changes, newest first (--all: refusals"
+    " too)\n"
     "  metrics\n"
-    "  audit verify FILE           check the hash chain of an audit trail\n"
+    "  audit verify FILE           check the hash chain of an audit trail:\n"
+    "                              exit 0 intact, 4 intact but for recorded\n"
+    "                              breaks (all accepted), 5 a recorded break\n"
+    "                              not accepted yet, 1 broken\n"
+    "  audit accept --reason TEXT  accept the trail's recorded break (admin\n"
+    "                              key): dial is allowed again\n"
     "\n"
-    "URL is the admin location, e.g. http://127.0.0.1:8080/cutover/.\n"
+    "URL is the admin location, e.g. http://127.0.0.1:8080/cutover/ or\n"
+    "http://[::1]:8080/cutover/.\n"
     "The key file holds the operator's line of the gateway's keys file\n"
     "(\"<key-id> <role> <hex secret>\") or just the hex secret.\n"
     "CUTOVER_URL, CUTOVER_KEY_ID and CUTOVER_KEY_FILE stand in for the\n"
@@ -366,9 +375,14 @@ ctl_print_history(const bson_t *doc)
                ctl_str(&e, "key_id"), ctl_str(&e, "action"),
                ctl_str(&e, "result"), ctl_str(&e, "reason"));
 
-        if (ctl_int(&e, "unaudited") > 0) {
-            printf("       (before it: %lld unsigned change attempts refused "
-                   "without an entry)\n", (long long) ctl_int(&e, "unaudited"));
+        if (strcmp(ctl_str(&e, "action"), "refusals") == 0) {
+            printf("       (%lld unsigned change attempts refused)\n",
+                   (long long) ctl_int(&e, "to.count"));
+        }
+
+        if (strcmp(ctl_str(&e, "action"), "audit_break") == 0) {
+            printf("       (the trail is damaged from line %lld)\n",
+                   (long long) ctl_int(&e, "from.line"));
         }
     }
 }
@@ -475,15 +489,45 @@ ctl_json_reason(const char *reason)
 }
 
 
+/* The action and from.line of an audit_break line, read with libbson. */
+static int
+ctl_break_line(const char *line, size_t len, long long *damaged)
+{
+    int            ok;
+    bson_t        *doc;
+    bson_error_t   err;
+
+    doc = bson_new_from_json((const uint8_t *) line, (ssize_t) len, &err);
+    if (doc == NULL) {
+        return 0;
+    }
+
+    ok = strcmp(ctl_str(doc, "action"), "audit_break") == 0;
+    *damaged = ctl_int(doc, "from.line");
+    bson_destroy(doc);
+
+    return ok;
+}
+
+
+/*
+ * Walks the chain.  A line that does not chain (torn, edited, removed,
+ * reordered) opens a gap; the gap is a recorded break when an
+ * "audit_break" entry later chains onto the last good entry and names the
+ * gap's first line; otherwise the trail is broken there.
+ */
 static int
 ctl_audit_verify(const char *path)
 {
-    FILE             *f;
-    char             *line = NULL, prev[65], hash[65];
-    size_t            cap = 0;
-    ssize_t           n;
-    uint64_t          seq = 0;
-    cutover_error_t   err;
+    FILE                  *f;
+    char                  *line = NULL, prev[65], hash[65], why[256];
+    size_t                 cap = 0;
+    ssize_t                n;
+    uint64_t               seq = 0, lineno = 0, gap = 0, breaks = 0;
+    uint64_t               pending = 0;
+    long long              named;
+    cutover_error_t        err;
+    cutover_audit_head_t   head;
 
     f = fopen(path, "r");
     if (f == NULL) {
@@ -495,36 +539,92 @@ ctl_audit_verify(const char *path)
     memcpy(prev, CUTOVER_AUDIT_GENESIS, 65);
 
     while ((n = getline(&line, &cap, f)) > 0) {
-        seq++;
+        lineno++;
 
-        if (line[n - 1] != '\n'
-            || cutover_audit_check_line(line, (size_t) n, seq, prev, hash,
-                                        &err) != 0)
-        {
-            printf("%s: BROKEN at line %llu (expected seq %llu): %s\n", path,
-                   (unsigned long long) seq, (unsigned long long) seq,
-                   line[n - 1] != '\n' ? "torn last line" : err.message);
-            free(line);
-            fclose(f);
-            return EXIT_FAIL;
+        if (line[n - 1] != '\n') {
+            if (!gap) {
+                gap = lineno;
+                snprintf(why, sizeof(why), "torn last line");
+            }
+
+            break;
         }
 
-        memcpy(prev, hash, 65);
-    }
+        if (!gap) {
+            if (cutover_audit_check_line(line, (size_t) n, seq + 1, prev,
+                                         hash, &err) == 0
+                && cutover_audit_parse_head(line, (size_t) n, &head, &err)
+                   == 0)
+            {
+                seq++;
+                memcpy(prev, hash, 65);
+                pending = head.pending_break;
+                continue;
+            }
 
-    printf("%s: intact, %llu entries, head %s\n", path,
-           (unsigned long long) seq, prev);
+            gap = lineno;
+            snprintf(why, sizeof(why), "%s", err.message);
+            continue;
+        }
+
+        /* in a gap: does this line record it? */
+        if (cutover_audit_parse_head(line, (size_t) n, &head, &err) == 0
+            && strcmp(head.action, "audit_break") == 0
+            && head.seq == seq + 1 && strcmp(head.prev, prev) == 0
+            && ctl_break_line(line, (size_t) n - 1, &named)
+            && named == (long long) gap)
+        {
+            printf("%s: break: line %llu damaged (%s)", path,
+                   (unsigned long long) gap, why);
+            if (lineno - 1 > gap) {
+                printf(", through line %llu", (unsigned long long) lineno - 1);
+            }
+            printf("; recorded by audit_break seq %llu at line %llu\n",
+                   (unsigned long long) head.seq,
+                   (unsigned long long) lineno);
+            seq = head.seq;
+            memcpy(prev, head.hash, 65);
+            pending = head.pending_break;
+            breaks++;
+            gap = 0;
+        }
+    }
 
     free(line);
     fclose(f);
-    return EXIT_OK;
+
+    if (gap) {
+        printf("%s: BROKEN at line %llu (expected seq %llu): %s\n", path,
+               (unsigned long long) gap, (unsigned long long) seq + 1, why);
+        return EXIT_FAIL;
+    }
+
+    if (breaks == 0) {
+        printf("%s: intact, %llu entries, head %s\n", path,
+               (unsigned long long) seq, prev);
+        return EXIT_OK;
+    }
+
+    if (pending) {
+        printf("%s: intact but for %llu recorded break(s); the break of seq "
+               "%llu is NOT accepted (dial is refused until an admin runs "
+               "cutoverctl audit accept); head seq %llu %s\n", path,
+               (unsigned long long) breaks, (unsigned long long) pending,
+               (unsigned long long) seq, prev);
+        return EXIT_UNACCEPTED;
+    }
+
+    printf("%s: intact but for %llu recorded break(s), accepted; head seq "
+           "%llu %s\n", path, (unsigned long long) breaks,
+           (unsigned long long) seq, prev);
+    return EXIT_BREAKS;
 }
 
 
 int
 main(int argc, char **argv)
 {
-    int             opt, rc, history = 0;
+    int             opt, rc, history = 0, all = 0;
     long            status;
     char           *reason_json, path[64];
     const char     *cmd, *reason = NULL, *rule = NULL, *stores = NULL;
@@ -545,6 +645,7 @@ main(int argc, char **argv)
         { "channel", required_argument, NULL, 'c' },
         { "limit", required_argument, NULL, 'l' },
         { "expect-version", required_argument, NULL, 'e' },
+        { "all", no_argument, NULL, 'a' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 }
     };
@@ -566,6 +667,7 @@ main(int argc, char **argv)
         case 'c': channels = optarg; break;
         case 'l': limit = optarg; break;
         case 'e': expect = optarg; break;
+        case 'a': all = 1; break;
         case 'o':
             if (strcmp(optarg, "json") != 0 && strcmp(optarg, "text") != 0) {
                 return usage("-o takes text or json");
@@ -587,11 +689,15 @@ main(int argc, char **argv)
     cmd = argv[optind++];
 
     if (strcmp(cmd, "audit") == 0) {
-        if (argc - optind != 2 || strcmp(argv[optind], "verify") != 0) {
-            return usage("audit verify FILE");
+        if (argc - optind == 2 && strcmp(argv[optind], "verify") == 0) {
+            return ctl_audit_verify(argv[optind + 1]);
         }
 
-        return ctl_audit_verify(argv[optind + 1]);
+        if (argc - optind != 1 || strcmp(argv[optind], "accept") != 0) {
+            return usage("audit verify FILE, or audit accept --reason TEXT");
+        }
+
+        cmd = "accept";
     }
 
     if (c.url == NULL || c.key_file == NULL) {
@@ -623,13 +729,15 @@ main(int argc, char **argv)
             goto done;
         }
 
-        snprintf(path, sizeof(path), "history?limit=%d",
-                 limit ? atoi(limit) : 20);
+        snprintf(path, sizeof(path), "history?limit=%d%s",
+                 limit ? atoi(limit) : 20, all ? "&all=1" : "");
         status = ctl_call(&c, "GET", path, NULL, &out);
         history = 1;
         rc = ctl_report(&c, status, &out, history);
 
-    } else if (strcmp(cmd, "dial") == 0 || strcmp(cmd, "rollback") == 0) {
+    } else if (strcmp(cmd, "dial") == 0 || strcmp(cmd, "rollback") == 0
+               || strcmp(cmd, "accept") == 0)
+    {
         int dial = cmd[0] == 'd';
 
         if (reason == NULL || reason[0] == '\0') {
@@ -690,6 +798,15 @@ main(int argc, char **argv)
         status = ctl_call(&c, "POST", cmd, body->str, &out);
         bson_string_free(body, true);
         rc = ctl_report(&c, status, &out, 0);
+
+        if (cmd[0] == 'a' && status == 200) {
+            if (!c.json) {
+                printf("the audit trail's break is accepted: dial is "
+                       "allowed again\n");
+            }
+
+            rc = EXIT_OK;
+        }
 
     } else {
         rc = usage("unknown command");

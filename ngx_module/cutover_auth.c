@@ -329,8 +329,8 @@ cutover_audit_format(const cutover_audit_entry_t *e, char *buf, size_t cap,
     gmtime_r(&t, &tm);
     strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
 
-    n = snprintf(buf, cap, "{\"seq\":%llu,\"time\":\"%s\",\"key_id\":\"",
-                 (unsigned long long) e->seq, when);
+    n = snprintf(buf, cap, CUTOVER_AUDIT_F_SEQ "%llu,\"time\":\"%s\","
+                 "\"key_id\":\"", (unsigned long long) e->seq, when);
     if (n < 0 || (size_t) n >= cap) {
         return -1;
     }
@@ -342,9 +342,13 @@ cutover_audit_format(const cutover_audit_entry_t *e, char *buf, size_t cap,
     }
     n += k;
 
-    k = snprintf(buf + n, cap - (size_t) n, "\",\"action\":\"%s\",\"result\":"
-                 "\"%s\",\"from\":%s,\"to\":%s,\"reason\":\"", e->action,
-                 e->result, e->from ? e->from : "null",
+    if (strlen(e->action) > CUTOVER_AUDIT_ACTION_MAX) {
+        return -1;
+    }
+
+    k = snprintf(buf + n, cap - (size_t) n, CUTOVER_AUDIT_F_ACTION "%s\","
+                 "\"result\":\"%s\",\"from\":%s,\"to\":%s,\"reason\":\"",
+                 e->action, e->result, e->from ? e->from : "null",
                  e->to ? e->to : "null");
     if (k < 0 || (size_t) (n + k) >= cap) {
         return -1;
@@ -358,9 +362,9 @@ cutover_audit_format(const cutover_audit_entry_t *e, char *buf, size_t cap,
     }
     n += k;
 
-    if (e->unaudited) {
-        k = snprintf(buf + n, cap - (size_t) n, "\",\"unaudited\":%llu",
-                     (unsigned long long) e->unaudited);
+    if (e->pending_break) {
+        k = snprintf(buf + n, cap - (size_t) n, "\"" CUTOVER_AUDIT_F_BREAK
+                     "%llu", (unsigned long long) e->pending_break);
 
     } else {
         k = snprintf(buf + n, cap - (size_t) n, "\"");
@@ -371,7 +375,8 @@ cutover_audit_format(const cutover_audit_entry_t *e, char *buf, size_t cap,
     }
     n += k;
 
-    k = snprintf(buf + n, cap - (size_t) n, ",\"prev\":\"%s\"", e->prev);
+    k = snprintf(buf + n, cap - (size_t) n, CUTOVER_AUDIT_F_PREV "%s\"",
+                 e->prev);
     if (k < 0 || (size_t) (n + k) >= cap) {
         return -1;
     }
@@ -379,7 +384,8 @@ cutover_audit_format(const cutover_audit_entry_t *e, char *buf, size_t cap,
 
     cutover_sha256_hex(buf, (size_t) n, hash);
 
-    k = snprintf(buf + n, cap - (size_t) n, ",\"hash\":\"%s\"}\n", hash);
+    k = snprintf(buf + n, cap - (size_t) n, CUTOVER_AUDIT_F_HASH "%s"
+                 CUTOVER_AUDIT_F_END "\n", hash);
     if (k < 0 || (size_t) (n + k) >= cap) {
         return -1;
     }
@@ -388,60 +394,181 @@ cutover_audit_format(const cutover_audit_entry_t *e, char *buf, size_t cap,
 }
 
 
-int
-cutover_audit_check_line(const char *line, size_t len, uint64_t seq,
-    const char *prev, char hash[65], cutover_error_t *err)
+/* The first occurrence of needle in s[0..len), or NULL. */
+static const char *
+cutover_find(const char *s, size_t len, const char *needle, size_t n)
 {
-    int          n;
-    char         head[40], computed[65], want_prev[80];
-    size_t       body;
-    const char   tail[] = ",\"hash\":\"";
+    size_t  i;
+
+    for (i = 0; i + n <= len; i++) {
+        if (s[i] == needle[0] && memcmp(s + i, needle, n) == 0) {
+            return s + i;
+        }
+    }
+
+    return NULL;
+}
+
+
+/* The unsigned decimal that ends just before `end`; its start in *start. */
+static int
+cutover_audit_number_before(const char *line, const char *end,
+    const char **start, uint64_t *value)
+{
+    const char  *p = end;
+
+    while (p > line && p[-1] >= '0' && p[-1] <= '9') {
+        p--;
+    }
+
+    if (p == end || end - p > 19) {
+        return -1;
+    }
+
+    *value = strtoull(p, NULL, 10);
+    *start = p;
+    return 0;
+}
+
+
+int
+cutover_audit_parse_head(const char *line, size_t len,
+    cutover_audit_head_t *head, cutover_error_t *err)
+{
+    char         computed[65], *end;
+    size_t       body, prev, n;
+    const char  *p, *q, *start;
+
+    static const char  f_seq[] = CUTOVER_AUDIT_F_SEQ;
+    static const char  f_action[] = CUTOVER_AUDIT_F_ACTION;
+    static const char  f_break[] = CUTOVER_AUDIT_F_BREAK;
+    static const char  f_prev[] = CUTOVER_AUDIT_F_PREV;
+    static const char  f_hash[] = CUTOVER_AUDIT_F_HASH;
+    static const char  f_end[] = CUTOVER_AUDIT_F_END;
+
+    memset(head, 0, sizeof(*head));
 
     while (len && (line[len - 1] == '\n' || line[len - 1] == '\r')) {
         len--;
     }
 
     /* ...,"prev":"<64>","hash":"<64>"} */
-    if (len < 64 + sizeof(tail) + 2 + 80) {
+    n = (sizeof(f_prev) - 1) + 64 + 1 + (sizeof(f_hash) - 1) + 64
+        + (sizeof(f_end) - 1);
+
+    if (len < sizeof(f_seq) - 1 + n) {
         cutover_error_set(err, "broken", "entry too short");
         return -1;
     }
 
-    body = len - 64 - 2 - (sizeof(tail) - 1);
+    body = len - (sizeof(f_end) - 1) - 64 - (sizeof(f_hash) - 1);
+    prev = body - 1 - 64 - (sizeof(f_prev) - 1);
 
-    if (memcmp(line + body, tail, sizeof(tail) - 1) != 0
-        || memcmp(line + len - 2, "\"}", 2) != 0)
+    if (memcmp(line + body, f_hash, sizeof(f_hash) - 1) != 0
+        || memcmp(line + len - (sizeof(f_end) - 1), f_end,
+                  sizeof(f_end) - 1) != 0
+        || !cutover_is_hex(line + body + sizeof(f_hash) - 1, 64))
     {
         cutover_error_set(err, "broken", "entry does not end with its hash");
         return -1;
     }
 
-    n = snprintf(head, sizeof(head), "{\"seq\":%llu,",
-                 (unsigned long long) seq);
-    if (len < (size_t) n || memcmp(line, head, (size_t) n) != 0) {
+    if (memcmp(line + prev, f_prev, sizeof(f_prev) - 1) != 0
+        || line[body - 1] != '"'
+        || !cutover_is_hex(line + prev + sizeof(f_prev) - 1, 64))
+    {
+        cutover_error_set(err, "broken", "entry has no prev hash before its "
+                          "hash");
+        return -1;
+    }
+
+    if (memcmp(line, f_seq, sizeof(f_seq) - 1) != 0) {
+        cutover_error_set(err, "broken", "entry does not start with its seq");
+        return -1;
+    }
+
+    head->seq = strtoull(line + sizeof(f_seq) - 1, &end, 10);
+    if (end == line + sizeof(f_seq) - 1 || *end != ','
+        || line[sizeof(f_seq) - 1] == '-' || line[sizeof(f_seq) - 1] == '+')
+    {
+        cutover_error_set(err, "broken", "entry has a bad seq");
+        return -1;
+    }
+
+    /* a '"' inside an escaped string is always preceded by '\', so the
+     * first `","action":"` is the field */
+    p = cutover_find(line, prev, f_action, sizeof(f_action) - 1);
+    if (p == NULL) {
+        cutover_error_set(err, "broken", "entry has no action");
+        return -1;
+    }
+
+    p += sizeof(f_action) - 1;
+    q = memchr(p, '"', (size_t) (line + prev - p));
+    if (q == NULL || q == p || q - p > CUTOVER_AUDIT_ACTION_MAX) {
+        cutover_error_set(err, "broken", "entry has a bad action");
+        return -1;
+    }
+
+    memcpy(head->action, p, (size_t) (q - p));
+    head->action[q - p] = '\0';
+
+    /* an optional ,"pending_break":S just before ,"prev" */
+    if (cutover_audit_number_before(line, line + prev, &start,
+                                    &head->pending_break) == 0
+        && (size_t) (start - line) >= sizeof(f_break) - 1
+        && memcmp(start - (sizeof(f_break) - 1), f_break,
+                  sizeof(f_break) - 1) == 0)
+    {
+        if (head->pending_break == 0 || head->pending_break > head->seq) {
+            cutover_error_set(err, "broken", "entry has a bad "
+                              "pending_break");
+            return -1;
+        }
+
+    } else {
+        head->pending_break = 0;
+    }
+
+    cutover_sha256_hex(line, body, computed);
+
+    if (memcmp(computed, line + body + sizeof(f_hash) - 1, 64) != 0) {
+        cutover_error_set(err, "broken", "hash does not match the entry's "
+                          "text (the entry was edited)");
+        return -1;
+    }
+
+    memcpy(head->prev, line + prev + sizeof(f_prev) - 1, 64);
+    head->prev[64] = '\0';
+    memcpy(head->hash, computed, 65);
+
+    return 0;
+}
+
+
+int
+cutover_audit_check_line(const char *line, size_t len, uint64_t seq,
+    const char *prev, char hash[65], cutover_error_t *err)
+{
+    cutover_audit_head_t  head;
+
+    if (cutover_audit_parse_head(line, len, &head, err) != 0) {
+        return -1;
+    }
+
+    if (head.seq != seq) {
         cutover_error_set(err, "broken", "expected seq %llu (an entry was "
                           "removed, added or moved)",
                           (unsigned long long) seq);
         return -1;
     }
 
-    n = snprintf(want_prev, sizeof(want_prev), ",\"prev\":\"%s\"", prev);
-    if (body < (size_t) n
-        || memcmp(line + body - n, want_prev, (size_t) n) != 0)
-    {
+    if (strcmp(head.prev, prev) != 0) {
         cutover_error_set(err, "broken", "prev does not match the hash of "
                           "the entry before");
         return -1;
     }
 
-    cutover_sha256_hex(line, body, computed);
-
-    if (memcmp(computed, line + body + sizeof(tail) - 1, 64) != 0) {
-        cutover_error_set(err, "broken", "hash does not match the entry's "
-                          "text (the entry was edited)");
-        return -1;
-    }
-
-    memcpy(hash, computed, 65);
+    memcpy(hash, head.hash, 65);
     return 0;
 }

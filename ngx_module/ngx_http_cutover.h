@@ -30,12 +30,13 @@
 
 /* Refused change attempts that never authenticated (bad or missing
  * signature, wrong method, oversized body) or found the nonce table full
- * are written to the audit trail at most this fast; the rest are counted
- * and the next entry says how many were left out, so a flood cannot fill
- * the disk or hold the trail's lock in fsync.  Other signed refusals are
- * always written. */
-#define NGX_HTTP_CUTOVER_REFUSAL_RATE   5       /* entries per second */
-#define NGX_HTTP_CUTOVER_REFUSAL_BURST  20
+ * are not written one by one: they are counted by reason and by client
+ * address, and one "refusals" entry a period at most carries the counts,
+ * so a flood cannot fill the disk or hold the trail's lock in fsync.
+ * Signed refusals are always written. */
+#define NGX_HTTP_CUTOVER_REFUSAL_PERIOD 60      /* seconds between entries */
+#define NGX_HTTP_CUTOVER_REFUSAL_ADDRS  16      /* addresses named in one */
+#define NGX_HTTP_CUTOVER_ADDR_MAX       48
 #define NGX_HTTP_CUTOVER_MIN_ZONE      (512 * 1024)
 
 typedef enum {
@@ -47,6 +48,17 @@ typedef enum {
     NGX_HTTP_CUTOVER_AUTH_REPLAY,
     NGX_HTTP_CUTOVER_AUTH_NREASONS
 } ngx_http_cutover_auth_reason_e;
+
+/* reasons of unauthenticated refusals: the auth reasons, then these */
+#define NGX_HTTP_CUTOVER_REFUSE_METHOD    NGX_HTTP_CUTOVER_AUTH_NREASONS
+#define NGX_HTTP_CUTOVER_REFUSE_BODY      (NGX_HTTP_CUTOVER_AUTH_NREASONS + 1)
+#define NGX_HTTP_CUTOVER_REFUSE_BUSY      (NGX_HTTP_CUTOVER_AUTH_NREASONS + 2)
+#define NGX_HTTP_CUTOVER_REFUSE_NREASONS  (NGX_HTTP_CUTOVER_AUTH_NREASONS + 3)
+
+typedef struct {
+    u_char                        text[NGX_HTTP_CUTOVER_ADDR_MAX];
+    ngx_uint_t                    count;
+} ngx_http_cutover_refusal_addr_t;
 
 
 /* Why a record was dropped (cutover_records_dropped_total{reason=}). */
@@ -92,7 +104,7 @@ typedef struct {
 /* The shared zone.  Readers of the dial state take no lock: they read
  * slot[active] and retry when its sequence number moved (a seqlock).
  * Writers hold the writer lock and write the inactive slot; shpool->mutex
- * guards the replay cache and the refusal budget, never across I/O. */
+ * guards the replay cache and the refusal counts, never across I/O. */
 typedef struct {
     ngx_atomic_t                  active;
     ngx_atomic_t                  seq[2];
@@ -120,17 +132,30 @@ typedef struct {
      * file or the audit trail, 0 when none (ngx_http_cutover_writer_lock) */
     ngx_atomic_t                  writer;
 
-    /* the audit trail's head, under the writer lock */
+    /* the audit trail's head, under the writer lock (ngx_http_cutover_zone.c
+     * explains the break and its acceptance) */
     uint64_t                      audit_seq;
     char                          audit_hash[65];
-    ngx_uint_t                    audit_ok;
+    ngx_uint_t                    audit_ok;       /* the head is known */
+    ngx_uint_t                    audit_torn;     /* no final newline */
+    uint64_t                      audit_pending_break;
+    uint64_t                      audit_damaged;  /* first damaged line,
+                                                     not yet recorded */
+    char                          audit_damage[128];
 
-    /* the budget of unauthenticated refusals written to the trail (a
-     * token bucket in thousandths), under shpool->mutex */
-    ngx_uint_t                    refusal_tokens;
-    ngx_msec_t                    refusal_tokens_ms;
-    ngx_atomic_t                  refusals_pending;   /* since last entry */
-    ngx_atomic_t                  refusals_unaudited; /* all time */
+    /* unauthenticated refusals: all-time counts (atomic), and those since
+     * the last "refusals" entry, under shpool->mutex */
+    ngx_atomic_t                  refusals[NGX_HTTP_CUTOVER_REFUSE_NREASONS];
+    ngx_uint_t                    refusals_pending[
+                                      NGX_HTTP_CUTOVER_REFUSE_NREASONS];
+    ngx_uint_t                    refusals_pending_total;
+    ngx_uint_t                    refusals_other_addrs;
+    ngx_http_cutover_refusal_addr_t
+                                  refusal_addrs[
+                                      NGX_HTTP_CUTOVER_REFUSAL_ADDRS];
+    time_t                        refusals_since;
+    time_t                        refusals_written;
+    ngx_atomic_t                  refusals_flushing;
 
     ngx_http_cutover_nonce_t      nonces[NGX_HTTP_CUTOVER_NONCES];
 } ngx_http_cutover_shctx_t;
@@ -218,6 +243,8 @@ ngx_int_t ngx_http_cutover_zone_commit(ngx_http_cutover_zone_t *zone,
     cutover_state_t *st, ngx_str_t *tmp, ngx_log_t *log);
 void ngx_http_cutover_zone_publish(ngx_http_cutover_zone_t *zone,
     cutover_state_t *st);
+ngx_int_t ngx_http_cutover_audit_sync(ngx_http_cutover_zone_t *zone,
+    ngx_log_t *log);
 ngx_int_t ngx_http_cutover_audit_append(ngx_http_cutover_zone_t *zone,
     cutover_audit_entry_t *e, ngx_log_t *log);
 ssize_t ngx_http_cutover_read_file(const char *path, u_char *buf,

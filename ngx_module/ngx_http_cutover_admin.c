@@ -9,6 +9,9 @@
 #define NGX_HTTP_CUTOVER_MAX_TOKENS   (2 * CUTOVER_MAX_IDS + 64)
 #define NGX_HTTP_CUTOVER_REASON_MAX   1024
 #define NGX_HTTP_CUTOVER_HISTORY_MAX  1000
+#define NGX_HTTP_CUTOVER_HISTORY_WINDOW  (256 * 1024)  /* > 2 lines */
+#define NGX_HTTP_CUTOVER_HISTORY_OUT     (1024 * 1024)
+#define NGX_HTTP_CUTOVER_HISTORY_SCAN    (64 * 1024 * 1024)
 #define NGX_HTTP_CUTOVER_AUDIT_RULE_MAX  12288
 
 
@@ -18,6 +21,7 @@ typedef enum {
     NGX_HTTP_CUTOVER_EP_HISTORY,
     NGX_HTTP_CUTOVER_EP_DIAL,
     NGX_HTTP_CUTOVER_EP_ROLLBACK,
+    NGX_HTTP_CUTOVER_EP_ACCEPT,
     NGX_HTTP_CUTOVER_EP_UNKNOWN
 } ngx_http_cutover_endpoint_e;
 
@@ -37,9 +41,10 @@ static const char  *ngx_http_cutover_drop_reasons[] = {
 };
 
 
+/* the auth reasons, then the other unauthenticated refusals */
 static const char  *ngx_http_cutover_auth_reasons[] = {
     "missing", "bad_format", "unknown_key", "stale", "bad_signature",
-    "replay"
+    "replay", "method_not_allowed", "body_too_large", "busy"
 };
 
 
@@ -61,12 +66,17 @@ static ngx_int_t ngx_http_cutover_history(ngx_http_request_t *r,
     ngx_http_cutover_admin_t *a);
 static ngx_int_t ngx_http_cutover_change(ngx_http_request_t *r,
     ngx_http_cutover_admin_t *a);
+static void ngx_http_cutover_discard(ngx_http_request_t *r);
 static ngx_int_t ngx_http_cutover_refuse(ngx_http_request_t *r,
-    ngx_http_cutover_admin_t *a, ngx_uint_t authenticated, ngx_uint_t status,
+    ngx_http_cutover_admin_t *a, ngx_int_t reason, ngx_uint_t status,
     const char *code, const char *message);
-static ngx_uint_t ngx_http_cutover_refusal_budget(
-    ngx_http_cutover_shctx_t *sh);
+static ngx_uint_t ngx_http_cutover_refusal_count(ngx_http_request_t *r,
+    ngx_http_cutover_admin_t *a, ngx_uint_t reason);
+static void ngx_http_cutover_refusals_flush(ngx_http_cutover_zone_t *zone,
+    ngx_log_t *log);
 static void ngx_http_cutover_refusal_write(void *data, ngx_log_t *log);
+static void ngx_http_cutover_history_read(void *data, ngx_log_t *log);
+static void ngx_http_cutover_history_done(ngx_event_t *ev);
 static void ngx_http_cutover_written(ngx_event_t *ev);
 
 
@@ -107,6 +117,10 @@ ngx_http_cutover_endpoint(ngx_http_request_t *r)
         return NGX_HTTP_CUTOVER_EP_ROLLBACK;
     }
 
+    if (name.len == 6 && ngx_strncmp(p, "accept", 6) == 0) {
+        return NGX_HTTP_CUTOVER_EP_ACCEPT;
+    }
+
     return NGX_HTTP_CUTOVER_EP_UNKNOWN;
 }
 
@@ -138,13 +152,17 @@ ngx_http_cutover_admin_handler(ngx_http_request_t *r)
     ngx_http_set_ctx(r, ctx, ngx_http_cutover_module);
 
     if (a->ep == NGX_HTTP_CUTOVER_EP_UNKNOWN) {
+        ngx_http_cutover_discard(r);
         return ngx_http_cutover_error(r, a, NGX_HTTP_NOT_FOUND, "not_found",
                                       "unknown admin call; see status, "
-                                      "metrics, history, dial, rollback");
+                                      "metrics, history, dial, rollback, "
+                                      "accept");
     }
 
     if (a->ep >= NGX_HTTP_CUTOVER_EP_DIAL) {
         if (r->method != NGX_HTTP_POST) {
+            ngx_http_cutover_discard(r);
+
             allow = ngx_list_push(&r->headers_out.headers);
             if (allow) {
                 allow->hash = 1;
@@ -152,13 +170,16 @@ ngx_http_cutover_admin_handler(ngx_http_request_t *r)
                 ngx_str_set(&allow->value, "POST");
             }
 
-            return ngx_http_cutover_refuse(r, a, 0, NGX_HTTP_NOT_ALLOWED,
+            return ngx_http_cutover_refuse(r, a,
+                                           NGX_HTTP_CUTOVER_REFUSE_METHOD,
+                                           NGX_HTTP_NOT_ALLOWED,
                                            "method_not_allowed",
                                            "a change is made by POST only");
         }
 
         if (r->headers_in.content_length_n > NGX_HTTP_CUTOVER_BODY_MAX) {
-            return ngx_http_cutover_refuse(r, a, 0,
+            ngx_http_cutover_discard(r);
+            return ngx_http_cutover_refuse(r, a, NGX_HTTP_CUTOVER_REFUSE_BODY,
                                            NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
                                            "body_too_large",
                                            "admin bodies are at most 64 KiB");
@@ -176,6 +197,8 @@ ngx_http_cutover_admin_handler(ngx_http_request_t *r)
     }
 
     if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
+        ngx_http_cutover_discard(r);
+
         allow = ngx_list_push(&r->headers_out.headers);
         if (allow) {
             allow->hash = 1;
@@ -263,7 +286,7 @@ ngx_http_cutover_admin_body(ngx_http_request_t *r)
 
     if (len > NGX_HTTP_CUTOVER_BODY_MAX) {
         ngx_http_finalize_request(r,
-            ngx_http_cutover_refuse(r, a, 0,
+            ngx_http_cutover_refuse(r, a, NGX_HTTP_CUTOVER_REFUSE_BODY,
                                     NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
                                     "body_too_large",
                                    "admin bodies are at most 64 KiB"));
@@ -404,7 +427,7 @@ ngx_http_cutover_auth_fail(ngx_http_request_t *r, ngx_http_cutover_admin_t *a,
         ngx_str_set(&h->value, "CUTOVER-HMAC-SHA256");
     }
 
-    return ngx_http_cutover_refuse(r, a, 0, NGX_HTTP_UNAUTHORIZED,
+    return ngx_http_cutover_refuse(r, a, reason, NGX_HTTP_UNAUTHORIZED,
                                    "unauthorized", message);
 }
 
@@ -500,20 +523,24 @@ ngx_http_cutover_authenticate(ngx_http_request_t *r,
 
     if (rc == NGX_BUSY) {
         (void) ngx_atomic_fetch_add(&a->zone->sh->nonce_full, 1);
-        *out = ngx_http_cutover_refuse(r, a, 0, NGX_HTTP_SERVICE_UNAVAILABLE,
-                                       "busy", "too many signed requests in "
-                                       "the replay window; retry later");
+        *out = ngx_http_cutover_refuse(r, a, NGX_HTTP_CUTOVER_REFUSE_BUSY,
+                                       NGX_HTTP_SERVICE_UNAVAILABLE, "busy",
+                                       "too many signed requests in the "
+                                       "replay window; retry later");
         return 0;
     }
 
-    need = a->ep >= NGX_HTTP_CUTOVER_EP_DIAL ? CUTOVER_ROLE_OPERATOR
-                                             : CUTOVER_ROLE_VIEWER;
+    need = a->ep == NGX_HTTP_CUTOVER_EP_ACCEPT ? CUTOVER_ROLE_ADMIN
+           : a->ep >= NGX_HTTP_CUTOVER_EP_DIAL ? CUTOVER_ROLE_OPERATOR
+           : CUTOVER_ROLE_VIEWER;
 
     if (key->role < need) {
         (void) ngx_atomic_fetch_add(&a->zone->sh->forbidden, 1);
-        *out = ngx_http_cutover_refuse(r, a, 1, NGX_HTTP_FORBIDDEN,
+        *out = ngx_http_cutover_refuse(r, a, -1, NGX_HTTP_FORBIDDEN,
                                        "forbidden",
-                                       need == CUTOVER_ROLE_OPERATOR
+                                       need == CUTOVER_ROLE_ADMIN
+                                       ? "this call needs the admin role"
+                                       : need == CUTOVER_ROLE_OPERATOR
                                        ? "this call needs the operator role"
                                        : "this call needs the viewer role");
         return 0;
@@ -613,6 +640,17 @@ ngx_http_cutover_state_reply(ngx_http_request_t *r,
                         sh->records,
                         sh->records_dropped[0] + sh->records_dropped[1]
                         + sh->records_dropped[2] + sh->records_dropped[3]);
+
+        /* read without the writer lock: a view, as the metrics are */
+        p = ngx_sprintf(p, ",\"audit\":{\"ok\":%s,\"head\":%uL,"
+                        "\"pending_break\":", sh->audit_ok ? "true" : "false",
+                        sh->audit_seq);
+        p = sh->audit_pending_break
+            ? ngx_sprintf(p, "%uL", sh->audit_pending_break)
+            : ngx_cpymem(p, "null", 4);
+        p = ngx_cpymem(p, ",\"damaged_line\":", 16);
+        p = sh->audit_damaged ? ngx_sprintf(p, "%uL}", sh->audit_damaged)
+                              : ngx_cpymem(p, "null}", 5);
     }
 
     p = ngx_cpymem(p, "}\n", 2);
@@ -655,7 +693,7 @@ ngx_http_cutover_metrics(ngx_http_request_t *r, ngx_http_cutover_admin_t *a)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    size = 8192 + st->nrules * 600;
+    size = 12288 + st->nrules * 600;
     buf = ngx_pnalloc(r->pool, size);
     if (buf == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -736,11 +774,15 @@ ngx_http_cutover_metrics(ngx_http_request_t *r, ngx_http_cutover_admin_t *a)
             "written (changes are refused).\n"
             "# TYPE cutover_audit_ok gauge\n"
             "cutover_audit_ok{zone=\"%V\"} %ui\n"
-            "# HELP cutover_audit_refusals_unaudited_total Unauthenticated "
-            "change attempts refused without an audit entry (over the "
-            "budget; the next entry counts them).\n"
-            "# TYPE cutover_audit_refusals_unaudited_total counter\n"
-            "cutover_audit_refusals_unaudited_total{zone=\"%V\"} %uA\n"
+            "# HELP cutover_audit_break_pending 1 while the audit trail "
+            "holds a break no admin accepted (dial is refused).\n"
+            "# TYPE cutover_audit_break_pending gauge\n"
+            "cutover_audit_break_pending{zone=\"%V\"} %ui\n"
+            "# HELP cutover_audit_refusals_pending Unauthenticated change "
+            "attempts refused and counted, not yet in a \"refusals\" "
+            "entry.\n"
+            "# TYPE cutover_audit_refusals_pending gauge\n"
+            "cutover_audit_refusals_pending{zone=\"%V\"} %ui\n"
             "# HELP cutover_records_total Exchanges written to the dual-run "
             "log.\n# TYPE cutover_records_total counter\n"
             "cutover_records_total{zone=\"%V\"} %uA\n"
@@ -754,8 +796,20 @@ ngx_http_cutover_metrics(ngx_http_request_t *r, ngx_http_cutover_admin_t *a)
             zn, sh->forbidden, zn, sh->changes_accepted, zn,
             sh->changes_refused, zn, sh->persist_failures, zn,
             sh->nonce_full, zn, sh->torn_reads, zn, sh->audit_ok,
-            zn, sh->refusals_unaudited, zn, sh->records, zn,
+            zn, (ngx_uint_t) (sh->audit_pending_break || sh->audit_damaged),
+            zn, sh->refusals_pending_total, zn, sh->records, zn,
             sh->records_truncated);
+
+    p = ngx_sprintf(p,
+            "# HELP cutover_admin_refusals_total Unauthenticated change "
+            "attempts refused, by reason (aggregated in the audit trail).\n"
+            "# TYPE cutover_admin_refusals_total counter\n");
+
+    for (i = 0; i < NGX_HTTP_CUTOVER_REFUSE_NREASONS; i++) {
+        p = ngx_sprintf(p, "cutover_admin_refusals_total{zone=\"%V\","
+                        "reason=\"%s\"} %uA\n", zn,
+                        ngx_http_cutover_auth_reasons[i], sh->refusals[i]);
+    }
 
     for (i = 0; i < NGX_HTTP_CUTOVER_DROP_NREASONS; i++) {
         p = ngx_sprintf(p, "cutover_records_dropped_total{zone=\"%V\","
@@ -769,87 +823,233 @@ ngx_http_cutover_metrics(ngx_http_request_t *r, ngx_http_cutover_admin_t *a)
 }
 
 
+/* GET history: the trail's tail is read by a thread-pool thread (the
+ * event loop never waits for the disk), newest entry first; changes only
+ * unless ?all=1 (then refusals too). */
+typedef struct {
+    ngx_http_request_t         *r;
+    ngx_http_cutover_admin_t   *a;
+    u_char                     *buf;            /* the read window */
+    u_char                     *out;
+    size_t                      out_cap;
+    size_t                      out_len;
+    ngx_int_t                   limit;
+    ngx_uint_t                  all;
+    ngx_err_t                   err;
+} ngx_http_cutover_history_t;
+
+
 static ngx_int_t
 ngx_http_cutover_history(ngx_http_request_t *r, ngx_http_cutover_admin_t *a)
 {
-    u_char     *buf, *out, *p, *end, *line, *first;
-    ssize_t     n, limit, count;
-    size_t      cap;
-    ngx_err_t   err;
-    ngx_str_t   arg;
+    ngx_str_t                    arg;
+    ngx_thread_task_t           *task;
+    ngx_http_cutover_history_t  *h;
 
-    limit = 20;
+    task = ngx_thread_task_alloc(r->pool, sizeof(ngx_http_cutover_history_t));
+    if (task == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    h = task->ctx;
+    h->r = r;
+    h->a = a;
+    h->limit = 20;
 
     if (ngx_http_arg(r, (u_char *) "limit", 5, &arg) == NGX_OK) {
-        limit = ngx_atoi(arg.data, arg.len);
+        h->limit = ngx_atoi(arg.data, arg.len);
 
-        if (limit < 1 || limit > NGX_HTTP_CUTOVER_HISTORY_MAX) {
+        if (h->limit < 1 || h->limit > NGX_HTTP_CUTOVER_HISTORY_MAX) {
             return ngx_http_cutover_error(r, a, NGX_HTTP_BAD_REQUEST,
                                           "invalid_request",
                                           "limit must be 1..1000");
         }
     }
 
-    cap = ngx_min((size_t) limit * CUTOVER_AUDIT_LINE_MAX, 1024 * 1024);
+    if (ngx_http_arg(r, (u_char *) "all", 3, &arg) == NGX_OK) {
+        if (arg.len != 1 || (arg.data[0] != '0' && arg.data[0] != '1')) {
+            return ngx_http_cutover_error(r, a, NGX_HTTP_BAD_REQUEST,
+                                          "invalid_request",
+                                          "all must be 0 or 1");
+        }
 
-    buf = ngx_pnalloc(r->pool, cap);
-    out = ngx_pnalloc(r->pool, cap + 8);
-    if (buf == NULL || out == NULL) {
+        h->all = arg.data[0] == '1';
+    }
+
+    h->out_cap = ngx_min((size_t) h->limit * CUTOVER_AUDIT_LINE_MAX,
+                         NGX_HTTP_CUTOVER_HISTORY_OUT);
+    h->buf = ngx_pnalloc(r->pool, NGX_HTTP_CUTOVER_HISTORY_WINDOW);
+    h->out = ngx_pnalloc(r->pool, h->out_cap + 8);
+    if (h->buf == NULL || h->out == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    n = ngx_http_cutover_read_file((char *) a->zone->audit_path.data, buf,
-                                   cap, cap, r->connection->log, &err);
-    if (n < 0 && err != NGX_ENOENT) {
-        ngx_log_error(NGX_LOG_ERR, r->connection->log, err,
-                      "cutover zone \"%V\": cannot read audit trail \"%V\"",
-                      &a->zone->name, &a->zone->audit_path);
-        return ngx_http_cutover_error(r, a, NGX_HTTP_INTERNAL_SERVER_ERROR,
-                                      "audit_unreadable",
-                                      "the audit trail cannot be read");
+    task->handler = ngx_http_cutover_history_read;
+    task->event.handler = ngx_http_cutover_history_done;
+    task->event.data = h;
+
+    if (ngx_thread_task_post(a->zone->thread_pool, task) != NGX_OK) {
+        return ngx_http_cutover_error(r, a, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                      "busy", "the gateway's thread pool is "
+                                      "full; retry");
     }
 
-    n = ngx_max(n, 0);
+    r->main->count++;
+    return NGX_DONE;
+}
 
-    /* skip a partial first line when the read started mid-file */
-    first = buf;
-    if (n == (ssize_t) cap) {
-        while (first < buf + n && *first != '\n') {
-            first++;
-        }
-        first++;
+
+/* Whether history shows a line: whole entries only; refusals with all. */
+static ngx_uint_t
+ngx_http_cutover_history_shows(ngx_http_cutover_history_t *h, u_char *line,
+    size_t len)
+{
+    cutover_error_t       err;
+    cutover_audit_head_t  head;
+
+    static const char  refused[] = "\",\"result\":\"refused:";
+
+    if (cutover_audit_parse_head((char *) line, len, &head, &err) != 0) {
+        return 0;
     }
 
-    p = out;
+    if (h->all) {
+        return 1;
+    }
+
+    return ngx_strcmp(head.action, "refusals") != 0
+           && ngx_strlcasestrn(line, line + len, (u_char *) refused,
+                               sizeof(refused) - 2) == NULL;
+}
+
+
+/* In a thread-pool thread: reads windows of the trail from its end. */
+static void
+ngx_http_cutover_history_read(void *data, ngx_log_t *log)
+{
+    ngx_http_cutover_history_t  *h = data;
+
+    u_char           *p, *e, *start, *line;
+    off_t             end, off, scanned;
+    ssize_t           n;
+    ngx_fd_t          fd;
+    ngx_int_t         count;
+    ngx_file_info_t   fi;
+
+    p = h->out;
     *p++ = '[';
     count = 0;
-    end = buf + n;
 
-    while (end > first && count < limit) {
-        if (end[-1] == '\n') {
-            end--;
-        }
-
-        line = end;
-        while (line > first && line[-1] != '\n') {
-            line--;
-        }
-
-        if (end > line) {
-            if (count++) {
-                *p++ = ',';
-            }
-
-            p = ngx_cpymem(p, line, end - line);
-        }
-
-        end = line;
+    fd = ngx_open_file(h->a->zone->audit_path.data, NGX_FILE_RDONLY,
+                       NGX_FILE_OPEN, 0);
+    if (fd == NGX_INVALID_FILE) {
+        h->err = ngx_errno == NGX_ENOENT ? 0 : ngx_errno;
+        goto done;
     }
 
-    p = ngx_cpymem(p, "]\n", 2);
+    if (ngx_fd_info(fd, &fi) == NGX_FILE_ERROR) {
+        h->err = ngx_errno;
+        goto close;
+    }
 
-    return ngx_http_cutover_send(r, NGX_HTTP_OK, out, p - out,
-                                 "application/json");
+    end = ngx_file_size(&fi);
+    scanned = 0;
+
+    while (end > 0 && count < h->limit
+           && scanned < NGX_HTTP_CUTOVER_HISTORY_SCAN)
+    {
+        off = ngx_max(end - NGX_HTTP_CUTOVER_HISTORY_WINDOW, 0);
+
+        n = pread(fd, h->buf, end - off, off);
+        if (n != end - off) {
+            h->err = n == -1 ? ngx_errno : EIO;
+            goto close;
+        }
+
+        scanned += n;
+        e = h->buf + n;
+
+        /* a line not finished (being written, or torn) is not shown */
+        while (e > h->buf && e[-1] != '\n') {
+            e--;
+        }
+
+        /* a window that starts mid-file starts mid-line: that line is read
+         * with the next window */
+        start = h->buf;
+        if (off > 0) {
+            start = ngx_strlchr(h->buf, e, '\n');
+            if (start == NULL) {
+                break;
+            }
+
+            start++;
+        }
+
+        while (e > start && count < h->limit) {
+            e--;                                    /* its newline */
+
+            line = e;
+            while (line > start && line[-1] != '\n') {
+                line--;
+            }
+
+            if (ngx_http_cutover_history_shows(h, line, e - line)) {
+                if ((size_t) (p - h->out) + (e - line) + 4 > h->out_cap)
+                {
+                    goto close;
+                }
+
+                if (count++) {
+                    *p++ = ',';
+                }
+
+                p = ngx_cpymem(p, line, e - line);
+            }
+
+            e = line;
+        }
+
+        end = off + (start - h->buf);
+    }
+
+close:
+
+    ngx_close_file(fd);
+
+done:
+
+    p = ngx_cpymem(p, "]\n", 2);
+    h->out_len = p - h->out;
+}
+
+
+static void
+ngx_http_cutover_history_done(ngx_event_t *ev)
+{
+    ngx_int_t                    rc;
+    ngx_connection_t            *c;
+    ngx_http_request_t          *r;
+    ngx_http_cutover_history_t  *h = ev->data;
+
+    r = h->r;
+    c = r->connection;
+
+    if (h->err) {
+        ngx_log_error(NGX_LOG_ERR, c->log, h->err,
+                      "cutover zone \"%V\": cannot read audit trail \"%V\"",
+                      &h->a->zone->name, &h->a->zone->audit_path);
+        rc = ngx_http_cutover_error(r, h->a, NGX_HTTP_INTERNAL_SERVER_ERROR,
+                                    "audit_unreadable",
+                                    "the audit trail cannot be read");
+
+    } else {
+        rc = ngx_http_cutover_send(r, NGX_HTTP_OK, h->out, h->out_len,
+                                   "application/json");
+    }
+
+    ngx_http_finalize_request(r, rc);
+    ngx_http_run_posted_requests(c);
 }
 
 
@@ -861,6 +1061,7 @@ typedef struct {
     ngx_http_request_t        *r;
     ngx_http_cutover_admin_t  *a;
     ngx_uint_t                 status;
+    ngx_uint_t                 aggregated;   /* unauthenticated refusal */
     cutover_error_t            err;
 } ngx_http_cutover_answer_t;
 
@@ -868,7 +1069,9 @@ typedef struct {
 static const char *
 ngx_http_cutover_action(ngx_http_cutover_admin_t *a)
 {
-    return a->ep == NGX_HTTP_CUTOVER_EP_DIAL ? "dial" : "rollback";
+    return a->ep == NGX_HTTP_CUTOVER_EP_DIAL ? "dial"
+           : a->ep == NGX_HTTP_CUTOVER_EP_ROLLBACK ? "rollback"
+           : "audit_accept";
 }
 
 
@@ -903,41 +1106,52 @@ ngx_http_cutover_refusal_audit(ngx_http_cutover_answer_t *ans, ngx_log_t *log)
 }
 
 
-/* A refused change attempt: its audit entry is written by a thread-pool
- * thread, and the answer goes out once it is (unless the attempt is over
- * the budget: then it is counted and answered at once). */
+/* A refusal before the body is read: the body is discarded (or the
+ * connection closed) so that its bytes are never read as the next
+ * request of a keep-alive connection. */
+static void
+ngx_http_cutover_discard(ngx_http_request_t *r)
+{
+    if (ngx_http_discard_request_body(r) != NGX_OK) {
+        r->keepalive = 0;
+    }
+}
+
+
+/* A refused change attempt.  A signed one (reason -1) has its own audit
+ * entry, written by a thread-pool thread, and is answered once it is
+ * durable.  An unauthenticated one is counted, by reason and by client
+ * address, and answered at once; the counts go to the trail as one
+ * "refusals" entry a period at most (this refusal waits for it when it is
+ * the one that finds the period over). */
 static ngx_int_t
 ngx_http_cutover_refuse(ngx_http_request_t *r, ngx_http_cutover_admin_t *a,
-    ngx_uint_t authenticated, ngx_uint_t status, const char *code,
+    ngx_int_t reason, ngx_uint_t status, const char *code,
     const char *message)
 {
-    ngx_uint_t                  budget;
     ngx_thread_task_t          *task;
     ngx_http_cutover_shctx_t   *sh = a->zone->sh;
     ngx_http_cutover_answer_t  *ans;
 
-    if (a->ep != NGX_HTTP_CUTOVER_EP_DIAL
-        && a->ep != NGX_HTTP_CUTOVER_EP_ROLLBACK)
-    {
+    if (a->ep < NGX_HTTP_CUTOVER_EP_DIAL) {
         return ngx_http_cutover_error(r, a, status, code, message);
     }
 
-    budget = 1;
+    if (reason >= 0) {
+        (void) ngx_atomic_fetch_add(&sh->changes_refused, 1);
 
-    if (!authenticated) {
-        ngx_shmtx_lock(&a->zone->shpool->mutex);
-        budget = ngx_http_cutover_refusal_budget(sh);
-        ngx_shmtx_unlock(&a->zone->shpool->mutex);
+        if (!ngx_http_cutover_refusal_count(r, a, (ngx_uint_t) reason)) {
+            return ngx_http_cutover_error(r, a, status, code, message);
+        }
     }
 
-    task = budget ? ngx_thread_task_alloc(r->pool,
-                                          sizeof(ngx_http_cutover_answer_t))
-                  : NULL;
+    task = ngx_thread_task_alloc(r->pool, sizeof(ngx_http_cutover_answer_t));
 
     if (task != NULL) {
         ans = task->ctx;
         ans->r = r;
         ans->a = a;
+        ans->aggregated = reason >= 0;
         ngx_http_cutover_refused(ans, status, code, message);
 
         task->handler = ngx_http_cutover_refusal_write;
@@ -950,11 +1164,16 @@ ngx_http_cutover_refuse(ngx_http_request_t *r, ngx_http_cutover_admin_t *a,
         }
     }
 
-    /* over the budget (or no memory, or the pool is full): counted, and
-     * the next entry says so */
-    (void) ngx_atomic_fetch_add(&sh->changes_refused, 1);
-    (void) ngx_atomic_fetch_add(&sh->refusals_pending, 1);
-    (void) ngx_atomic_fetch_add(&sh->refusals_unaudited, 1);
+    /* no memory, or the pool is full: the refusal is counted as one that
+     * failed to persist, and answered */
+    if (reason >= 0) {
+        sh->refusals_flushing = 0;
+
+    } else {
+        (void) ngx_atomic_fetch_add(&sh->changes_refused, 1);
+    }
+
+    (void) ngx_atomic_fetch_add(&sh->persist_failures, 1);
 
     return ngx_http_cutover_error(r, a, status, code, message);
 }
@@ -965,39 +1184,174 @@ static void
 ngx_http_cutover_refusal_write(void *data, ngx_log_t *log)
 {
     ngx_http_cutover_answer_t  *ans = data;
+    ngx_http_cutover_zone_t    *z = ans->a->zone;
 
-    ngx_http_cutover_writer_lock(ans->a->zone->sh);
-    ngx_http_cutover_refusal_audit(ans, log);
-    ngx_http_cutover_writer_unlock(ans->a->zone->sh);
+    ngx_http_cutover_writer_lock(z->sh);
+    ngx_http_cutover_refusals_flush(z, log);
+
+    if (ans->aggregated) {
+        z->sh->refusals_flushing = 0;
+
+    } else {
+        ngx_http_cutover_refusal_audit(ans, log);
+    }
+
+    ngx_http_cutover_writer_unlock(z->sh);
 }
 
 
-/* Takes one token for an unauthenticated refusal entry, if there is one;
- * the caller holds shpool->mutex. */
+/* Counts an unauthenticated refusal; 1 when this one is to write the
+ * counts to the trail (the period is over and no one else is at it). */
 static ngx_uint_t
-ngx_http_cutover_refusal_budget(ngx_http_cutover_shctx_t *sh)
+ngx_http_cutover_refusal_count(ngx_http_request_t *r,
+    ngx_http_cutover_admin_t *a, ngx_uint_t reason)
 {
-    ngx_uint_t  full = NGX_HTTP_CUTOVER_REFUSAL_BURST * 1000;
-    ngx_msec_t  now = ngx_current_msec, elapsed;
+    size_t                            len;
+    time_t                            now = ngx_time();
+    ngx_uint_t                        i, due;
+    ngx_http_cutover_shctx_t         *sh = a->zone->sh;
+    ngx_http_cutover_refusal_addr_t  *ad;
 
-    elapsed = now - sh->refusal_tokens_ms;
-    sh->refusal_tokens_ms = now;
+    (void) ngx_atomic_fetch_add(&sh->refusals[reason], 1);
 
-    /* thousandths of an entry: RATE per second is RATE per millisecond */
-    if (elapsed >= full / NGX_HTTP_CUTOVER_REFUSAL_RATE) {
-        sh->refusal_tokens = full;
+    len = ngx_min(r->connection->addr_text.len, NGX_HTTP_CUTOVER_ADDR_MAX - 1);
 
-    } else {
-        sh->refusal_tokens = ngx_min(full, sh->refusal_tokens
-                                     + elapsed * NGX_HTTP_CUTOVER_REFUSAL_RATE);
+    ngx_shmtx_lock(&a->zone->shpool->mutex);
+
+    if (sh->refusals_pending_total++ == 0) {
+        sh->refusals_since = now;
     }
 
-    if (sh->refusal_tokens < 1000) {
-        return 0;
+    sh->refusals_pending[reason]++;
+
+    for (i = 0; i < NGX_HTTP_CUTOVER_REFUSAL_ADDRS; i++) {
+        ad = &sh->refusal_addrs[i];
+
+        if (ad->count == 0) {
+            ngx_memcpy(ad->text, r->connection->addr_text.data, len);
+            ad->text[len] = '\0';
+            ad->count = 1;
+            break;
+        }
+
+        if (ngx_strncmp(ad->text, r->connection->addr_text.data, len) == 0
+            && ad->text[len] == '\0')
+        {
+            ad->count++;
+            break;
+        }
     }
 
-    sh->refusal_tokens -= 1000;
-    return 1;
+    if (i == NGX_HTTP_CUTOVER_REFUSAL_ADDRS) {
+        sh->refusals_other_addrs++;
+    }
+
+    due = now - sh->refusals_written >= NGX_HTTP_CUTOVER_REFUSAL_PERIOD
+          && sh->refusals_flushing == 0;
+
+    if (due) {
+        sh->refusals_flushing = 1;
+    }
+
+    ngx_shmtx_unlock(&a->zone->shpool->mutex);
+
+    return due;
+}
+
+
+/* Writes the counts of unauthenticated refusals as one "refusals" entry,
+ * when there are some and the period since the last one is over; the
+ * caller holds the writer lock. */
+static void
+ngx_http_cutover_refusals_flush(ngx_http_cutover_zone_t *zone,
+    ngx_log_t *log)
+{
+    int                               k;
+    char                              to[4096], reason[128], when[32];
+    u_char                           *p, *last;
+    time_t                            now = ngx_time(), since;
+    ngx_uint_t                        i, pending[
+                                          NGX_HTTP_CUTOVER_REFUSE_NREASONS];
+    ngx_uint_t                        total, other;
+    struct tm                         tm;
+    cutover_audit_entry_t             e;
+    ngx_http_cutover_shctx_t         *sh = zone->sh;
+    ngx_http_cutover_refusal_addr_t   addrs[NGX_HTTP_CUTOVER_REFUSAL_ADDRS];
+
+    ngx_shmtx_lock(&zone->shpool->mutex);
+
+    total = sh->refusals_pending_total;
+
+    if (total == 0
+        || now - sh->refusals_written < NGX_HTTP_CUTOVER_REFUSAL_PERIOD)
+    {
+        ngx_shmtx_unlock(&zone->shpool->mutex);
+        return;
+    }
+
+    ngx_memcpy(pending, sh->refusals_pending, sizeof(pending));
+    ngx_memcpy(addrs, sh->refusal_addrs, sizeof(addrs));
+    other = sh->refusals_other_addrs;
+    since = sh->refusals_since;
+
+    ngx_memzero(sh->refusals_pending, sizeof(sh->refusals_pending));
+    ngx_memzero(sh->refusal_addrs, sizeof(sh->refusal_addrs));
+    sh->refusals_other_addrs = 0;
+    sh->refusals_pending_total = 0;
+    sh->refusals_written = now;
+
+    ngx_shmtx_unlock(&zone->shpool->mutex);
+
+    p = (u_char *) to;
+    last = p + sizeof(to) - 64;
+
+    p = ngx_sprintf(p, "{\"count\":%ui,\"reasons\":{", total);
+
+    for (k = 0, i = 0; i < NGX_HTTP_CUTOVER_REFUSE_NREASONS; i++) {
+        if (pending[i]) {
+            p = ngx_sprintf(p, "%s\"%s\":%ui", k++ ? "," : "",
+                            ngx_http_cutover_auth_reasons[i], pending[i]);
+        }
+    }
+
+    p = ngx_cpymem(p, "},\"addresses\":{", 15);
+
+    for (i = 0; i < NGX_HTTP_CUTOVER_REFUSAL_ADDRS && addrs[i].count; i++) {
+        if (i) {
+            *p++ = ',';
+        }
+
+        *p++ = '"';
+        k = cutover_json_escape((char *) addrs[i].text,
+                                ngx_strlen(addrs[i].text), (char *) p,
+                                last - p);
+        p += k < 0 ? 0 : k;
+        p = ngx_sprintf(p, "\":%ui", addrs[i].count);
+    }
+
+    p = ngx_sprintf(p, "},\"other_addresses\":%ui}%Z", other);
+
+    gmtime_r(&since, &tm);
+    strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+    ngx_sprintf((u_char *) reason, "unauthenticated change attempts "
+                "refused since %s%Z", when);
+
+    ngx_memzero(&e, sizeof(e));
+    e.time = now;
+    e.key_id = "-";
+    e.action = "refusals";
+    e.result = "aggregated";
+    e.to = to;
+    e.reason = reason;
+
+    if (ngx_http_cutover_audit_append(zone, &e, log) != NGX_OK) {
+        (void) ngx_atomic_fetch_add(&sh->persist_failures, 1);
+        ngx_log_error(NGX_LOG_ERR, log, 0,
+                      "cutover zone \"%V\": the counts of %ui refused "
+                      "unauthenticated change attempts could not be written "
+                      "to the audit trail (they stay in the metrics)",
+                      &zone->name, total);
+    }
 }
 
 
@@ -1145,9 +1499,11 @@ ngx_http_cutover_parse_change(ngx_http_request_t *r,
             continue;
         }
 
-        if (a->ep == NGX_HTTP_CUTOVER_EP_ROLLBACK) {
-            ngx_sprintf((u_char *) msg, "unknown field \"%s\" (rollback "
-                        "takes reason)%Z", name);
+        if (a->ep != NGX_HTTP_CUTOVER_EP_DIAL) {
+            ngx_sprintf((u_char *) msg, "unknown field \"%s\" (%s takes "
+                        "reason)%Z", name,
+                        a->ep == NGX_HTTP_CUTOVER_EP_ROLLBACK ? "rollback"
+                                                              : "accept");
             return msg;
         }
 
@@ -1242,6 +1598,9 @@ typedef struct {
 
 
 static void ngx_http_cutover_change_write(void *data, ngx_log_t *log);
+static ngx_int_t ngx_http_cutover_dial_prepare(ngx_http_cutover_write_t *w);
+static ngx_int_t ngx_http_cutover_change_audit(ngx_http_cutover_write_t *w,
+    ngx_log_t *log);
 
 
 static ngx_int_t
@@ -1277,7 +1636,7 @@ ngx_http_cutover_change(ngx_http_request_t *r, ngx_http_cutover_admin_t *a)
 
     msg = ngx_http_cutover_parse_change(r, a, c, &code);
     if (msg) {
-        return ngx_http_cutover_refuse(r, a, 1, NGX_HTTP_BAD_REQUEST, code,
+        return ngx_http_cutover_refuse(r, a, -1, NGX_HTTP_BAD_REQUEST, code,
                                        msg);
     }
 
@@ -1297,67 +1656,35 @@ ngx_http_cutover_change(ngx_http_request_t *r, ngx_http_cutover_admin_t *a)
 }
 
 
-/* In a thread-pool thread: no request pool, no event loop. */
+/* In a thread-pool thread: no request pool, no event loop.  A rollback
+ * fails safe: neither the audit trail's state nor a failed write of the
+ * state file or of its entry keeps it from taking effect (each failure is
+ * logged and counted).  A dial needs a sound trail with no unaccepted
+ * break. */
 static void
 ngx_http_cutover_change_write(void *data, ngx_log_t *log)
 {
     ngx_http_cutover_write_t  *w = data;
 
-    int                         n;
     ngx_str_t                   tmp;
+    ngx_uint_t                  persisted;
     cutover_state_t            *cur = w->cur, *next = w->next;
-    cutover_audit_entry_t       e;
     ngx_http_cutover_admin_t   *a = w->answer.a;
-    ngx_http_cutover_change_t  *c = w->c;
     ngx_http_cutover_zone_t    *z = a->zone;
+    ngx_http_cutover_shctx_t   *sh = z->sh;
 
     tmp.data = w->tmpname;
     w->answer.status = NGX_HTTP_OK;
 
-    ngx_http_cutover_writer_lock(z->sh);
+    ngx_http_cutover_writer_lock(sh);
 
+    ngx_http_cutover_refusals_flush(z, log);
     ngx_http_cutover_zone_copy(z, cur);
 
-    if (!z->sh->audit_ok) {
-        ngx_http_cutover_refused(&w->answer, NGX_HTTP_SERVICE_UNAVAILABLE,
-                                 "audit_unavailable", "the audit trail cannot "
-                                 "be written; no change is made");
-        goto failed;
-    }
+    /* reads the trail's end again if it moved, records a damaged end */
+    (void) ngx_http_cutover_audit_sync(z, log);
 
-    if (c->expect_version >= 0
-        && (uint64_t) c->expect_version != cur->version)
-    {
-        w->answer.status = NGX_HTTP_CONFLICT;
-        cutover_error_set(&w->answer.err, "version_conflict",
-                          "expect_version %lld but the state is at version "
-                          "%llu", (long long) c->expect_version,
-                          (unsigned long long) cur->version);
-        goto refused;
-    }
-
-    if (a->ep == NGX_HTTP_CUTOVER_EP_DIAL) {
-        if (cutover_state_dial(next, cur, &c->dial, ngx_time(),
-                               &w->answer.err)
-            != 0)
-        {
-            w->answer.status = NGX_HTTP_BAD_REQUEST;
-            goto refused;
-        }
-
-        n = cutover_state_find(cur, c->dial.rule);
-        if (n < 0) {
-            w->from = NULL;
-
-        } else {
-            ngx_http_cutover_audit_rule(cur, n, w->from);
-        }
-
-        ngx_http_cutover_audit_rule(next, cutover_state_find(next,
-                                                             c->dial.rule),
-                                    w->to);
-
-    } else {
+    if (a->ep == NGX_HTTP_CUTOVER_EP_ROLLBACK) {
         ngx_memcpy(next, cur, sizeof(cutover_state_t));
         cutover_state_rollback(next, ngx_time());
         ngx_sprintf((u_char *) w->from, "{\"version\":%uL,\"state\":\"%s\"}%Z",
@@ -1365,6 +1692,46 @@ ngx_http_cutover_change_write(void *data, ngx_log_t *log)
                                                    : "active");
         ngx_sprintf((u_char *) w->to, "{\"version\":%uL,\"state\":"
                     "\"rolled_back\"}%Z", next->version);
+        goto rollback;
+    }
+
+    if (!sh->audit_ok) {
+        ngx_http_cutover_refused(&w->answer, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                 "audit_unavailable", "the audit trail cannot "
+                                 "be read or written; no change is made "
+                                 "(rollback is still possible)");
+        goto failed;
+    }
+
+    if (a->ep == NGX_HTTP_CUTOVER_EP_ACCEPT) {
+        ngx_memcpy(next, cur, sizeof(cutover_state_t));
+
+        if (sh->audit_pending_break == 0) {
+            w->answer.status = NGX_HTTP_CONFLICT;
+            cutover_error_set(&w->answer.err, "nothing_to_accept",
+                              "the audit trail has no unaccepted break");
+            goto refused;
+        }
+
+        ngx_sprintf((u_char *) w->from, "{\"break_seq\":%uL}%Z",
+                    sh->audit_pending_break);
+        w->to = NULL;
+        goto audit;
+    }
+
+    if (sh->audit_pending_break) {
+        w->answer.status = NGX_HTTP_SERVICE_UNAVAILABLE;
+        cutover_error_set(&w->answer.err, "audit_break_unaccepted",
+                          "the audit trail was damaged (break recorded as "
+                          "seq %llu): an admin must accept it (cutoverctl "
+                          "audit accept --reason ...) before a dial; "
+                          "rollback is still possible",
+                          (unsigned long long) sh->audit_pending_break);
+        goto refused;
+    }
+
+    if (ngx_http_cutover_dial_prepare(w) != NGX_OK) {
+        goto refused;
     }
 
     if (ngx_http_cutover_zone_persist(z, next, log, &tmp) != NGX_OK) {
@@ -1374,16 +1741,7 @@ ngx_http_cutover_change_write(void *data, ngx_log_t *log)
         goto failed;
     }
 
-    ngx_memzero(&e, sizeof(e));
-    e.time = ngx_time();
-    e.key_id = a->key_id;
-    e.action = ngx_http_cutover_action(a);
-    e.result = "accepted";
-    e.from = w->from;
-    e.to = w->to;
-    e.reason = a->reason;
-
-    if (ngx_http_cutover_audit_append(z, &e, log) != NGX_OK) {
+    if (ngx_http_cutover_change_audit(w, log) != NGX_OK) {
         (void) ngx_delete_file(tmp.data);
         ngx_http_cutover_refused(&w->answer, NGX_HTTP_SERVICE_UNAVAILABLE,
                                  "audit_unavailable", "the audit trail cannot "
@@ -1398,21 +1756,122 @@ ngx_http_cutover_change_write(void *data, ngx_log_t *log)
         goto failed;
     }
 
-    ngx_http_cutover_zone_publish(z, next);
-    ngx_http_cutover_writer_unlock(z->sh);
+    goto publish;
 
-    (void) ngx_atomic_fetch_add(&z->sh->changes_accepted, 1);
+audit:
+
+    /* an accept changes no state: only its entry */
+    if (ngx_http_cutover_change_audit(w, log) != NGX_OK) {
+        ngx_http_cutover_refused(&w->answer, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                 "audit_unavailable", "the audit trail cannot "
+                                 "be written; the break is not accepted");
+        goto failed;
+    }
+
+    ngx_http_cutover_writer_unlock(sh);
+    (void) ngx_atomic_fetch_add(&sh->changes_accepted, 1);
+    return;
+
+rollback:
+
+    persisted = ngx_http_cutover_zone_persist(z, next, log, &tmp) == NGX_OK;
+
+    if (ngx_http_cutover_change_audit(w, log) != NGX_OK) {
+        (void) ngx_atomic_fetch_add(&sh->persist_failures, 1);
+        ngx_log_error(NGX_LOG_ERR, log, 0,
+                      "cutover zone \"%V\": rollback by \"%s\" applied "
+                      "without its audit entry (the trail cannot be "
+                      "written): %s", &z->name, a->key_id, a->reason);
+    }
+
+    if (!persisted || ngx_http_cutover_zone_commit(z, next, &tmp, log)
+                      != NGX_OK)
+    {
+        (void) ngx_atomic_fetch_add(&sh->persist_failures, 1);
+        ngx_log_error(NGX_LOG_ERR, log, 0,
+                      "cutover zone \"%V\": rollback applied in memory only: "
+                      "the state file cannot be written, a restart would "
+                      "load the state before it", &z->name);
+    }
+
+publish:
+
+    ngx_http_cutover_zone_publish(z, next);
+    ngx_http_cutover_writer_unlock(sh);
+
+    (void) ngx_atomic_fetch_add(&sh->changes_accepted, 1);
     return;
 
 failed:
 
-    (void) ngx_atomic_fetch_add(&z->sh->persist_failures, 1);
+    (void) ngx_atomic_fetch_add(&sh->persist_failures, 1);
 
 refused:
 
-    /* the refusal itself is audited, as every refused attempt is */
+    /* the refusal itself is audited, as every signed refused attempt is */
     ngx_http_cutover_refusal_audit(&w->answer, log);
-    ngx_http_cutover_writer_unlock(z->sh);
+    ngx_http_cutover_writer_unlock(sh);
+}
+
+
+/* The dial's next state and the rule before and after, for its entry. */
+static ngx_int_t
+ngx_http_cutover_dial_prepare(ngx_http_cutover_write_t *w)
+{
+    int                         n;
+    cutover_state_t            *cur = w->cur, *next = w->next;
+    ngx_http_cutover_change_t  *c = w->c;
+
+    if (c->expect_version >= 0
+        && (uint64_t) c->expect_version != cur->version)
+    {
+        w->answer.status = NGX_HTTP_CONFLICT;
+        cutover_error_set(&w->answer.err, "version_conflict",
+                          "expect_version %lld but the state is at version "
+                          "%llu", (long long) c->expect_version,
+                          (unsigned long long) cur->version);
+        return NGX_ERROR;
+    }
+
+    if (cutover_state_dial(next, cur, &c->dial, ngx_time(), &w->answer.err)
+        != 0)
+    {
+        w->answer.status = NGX_HTTP_BAD_REQUEST;
+        return NGX_ERROR;
+    }
+
+    n = cutover_state_find(cur, c->dial.rule);
+    if (n < 0) {
+        w->from = NULL;
+
+    } else {
+        ngx_http_cutover_audit_rule(cur, n, w->from);
+    }
+
+    ngx_http_cutover_audit_rule(next, cutover_state_find(next, c->dial.rule),
+                                w->to);
+
+    return NGX_OK;
+}
+
+
+/* The accepted change's entry; the caller holds the writer lock. */
+static ngx_int_t
+ngx_http_cutover_change_audit(ngx_http_cutover_write_t *w, ngx_log_t *log)
+{
+    cutover_audit_entry_t      e;
+    ngx_http_cutover_admin_t  *a = w->answer.a;
+
+    ngx_memzero(&e, sizeof(e));
+    e.time = ngx_time();
+    e.key_id = a->key_id;
+    e.action = ngx_http_cutover_action(a);
+    e.result = "accepted";
+    e.from = w->from;
+    e.to = w->to;
+    e.reason = a->reason;
+
+    return ngx_http_cutover_audit_append(a->zone, &e, log);
 }
 
 

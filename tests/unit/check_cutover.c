@@ -618,7 +618,7 @@ START_TEST(test_audit_chain)
         e.result = i == 1 ? "refused:forbidden" : "accepted";
         e.to = "{\"percent\":10}";
         e.reason = "raise \"pilot\"\n";
-        e.unaudited = i == 2 ? 37 : 0;
+        e.pending_break = i == 2 ? 2 : 0;
         e.prev = i ? hash[i - 1] : CUTOVER_AUDIT_GENESIS;
         n[i] = cutover_audit_format(&e, lines[i], sizeof(lines[i]), hash[i]);
         ck_assert_int_gt(n[i], 0);
@@ -631,13 +631,13 @@ START_TEST(test_audit_chain)
     ck_assert_int_eq(cutover_audit_check_line(lines[1], (size_t) n[1], 2,
                                               hash[0], h, &err), 0);
 
-    /* a count of left-out refusals is written only when there is one, and
-     * is covered by the hash */
-    ck_assert_ptr_null(strstr(lines[1], "unaudited"));
-    ck_assert_ptr_nonnull(strstr(lines[2], ",\"unaudited\":37,\"prev\":"));
+    /* an unaccepted break is written only when there is one, and is
+     * covered by the hash */
+    ck_assert_ptr_null(strstr(lines[1], "pending_break"));
+    ck_assert_ptr_nonnull(strstr(lines[2], ",\"pending_break\":2,\"prev\":"));
     ck_assert_int_eq(cutover_audit_check_line(lines[2], (size_t) n[2], 3,
                                               hash[1], h, &err), 0);
-    *strstr(lines[2], "37") = '2';
+    *strstr(lines[2], "break\":2") = 'B';
     ck_assert_int_eq(cutover_audit_check_line(lines[2], (size_t) n[2], 3,
                                               hash[1], h, &err), -1);
 
@@ -649,6 +649,73 @@ START_TEST(test_audit_chain)
     lines[1][40] = lines[1][40] == 'x' ? 'y' : 'x';
     ck_assert_int_eq(cutover_audit_check_line(lines[1], (size_t) n[1], 2,
                                               hash[0], h, &err), -1);
+}
+END_TEST
+
+
+/* The writer and the reader of a line share one definition: whatever is
+ * written reads back as written, with or without its newline, whatever the
+ * free text holds; a line cut anywhere, or with any byte changed, does
+ * not. */
+START_TEST(test_audit_head_roundtrip)
+{
+    int                    n, cut;
+    char                   line[CUTOVER_AUDIT_LINE_MAX], hash[65];
+    char                   prev[65];
+    cutover_error_t        err;
+    cutover_audit_head_t   head;
+    cutover_audit_entry_t  e;
+
+    static const char  *reasons[] = {
+        "", "plain", "\",\"action\":\"rollback", ",\"pending_break\":7",
+        ",\"prev\":\"0000\",\"hash\":\"", "\"}\n{\"seq\":9,", "\xc3\xa9\x01"
+    };
+
+    memset(prev, 'a', 64);
+    prev[64] = '\0';
+
+    memset(&e, 0, sizeof(e));
+    e.seq = 12345678901ULL;
+    e.time = 1700000000;
+    e.key_id = "ops";
+    e.action = _i % 2 ? "audit_break" : "rollback";
+    e.result = "accepted";
+    e.from = "{\"line\":3}";
+    e.reason = reasons[_i];
+    e.pending_break = _i % 3 ? 0 : 42;
+    e.prev = prev;
+
+    n = cutover_audit_format(&e, line, sizeof(line), hash);
+    ck_assert_int_gt(n, 0);
+    ck_assert_int_eq(line[n - 1], '\n');
+
+    ck_assert_int_eq(cutover_audit_parse_head(line, (size_t) n, &head, &err),
+                     0);
+    ck_assert_uint_eq(head.seq, e.seq);
+    ck_assert_uint_eq(head.pending_break, e.pending_break);
+    ck_assert_str_eq(head.action, e.action);
+    ck_assert_str_eq(head.prev, prev);
+    ck_assert_str_eq(head.hash, hash);
+
+    ck_assert_int_eq(cutover_audit_parse_head(line, (size_t) n - 1, &head,
+                                              &err), 0);
+    ck_assert_str_eq(head.hash, hash);
+
+    /* torn anywhere: never read as an entry */
+    for (cut = 0; cut < n - 1; cut++) {
+        ck_assert_int_eq(cutover_audit_parse_head(line, (size_t) cut, &head,
+                                                  &err), -1);
+    }
+
+    /* any byte edited (but the newline): refused */
+    for (cut = 0; cut < n - 1; cut++) {
+        char c = line[cut];
+
+        line[cut] = c == '7' ? '8' : '7';
+        ck_assert_msg(cutover_audit_parse_head(line, (size_t) n, &head, &err)
+                      == -1, "byte %d edited", cut);
+        line[cut] = c;
+    }
 }
 END_TEST
 
@@ -712,6 +779,7 @@ cutover_suite(void)
     tcase_add_loop_test(tc, test_bad_keys, 0,
                         sizeof(bad_keys) / sizeof(bad_keys[0]));
     tcase_add_test(tc, test_audit_chain);
+    tcase_add_loop_test(tc, test_audit_head_roundtrip, 0, 7);
     suite_add_tcase(s, tc);
 
     return s;
