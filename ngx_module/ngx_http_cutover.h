@@ -253,6 +253,8 @@ ngx_int_t ngx_http_cutover_nonce_check(ngx_http_cutover_zone_t *zone,
     const cutover_auth_t *auth, int64_t now);
 
 /* ngx_http_cutover_record.c */
+extern const char  *ngx_http_cutover_drop_names[];
+ngx_atomic_uint_t ngx_http_cutover_dropped_total(ngx_http_cutover_shctx_t *sh);
 ngx_int_t ngx_http_cutover_record_start(ngx_http_request_t *r,
     ngx_http_cutover_ctx_t *ctx);
 ngx_int_t ngx_http_cutover_record_init(ngx_conf_t *cf);

@@ -36,11 +36,6 @@ typedef struct {
 } ngx_http_cutover_admin_t;
 
 
-static const char  *ngx_http_cutover_drop_reasons[] = {
-    "full", "error", "too_large", "disk_full"
-};
-
-
 /* the auth reasons, then the other unauthenticated refusals */
 static const char  *ngx_http_cutover_auth_reasons[] = {
     "missing", "bad_format", "unknown_key", "stale", "bad_signature",
@@ -638,8 +633,7 @@ ngx_http_cutover_state_reply(ngx_http_request_t *r,
                         sh->forbidden, sh->changes_accepted,
                         sh->changes_refused, sh->persist_failures,
                         sh->records,
-                        sh->records_dropped[0] + sh->records_dropped[1]
-                        + sh->records_dropped[2] + sh->records_dropped[3]);
+                        ngx_http_cutover_dropped_total(sh));
 
         /* read without the writer lock: a view, as the metrics are */
         p = ngx_sprintf(p, ",\"audit\":{\"ok\":%s,\"head\":%uL,"
@@ -814,7 +808,7 @@ ngx_http_cutover_metrics(ngx_http_request_t *r, ngx_http_cutover_admin_t *a)
     for (i = 0; i < NGX_HTTP_CUTOVER_DROP_NREASONS; i++) {
         p = ngx_sprintf(p, "cutover_records_dropped_total{zone=\"%V\","
                         "reason=\"%s\"} %uA\n", zn,
-                        ngx_http_cutover_drop_reasons[i],
+                        ngx_http_cutover_drop_names[i],
                         sh->records_dropped[i]);
     }
 

@@ -924,9 +924,24 @@ ngx_http_cutover_gmtime(u_char *p, time_t sec)
 }
 
 
-static const char  *ngx_http_cutover_drop_names[] = {
+/* metric labels and log words of the drop reasons, in their order */
+const char  *ngx_http_cutover_drop_names[NGX_HTTP_CUTOVER_DROP_NREASONS] = {
     "full", "error", "too_large", "disk_full"
 };
+
+
+ngx_atomic_uint_t
+ngx_http_cutover_dropped_total(ngx_http_cutover_shctx_t *sh)
+{
+    ngx_uint_t         i;
+    ngx_atomic_uint_t  n = 0;
+
+    for (i = 0; i < NGX_HTTP_CUTOVER_DROP_NREASONS; i++) {
+        n += sh->records_dropped[i];
+    }
+
+    return n;
+}
 
 
 /*
@@ -944,7 +959,6 @@ ngx_http_cutover_dropped(ngx_http_request_t *r, ngx_http_cutover_ctx_t *ctx,
     u_char                       *p, text[128];
     time_t                        now;
     ngx_str_t                     id;
-    ngx_uint_t                    i;
     ngx_atomic_uint_t             sec, last, total;
     ngx_http_cutover_log_t       *log;
     ngx_http_cutover_shctx_t     *sh;
@@ -979,12 +993,7 @@ ngx_http_cutover_dropped(ngx_http_request_t *r, ngx_http_cutover_ctx_t *ctx,
         return;
     }
 
-    total = 0;
-    for (i = 0; i < NGX_HTTP_CUTOVER_DROP_NREASONS; i++) {
-        total += sh->records_dropped[i];
-    }
-
-    total -= sh->dropped_logged;
+    total = ngx_http_cutover_dropped_total(sh) - sh->dropped_logged;
     sh->dropped_logged += total;
 
     switch (reason) {
