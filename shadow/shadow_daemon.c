@@ -1340,16 +1340,21 @@ shadow_finish(shadow_daemon_t *d, shadow_item_t *it, CURLcode cc)
     if (cc != CURLE_OK) {
         snprintf(error, sizeof(error), "%s", it->errbuf[0] ? it->errbuf
                  : curl_easy_strerror(cc));
+    }
+
+    if (reason >= 0) {
+        /* given up: a read, or a write answered 500 and the like */
         d->stats.failed++;
         shadow_log(d, SHADOW_LOG_WARN, "replay of %s %s (id %s) failed after "
                    "%d attempts: %s", it->rec.method.data, it->rec.uri.data,
-                   it->rec.id.data, it->attempts, error);
+                   it->rec.id.data, it->attempts,
+                   error[0] ? error : shadow_retry_reason_names[reason]);
 
     } else if (it->from_dl) {
         d->stats.dl_replays++;
 
     } else {
-        /* any answer, a 4xx or 5xx included, is compared as such */
+        /* any final answer, a 4xx included, is compared as such */
         d->stats.replayed++;
     }
 

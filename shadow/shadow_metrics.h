@@ -39,7 +39,7 @@ extern const char *shadow_retry_reason_names[SHADOW_RETRY_REASONS];
 typedef struct {
     uint64_t  read;             /* records read from the log */
     uint64_t  replayed;         /* replays the shadow answered */
-    uint64_t  failed;           /* reads given up after retries */
+    uint64_t  failed;           /* given up after "retries" */
     uint64_t  retried;          /* attempts retried */
     uint64_t  primary_refused;  /* writes the primary refused: not replayed */
     uint64_t  indeterminate;    /* writes of unknown outcome: not replayed */
