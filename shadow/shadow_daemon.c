@@ -1375,7 +1375,6 @@ shadow_finish(shadow_daemon_t *d, shadow_item_t *it, CURLcode cc)
 static void
 shadow_park_key(shadow_daemon_t *d, shadow_item_t *it)
 {
-    long            n = 0;
     shadow_item_t  *x, *next;
     shadow_keyq_t  *kq = it->kq;
 
@@ -1402,12 +1401,10 @@ shadow_park_key(shadow_daemon_t *d, shadow_item_t *it)
         next = x->knext;
         x->knext = NULL;
         shadow_park_item(d, x, x == it ? "max_wait" : "key parked");
-        n++;
     }
 
     kq->head = kq->tail = NULL;
     kq->busy = 0;
-    (void) n;
 }
 
 
@@ -1789,7 +1786,6 @@ shadow_dl_load_entry(void *ctx, const shadow_dl_entry_t *e)
     memcpy(it->payload, e->payload, e->len);
     it->len = e->len;
     it->from_dl = 1;
-    it->is_write = 1;
 
     if (shadow_record_decode(it->payload, it->len, &it->rec, &err)
         != SHADOW_OK)
@@ -1800,6 +1796,9 @@ shadow_dl_load_entry(void *ctx, const shadow_dl_entry_t *e)
         free(it);
         return 0;
     }
+
+    it->is_write = !shadow_method_is_read(it->rec.method.data,
+                                          it->rec.method.len);
 
     it->anext = d->dl_items;
     if (d->dl_items) {
@@ -1901,14 +1900,14 @@ shadow_dl_poll(shadow_daemon_t *d, int force)
 static int
 shadow_dl_startup(shadow_daemon_t *d, shadow_error_t *err)
 {
-    int               i, n;
-    long              c;
-    char              path[4096];
-    off_t             bad;
-    size_t            len;
-    shadow_keyq_t    *kq;
-    struct dirent   **names = NULL;
-    shadow_dl_entry_t first;
+    int                 i, n;
+    long                c;
+    char                path[4096];
+    off_t               bad;
+    size_t              len;
+    shadow_keyq_t      *kq;
+    struct dirent     **names = NULL;
+    shadow_dl_entry_t   first;
 
     if (shadow_dl_lock(d->dl, 1, err) != SHADOW_OK) {
         return SHADOW_ERROR;
@@ -2145,6 +2144,10 @@ shadow_daemon_run(shadow_daemon_t *d, volatile sig_atomic_t *stop)
             curl_easy_cleanup(it->easy);
             it->easy = NULL;
         }
+    }
+
+    if (d->parking != NULL) {
+        shadow_park_flush(d);
     }
 
     shadow_flush(d, 1);

@@ -186,9 +186,9 @@ static int
 shadow_dl_decode(const uint8_t *p, uint32_t len, shadow_dl_entry_t *e,
     bson_t *doc)
 {
-    uint32_t      n;
-    bson_iter_t   it;
-    bson_subtype_t sub;
+    uint32_t         n;
+    bson_iter_t      it;
+    bson_subtype_t   sub;
 
     memset(e, 0, sizeof(*e));
     if (!bson_init_static(doc, p, len) || !bson_iter_init(&it, doc)) {

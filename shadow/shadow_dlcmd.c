@@ -162,6 +162,8 @@ shadow_dlcmd_move(shadow_dl_t *dl, const char *action, const char *name,
 }
 
 
+/* One file of the store: 0 listed or acted on, -1 not one to act on (not
+ * the key's, not parked), 1 failed. */
 static int
 shadow_dlcmd_file(shadow_dl_t *dl, const char *action, const char *name,
     const char *only_key, const char *note)
@@ -180,7 +182,7 @@ shadow_dlcmd_file(shadow_dl_t *dl, const char *action, const char *name,
         f.state = "replaying";
 
     } else {
-        return 0;
+        return -1;
     }
 
     if (only_key != NULL) {
@@ -190,7 +192,7 @@ shadow_dlcmd_file(shadow_dl_t *dl, const char *action, const char *name,
         if (strncmp(name, stem, strlen(stem)) != 0
             || name[strlen(stem)] != '.')
         {
-            return 0;
+            return -1;
         }
     }
 
@@ -218,7 +220,7 @@ shadow_dlcmd_file(shadow_dl_t *dl, const char *action, const char *name,
     }
 
     if (strcmp(f.state, "parked") != 0) {
-        return 0;
+        return -1;
     }
 
     if (shadow_dlcmd_move(dl, action, name, &f, &err) != SHADOW_OK) {
@@ -244,7 +246,7 @@ shadow_dlcmd_file(shadow_dl_t *dl, const char *action, const char *name,
 int
 shadow_dead_letter_main(int argc, char **argv)
 {
-    int               c, rc = 0, i, n;
+    int               c, rc = 0, i, n, r, acted = 0;
     const char       *config = NULL, *key = NULL, *note = NULL, *action;
     shadow_dl_t      *dl = NULL;
     shadow_error_t    err;
@@ -314,14 +316,25 @@ shadow_dead_letter_main(int argc, char **argv)
     }
 
     for (i = 0; i < n; i++) {
-        if (shadow_dlcmd_file(dl, action, names[i]->d_name, key, note) != 0) {
+        r = shadow_dlcmd_file(dl, action, names[i]->d_name, key, note);
+        if (r > 0) {
             rc = 1;
+
+        } else if (r == 0) {
+            acted++;
         }
 
         free(names[i]);
     }
 
     free(names);
+
+    if (key != NULL && acted == 0 && rc == 0) {
+        fprintf(stderr, "cutover-shadowd: no %srecords of key \"%s\" in "
+                "\"%s\"\n", strcmp(action, "list") ? "parked " : "", key,
+                cfg.dead_letter);
+        rc = 1;
+    }
 
 cleanup:
 

@@ -170,6 +170,10 @@ shadow_metrics_render_outcomes(const shadow_stats_t *s, char *buf,
         "dead-letter store.\n"
         "# TYPE cutover_shadow_dead_letter_keys gauge\n"
         "cutover_shadow_dead_letter_keys %lld\n"
+        "# HELP cutover_shadow_dead_letter_pending Records of parked keys "
+        "not yet written to the dead-letter store.\n"
+        "# TYPE cutover_shadow_dead_letter_pending gauge\n"
+        "cutover_shadow_dead_letter_pending %lld\n"
         "# HELP cutover_shadow_retrying Records waiting for their next "
         "attempt (their key waits behind them).\n"
         "# TYPE cutover_shadow_retrying gauge\n"
@@ -183,7 +187,8 @@ shadow_metrics_render_outcomes(const shadow_stats_t *s, char *buf,
         (unsigned long long) s->dead_lettered,
         (unsigned long long) s->dl_replays,
         (unsigned long long) s->corrupt_records,
-        (long long) s->parked_keys, (long long) s->retrying,
+        (long long) s->parked_keys, (long long) s->parking,
+        (long long) s->retrying,
         s->oldest_wait_seconds);
 
     shadow_metrics_add(buf, cap, &len,

@@ -614,6 +614,8 @@ def test_max_wait_parks_a_key_until_an_operator_acts(tmpdir_w, sides):
     assert actions[0]["reason"] == "legacy back" and actions[0]["user"]
     rc, _, err = dead_letter(proc, "bogus")
     assert rc == 2
+    rc, _, err = dead_letter(proc, "replay", "--key", "W404")
+    assert rc == 1 and "no parked records of key \"W404\"" in err
 
 
 def test_corrupt_frames_are_skipped_and_counted(tmpdir_w, sides):
