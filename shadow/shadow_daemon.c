@@ -174,6 +174,8 @@ struct shadow_daemon_s {
     int64_t                 last_dl_poll_ms;
     struct timespec         dl_mtime;
     int                     park_failing;
+    int64_t                 indet_logged_ms;
+    uint64_t                indet_unlogged;
 };
 
 
@@ -344,6 +346,7 @@ shadow_daemon_new(const shadow_config_t *cfg, shadow_log_pt log,
 
     d->last_flush_ms = shadow_mono_ms();
     d->last_ckpt_ms = d->last_flush_ms;
+    d->indet_logged_ms = d->last_flush_ms - 1000;
     d->tokens_ms = d->last_flush_ms;
     d->tokens = 1;
     return d;
@@ -627,10 +630,21 @@ shadow_unreplayed(shadow_daemon_t *d, shadow_item_t *it,
         snprintf(detail, sizeof(detail), "outcome unknown on the %s side "
                  "(%d): not replayed, request id %s for reconciliation",
                  r->side.data, (int) r->status, r->id.data);
-        shadow_log(d, SHADOW_LOG_WARN, "%s %s (id %s): outcome unknown on "
-                   "the %s side (%d), not replayed: stored as indeterminate",
-                   r->method.data, r->uri.data, r->id.data, r->side.data,
-                   (int) r->status);
+        /* an outage makes many: one line a second at most, with a count
+         * (every request id is in the result store) */
+        if (shadow_mono_ms() - d->indet_logged_ms >= 1000) {
+            shadow_log(d, SHADOW_LOG_WARN, "%s %s (id %s): outcome unknown "
+                       "on the %s side (%d), not replayed: stored as "
+                       "indeterminate (and %llu more since the last such "
+                       "line)", r->method.data, r->uri.data, r->id.data,
+                       r->side.data, (int) r->status,
+                       (unsigned long long) d->indet_unlogged);
+            d->indet_logged_ms = shadow_mono_ms();
+            d->indet_unlogged = 0;
+
+        } else {
+            d->indet_unlogged++;
+        }
         shadow_compare(d, it, NULL, COMPARE_VERDICT_INDETERMINATE, detail);
     }
 
