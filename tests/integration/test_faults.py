@@ -159,11 +159,10 @@ class Load:
                     self.tag, len(self.orders), self.ended - self.started,
                     self.rate(), self.attempts, len(self.of("ok")),
                     len(self.of("refused")),
-                    m["cutover_shadow_records_read_total"],
-                    m["cutover_shadow_replayed_total"],
-                    m["cutover_shadow_primary_refused_total"],
-                    m["cutover_shadow_indeterminate_total"],
-                    m["cutover_shadow_retried_total"]))
+                    *(m.get("cutover_shadow_%s" % k, -1) for k in (
+                        "records_read_total", "replayed_total",
+                        "primary_refused_total", "indeterminate_total",
+                        "retried_total"))))
 
 
 def get(port, path):
@@ -188,9 +187,11 @@ def assert_books_agree(stack, load, skip_sku=None):
     with concurrent.futures.ThreadPoolExecutor(8) as ex:
         found = dict(ex.map(order_on_both, list(ok) + list(refused)))
     missing = {o: found[o] for o in ok if found[o] != [200, 200]}
-    assert not missing, "2xx orders missing on a side: %s" % missing
+    assert not missing, "%d of %d 2xx orders missing on a side: %s" % (
+        len(missing), len(ok), missing)
     created = {o: found[o] for o in refused if found[o] != [404, 404]}
-    assert not created, "refused orders that exist: %s" % created
+    assert not created, "%d of %d refused orders exist: %s" % (
+        len(created), len(refused), created)
 
     def stock(key):
         store, sku = key
@@ -201,7 +202,8 @@ def assert_books_agree(stack, load, skip_sku=None):
                if v[2] != skip_sku}
     with concurrent.futures.ThreadPoolExecutor(8) as ex:
         differ = {k: v for k, v in ex.map(stock, touched) if v[0] != v[1]}
-    assert not differ, "stock differs (new, legacy): %s" % differ
+    assert not differ, "stock differs on %d of %d SKUs (new, legacy): %s" % (
+        len(differ), len(touched), differ)
 
 
 def assert_counters_add_up(m):
