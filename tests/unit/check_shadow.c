@@ -21,6 +21,7 @@
 #include <bson/bson.h>
 
 #include "tests/unit/corpus.h"
+#include "compare/compare.h"
 #include "shadow/shadow_log.h"
 #include "shadow/shadow_daemon.h"
 #include "shadow/shadow_deadletter.h"
@@ -1191,6 +1192,38 @@ START_TEST(test_dead_letter_store)
 END_TEST
 
 
+/* A write cutover-shadowd did not replay is stored with its route and
+ * why, under its own verdict, without differences. */
+START_TEST(test_unreplayed_pair)
+{
+    compare_pair_t     pair;
+    compare_error_t    err;
+    compare_result_t  *res;
+
+    memset(&pair, 0, sizeof(pair));
+    pair.record_id = "0123456789abcdef0123456789abcdef";
+    pair.method = "POST";
+    pair.uri = "/api/v1/orders/A-17/cancel?x=1";
+    pair.primary.status = 502;
+
+    res = compare_pair_unreplayed(NULL, &pair, COMPARE_VERDICT_INDETERMINATE,
+                                  "outcome unknown", &err);
+    ck_assert_ptr_nonnull(res);
+    ck_assert_int_eq(compare_result_verdict(res),
+                     COMPARE_VERDICT_INDETERMINATE);
+    ck_assert_str_eq(compare_verdict_name(compare_result_verdict(res)),
+                     "indeterminate");
+    ck_assert_str_eq(compare_result_detail(res), "outcome unknown");
+    ck_assert_int_eq(compare_result_ndiffs(res), 0);
+    ck_assert_ptr_nonnull(strstr(compare_result_route(res), "POST "));
+    compare_result_free(res);
+
+    ck_assert_str_eq(compare_verdict_name(COMPARE_VERDICT_PRIMARY_REFUSED),
+                     "primary_refused");
+}
+END_TEST
+
+
 /* A key too long for a file name gets a digest. */
 START_TEST(test_dead_letter_stem)
 {
@@ -1344,6 +1377,7 @@ shadow_suite(void)
     tcase_add_test(tc, test_replay_default);
     tcase_add_test(tc, test_dead_letter_store);
     tcase_add_test(tc, test_dead_letter_stem);
+    tcase_add_test(tc, test_unreplayed_pair);
     tcase_add_test(tc, test_metrics_render);
     tcase_add_test(tc, test_metrics_serve_initial);
     suite_add_tcase(s, tc);
