@@ -52,7 +52,13 @@ typedef enum {
     COMPARE_VERDICT_EQUAL = 0,
     COMPARE_VERDICT_DIFFERENT,
     COMPARE_VERDICT_UNPARSEABLE,      /* a body could not be parsed */
-    COMPARE_VERDICT_SHADOW_FAILED     /* the replay got no answer */
+    COMPARE_VERDICT_SHADOW_FAILED,    /* the replay got no answer */
+    COMPARE_VERDICT_PRIMARY_REFUSED,  /* a write the primary refused (4xx):
+                                         not executed on the other side */
+    COMPARE_VERDICT_INDETERMINATE     /* a write whose outcome on the
+                                         primary is unknown (5xx, no
+                                         answer): not replayed, left to
+                                         reconciliation */
 } compare_verdict_t;
 
 typedef struct compare_rules_s   compare_rules_t;
@@ -70,6 +76,14 @@ void compare_rules_free(compare_rules_t *rules);
 compare_result_t *compare_pair_run(const compare_rules_t *rules,
     const compare_pair_t *pair, compare_error_t *err);
 compare_verdict_t compare_result_verdict(const compare_result_t *result);
+
+/* The result of a pair that was not replayed (verdict
+ * COMPARE_VERDICT_PRIMARY_REFUSED or COMPARE_VERDICT_INDETERMINATE): its
+ * route and the detail text, no differences.  NULL only when out of
+ * memory.  Caller frees with compare_result_free(). */
+compare_result_t *compare_pair_unreplayed(const compare_rules_t *rules,
+    const compare_pair_t *pair, compare_verdict_t verdict,
+    const char *detail, compare_error_t *err);
 size_t compare_result_ndiffs(const compare_result_t *result);
 void compare_result_free(compare_result_t *result);
 

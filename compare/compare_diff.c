@@ -240,6 +240,10 @@ compare_verdict_name(compare_verdict_t verdict)
         return "unparseable";
     case COMPARE_VERDICT_SHADOW_FAILED:
         return "shadow_failed";
+    case COMPARE_VERDICT_PRIMARY_REFUSED:
+        return "primary_refused";
+    case COMPARE_VERDICT_INDETERMINATE:
+        return "indeterminate";
     }
     return "unknown";
 }

@@ -390,3 +390,36 @@ oom:
     }
     return NULL;
 }
+
+
+compare_result_t *
+compare_pair_unreplayed(const compare_rules_t *rules,
+    const compare_pair_t *pair, compare_verdict_t verdict,
+    const char *detail, compare_error_t *err)
+{
+    compare_result_t       *res;
+    const compare_route_t  *route;
+    const char             *method = pair->method ? pair->method : "GET";
+    const char             *uri = pair->uri ? pair->uri : "/";
+
+    res = compare_result_new();
+    if (res == NULL) {
+        goto oom;
+    }
+    route = compare_rules_route(rules, method, uri);
+    res->route = route ? strdup(route->match)
+                       : compare_route_guess(method, uri);
+    if (res->route == NULL) {
+        goto oom;
+    }
+    res->verdict = verdict;
+    snprintf(res->detail, sizeof(res->detail), "%s", detail ? detail : "");
+    return res;
+oom:
+    compare_result_free(res);
+    if (err != NULL) {
+        err->code = COMPARE_ERROR;
+        snprintf(err->message, sizeof(err->message), "out of memory");
+    }
+    return NULL;
+}

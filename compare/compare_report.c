@@ -16,11 +16,17 @@
 
 #define COMPARE_MISMATCH  "p.verdict IN ('different', 'unparseable')"
 
+/* pairs whose two answers were compared: not the writes left unreplayed
+ * (refused by the primary, or of unknown outcome there), not the replays
+ * that got no answer */
+#define COMPARE_COMPARED \
+    "p.verdict NOT IN ('shadow_failed', 'primary_refused', 'indeterminate')"
+
 #define COMPARE_GROUP(col) \
     "SELECT " col " AS " col ", count(*) AS pairs," \
     " count(*) FILTER (WHERE " COMPARE_MISMATCH ") AS mismatches," \
     " round(100.0 * count(*) FILTER (WHERE " COMPARE_MISMATCH ")" \
-    "  / greatest(count(*) FILTER (WHERE p.verdict <> 'shadow_failed'), 1)," \
+    "  / greatest(count(*) FILTER (WHERE " COMPARE_COMPARED "), 1)," \
     "  2) AS mismatch_pct," \
     " count(*) FILTER (WHERE p.verdict = 'shadow_failed') AS shadow_failed," \
     " array_to_string((array_agg(p.record_id ORDER BY p.at DESC)" \
@@ -30,7 +36,7 @@
 
 static const char *compare_report_names[] = {
     "summary", "routes", "stores", "channels", "fields", "samples", "export",
-    "hours"
+    "hours", "indeterminate"
 };
 
 static const char *compare_report_sql[] = {
@@ -40,8 +46,11 @@ static const char *compare_report_sql[] = {
     " count(*) FILTER (WHERE p.verdict = 'different') AS different,"
     " count(*) FILTER (WHERE p.verdict = 'unparseable') AS unparseable,"
     " count(*) FILTER (WHERE p.verdict = 'shadow_failed') AS shadow_failed,"
+    " count(*) FILTER (WHERE p.verdict = 'primary_refused')"
+    "  AS primary_refused,"
+    " count(*) FILTER (WHERE p.verdict = 'indeterminate') AS indeterminate,"
     " round(100.0 * count(*) FILTER (WHERE " COMPARE_MISMATCH ")"
-    "  / greatest(count(*) FILTER (WHERE p.verdict <> 'shadow_failed'), 1),"
+    "  / greatest(count(*) FILTER (WHERE " COMPARE_COMPARED "), 1),"
     "  2) AS mismatch_pct,"
     " (SELECT count(*) FROM compare_diffs d JOIN compare_pairs p"
     "  USING (record_id) WHERE" COMPARE_WINDOW ") AS differences,"
@@ -67,7 +76,8 @@ static const char *compare_report_sql[] = {
     "  FROM (SELECT * FROM compare_diffs d WHERE d.record_id = p.record_id"
     "  ORDER BY d.seq LIMIT 5) d) AS first_differences"
     " FROM compare_pairs p WHERE" COMPARE_WINDOW
-    " AND p.verdict <> 'equal' ORDER BY p.at DESC, p.record_id"
+    " AND p.verdict NOT IN ('equal', 'primary_refused', 'indeterminate')"
+    " ORDER BY p.at DESC, p.record_id"
     " LIMIT $3::bigint",
     /* export */
     "SELECT p.record_id, p.at, p.zone, p.method, p.route, p.uri, p.store,"
@@ -79,11 +89,18 @@ static const char *compare_report_sql[] = {
     "SELECT date_trunc('hour', p.at) AS hour, count(*) AS pairs,"
     " count(*) FILTER (WHERE " COMPARE_MISMATCH ") AS mismatches,"
     " round(100.0 * count(*) FILTER (WHERE " COMPARE_MISMATCH ")"
-    "  / greatest(count(*) FILTER (WHERE p.verdict <> 'shadow_failed'), 1),"
+    "  / greatest(count(*) FILTER (WHERE " COMPARE_COMPARED "), 1),"
     "  2) AS mismatch_pct,"
     " count(*) FILTER (WHERE p.verdict = 'shadow_failed') AS shadow_failed"
     " FROM compare_pairs p WHERE" COMPARE_WINDOW
-    " GROUP BY 1 ORDER BY 1 DESC LIMIT $3::bigint"
+    " GROUP BY 1 ORDER BY 1 DESC LIMIT $3::bigint",
+    /* indeterminate: writes whose outcome on the primary is unknown, for
+     * reconciliation (the request id is the record id) */
+    "SELECT p.record_id, p.at, p.method, p.uri, p.route, p.store, p.channel,"
+    " p.side_served, p.primary_status, p.detail"
+    " FROM compare_pairs p WHERE" COMPARE_WINDOW
+    " AND p.verdict = 'indeterminate' ORDER BY p.at, p.record_id"
+    " LIMIT $3::bigint"
 };
 
 

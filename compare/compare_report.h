@@ -19,7 +19,8 @@ typedef enum {
     COMPARE_REPORT_FIELDS,
     COMPARE_REPORT_SAMPLES,
     COMPARE_REPORT_EXPORT,
-    COMPARE_REPORT_HOURS
+    COMPARE_REPORT_HOURS,
+    COMPARE_REPORT_INDETERMINATE
 } compare_report_kind_t;
 
 /* "summary" -> COMPARE_REPORT_SUMMARY; -1 when unknown. */

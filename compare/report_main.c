@@ -22,7 +22,8 @@ static const char *usage =
     "                      [--init-schema] REPORT\n"
     "\n"
     "REPORT: summary | routes | stores | channels | fields | hours | samples\n"
-    "        | export\n"
+    "        | export | indeterminate (writes of unknown outcome on the\n"
+    "        primary, not replayed: for reconciliation)\n"
     "TIME: RFC 3339 (2026-11-21T10:00:00Z) or an age: 90s, 15m, 2h, 7d.\n"
     "Exit 0 no differences in the window, 1 differences found, 2 error.\n";
 

@@ -46,10 +46,15 @@ shadowd_usage(FILE *out)
 {
     fprintf(out,
         "usage: cutover-shadowd --config FILE\n"
+        "       cutover-shadowd dead-letter list|replay|discard [--key K]\n"
+        "                       [--reason TEXT] --config FILE\n"
         "\n"
         "Tails the dual-run log from its checkpoint, replays each record on\n"
-        "the side that did not serve it (Idempotency-Key = record id), in\n"
-        "log order per ordering key, and stores the compared pairs.\n"
+        "the side that did not serve it (a write only when the primary\n"
+        "applied it), in log order per ordering key, and stores the\n"
+        "compared pairs.  A write waits for the other side as long as it\n"
+        "is down, or until max_wait_ms parks its key in the dead-letter\n"
+        "store, which \"dead-letter\" lists, replays or discards.\n"
         "SIGTERM/SIGINT stop cleanly.  Configuration keys: see SPEC.md.\n");
 }
 
@@ -68,6 +73,10 @@ main(int argc, char **argv)
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 }
     };
+
+    if (argc > 1 && strcmp(argv[1], "dead-letter") == 0) {
+        return shadow_dead_letter_main(argc - 1, argv + 1);
+    }
 
     while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
         switch (c) {

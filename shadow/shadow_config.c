@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <bson/bson.h>
 
@@ -25,6 +26,13 @@ static int shadow_config_int(bson_iter_t *it, int *out, int min, int max,
 static int shadow_config_order(bson_iter_t *it, shadow_config_t *cfg,
     shadow_error_t *err);
 static int shadow_config_check(shadow_config_t *cfg, shadow_error_t *err);
+static void shadow_config_replay_free(shadow_config_t *cfg);
+static int shadow_config_replay(bson_iter_t *it, shadow_config_t *cfg,
+    shadow_error_t *err);
+static int shadow_config_replay_mode(bson_iter_t *it, shadow_replay_t *mode,
+    shadow_error_t *err);
+static int shadow_replay_path_match(const char *pat, const char *path,
+    size_t len);
 
 
 static int
@@ -134,6 +142,13 @@ shadow_config_key(bson_iter_t *it, shadow_config_t *cfg, shadow_error_t *err)
     SHADOW_CFG_INT("flush_ms", flush_ms, 1, 600000)
     SHADOW_CFG_INT("window", window, 1, 10000000)
     SHADOW_CFG_INT("window_mb", window_mb, 1, 1 << 20)
+    SHADOW_CFG_INT("retry_backoff_max_ms", backoff_max_ms, 1, 3600000)
+    SHADOW_CFG_INT("max_wait_ms", max_wait_ms, 0, 2000000000)
+    SHADOW_CFG_STR("dead_letter", dead_letter)
+
+    if (strcmp(k, "replay") == 0) {
+        return shadow_config_replay(it, cfg, err);
+    }
 
     if (strcmp(k, "max_inflight_per_key") == 0) {
         if (shadow_config_int(it, &v, 1, 1, err) != SHADOW_OK) {
@@ -183,6 +198,188 @@ shadow_config_key(bson_iter_t *it, shadow_config_t *cfg, shadow_error_t *err)
 
 
 static int
+shadow_config_replay_mode(bson_iter_t *it, shadow_replay_t *mode,
+    shadow_error_t *err)
+{
+    uint32_t     len;
+    const char  *s;
+
+    s = BSON_ITER_HOLDS_UTF8(it) ? bson_iter_utf8(it, &len) : "";
+
+    if (strcmp(s, "applied") == 0) {
+        *mode = SHADOW_REPLAY_APPLIED;
+
+    } else if (strcmp(s, "always") == 0) {
+        *mode = SHADOW_REPLAY_ALWAYS;
+
+    } else {
+        return shadow_error_set(err, SHADOW_ERROR, "\"replay\": \"%s\" must "
+                                "be \"applied\" or \"always\"",
+                                bson_iter_key(it));
+    }
+
+    return SHADOW_OK;
+}
+
+
+/*
+ * "replay": {"POST /api/v1/orders": "always", "*": "applied"}: a write
+ * is replayed when the primary applied it (2xx) unless its route says
+ * "always"; "*" sets the mode of writes no other entry names.
+ */
+static int
+shadow_config_replay(bson_iter_t *it, shadow_config_t *cfg,
+    shadow_error_t *err)
+{
+    size_t                 n = 0;
+    const char            *k, *sp;
+    bson_iter_t            sub;
+    shadow_replay_t        mode = SHADOW_REPLAY_APPLIED;
+    shadow_replay_rule_t  *rules, *r;
+
+    if (!BSON_ITER_HOLDS_DOCUMENT(it) || !bson_iter_recurse(it, &sub)) {
+        return shadow_error_set(err, SHADOW_ERROR, "\"replay\" must be an "
+                                "object of \"METHOD /path\": \"applied\" or "
+                                "\"always\"");
+    }
+
+    while (bson_iter_next(&sub)) {
+        n++;
+    }
+
+    rules = calloc(n ? n : 1, sizeof(*rules));
+    if (rules == NULL || !bson_iter_recurse(it, &sub)) {
+        free(rules);
+        return shadow_error_set(err, SHADOW_ERROR, "out of memory");
+    }
+
+    n = 0;
+    while (bson_iter_next(&sub)) {
+        k = bson_iter_key(&sub);
+        if (shadow_config_replay_mode(&sub, &mode, err) != SHADOW_OK) {
+            goto failed;
+        }
+
+        if (strcmp(k, "*") == 0) {
+            cfg->replay_default = mode;
+            continue;
+        }
+
+        sp = strchr(k, ' ');
+        if (sp == NULL || sp == k || sp[1] != '/' || strchr(sp + 1, ' ')) {
+            shadow_error_set(err, SHADOW_ERROR, "\"replay\": \"%s\" is not "
+                             "\"METHOD /path\" or \"*\"", k);
+            goto failed;
+        }
+
+        r = &rules[n++];
+        r->mode = mode;
+        r->method = strndup(k, sp - k);
+        r->path = strdup(sp + 1);
+        if (r->method == NULL || r->path == NULL) {
+            shadow_error_set(err, SHADOW_ERROR, "out of memory");
+            goto failed;
+        }
+    }
+
+    shadow_config_replay_free(cfg);
+    cfg->replay = rules;
+    cfg->nreplay = n;
+    return SHADOW_OK;
+
+failed:
+
+    while (n > 0) {
+        n--;
+        free(rules[n].method);
+        free(rules[n].path);
+    }
+
+    free(rules);
+    return SHADOW_ERROR;
+}
+
+
+static int
+shadow_replay_path_match(const char *pat, const char *path, size_t len)
+{
+    size_t       pl, sl;
+    const char  *pe, *se, *end = path + len;
+
+    for ( ;; ) {
+        if (*pat == '\0' || path == end) {
+            return *pat == '\0' && path == end;
+        }
+
+        if (*pat != '/' || *path != '/') {
+            return 0;
+        }
+
+        pat++;
+        path++;
+        pe = strchr(pat, '/');
+        pl = pe ? (size_t) (pe - pat) : strlen(pat);
+        se = memchr(path, '/', end - path);
+        sl = se ? (size_t) (se - path) : (size_t) (end - path);
+
+        if (pl == 1 && pat[0] == '*' && pat[1] == '\0') {
+            return 1;
+        }
+
+        if (pl >= 2 && pat[0] == '{' && pat[pl - 1] == '}') {
+            if (sl == 0) {
+                return 0;
+            }
+
+        } else if (pl != sl || memcmp(pat, path, sl) != 0) {
+            return 0;
+        }
+
+        pat += pl;
+        path += sl;
+    }
+}
+
+
+shadow_replay_t
+shadow_replay_mode(const shadow_config_t *cfg, const char *method,
+    size_t mlen, const char *uri, size_t ulen)
+{
+    size_t                       i, plen;
+    const char                  *q;
+    const shadow_replay_rule_t  *r;
+
+    q = memchr(uri, '?', ulen);
+    plen = q ? (size_t) (q - uri) : ulen;
+
+    for (i = 0; i < cfg->nreplay; i++) {
+        r = &cfg->replay[i];
+        if (!(strcmp(r->method, "*") == 0
+              || (strlen(r->method) == mlen
+                  && strncasecmp(r->method, method, mlen) == 0)))
+        {
+            continue;
+        }
+
+        if (shadow_replay_path_match(r->path, uri, plen)) {
+            return r->mode;
+        }
+    }
+
+    return cfg->replay_default;
+}
+
+
+int
+shadow_method_is_read(const char *method, size_t len)
+{
+    return (len == 3 && strncasecmp(method, "GET", 3) == 0)
+           || (len == 4 && strncasecmp(method, "HEAD", 4) == 0)
+           || (len == 7 && strncasecmp(method, "OPTIONS", 7) == 0);
+}
+
+
+static int
 shadow_config_check(shadow_config_t *cfg, shadow_error_t *err)
 {
     size_t  n;
@@ -221,6 +418,19 @@ shadow_config_check(shadow_config_t *cfg, shadow_error_t *err)
                                 "\"results_db\" is required");
     }
 
+    if (cfg->backoff_max_ms < cfg->backoff_ms) {
+        cfg->backoff_max_ms = cfg->backoff_ms > 0 ? cfg->backoff_ms : 1;
+    }
+
+    /* beside the checkpoint: the same disk, the same operator */
+    if (cfg->dead_letter == NULL
+        && asprintf(&cfg->dead_letter, "%s.dead-letter", cfg->checkpoint)
+           == -1)
+    {
+        cfg->dead_letter = NULL;
+        return shadow_error_set(err, SHADOW_ERROR, "out of memory");
+    }
+
     return SHADOW_OK;
 }
 
@@ -249,6 +459,9 @@ shadow_config_load(const char *path, shadow_config_t *cfg,
     cfg->delete_consumed = 1;
     cfg->order_key = SHADOW_ORDER_STORE;
     cfg->body_limit = 1024 * 1024;
+    cfg->backoff_max_ms = 5000;
+    cfg->max_wait_ms = 0;
+    cfg->replay_default = SHADOW_REPLAY_APPLIED;
 
     f = fopen(path, "re");
     if (f == NULL) {
@@ -308,5 +521,23 @@ shadow_config_clear(shadow_config_t *cfg)
     free(cfg->results_db);
     free(cfg->outbox);
     free(cfg->metrics_listen);
+    free(cfg->dead_letter);
+    shadow_config_replay_free(cfg);
     memset(cfg, 0, sizeof(*cfg));
+}
+
+
+static void
+shadow_config_replay_free(shadow_config_t *cfg)
+{
+    size_t  i;
+
+    for (i = 0; i < cfg->nreplay; i++) {
+        free(cfg->replay[i].method);
+        free(cfg->replay[i].path);
+    }
+
+    free(cfg->replay);
+    cfg->replay = NULL;
+    cfg->nreplay = 0;
 }

@@ -9,6 +9,18 @@
  * is the start of the oldest record not yet durable (or the reader's
  * position when none is held), so a crash replays at most what was not
  * durable, and the Idempotency-Key makes that safe.
+ *
+ * A write is replayed only when the primary applied it (2xx; a route may
+ * say "always"): one the primary refused (4xx) is stored as
+ * primary_refused, one of unknown outcome (5xx, no answer) as
+ * indeterminate, and neither touches the other side.  A write the other
+ * side could not take (no connection, timeout, 502/503/504/429, a 409
+ * "idempotency_in_progress") is tried again with a capped, jittered
+ * backoff for as long as it takes, holding its key while other keys go
+ * on; with max_wait_ms, a key whose record waited that long is parked: the
+ * record and every later one of the key go to the dead-letter store
+ * (fsynced before the checkpoint passes them) until an operator replays
+ * or discards them.
  */
 
 #include <errno.h>
@@ -23,9 +35,13 @@
 #include <curl/curl.h>
 #include <openssl/evp.h>
 
+#include <dirent.h>
+#include <sys/stat.h>
+
 #include "compare/compare.h"
 #include "ngx_module/cutover_dial.h"
 #include "shadow/shadow_daemon.h"
+#include "shadow/shadow_deadletter.h"
 #include "shadow/shadow_metrics.h"
 
 
@@ -36,8 +52,16 @@ typedef enum {
     SHADOW_ITEM_RUNNING,
     SHADOW_ITEM_BACKOFF,
     SHADOW_ITEM_DONE,           /* compared and put, not yet flushed */
+    SHADOW_ITEM_PARKING,        /* to be written to the dead-letter store */
     SHADOW_ITEM_DURABLE
 } shadow_item_state_t;
+
+/* What the primary's answer means for the other side. */
+typedef enum {
+    SHADOW_PRIMARY_REPLAY = 0,
+    SHADOW_PRIMARY_REFUSED,
+    SHADOW_PRIMARY_INDETERMINATE
+} shadow_primary_t;
 
 typedef struct shadow_keyq_s  shadow_keyq_t;
 typedef struct shadow_item_s  shadow_item_t;
@@ -56,6 +80,11 @@ struct shadow_item_s {
     shadow_item_t         *knext;       /* same key, log order */
     shadow_item_t         *bnext;       /* backoff list */
     shadow_item_t         *dnext;       /* done, awaiting the flush */
+    shadow_item_t         *pnext;       /* parking list */
+    shadow_item_t         *wprev;       /* waiting list: failed at least */
+    shadow_item_t         *wnext;       /* once, not finished */
+    shadow_item_t         *aprev;       /* dead letters being replayed */
+    shadow_item_t         *anext;
     shadow_keyq_t         *kq;
     shadow_pos_t           at;
     uint8_t               *payload;
@@ -63,6 +92,12 @@ struct shadow_item_s {
     shadow_record_t        rec;
     shadow_item_state_t    state;
     int                    attempts;
+    int                    reason;      /* of the last failed attempt */
+    int                    waiting;     /* on the waiting list */
+    int                    from_dl;     /* from the dead-letter store */
+    int                    is_write;
+    const char            *park_reason;
+    int64_t                first_fail_ms;
     int64_t                retry_at_ms;
     CURL                  *easy;
     struct curl_slist     *hdrs;
@@ -79,10 +114,17 @@ struct shadow_item_s {
 struct shadow_keyq_s {
     shadow_keyq_t  *hnext;
     shadow_keyq_t  *rnext;
+    shadow_keyq_t  *pnext;      /* parked keys */
     shadow_item_t  *head;
     shadow_item_t  *tail;
     int             busy;
     int             ready;
+    int             parked;     /* new records go to the dead letters */
+    int             dl_written; /* its .dl file exists (we wrote it) */
+    long            nparking;   /* its records on the parking list */
+    long            replay_left; /* dead letters still being replayed */
+    off_t           dl_verified;
+    size_t          len;
     char            key[];
 };
 
@@ -121,6 +163,19 @@ struct shadow_daemon_s {
     int                     reader_idle;
     char                    last_read_error[256];
     int                     flush_failing;
+
+    shadow_item_t          *wait_head;  /* waiting list, oldest first */
+    shadow_item_t          *wait_tail;
+    shadow_dl_t            *dl;
+    shadow_item_t          *parking;    /* log order */
+    shadow_item_t         **parking_last;
+    shadow_keyq_t          *parked;
+    shadow_item_t          *dl_items;   /* replayed dead letters alive */
+    int64_t                 last_dl_poll_ms;
+    struct timespec         dl_mtime;
+    int                     park_failing;
+    int64_t                 indet_logged_ms;
+    uint64_t                indet_unlogged;
 };
 
 
@@ -143,7 +198,7 @@ static void shadow_reap(shadow_daemon_t *d);
 static void shadow_finish(shadow_daemon_t *d, shadow_item_t *it,
     CURLcode cc);
 static void shadow_compare(shadow_daemon_t *d, shadow_item_t *it,
-    const char *error);
+    const char *error, int verdict, const char *detail);
 static void shadow_pair_fill(shadow_item_t *it, compare_pair_t *pair,
     const char **ph, char *sha, const char *error);
 static void shadow_count_verdict(shadow_daemon_t *d, const shadow_record_t *r,
@@ -157,6 +212,30 @@ static size_t shadow_on_header(char *p, size_t size, size_t n, void *ctx);
 static int shadow_hop_by_hop(const shadow_str_t *name);
 static struct curl_slist *shadow_request_headers(const shadow_record_t *r);
 static void shadow_reset_response(shadow_item_t *it);
+static shadow_primary_t shadow_primary_outcome(shadow_daemon_t *d,
+    const shadow_record_t *r);
+static void shadow_unreplayed(shadow_daemon_t *d, shadow_item_t *it,
+    shadow_primary_t outcome);
+static void shadow_done(shadow_daemon_t *d, shadow_item_t *it);
+static int shadow_retry_reason(shadow_item_t *it, CURLcode cc, long status);
+static int shadow_retry_transient(int reason);
+static void shadow_wait_set(shadow_daemon_t *d, shadow_item_t *it,
+    int reason);
+static void shadow_wait_clear(shadow_daemon_t *d, shadow_item_t *it);
+static void shadow_release_handle(shadow_daemon_t *d, shadow_item_t *it);
+static void shadow_key_next(shadow_daemon_t *d, shadow_keyq_t *kq);
+static void shadow_park_key(shadow_daemon_t *d, shadow_item_t *it);
+static void shadow_park_item(shadow_daemon_t *d, shadow_item_t *it,
+    const char *reason);
+static void shadow_park_flush(shadow_daemon_t *d);
+static void shadow_keyq_enqueue(shadow_daemon_t *d, shadow_keyq_t *kq,
+    shadow_item_t *it);
+static void shadow_dl_sync_key(shadow_daemon_t *d, shadow_keyq_t *kq);
+static int shadow_dl_load_entry(void *ctx, const shadow_dl_entry_t *e);
+static void shadow_dl_poll(shadow_daemon_t *d, int force);
+static int shadow_dl_startup(shadow_daemon_t *d, shadow_error_t *err);
+static void shadow_dl_item_done(shadow_daemon_t *d, shadow_item_t *it);
+static int shadow_dl_first(void *ctx, const shadow_dl_entry_t *e);
 
 
 static int64_t
@@ -220,6 +299,13 @@ shadow_daemon_new(const shadow_config_t *cfg, shadow_log_pt log,
 
     d->ckpt = shadow_reader_pos(d->reader);
     d->deleted_below = 0;
+    d->parking_last = &d->parking;
+    srandom((unsigned) (time(NULL) ^ getpid()));
+
+    d->dl = shadow_dl_open(cfg->dead_letter, err);
+    if (d->dl == NULL || shadow_dl_startup(d, err) != SHADOW_OK) {
+        goto failed;
+    }
 
     if (cfg->rules != NULL) {
         d->rules = compare_rules_load(cfg->rules, &cerr);
@@ -260,6 +346,7 @@ shadow_daemon_new(const shadow_config_t *cfg, shadow_log_pt log,
 
     d->last_flush_ms = shadow_mono_ms();
     d->last_ckpt_ms = d->last_flush_ms;
+    d->indet_logged_ms = d->last_flush_ms - 1000;
     d->tokens_ms = d->last_flush_ms;
     d->tokens = 1;
     return d;
@@ -288,6 +375,13 @@ shadow_daemon_free(shadow_daemon_t *d)
         next = it->next;
         shadow_item_free(d, it);
     }
+
+    for (it = d->dl_items; it; it = next) {
+        next = it->anext;
+        shadow_item_free(d, it);
+    }
+
+    shadow_dl_free(d->dl);
 
     for (i = 0; i < SHADOW_KEY_BUCKETS; i++) {
         for (kq = d->keys[i]; kq; kq = kn) {
@@ -397,10 +491,11 @@ shadow_order_key(shadow_daemon_t *d, const shadow_record_t *r, char *buf,
 static void
 shadow_item_add(shadow_daemon_t *d, shadow_frame_t *f)
 {
-    char             key[512];
-    size_t           klen;
-    shadow_item_t   *it;
-    shadow_error_t   err;
+    char              key[512];
+    size_t            klen;
+    shadow_item_t    *it;
+    shadow_error_t    err;
+    shadow_primary_t  outcome;
 
     it = calloc(1, sizeof(*it));
     if (it == NULL || (it->payload = malloc(f->len)) == NULL) {
@@ -437,6 +532,14 @@ shadow_item_add(shadow_daemon_t *d, shadow_frame_t *f)
         return;
     }
 
+    it->is_write = !shadow_method_is_read(it->rec.method.data,
+                                          it->rec.method.len);
+    outcome = shadow_primary_outcome(d, &it->rec);
+    if (outcome != SHADOW_PRIMARY_REPLAY) {
+        shadow_unreplayed(d, it, outcome);
+        return;
+    }
+
     shadow_order_key(d, &it->rec, key, sizeof(key), &klen);
     it->kq = shadow_keyq_get(d, key, klen);
     if (it->kq == NULL) {
@@ -447,15 +550,115 @@ shadow_item_add(shadow_daemon_t *d, shadow_frame_t *f)
         return;
     }
 
-    if (it->kq->tail) {
-        it->kq->tail->knext = it;
-
-    } else {
-        it->kq->head = it;
+    if (it->kq->parked || it->kq->nparking > 0) {
+        /* behind a parked record: to the dead letters too, in order */
+        shadow_park_item(d, it, "key parked");
+        return;
     }
 
-    it->kq->tail = it;
-    shadow_keyq_ready(d, it->kq);
+    shadow_keyq_enqueue(d, it->kq, it);
+}
+
+
+static void
+shadow_keyq_enqueue(shadow_daemon_t *d, shadow_keyq_t *kq, shadow_item_t *it)
+{
+    it->kq = kq;
+    it->knext = NULL;
+    it->state = SHADOW_ITEM_QUEUED;
+
+    if (kq->tail) {
+        kq->tail->knext = it;
+
+    } else {
+        kq->head = it;
+    }
+
+    kq->tail = it;
+    shadow_keyq_ready(d, kq);
+}
+
+
+/*
+ * A write is replayed only when the primary applied it, unless its route
+ * says "always": executing one the primary refused would put on the other
+ * ledger what the client was told did not happen; one of unknown outcome
+ * is left to reconciliation (a client retry under the same
+ * Idempotency-Key that succeeds is recorded and replayed by itself).
+ */
+static shadow_primary_t
+shadow_primary_outcome(shadow_daemon_t *d, const shadow_record_t *r)
+{
+    int32_t  st = r->status;
+
+    if (shadow_method_is_read(r->method.data, r->method.len)
+        || shadow_replay_mode(d->cfg, r->method.data, r->method.len,
+                              r->uri.data, r->uri.len)
+           == SHADOW_REPLAY_ALWAYS)
+    {
+        return SHADOW_PRIMARY_REPLAY;
+    }
+
+    if (st >= 200 && st < 300) {
+        return SHADOW_PRIMARY_REPLAY;
+    }
+
+    /* 499: the client went away, the primary may have applied it */
+    if (st >= 400 && st < 500 && st != 499) {
+        return SHADOW_PRIMARY_REFUSED;
+    }
+
+    return SHADOW_PRIMARY_INDETERMINATE;
+}
+
+
+static void
+shadow_unreplayed(shadow_daemon_t *d, shadow_item_t *it,
+    shadow_primary_t outcome)
+{
+    char                    detail[256];
+    const shadow_record_t  *r = &it->rec;
+
+    if (outcome == SHADOW_PRIMARY_REFUSED) {
+        d->stats.primary_refused++;
+        snprintf(detail, sizeof(detail), "refused by the %s side (%d): not "
+                 "executed on the other side", r->side.data, (int) r->status);
+        shadow_compare(d, it, NULL, COMPARE_VERDICT_PRIMARY_REFUSED, detail);
+
+    } else {
+        d->stats.indeterminate++;
+        snprintf(detail, sizeof(detail), "outcome unknown on the %s side "
+                 "(%d): not replayed, request id %s for reconciliation",
+                 r->side.data, (int) r->status, r->id.data);
+        /* an outage makes many: one line a second at most, with a count
+         * (every request id is in the result store) */
+        if (shadow_mono_ms() - d->indet_logged_ms >= 1000) {
+            shadow_log(d, SHADOW_LOG_WARN, "%s %s (id %s): outcome unknown "
+                       "on the %s side (%d), not replayed: stored as "
+                       "indeterminate (and %llu more since the last such "
+                       "line)", r->method.data, r->uri.data, r->id.data,
+                       r->side.data, (int) r->status,
+                       (unsigned long long) d->indet_unlogged);
+            d->indet_logged_ms = shadow_mono_ms();
+            d->indet_unlogged = 0;
+
+        } else {
+            d->indet_unlogged++;
+        }
+        shadow_compare(d, it, NULL, COMPARE_VERDICT_INDETERMINATE, detail);
+    }
+
+    shadow_done(d, it);
+}
+
+
+static void
+shadow_done(shadow_daemon_t *d, shadow_item_t *it)
+{
+    d->done++;
+    it->state = SHADOW_ITEM_DONE;
+    it->dnext = d->done_list;
+    d->done_list = it;
 }
 
 
@@ -496,7 +699,13 @@ shadow_keyq_drop(shadow_daemon_t *d, shadow_keyq_t *kq)
 {
     shadow_keyq_t  **pp;
 
-    pp = &d->keys[shadow_key_hash(kq->key, strlen(kq->key))];
+    if (kq->parked || kq->replay_left > 0 || kq->nparking > 0
+        || kq->head != NULL || kq->busy)
+    {
+        return;
+    }
+
+    pp = &d->keys[shadow_key_hash(kq->key, kq->len)];
 
     while (*pp != NULL && *pp != kq) {
         pp = &(*pp)->hnext;
@@ -516,7 +725,7 @@ shadow_keyq_get(shadow_daemon_t *d, const char *key, size_t len)
     shadow_keyq_t  *kq;
 
     for (kq = d->keys[h]; kq; kq = kq->hnext) {
-        if (strlen(kq->key) == len && memcmp(kq->key, key, len) == 0) {
+        if (kq->len == len && memcmp(kq->key, key, len) == 0) {
             return kq;
         }
     }
@@ -527,6 +736,7 @@ shadow_keyq_get(shadow_daemon_t *d, const char *key, size_t len)
     }
 
     memcpy(kq->key, key, len);
+    kq->len = len;
     kq->hnext = d->keys[h];
     d->keys[h] = kq;
     return kq;
@@ -937,67 +1147,117 @@ shadow_reap(shadow_daemon_t *d)
 }
 
 
-static void
-shadow_finish(shadow_daemon_t *d, shadow_item_t *it, CURLcode cc)
+/* Why this attempt should be tried again, or -1 for a final answer. */
+static int
+shadow_retry_reason(shadow_item_t *it, CURLcode cc, long status)
 {
-    long            status = 0;
-    double          secs = 0;
-    char           *ct = NULL, error[CURL_ERROR_SIZE + 64];
-    int64_t         delay;
-    shadow_keyq_t  *kq;
+    static const char  busy[] = "idempotency_in_progress";
 
-    if (cc == CURLE_OK) {
-        curl_easy_getinfo(it->easy, CURLINFO_RESPONSE_CODE, &status);
-        curl_easy_getinfo(it->easy, CURLINFO_TOTAL_TIME, &secs);
-        curl_easy_getinfo(it->easy, CURLINFO_CONTENT_TYPE, &ct);
-        it->ctype = ct ? strdup(ct) : NULL;
+    switch (cc) {
+    case CURLE_OK:
+        break;
+    case CURLE_COULDNT_CONNECT:
+    case CURLE_COULDNT_RESOLVE_HOST:
+        return SHADOW_RETRY_CONNECT;
+    case CURLE_OPERATION_TIMEDOUT:
+        return SHADOW_RETRY_TIMEOUT;
+    default:
+        return SHADOW_RETRY_TRANSPORT;
     }
 
-    it->status = (int) status;
-    it->ms = secs * 1000;
-
-    if ((cc != CURLE_OK || status >= 500) && it->attempts <= d->cfg->retries) {
-        delay = it->attempts > 16
-                ? 10000 : (int64_t) d->cfg->backoff_ms << (it->attempts - 1);
-        if (delay > 10000) {
-            delay = 10000;
+    switch (status) {
+    case 502:
+        return SHADOW_RETRY_502;
+    case 503:
+        return SHADOW_RETRY_503;
+    case 504:
+        return SHADOW_RETRY_504;
+    case 429:
+        return SHADOW_RETRY_429;
+    case 409:
+        /* an earlier attempt under the same key still runs there */
+        if (it->body.data != NULL
+            && memmem(it->body.data, it->body.len, busy, sizeof(busy) - 1)
+               != NULL)
+        {
+            return SHADOW_RETRY_IN_PROGRESS;
         }
 
-        it->retry_at_ms = shadow_mono_ms() + delay;
-        it->state = SHADOW_ITEM_BACKOFF;
-        it->bnext = d->backoff;
-        d->backoff = it;
-        d->stats.retried++;
+        return -1;
+    default:
+        return status >= 500 ? SHADOW_RETRY_5XX : -1;
+    }
+}
+
+
+/* The other side did not take it: it is down, overloaded or busy with an
+ * earlier attempt.  Only these make a write wait without limit. */
+static int
+shadow_retry_transient(int reason)
+{
+    return reason >= 0 && reason != SHADOW_RETRY_5XX;
+}
+
+
+static void
+shadow_wait_set(shadow_daemon_t *d, shadow_item_t *it, int reason)
+{
+    if (it->waiting) {
+        d->stats.retrying_by[it->reason]--;
+
+    } else {
+        it->waiting = 1;
+        it->first_fail_ms = shadow_mono_ms();
+        it->wnext = NULL;
+        it->wprev = d->wait_tail;
+        if (d->wait_tail) {
+            d->wait_tail->wnext = it;
+
+        } else {
+            d->wait_head = it;
+        }
+
+        d->wait_tail = it;
+        d->stats.retrying++;
+    }
+
+    it->reason = reason;
+    d->stats.retrying_by[reason]++;
+    d->stats.retries_by[reason]++;
+}
+
+
+static void
+shadow_wait_clear(shadow_daemon_t *d, shadow_item_t *it)
+{
+    if (!it->waiting) {
         return;
     }
 
-    error[0] = '\0';
-    if (cc != CURLE_OK) {
-        snprintf(error, sizeof(error), "%s", it->errbuf[0] ? it->errbuf
-                 : curl_easy_strerror(cc));
-    }
-
-    if (cc != CURLE_OK || status >= 500) {
-        d->stats.failed++;
-        if (error[0] == '\0') {
-            snprintf(error, sizeof(error), "answered %ld", status);
-        }
-
-        shadow_log(d, SHADOW_LOG_WARN, "replay of %s %s (id %s) failed after "
-                   "%d attempts: %s", it->rec.method.data, it->rec.uri.data,
-                   it->rec.id.data, it->attempts, error);
-
-        if (cc == CURLE_OK) {
-            error[0] = '\0';       /* an answer, compared as such */
-        }
+    if (it->wprev) {
+        it->wprev->wnext = it->wnext;
 
     } else {
-        d->stats.replayed++;
+        d->wait_head = it->wnext;
     }
 
-    shadow_compare(d, it, error[0] ? error : NULL);
+    if (it->wnext) {
+        it->wnext->wprev = it->wprev;
 
-    /* give the handle back; the next record of the key may go */
+    } else {
+        d->wait_tail = it->wprev;
+    }
+
+    it->waiting = 0;
+    it->wprev = it->wnext = NULL;
+    d->stats.retrying--;
+    d->stats.retrying_by[it->reason]--;
+}
+
+
+static void
+shadow_release_handle(shadow_daemon_t *d, shadow_item_t *it)
+{
     if (it->easy != NULL && d->npool < d->cfg->concurrency) {
         d->pool[d->npool++] = it->easy;
 
@@ -1008,14 +1268,14 @@ shadow_finish(shadow_daemon_t *d, shadow_item_t *it, CURLcode cc)
     it->easy = NULL;
     curl_slist_free_all(it->hdrs);
     it->hdrs = NULL;
-    d->running--;
-    d->done++;
-    it->state = SHADOW_ITEM_DONE;
-    it->dnext = d->done_list;
-    d->done_list = it;
+}
 
-    kq = it->kq;
-    kq->head = it->knext;
+
+/* The key's head record is finished: the next one of the key may go. */
+static void
+shadow_key_next(shadow_daemon_t *d, shadow_keyq_t *kq)
+{
+    kq->head = kq->head->knext;
     if (kq->head == NULL) {
         kq->tail = NULL;
     }
@@ -1028,6 +1288,150 @@ shadow_finish(shadow_daemon_t *d, shadow_item_t *it, CURLcode cc)
     } else {
         shadow_keyq_ready(d, kq);
     }
+}
+
+
+static void
+shadow_finish(shadow_daemon_t *d, shadow_item_t *it, CURLcode cc)
+{
+    int             reason, retry;
+    long            status = 0;
+    double          secs = 0;
+    char           *ct = NULL, error[CURL_ERROR_SIZE + 64];
+    int64_t         delay, now;
+
+    if (cc == CURLE_OK) {
+        curl_easy_getinfo(it->easy, CURLINFO_RESPONSE_CODE, &status);
+        curl_easy_getinfo(it->easy, CURLINFO_TOTAL_TIME, &secs);
+        curl_easy_getinfo(it->easy, CURLINFO_CONTENT_TYPE, &ct);
+        it->ctype = ct ? strdup(ct) : NULL;
+    }
+
+    it->status = (int) status;
+    it->ms = secs * 1000;
+
+    reason = shadow_retry_reason(it, cc, status);
+    retry = reason >= 0
+            && ((it->is_write && shadow_retry_transient(reason))
+                || it->attempts <= d->cfg->retries);
+
+    if (retry) {
+        shadow_wait_set(d, it, reason);
+        now = shadow_mono_ms();
+
+        if (it->is_write && d->cfg->max_wait_ms > 0
+            && now - it->first_fail_ms >= d->cfg->max_wait_ms)
+        {
+            shadow_park_key(d, it);
+            return;
+        }
+
+        /* capped exponential backoff, jittered over its upper half so
+         * that the records of many keys do not come back at once */
+        delay = it->attempts > 20 ? d->cfg->backoff_max_ms
+                : (int64_t) d->cfg->backoff_ms << (it->attempts - 1);
+        if (delay > d->cfg->backoff_max_ms) {
+            delay = d->cfg->backoff_max_ms;
+        }
+
+        if (delay < 10 && it->is_write) {
+            delay = 10;
+        }
+
+        delay = delay / 2 + (delay > 1 ? random() % (delay / 2 + 1) : 0);
+
+        it->retry_at_ms = now + delay;
+        it->state = SHADOW_ITEM_BACKOFF;
+        it->bnext = d->backoff;
+        d->backoff = it;
+        d->stats.retried++;
+        return;
+    }
+
+    shadow_wait_clear(d, it);
+
+    error[0] = '\0';
+    if (cc != CURLE_OK) {
+        snprintf(error, sizeof(error), "%s", it->errbuf[0] ? it->errbuf
+                 : curl_easy_strerror(cc));
+    }
+
+    if (reason >= 0) {
+        /* given up: a read, or a write answered 500 and the like */
+        d->stats.failed++;
+        shadow_log(d, SHADOW_LOG_WARN, "replay of %s %s (id %s) failed after "
+                   "%d attempts: %s", it->rec.method.data, it->rec.uri.data,
+                   it->rec.id.data, it->attempts,
+                   error[0] ? error : shadow_retry_reason_names[reason]);
+
+    } else if (it->from_dl) {
+        d->stats.dl_replays++;
+
+    } else {
+        /* any final answer, a 4xx included, is compared as such */
+        d->stats.replayed++;
+    }
+
+    shadow_compare(d, it, error[0] ? error : NULL, -1, NULL);
+    shadow_release_handle(d, it);
+    d->running--;
+    shadow_done(d, it);
+    shadow_key_next(d, it->kq);
+}
+
+
+/*
+ * The key's head record waited max_wait_ms: it and every later record of
+ * the key go to the dead-letter store, and so does whatever of the key is
+ * read until an operator acts: replaying the later ones without it would
+ * apply them out of order.
+ */
+static void
+shadow_park_key(shadow_daemon_t *d, shadow_item_t *it)
+{
+    shadow_item_t  *x, *next;
+    shadow_keyq_t  *kq = it->kq;
+
+    shadow_log(d, SHADOW_LOG_WARN, "key \"%s\" parked: %s %s (id %s) had no "
+               "answer from the other side for %lld ms (%d attempts, last: "
+               "%s); it and the key's later records go to the dead-letter "
+               "store \"%s\"", kq->key, it->rec.method.data,
+               it->rec.uri.data, it->rec.id.data,
+               (long long) (shadow_mono_ms() - it->first_fail_ms),
+               it->attempts, shadow_retry_reason_names[it->reason],
+               d->cfg->dead_letter);
+
+    shadow_wait_clear(d, it);
+    shadow_release_handle(d, it);
+    shadow_reset_response(it);
+    d->running--;
+
+    kq->parked = 1;
+    kq->pnext = d->parked;
+    d->parked = kq;
+    d->stats.parked_keys++;
+
+    for (x = kq->head; x; x = next) {
+        next = x->knext;
+        x->knext = NULL;
+        shadow_park_item(d, x, x == it ? "max_wait" : "key parked");
+    }
+
+    kq->head = kq->tail = NULL;
+    kq->busy = 0;
+}
+
+
+static void
+shadow_park_item(shadow_daemon_t *d, shadow_item_t *it, const char *reason)
+{
+    it->state = SHADOW_ITEM_PARKING;
+    it->park_reason = reason;
+    it->pnext = NULL;
+    *d->parking_last = it;
+    d->parking_last = &it->pnext;
+    d->stats.parking++;
+    it->kq->nparking++;
 }
 
 
@@ -1111,8 +1515,11 @@ shadow_count_verdict(shadow_daemon_t *d, const shadow_record_t *r,
 }
 
 
+/* Compares the pair (verdict < 0) or records it unreplayed with that
+ * verdict and detail, and puts the result into the store. */
 static void
-shadow_compare(shadow_daemon_t *d, shadow_item_t *it, const char *error)
+shadow_compare(shadow_daemon_t *d, shadow_item_t *it, const char *error,
+    int verdict, const char *detail)
 {
     size_t                  i;
     char                    sha[65];
@@ -1133,14 +1540,26 @@ shadow_compare(shadow_daemon_t *d, shadow_item_t *it, const char *error)
 
     shadow_pair_fill(it, &pair, ph, sha, error);
 
-    it->result = compare_pair_run(d->rules, &pair, &cerr);
+    if (verdict >= 0) {
+        pair.shadow.status = 0;
+        pair.shadow.latency_ms = -1;
+        it->result = compare_pair_unreplayed(d->rules, &pair,
+                                             (compare_verdict_t) verdict,
+                                             detail, &cerr);
+
+    } else {
+        it->result = compare_pair_run(d->rules, &pair, &cerr);
+    }
+
     if (it->result == NULL) {
         shadow_log(d, SHADOW_LOG_ERR, "comparing %s: %s", r->id.data,
                    cerr.message);
         d->stats.lost++;
 
     } else {
-        shadow_count_verdict(d, r, it->result);
+        if (verdict < 0) {
+            shadow_count_verdict(d, r, it->result);
+        }
 
         /* the store copies the pair: put now, while its data lives */
         if (compare_store_put(d->store, &pair, it->result, &cerr)
@@ -1171,7 +1590,7 @@ static void
 shadow_flush(shadow_daemon_t *d, int force)
 {
     int64_t          now = shadow_mono_ms();
-    shadow_item_t   *it;
+    shadow_item_t   *it, *next;
     compare_error_t  cerr;
 
     if (d->done == 0) {
@@ -1201,14 +1620,370 @@ shadow_flush(shadow_daemon_t *d, int force)
         d->flush_failing = 0;
     }
 
-    for (it = d->done_list; it; it = it->dnext) {
+    for (it = d->done_list; it; it = next) {
+        next = it->dnext;
         it->state = SHADOW_ITEM_DURABLE;
         compare_result_free(it->result);
         it->result = NULL;
+
+        if (it->from_dl) {
+            shadow_dl_item_done(d, it);
+        }
     }
 
     d->done_list = NULL;
     d->done = 0;
+}
+
+
+/* ---- the dead-letter store ------------------------------------------- */
+
+/*
+ * Writes the parking records, in log order, under the store's lock (the
+ * dead-letter command holds it while it acts; then we try next time).  A
+ * key whose .dl file we wrote is gone was replayed or discarded by an
+ * operator: it is unparked first, and its records go out as usual.
+ */
+static void
+shadow_park_flush(shadow_daemon_t *d)
+{
+    int                 rc;
+    char                path[4096];
+    shadow_item_t      *it;
+    shadow_error_t      err;
+    shadow_keyq_t      *kq;
+    shadow_dl_entry_t   e;
+    struct timespec     ts;
+
+    rc = shadow_dl_lock(d->dl, 0, &err);
+    if (rc != SHADOW_OK) {
+        if (rc == SHADOW_ERROR && !d->park_failing) {
+            shadow_log(d, SHADOW_LOG_ERR, "%s", err.message);
+            d->park_failing = 1;
+        }
+
+        return;
+    }
+
+    while ((it = d->parking) != NULL) {
+        kq = it->kq;
+
+        if (kq->dl_written
+            && shadow_dl_path(d->dl, kq->key, kq->len, ".dl", path,
+                              sizeof(path)) == SHADOW_OK
+            && !shadow_dl_exists(path))
+        {
+            shadow_dl_sync_key(d, kq);
+        }
+
+        if (!kq->parked) {
+            d->parking = it->pnext;
+            d->stats.parking--;
+            kq->nparking--;
+            shadow_keyq_enqueue(d, kq, it);
+            continue;
+        }
+
+        clock_gettime(CLOCK_REALTIME, &ts);
+        e.key = kq->key;
+        e.key_len = kq->len;
+        e.parked_us = (int64_t) ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+        e.reason = it->park_reason;
+        e.attempts = it->attempts;
+        e.payload = it->payload;
+        e.len = it->len;
+
+        if (shadow_dl_append(d->dl, &e, &kq->dl_verified, &err)
+            != SHADOW_OK)
+        {
+            if (!d->park_failing) {
+                shadow_log(d, SHADOW_LOG_ERR, "%s (retrying; the checkpoint "
+                           "waits)", err.message);
+                d->park_failing = 1;
+            }
+
+            break;
+        }
+
+        if (d->park_failing) {
+            shadow_log(d, SHADOW_LOG_INFO, "dead-letter store writes again");
+            d->park_failing = 0;
+        }
+
+        kq->dl_written = 1;
+        d->parking = it->pnext;
+        d->stats.parking--;
+        kq->nparking--;
+
+        if (it->from_dl) {
+            d->stats.dl_replays++;
+            it->state = SHADOW_ITEM_DURABLE;
+            shadow_dl_item_done(d, it);
+
+        } else {
+            d->stats.dead_lettered++;
+            it->state = SHADOW_ITEM_DURABLE;
+        }
+    }
+
+    if (d->parking == NULL) {
+        d->parking_last = &d->parking;
+    }
+
+    shadow_dl_unlock(d->dl);
+}
+
+
+/* Under the lock: the key's .dl file is gone (an operator replayed or
+ * discarded it): unpark it and take up what "replay" handed back. */
+static void
+shadow_dl_sync_key(shadow_daemon_t *d, shadow_keyq_t *kq)
+{
+    long             n;
+    char             path[4096];
+    off_t            bad;
+    shadow_error_t   err;
+    shadow_keyq_t  **pp;
+
+    if (kq->parked) {
+        kq->parked = 0;
+        d->stats.parked_keys--;
+
+        for (pp = &d->parked; *pp; pp = &(*pp)->pnext) {
+            if (*pp == kq) {
+                *pp = kq->pnext;
+                break;
+            }
+        }
+    }
+
+    kq->dl_written = 0;
+    kq->dl_verified = 0;
+
+    if (kq->replay_left > 0
+        || shadow_dl_path(d->dl, kq->key, kq->len, ".replay", path,
+                          sizeof(path)) != SHADOW_OK
+        || !shadow_dl_exists(path))
+    {
+        shadow_log(d, SHADOW_LOG_INFO, "key \"%s\" unparked", kq->key);
+        return;
+    }
+
+    n = shadow_dl_read(path, shadow_dl_load_entry, d, &bad, &err);
+    if (n < 0) {
+        shadow_log(d, SHADOW_LOG_ERR, "%s", err.message);
+        return;
+    }
+
+    shadow_log(d, SHADOW_LOG_INFO, "key \"%s\" unparked: replaying its %ld "
+               "dead letters first", kq->key, n);
+}
+
+
+/* One record of a .replay file: queued on its key like a fresh one. */
+static int
+shadow_dl_load_entry(void *ctx, const shadow_dl_entry_t *e)
+{
+    shadow_item_t    *it;
+    shadow_error_t    err;
+    shadow_keyq_t    *kq;
+    shadow_daemon_t  *d = ctx;
+
+    kq = shadow_keyq_get(d, e->key, e->key_len);
+    it = calloc(1, sizeof(*it));
+    if (kq == NULL || it == NULL || (it->payload = malloc(e->len)) == NULL) {
+        free(it);
+        shadow_log(d, SHADOW_LOG_ERR, "out of memory loading dead letters");
+        return 1;
+    }
+
+    memcpy(it->payload, e->payload, e->len);
+    it->len = e->len;
+    it->from_dl = 1;
+
+    if (shadow_record_decode(it->payload, it->len, &it->rec, &err)
+        != SHADOW_OK)
+    {
+        shadow_log(d, SHADOW_LOG_WARN, "dead letter of key \"%s\" skipped: "
+                   "%s", kq->key, err.message);
+        free(it->payload);
+        free(it);
+        return 0;
+    }
+
+    it->is_write = !shadow_method_is_read(it->rec.method.data,
+                                          it->rec.method.len);
+
+    it->anext = d->dl_items;
+    if (d->dl_items) {
+        d->dl_items->aprev = it;
+    }
+
+    d->dl_items = it;
+    kq->replay_left++;
+    shadow_keyq_enqueue(d, kq, it);
+    return 0;
+}
+
+
+/* A replayed dead letter is durable (its result stored, or parked again):
+ * once all of its key are, the .replay file goes. */
+static void
+shadow_dl_item_done(shadow_daemon_t *d, shadow_item_t *it)
+{
+    char            path[4096];
+    shadow_keyq_t  *kq = it->kq;
+
+    if (it->aprev) {
+        it->aprev->anext = it->anext;
+
+    } else {
+        d->dl_items = it->anext;
+    }
+
+    if (it->anext) {
+        it->anext->aprev = it->aprev;
+    }
+
+    shadow_item_free(d, it);
+
+    if (--kq->replay_left > 0) {
+        return;
+    }
+
+    if (shadow_dl_path(d->dl, kq->key, kq->len, ".replay", path,
+                       sizeof(path)) == SHADOW_OK
+        && unlink(path) == 0)
+    {
+        shadow_log(d, SHADOW_LOG_INFO, "key \"%s\": its dead letters are "
+                   "replayed (\"%s\" deleted)", kq->key, path);
+    }
+
+    shadow_keyq_drop(d, kq);
+}
+
+
+/* An operator acted when the store's directory changed: look at the
+ * parked keys again. */
+static void
+shadow_dl_poll(shadow_daemon_t *d, int force)
+{
+    char            path[4096];
+    int64_t         now = shadow_mono_ms();
+    struct stat     st;
+    shadow_keyq_t  *kq, *next;
+
+    if (d->parked == NULL
+        || (!force && now - d->last_dl_poll_ms < 200))
+    {
+        return;
+    }
+
+    d->last_dl_poll_ms = now;
+
+    if (stat(d->cfg->dead_letter, &st) == -1
+        || (st.st_mtim.tv_sec == d->dl_mtime.tv_sec
+            && st.st_mtim.tv_nsec == d->dl_mtime.tv_nsec))
+    {
+        return;
+    }
+
+    if (shadow_dl_lock(d->dl, 0, NULL) != SHADOW_OK) {
+        return;
+    }
+
+    d->dl_mtime = st.st_mtim;
+
+    for (kq = d->parked; kq; kq = next) {
+        next = kq->pnext;
+        if (kq->dl_written
+            && shadow_dl_path(d->dl, kq->key, kq->len, ".dl", path,
+                              sizeof(path)) == SHADOW_OK
+            && !shadow_dl_exists(path))
+        {
+            shadow_dl_sync_key(d, kq);
+        }
+    }
+
+    shadow_dl_unlock(d->dl);
+}
+
+
+/* Keys parked by an earlier run stay parked; what "replay" handed back
+ * while we were down is replayed first. */
+static int
+shadow_dl_startup(shadow_daemon_t *d, shadow_error_t *err)
+{
+    int                 i, n;
+    long                c;
+    char                path[4096];
+    off_t               bad;
+    size_t              len;
+    shadow_keyq_t      *kq;
+    struct dirent     **names = NULL;
+    shadow_dl_entry_t   first;
+
+    if (shadow_dl_lock(d->dl, 1, err) != SHADOW_OK) {
+        return SHADOW_ERROR;
+    }
+
+    n = scandir(d->cfg->dead_letter, &names, NULL, alphasort);
+    if (n < 0) {
+        shadow_dl_unlock(d->dl);
+        return shadow_error_set(err, SHADOW_ERROR, "\"%s\": %s",
+                                d->cfg->dead_letter, strerror(errno));
+    }
+
+    for (i = 0; i < n; i++) {
+        len = strlen(names[i]->d_name);
+        snprintf(path, sizeof(path), "%s/%s", d->cfg->dead_letter,
+                 names[i]->d_name);
+
+        if (len > 7 && strcmp(names[i]->d_name + len - 7, ".replay") == 0) {
+            c = shadow_dl_read(path, shadow_dl_load_entry, d, &bad, err);
+            if (c > 0) {
+                shadow_log(d, SHADOW_LOG_INFO, "replaying %ld dead letters "
+                           "of \"%s\"", c, path);
+            }
+
+        } else if (len > 3 && strcmp(names[i]->d_name + len - 3, ".dl") == 0)
+        {
+            memset(&first, 0, sizeof(first));
+            c = shadow_dl_read(path, shadow_dl_first, &first, &bad, err);
+            kq = first.key ? shadow_keyq_get(d, first.key, first.key_len)
+                           : NULL;
+            free((char *) first.key);
+            if (kq != NULL && !kq->parked) {
+                kq->parked = 1;
+                kq->dl_written = 1;
+                kq->pnext = d->parked;
+                d->parked = kq;
+                d->stats.parked_keys++;
+                shadow_log(d, SHADOW_LOG_WARN, "key \"%s\" is parked (%ld "
+                           "records in \"%s\")", kq->key, c, path);
+            }
+        }
+
+        free(names[i]);
+    }
+
+    free(names);
+    shadow_dl_unlock(d->dl);
+    return SHADOW_OK;
+}
+
+
+static int
+shadow_dl_first(void *ctx, const shadow_dl_entry_t *e)
+{
+    shadow_dl_entry_t  *first = ctx;
+
+    if (first->key == NULL) {
+        first->key = strndup(e->key, e->key_len);
+        first->key_len = first->key ? e->key_len : 0;
+    }
+
+    return 0;
 }
 
 
@@ -1319,6 +2094,8 @@ shadow_publish(shadow_daemon_t *d)
     }
 
     d->stats.store_pending = compare_store_pending(d->store);
+    d->stats.oldest_wait_seconds = d->wait_head
+        ? (shadow_mono_ms() - d->wait_head->first_fail_ms) / 1000.0 : 0;
 
     if (d->metrics != NULL) {
         shadow_metrics_publish(d->metrics, &d->stats);
@@ -1342,6 +2119,11 @@ shadow_daemon_run(shadow_daemon_t *d, volatile sig_atomic_t *stop)
         shadow_dispatch(d);
         curl_multi_perform(d->multi, &still);
         shadow_reap(d);
+        shadow_dl_poll(d, 0);
+        if (d->parking != NULL) {
+            shadow_park_flush(d);
+        }
+
         shadow_flush(d, 0);
         shadow_advance(d, 0);
 
@@ -1358,7 +2140,7 @@ shadow_daemon_run(shadow_daemon_t *d, volatile sig_atomic_t *stop)
             wait_ms = 0;
         }
 
-        if (d->backoff != NULL || d->done > 0) {
+        if (d->backoff != NULL || d->done > 0 || d->parking != NULL) {
             wait_ms = wait_ms > 10 ? 10 : wait_ms;
         }
 
@@ -1376,6 +2158,10 @@ shadow_daemon_run(shadow_daemon_t *d, volatile sig_atomic_t *stop)
             curl_easy_cleanup(it->easy);
             it->easy = NULL;
         }
+    }
+
+    if (d->parking != NULL) {
+        shadow_park_flush(d);
     }
 
     shadow_flush(d, 1);

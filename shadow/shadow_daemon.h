@@ -19,6 +19,21 @@ typedef enum {
     SHADOW_ORDER_KEY            /* the routing key of the record */
 } shadow_order_t;
 
+/* Which writes are replayed (reads always are). */
+typedef enum {
+    SHADOW_REPLAY_APPLIED = 0,  /* only when the primary applied it (2xx) */
+    SHADOW_REPLAY_ALWAYS        /* whatever the primary answered */
+} shadow_replay_t;
+
+/* "METHOD /path" of the "replay" configuration object: the method or "*",
+ * path segments compared one by one, "{name}" matching any one segment
+ * and a last segment "*" matching the rest. */
+typedef struct {
+    char             *method;
+    char             *path;
+    shadow_replay_t   mode;
+} shadow_replay_rule_t;
+
 typedef struct {
     char            *log;
     char            *checkpoint;
@@ -41,7 +56,20 @@ typedef struct {
     int              delete_consumed;
     shadow_order_t   order_key;
     size_t           body_limit;      /* shadow body kept for comparing */
+    int              backoff_max_ms;  /* retry delay cap */
+    int              max_wait_ms;     /* 0: a write waits for ever */
+    char            *dead_letter;     /* dead-letter directory */
+    shadow_replay_rule_t  *replay;    /* first match wins */
+    size_t           nreplay;
+    shadow_replay_t  replay_default;  /* writes no rule names */
 } shadow_config_t;
+
+/* The replay mode of a write (method, URI with its query) under cfg. */
+shadow_replay_t shadow_replay_mode(const shadow_config_t *cfg,
+    const char *method, size_t mlen, const char *uri, size_t ulen);
+
+/* 1 for a method that changes nothing (GET, HEAD, OPTIONS). */
+int shadow_method_is_read(const char *method, size_t len);
 
 /* Parse the JSON configuration file (SPEC.md "cutover-shadowd
  * configuration"); unknown keys are an error naming the key.  Release
@@ -70,5 +98,9 @@ shadow_daemon_t *shadow_daemon_new(const shadow_config_t *cfg,
 int shadow_daemon_run(shadow_daemon_t *d, volatile sig_atomic_t *stop);
 
 void shadow_daemon_free(shadow_daemon_t *d);
+
+/* cutover-shadowd dead-letter list|replay|discard [--key K] [--reason R]
+ * --config FILE: argv starts at "dead-letter".  Returns the exit code. */
+int shadow_dead_letter_main(int argc, char **argv);
 
 #endif /* SHADOW_DAEMON_H */

@@ -24,6 +24,16 @@ struct shadow_metrics_s {
 };
 
 
+const char *shadow_retry_reason_names[SHADOW_RETRY_REASONS] = {
+    "connect", "timeout", "transport", "502", "503", "504", "429",
+    "in_progress", "5xx"
+};
+
+
+static size_t shadow_metrics_render_outcomes(const shadow_stats_t *s,
+    char *buf, size_t cap);
+static void shadow_metrics_add(char *buf, size_t cap, size_t *len,
+    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 static size_t shadow_metrics_render_zones(const shadow_stats_t *s,
     char *buf, size_t cap);
 static enum MHD_Result shadow_metrics_answer(void *cls,
@@ -42,11 +52,14 @@ shadow_metrics_render(const shadow_stats_t *s, char *buf, size_t cap)
         "dual-run log.\n"
         "# TYPE cutover_shadow_records_read_total counter\n"
         "cutover_shadow_records_read_total %llu\n"
-        "# HELP cutover_shadow_replayed_total Replays the shadow answered.\n"
+        "# HELP cutover_shadow_replayed_total Replays the shadow answered "
+        "for good (2xx, 3xx or 4xx; compared).\n"
         "# TYPE cutover_shadow_replayed_total counter\n"
         "cutover_shadow_replayed_total %llu\n"
         "# HELP cutover_shadow_failed_total Replays given up after "
-        "retries.\n"
+        "\"retries\": reads without an answer or answered 5xx, writes "
+        "answered 500 and the like (a write the other side did not take "
+        "is never given up).\n"
         "# TYPE cutover_shadow_failed_total counter\n"
         "cutover_shadow_failed_total %llu\n"
         "# HELP cutover_shadow_retried_total Replay attempts retried.\n"
@@ -114,8 +127,94 @@ shadow_metrics_render(const shadow_stats_t *s, char *buf, size_t cap)
         return cap - 1;
     }
 
+    n += (int) shadow_metrics_render_outcomes(s, buf + n, cap - (size_t) n);
+
     return (size_t) n + shadow_metrics_render_zones(s, buf + n,
                                                     cap - (size_t) n);
+}
+
+
+/* What became of every record read, and the writes waiting for the other
+ * side: read = replayed + failed + primary_refused + indeterminate +
+ * dead_lettered + lost + corrupt_records once the lag is 0. */
+static size_t
+shadow_metrics_render_outcomes(const shadow_stats_t *s, char *buf,
+    size_t cap)
+{
+    size_t    len = 0;
+    unsigned  i;
+
+    shadow_metrics_add(buf, cap, &len,
+        "# HELP cutover_shadow_primary_refused_total Writes the primary "
+        "refused (4xx): not executed on the other side.\n"
+        "# TYPE cutover_shadow_primary_refused_total counter\n"
+        "cutover_shadow_primary_refused_total %llu\n"
+        "# HELP cutover_shadow_indeterminate_total Writes whose outcome on "
+        "the primary is unknown (5xx, no answer): not replayed, stored for "
+        "reconciliation.\n"
+        "# TYPE cutover_shadow_indeterminate_total counter\n"
+        "cutover_shadow_indeterminate_total %llu\n"
+        "# HELP cutover_shadow_dead_lettered_total Records moved to the "
+        "dead-letter store (max_wait_ms).\n"
+        "# TYPE cutover_shadow_dead_lettered_total counter\n"
+        "cutover_shadow_dead_lettered_total %llu\n"
+        "# HELP cutover_shadow_dead_letter_replays_total Dead letters "
+        "replayed after an operator's \"dead-letter replay\".\n"
+        "# TYPE cutover_shadow_dead_letter_replays_total counter\n"
+        "cutover_shadow_dead_letter_replays_total %llu\n"
+        "# HELP cutover_shadow_corrupt_records_total Records read but not "
+        "decodable (skipped, logged).\n"
+        "# TYPE cutover_shadow_corrupt_records_total counter\n"
+        "cutover_shadow_corrupt_records_total %llu\n"
+        "# HELP cutover_shadow_dead_letter_keys Ordering keys parked in the "
+        "dead-letter store.\n"
+        "# TYPE cutover_shadow_dead_letter_keys gauge\n"
+        "cutover_shadow_dead_letter_keys %lld\n"
+        "# HELP cutover_shadow_dead_letter_pending Records of parked keys "
+        "not yet written to the dead-letter store.\n"
+        "# TYPE cutover_shadow_dead_letter_pending gauge\n"
+        "cutover_shadow_dead_letter_pending %lld\n"
+        "# HELP cutover_shadow_retrying Records waiting for their next "
+        "attempt (their key waits behind them).\n"
+        "# TYPE cutover_shadow_retrying gauge\n"
+        "cutover_shadow_retrying %lld\n"
+        "# HELP cutover_shadow_oldest_wait_seconds Time since the first "
+        "failed attempt of the oldest record still waiting.\n"
+        "# TYPE cutover_shadow_oldest_wait_seconds gauge\n"
+        "cutover_shadow_oldest_wait_seconds %.3f\n",
+        (unsigned long long) s->primary_refused,
+        (unsigned long long) s->indeterminate,
+        (unsigned long long) s->dead_lettered,
+        (unsigned long long) s->dl_replays,
+        (unsigned long long) s->corrupt_records,
+        (long long) s->parked_keys, (long long) s->parking,
+        (long long) s->retrying,
+        s->oldest_wait_seconds);
+
+    shadow_metrics_add(buf, cap, &len,
+        "# HELP cutover_shadow_retrying_by_reason Records waiting for "
+        "their next attempt, by the last failure.\n"
+        "# TYPE cutover_shadow_retrying_by_reason gauge\n");
+
+    for (i = 0; i < SHADOW_RETRY_REASONS; i++) {
+        shadow_metrics_add(buf, cap, &len,
+            "cutover_shadow_retrying_by_reason{reason=\"%s\"} %lld\n",
+            shadow_retry_reason_names[i], (long long) s->retrying_by[i]);
+    }
+
+    shadow_metrics_add(buf, cap, &len,
+        "# HELP cutover_shadow_retries_total Attempts tried again, by "
+        "reason.\n"
+        "# TYPE cutover_shadow_retries_total counter\n");
+
+    for (i = 0; i < SHADOW_RETRY_REASONS; i++) {
+        shadow_metrics_add(buf, cap, &len,
+            "cutover_shadow_retries_total{reason=\"%s\"} %llu\n",
+            shadow_retry_reason_names[i],
+            (unsigned long long) s->retries_by[i]);
+    }
+
+    return len;
 }
 
 
@@ -233,7 +332,7 @@ shadow_metrics_answer(void *cls, struct MHD_Connection *c, const char *url,
     size_t *upload_len, void **state)
 {
     int                   status = MHD_HTTP_OK;
-    char                  text[16384];
+    char                  text[32768];
     size_t                n;
     shadow_stats_t        s;
     enum MHD_Result       rc;

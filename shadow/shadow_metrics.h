@@ -20,11 +20,39 @@ typedef struct {
     uint64_t  pairs[2][4];
 } shadow_zone_stats_t;
 
+/* Why a replay attempt is tried again. */
+typedef enum {
+    SHADOW_RETRY_CONNECT = 0,   /* no connection to the other side */
+    SHADOW_RETRY_TIMEOUT,       /* no answer within timeout_ms */
+    SHADOW_RETRY_TRANSPORT,     /* another transport error */
+    SHADOW_RETRY_502,
+    SHADOW_RETRY_503,
+    SHADOW_RETRY_504,
+    SHADOW_RETRY_429,
+    SHADOW_RETRY_IN_PROGRESS,   /* 409 idempotency_in_progress */
+    SHADOW_RETRY_5XX,           /* another 5xx: at most "retries" times */
+    SHADOW_RETRY_REASONS
+} shadow_retry_reason_t;
+
+extern const char *shadow_retry_reason_names[SHADOW_RETRY_REASONS];
+
 typedef struct {
     uint64_t  read;             /* records read from the log */
-    uint64_t  replayed;         /* replays the shadow answered (< 500) */
-    uint64_t  failed;           /* given up after retries */
+    uint64_t  replayed;         /* replays the shadow answered */
+    uint64_t  failed;           /* given up after "retries" */
     uint64_t  retried;          /* attempts retried */
+    uint64_t  primary_refused;  /* writes the primary refused: not replayed */
+    uint64_t  indeterminate;    /* writes of unknown outcome: not replayed */
+    uint64_t  dead_lettered;    /* moved to the dead-letter store */
+    uint64_t  dl_replays;       /* dead letters replayed by an operator */
+    uint64_t  corrupt_records;  /* read but undecodable */
+    uint64_t  retries_by[SHADOW_RETRY_REASONS];
+    int64_t   retrying_by[SHADOW_RETRY_REASONS];  /* waiting now, by reason */
+    int64_t   retrying;         /* records waiting for their next attempt */
+    double    oldest_wait_seconds;  /* since the first failed attempt of
+                                       the oldest record still waiting */
+    int64_t   parked_keys;      /* keys held in the dead-letter store */
+    int64_t   parking;          /* records waiting to be written there */
     int64_t   inflight;         /* requests on the wire */
     uint64_t  corrupt;          /* corrupt frames / records skipped */
     uint64_t  lost;             /* passed without replay or stored result */

@@ -47,7 +47,8 @@ NGINX_CONF = """
 
 
 class Stack:
-    def __init__(self, directory, reads="10%", rules=None, pg=None):
+    def __init__(self, directory, reads="10%", rules=None, pg=None,
+                 legacy_pg=None, shadowd=None):
         self.dir = directory
         os.makedirs(self.dir, exist_ok=True)
         os.chmod(self.dir, 0o777)
@@ -60,6 +61,8 @@ class Stack:
         self.nginx = None
         self.pg = pg
         self.own_pg = pg is None
+        self.legacy_pg = legacy_pg      # the legacy ledger's own cluster
+        self.shadowd_extra = shadowd or {}
         self.ports = {k: harness.free_port() for k in
                       ("newcore", "legacy", "adapter", "gateway", "shadow")}
 
@@ -89,7 +92,7 @@ class Stack:
             self.pg = harness.Pg("stack-pg").start()
         tag = os.path.basename(self.dir).replace("-", "_")
         self.newdb = self.pg.createdb("newcore_" + tag)
-        self.legdb = self.pg.createdb("legacy_" + tag)
+        self.legdb = (self.legacy_pg or self.pg).createdb("legacy_" + tag)
         self.resdb = self.pg.createdb("results_" + tag)
 
         say("== seeding both ledgers (200 stores x 2000 SKUs, 10000 members)")
@@ -137,6 +140,7 @@ class Stack:
                "metrics_listen": "127.0.0.1:%d" % self.ports["shadow"]}
         if self.rules:
             cfg["rules"] = self.rules
+        cfg.update(self.shadowd_extra)
         with open(self.shadowd_config, "w") as f:
             json.dump(cfg, f, indent=1)
         self.start_shadowd()

@@ -169,6 +169,7 @@ def start_shadowd(tmp, new, legacy, name="shadowd", **over):
                         os.path.join(tmp, name + ".log"), port=mport)
     proc.metrics_url = "http://127.0.0.1:%d/metrics" % mport
     proc.cfg = cfg
+    proc.cfg_path = path
     return proc
 
 
@@ -373,47 +374,248 @@ def test_kill9_mid_stream_loses_and_duplicates_nothing(tmpdir_w, sides):
         assert got == sorted(got), store
 
 
-def test_dead_shadow_records_fail_after_retries_and_are_counted(
-        tmpdir_w, sides):
-    new, legacy = sides
-    dead = "http://127.0.0.1:%d" % harness.free_port()
-    log = os.path.join(tmpdir_w, "erp.log")
-    recs = [record(i, "S%03d" % i, "new" if i < 5 else "legacy")
-            for i in range(10)]
-    write_log(log, recs)
+def dead_letter(proc, *args):
+    r = subprocess.run([SHADOWD, "dead-letter"] + list(args)
+                       + ["--config", proc.cfg_path], capture_output=True,
+                       text=True, timeout=30)
+    return r.returncode, [json.loads(x) for x in r.stdout.splitlines()], \
+        r.stderr
 
-    proc = start_shadowd(tmpdir_w, new.url, dead, retries=2,
-                         retry_backoff_ms=10, timeout_ms=300)
+
+def outcomes(m):
+    """What became of the records read, summed: with the lag at 0 it
+    equals cutover_shadow_records_read_total."""
+    return sum(m["cutover_shadow_%s_total" % k] for k in
+               ("replayed", "failed", "primary_refused", "indeterminate",
+                "dead_lettered", "corrupt_records"))
+
+
+def test_reads_give_up_after_retries_writes_wait_for_the_shadow(
+        tmpdir_w, sides):
+    """Reads to a shadow that answers 503 are given up after `retries`;
+    writes are not: the key waits (in order) while other keys go on, the
+    checkpoint does not pass them across a kill -9, and once the shadow
+    is back every write reaches it in order."""
+    new, legacy = sides
+    legacy.fail_status = 503
+    log = os.path.join(tmpdir_w, "erp.log")
+    reads = [record(i, "R%03d" % i, "new", extra={"method": "GET",
+                                                  "req_body": ""})
+             for i in range(4)]
+    held = [record(10 + i, "W001", "new", seq=i + 1) for i in range(3)]
+    going = [record(20 + i, "W002", "legacy", seq=i + 1) for i in range(3)]
+    write_log(log, reads + held + going)
+
+    proc = start_shadowd(tmpdir_w, new.url, legacy.url, retries=2,
+                         retry_backoff_ms=10, retry_backoff_max_ms=200,
+                         timeout_ms=300)
     try:
-        wait_for(lambda: metrics(proc)["cutover_shadow_failed_total"] == 5,
-                 what="5 failed")
-        wait_for(lambda: metrics(proc)["cutover_shadow_lag_records"] == 0,
-                 what="lag 0")
+        wait_for(lambda: metrics(proc)["cutover_shadow_failed_total"] == 4,
+                 what="4 reads given up")
+        wait_for(lambda: len(new.applied) == 3, what="other keys go on")
+        time.sleep(1.0)
+        m = metrics(proc)
+    finally:
+        proc.kill9()
+    assert m["cutover_shadow_failed_total"] == 4
+    assert m["cutover_shadow_replayed_total"] == 3
+    assert m["cutover_shadow_retrying"] == 1        # W001's head only
+    assert m['cutover_shadow_retrying_by_reason{reason="503"}'] == 1
+    assert m["cutover_shadow_oldest_wait_seconds"] >= 0.8
+    assert m['cutover_shadow_retries_total{reason="503"}'] > 8
+    assert m["cutover_shadow_lag_records"] >= 3
+    # the key is held: only its first record was tried
+    posts = {d[0] for d in legacy.deliveries if d[1] == "POST"}
+    assert posts == {held[0]["id"]}
+    with open(proc.log_path) as f:
+        assert "failed after 3 attempts" in f.read()
+
+    # restarted with the shadow back: the checkpoint held them
+    legacy.fail_status = None
+    proc = start_shadowd(tmpdir_w, new.url, legacy.url, name="shadowd2")
+    try:
+        wait_for(lambda: len(legacy.applied) == 3 + 0, what="writes applied")
+        wait_for(lambda: caught_up(proc), what="lag 0")
         m = metrics(proc)
     finally:
         assert proc.stop() == 0
-    assert m["cutover_shadow_retried_total"] == 10     # 5 records x 2
-    assert m["cutover_shadow_replayed_total"] == 5
-    assert m['cutover_shadow_verdicts_total{verdict="shadow_failed"}'] == 5
-    assert len(new.keys()) == 5
-    with open(proc.log_path) as f:
-        text = f.read()
-    assert text.count("failed after 3 attempts") == 5
+    assert legacy.per_store["W001"] == [1, 2, 3]
+    assert m["cutover_shadow_retrying"] == 0
+    assert m["cutover_shadow_oldest_wait_seconds"] == 0
 
-    # a shadow answering 5xx is retried, then counted as failed too
-    legacy.fail_status = 503
-    recs = [record(100 + i, "S1%02d" % i, "new") for i in range(3)]
-    write_log(log, recs)
-    proc = start_shadowd(tmpdir_w, new.url, legacy.url, name="shadowd2",
-                         retries=1, retry_backoff_ms=10)
+
+def test_shadow_answers_decide_retry_or_difference(tmpdir_w, sides):
+    """A 4xx from the shadow for a write the primary applied is a
+    difference, at once; another 5xx is tried `retries` more times, then
+    compared as what it is."""
+    new, legacy = sides
+    log = os.path.join(tmpdir_w, "erp.log")
+    legacy.fail_status = 409
+    write_log(log, [record(1, "S001", "new")])
+    proc = start_shadowd(tmpdir_w, new.url, legacy.url, retries=2,
+                         retry_backoff_ms=10)
     try:
-        wait_for(lambda: metrics(proc)["cutover_shadow_failed_total"] == 3,
-                 what="3 failed")
+        wait_for(lambda: caught_up(proc, read=1), what="409 compared")
+        legacy.fail_status = 500
+        write_log(log, [record(2, "S002", "new")])
+        wait_for(lambda: caught_up(proc, read=2), what="500 compared")
         m = metrics(proc)
     finally:
-        proc.stop()
-    assert m["cutover_shadow_retried_total"] == 3
-    assert len(legacy.keys()) == 6
+        assert proc.stop() == 0
+    assert m["cutover_shadow_retried_total"] == 2       # the 500 only
+    assert m['cutover_shadow_retries_total{reason="5xx"}'] == 2
+    assert m["cutover_shadow_replayed_total"] == 1
+    assert m["cutover_shadow_failed_total"] == 1
+    assert m['cutover_shadow_verdicts_total{verdict="different"}'] == 2
+    assert [d[0] for d in legacy.deliveries].count(
+        "%032x" % (0xC0FFEE000000 + 1)) == 1
+
+
+def test_primary_outcome_decides_what_is_replayed(tmpdir_w, sides, pg):
+    """Only writes the primary applied reach the other side; refused ones
+    are stored as primary_refused, those of unknown outcome as
+    indeterminate (and listed by cutover-report for reconciliation); a
+    client retry under the same Idempotency-Key is replayed under it."""
+    new, legacy = sides
+    db = pg.createdb("shadow_outcomes")
+    log = os.path.join(tmpdir_w, "erp.log")
+    key = [["Idempotency-Key", "till-9-ticket-4"]]
+    recs = [record(1, "S001", "new"),
+            record(2, "S001", "new", extra={"status": 409}),
+            record(3, "S001", "new", extra={"status": 422}),
+            record(4, "S002", "new", extra={"status": 502}),
+            record(5, "S002", "new", extra={"status": 504}),
+            record(6, "S002", "new", extra={"status": 499}),
+            record(7, "S003", "new", extra={"status": 502}),
+            record(8, "S003", "new", extra={"status": 201}),
+            record(9, "S004", "legacy", extra={"method": "GET",
+                                               "req_body": "",
+                                               "status": 404}),
+            record(10, "S004", "legacy", extra={
+                "method": "PUT", "status": 400,
+                "uri": "/api/v1/inventory/adjust"})]
+    for r in recs[6:8]:
+        r["req_headers"] = r["req_headers"] + key
+    write_log(log, recs)
+
+    proc = start_shadowd(tmpdir_w, new.url, legacy.url, results_db=db,
+                         replay={"PUT /api/v1/inventory/{x}": "always"})
+    try:
+        wait_for(lambda: caught_up(proc, read=10), what="all durable")
+        m = metrics(proc)
+    finally:
+        assert proc.stop() == 0
+    ids = lambda *n: sorted("%032x" % (0xC0FFEE000000 + i) for i in n)
+    assert sorted(legacy.keys()) == sorted(ids(1) + ["till-9-ticket-4"])
+    assert sorted(new.keys()) == ids(9, 10)
+    assert m["cutover_shadow_primary_refused_total"] == 2
+    assert m["cutover_shadow_indeterminate_total"] == 4
+    assert m["cutover_shadow_replayed_total"] == 4
+    assert outcomes(m) == m["cutover_shadow_records_read_total"] == 10
+    # compared pairs only count what was compared
+    pairs = sum(v for k, v in m.items()
+                if k.startswith("cutover_shadow_pairs_total"))
+    assert pairs == 4
+
+    got = pg.psql("shadow_outcomes", "SELECT record_id || ' ' || verdict || "
+                  "' ' || shadow_status FROM compare_pairs WHERE verdict IN "
+                  "('primary_refused', 'indeterminate') ORDER BY record_id")
+    assert got.split("\n") == [
+        "%s %s 0" % (i, v) for i, v in
+        zip(ids(2, 3, 4, 5, 6, 7), ["primary_refused"] * 2
+            + ["indeterminate"] * 4)]
+
+    report = harness.bin_path("cutover-report")
+    r = subprocess.run([report, "--db", pg.conninfo("shadow_outcomes"),
+                        "--format", "json", "summary"], capture_output=True,
+                       text=True)
+    row = json.loads(r.stdout)
+    row = row[0] if isinstance(row, list) else row
+    assert row["primary_refused"] == 2 and row["indeterminate"] == 4
+    assert row["pairs"] == 10
+    r = subprocess.run([report, "--db", pg.conninfo("shadow_outcomes"),
+                        "--format", "json", "indeterminate"],
+                       capture_output=True, text=True)
+    rows = json.loads(r.stdout)
+    assert sorted(x["record_id"] for x in rows) == ids(4, 5, 6, 7)
+    assert {x["primary_status"] for x in rows} == {502, 504, 499}
+
+
+def test_max_wait_parks_a_key_until_an_operator_acts(tmpdir_w, sides):
+    """After max_wait_ms a key's stuck write and all later writes of the
+    key go to the dead-letter store (the checkpoint passes them once they
+    are there); `dead-letter replay` hands them back, replayed in order;
+    `discard` sets them aside; both are in the actions log."""
+    new, legacy = sides
+    legacy.fail_status = 503
+    log = os.path.join(tmpdir_w, "erp.log")
+    write_log(log, [record(i, "W001", "new", seq=i + 1) for i in range(3)]
+              + [record(10, "W002", "legacy", seq=1)])
+    proc = start_shadowd(tmpdir_w, new.url, legacy.url, max_wait_ms=300,
+                         retry_backoff_ms=20, retry_backoff_max_ms=50)
+    try:
+        wait_for(lambda: metrics(proc)["cutover_shadow_dead_lettered_total"]
+                 == 3, what="3 parked")
+        wait_for(lambda: caught_up(proc, read=4), what="checkpoint past")
+        # the shadow is back, but the key stays parked: no reordering
+        legacy.fail_status = None
+        write_log(log, [record(3 + i, "W001", "new", seq=4 + i)
+                        for i in range(2)])
+        wait_for(lambda: metrics(proc)["cutover_shadow_dead_lettered_total"]
+                 == 5, what="later records parked")
+        m = metrics(proc)
+        assert m["cutover_shadow_dead_letter_keys"] == 1
+        assert outcomes(m) == m["cutover_shadow_records_read_total"] == 6
+        assert "W001" not in legacy.per_store
+
+        rc, lines, err = dead_letter(proc, "list")
+        assert rc == 0, err
+        assert len(lines) == 1 and lines[0]["key"] == "W001"
+        assert lines[0]["records"] == 5 and lines[0]["state"] == "parked"
+        assert lines[0]["reason"] == "max_wait"
+        rc, lines, err = dead_letter(proc, "list", "--key", "W001")
+        assert [x["id"] for x in lines] == [
+            "%032x" % (0xC0FFEE000000 + i) for i in range(5)]
+
+        rc, lines, err = dead_letter(proc, "replay", "--key", "W001",
+                                     "--reason", "legacy back")
+        assert rc == 0 and lines[0]["records"] == 5, err
+        wait_for(lambda: legacy.per_store.get("W001") == [1, 2, 3, 4, 5],
+                 what="dead letters replayed in order")
+        wait_for(lambda: metrics(proc)["cutover_shadow_dead_letter_keys"]
+                 == 0, what="unparked")
+        wait_for(lambda: dead_letter(proc, "list")[1] == [],
+                 what="store empty")
+        # the key goes on as usual
+        write_log(log, [record(5, "W001", "new", seq=6)])
+        wait_for(lambda: legacy.per_store["W001"][-1] == 6, what="unparked")
+
+        # discard: set aside, logged; the key goes on without them
+        legacy.fail_status = 503
+        write_log(log, [record(20, "W003", "new", seq=1)])
+        wait_for(lambda: metrics(proc)["cutover_shadow_dead_lettered_total"]
+                 == 6, what="W003 parked")
+        legacy.fail_status = None
+        rc, lines, err = dead_letter(proc, "discard", "--key", "W003")
+        assert rc == 0 and lines[0]["records"] == 1, err
+        write_log(log, [record(21, "W003", "new", seq=2)])
+        wait_for(lambda: legacy.per_store.get("W003") == [2],
+                 what="W003 goes on")
+        m = metrics(proc)
+    finally:
+        assert proc.stop() == 0
+    assert m["cutover_shadow_dead_letter_replays_total"] == 5
+    dl = os.path.join(tmpdir_w, "erp.ckpt.dead-letter")
+    assert len(os.listdir(os.path.join(dl, "discarded"))) == 1
+    with open(os.path.join(dl, "actions.log")) as f:
+        actions = [json.loads(x) for x in f]
+    assert [(a["action"], a["key"], a["records"]) for a in actions] == [
+        ("replay", "W001", 5), ("discard", "W003", 1)]
+    assert actions[0]["reason"] == "legacy back" and actions[0]["user"]
+    rc, _, err = dead_letter(proc, "bogus")
+    assert rc == 2
+    rc, _, err = dead_letter(proc, "replay", "--key", "W404")
+    assert rc == 1 and "no parked records of key \"W404\"" in err
 
 
 def test_corrupt_frames_are_skipped_and_counted(tmpdir_w, sides):

@@ -23,8 +23,10 @@
 #include <bson/bson.h>
 
 #include "tests/unit/corpus.h"
+#include "compare/compare.h"
 #include "shadow/shadow_log.h"
 #include "shadow/shadow_daemon.h"
+#include "shadow/shadow_deadletter.h"
 #include "shadow/shadow_json.h"
 #include "shadow/shadow_metrics.h"
 #include "shadow/shadow_reader.h"
@@ -1072,6 +1074,15 @@ static const struct {
     { "{\"concurrency\": 0}", "\"concurrency\"" },
     { "{\"max_inflight_per_key\": 2}", "fixed at 1" },
     { "{\"order_key\": \"sku\"}", "order_key" },
+    { "{\"replay\": []}", "\"replay\" must be an object" },
+    { "{\"replay\": {\"/api/v1/orders\": \"always\"}}",
+      "is not \"METHOD /path\"" },
+    { "{\"replay\": {\"POST api\": \"always\"}}", "is not \"METHOD" },
+    { "{\"replay\": {\"POST /api\": \"sometimes\"}}",
+      "must be \"applied\" or \"always\"" },
+    { "{\"replay\": {\"POST /api\": 1}}", "must be \"applied\"" },
+    { "{\"max_wait_ms\": -1}", "\"max_wait_ms\"" },
+    { "{\"retry_backoff_max_ms\": 0}", "\"retry_backoff_max_ms\"" },
     { "{\"log\": \"l\", \"checkpoint\": \"c\"}", "required" },
     { "[]", "not a JSON object" },
     { "{", "not JSON" },
@@ -1096,9 +1107,215 @@ START_TEST(test_config_errors)
 END_TEST
 
 
+/* Which writes are replayed whatever the primary answered. */
+static const struct {
+    const char       *method;
+    const char       *uri;
+    shadow_replay_t   mode;
+} replay_cases[] = {
+    { "POST", "/api/v1/orders", SHADOW_REPLAY_APPLIED },
+    { "POST", "/api/v1/orders?dry=1", SHADOW_REPLAY_APPLIED },
+    { "POST", "/api/v1/orders/", SHADOW_REPLAY_ALWAYS },
+    { "POST", "/api/v1/orders/A-1/cancel", SHADOW_REPLAY_APPLIED },
+    { "post", "/api/v1/orders/A-1/cancel", SHADOW_REPLAY_APPLIED },
+    { "POST", "/api/v1/orders//cancel", SHADOW_REPLAY_ALWAYS },
+    { "POST", "/api/v1/inventory/adjust", SHADOW_REPLAY_ALWAYS },
+    { "PUT", "/api/v1/inventory/adjust", SHADOW_REPLAY_ALWAYS },
+    { "DELETE", "/api/v1/members/M1/tags/x", SHADOW_REPLAY_APPLIED },
+    { "DELETE", "/api/v1/members", SHADOW_REPLAY_ALWAYS },
+    { "PUT", "/api/v1/orders", SHADOW_REPLAY_ALWAYS },
+};
+
+
+START_TEST(test_replay_mode)
+{
+    char             path[300];
+    shadow_config_t  cfg;
+    shadow_error_t   err;
+    const char      *m = replay_cases[_i].method, *u = replay_cases[_i].uri;
+
+    snprintf(path, sizeof(path), "%s/shadowd.json", tmpdir);
+    write_file(path, "{\"log\": \"l\", \"checkpoint\": \"/x/c\", \"new\": "
+               "\"http://a\", \"legacy\": \"http://b\", \"outbox\": \"o\", "
+               "\"replay\": {\"POST /api/v1/orders\": \"applied\", "
+               "\"POST /api/v1/orders/{id}/cancel\": \"applied\", "
+               "\"* /api/v1/members/*\": \"applied\", "
+               "\"*\": \"always\"}}");
+    ck_assert_msg(shadow_config_load(path, &cfg, &err) == SHADOW_OK, "%s",
+                  err.message);
+    ck_assert_msg(shadow_replay_mode(&cfg, m, strlen(m), u, strlen(u))
+                  == replay_cases[_i].mode, "%s %s", m, u);
+    ck_assert_str_eq(cfg.dead_letter, "/x/c.dead-letter");
+    shadow_config_clear(&cfg);
+}
+END_TEST
+
+
+/* Without a "replay" key every write is replayed only when applied. */
+START_TEST(test_replay_default)
+{
+    char             path[300];
+    shadow_config_t  cfg;
+    shadow_error_t   err;
+
+    snprintf(path, sizeof(path), "%s/shadowd.json", tmpdir);
+    write_file(path, "{\"log\": \"l\", \"checkpoint\": \"c\", \"new\": "
+               "\"http://a\", \"legacy\": \"http://b\", \"outbox\": \"o\"}");
+    ck_assert_int_eq(shadow_config_load(path, &cfg, &err), SHADOW_OK);
+    ck_assert_int_eq(shadow_replay_mode(&cfg, "POST", 4, "/x", 2),
+                     SHADOW_REPLAY_APPLIED);
+    ck_assert_int_eq(cfg.max_wait_ms, 0);
+    ck_assert_int_eq(cfg.backoff_max_ms, 5000);
+    ck_assert(shadow_method_is_read("GET", 3));
+    ck_assert(shadow_method_is_read("head", 4));
+    ck_assert(!shadow_method_is_read("POST", 4));
+    ck_assert(!shadow_method_is_read("GETX", 4));
+    shadow_config_clear(&cfg);
+}
+END_TEST
+
+
+typedef struct {
+    int   n;
+    char  keys[8][16];
+    char  payloads[8][16];
+} dl_seen_t;
+
+
+static int
+dl_collect(void *ctx, const shadow_dl_entry_t *e)
+{
+    dl_seen_t  *seen = ctx;
+
+    ck_assert_int_lt(seen->n, 8);
+    snprintf(seen->keys[seen->n], 16, "%.*s", (int) e->key_len, e->key);
+    snprintf(seen->payloads[seen->n], 16, "%.*s", (int) e->len,
+             (const char *) e->payload);
+    ck_assert_str_eq(e->reason, "max_wait");
+    ck_assert_int_eq(e->attempts, 7);
+    seen->n++;
+    return 0;
+}
+
+
+/* Parked records come back whole and in order; a torn tail (a crash in
+ * the middle of an append) is cut off by the next append. */
+START_TEST(test_dead_letter_store)
+{
+    int                 fd;
+    char                dir[300], path[400], text[1024];
+    off_t               verified = 0, bad;
+    FILE               *f;
+    dl_seen_t           seen;
+    shadow_dl_t        *dl;
+    shadow_error_t      err;
+    shadow_dl_entry_t   e = { "S001", 4, 1, "max_wait", 7,
+                              (const uint8_t *) "first", 5 };
+
+    snprintf(dir, sizeof(dir), "%s/dead", tmpdir);
+    dl = shadow_dl_open(dir, &err);
+    ck_assert_msg(dl != NULL, "%s", err.message);
+    ck_assert_int_eq(shadow_dl_lock(dl, 0, &err), SHADOW_OK);
+
+    ck_assert_int_eq(shadow_dl_append(dl, &e, &verified, &err), SHADOW_OK);
+    e.payload = (const uint8_t *) "second";
+    e.len = 6;
+    ck_assert_int_eq(shadow_dl_append(dl, &e, &verified, &err), SHADOW_OK);
+
+    ck_assert_int_eq(shadow_dl_path(dl, "S001", 4, ".dl", path,
+                                    sizeof(path)), SHADOW_OK);
+    ck_assert_ptr_nonnull(strstr(path, "/dead/53303031.dl"));
+    fd = open(path, O_WRONLY | O_APPEND);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(write(fd, "SDV1torn", 8), 8);
+    close(fd);
+
+    memset(&seen, 0, sizeof(seen));
+    ck_assert_int_eq(shadow_dl_read(path, dl_collect, &seen, &bad, &err), 2);
+    ck_assert_int_gt(bad, 0);
+
+    /* another run: it does not know the size, checks and cuts */
+    verified = 0;
+    e.payload = (const uint8_t *) "third";
+    e.len = 5;
+    ck_assert_int_eq(shadow_dl_append(dl, &e, &verified, &err), SHADOW_OK);
+
+    memset(&seen, 0, sizeof(seen));
+    ck_assert_int_eq(shadow_dl_read(path, dl_collect, &seen, &bad, &err), 3);
+    ck_assert_int_eq(bad, -1);
+    ck_assert_str_eq(seen.payloads[0], "first");
+    ck_assert_str_eq(seen.payloads[1], "second");
+    ck_assert_str_eq(seen.payloads[2], "third");
+    ck_assert_str_eq(seen.keys[2], "S001");
+
+    ck_assert_int_eq(shadow_dl_audit(dl, "replay", "S\"001", 3, "a", "b",
+                                     "shadow back", &err), SHADOW_OK);
+    snprintf(path, sizeof(path), "%s/actions.log", dir);
+    f = fopen(path, "r");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_ptr_nonnull(fgets(text, sizeof(text), f));
+    fclose(f);
+    ck_assert_ptr_nonnull(strstr(text, "\"action\": \"replay\", \"key\": "
+                                 "\"S\\\"001\", \"records\": 3"));
+    ck_assert_ptr_nonnull(strstr(text, "\"reason\": \"shadow back\""));
+
+    shadow_dl_unlock(dl);
+    shadow_dl_free(dl);
+    shadow_dl_free(NULL);
+}
+END_TEST
+
+
+/* A write cutover-shadowd did not replay is stored with its route and
+ * why, under its own verdict, without differences. */
+START_TEST(test_unreplayed_pair)
+{
+    compare_pair_t     pair;
+    compare_error_t    err;
+    compare_result_t  *res;
+
+    memset(&pair, 0, sizeof(pair));
+    pair.record_id = "0123456789abcdef0123456789abcdef";
+    pair.method = "POST";
+    pair.uri = "/api/v1/orders/A-17/cancel?x=1";
+    pair.primary.status = 502;
+
+    res = compare_pair_unreplayed(NULL, &pair, COMPARE_VERDICT_INDETERMINATE,
+                                  "outcome unknown", &err);
+    ck_assert_ptr_nonnull(res);
+    ck_assert_int_eq(compare_result_verdict(res),
+                     COMPARE_VERDICT_INDETERMINATE);
+    ck_assert_str_eq(compare_verdict_name(compare_result_verdict(res)),
+                     "indeterminate");
+    ck_assert_str_eq(compare_result_detail(res), "outcome unknown");
+    ck_assert_int_eq(compare_result_ndiffs(res), 0);
+    ck_assert_ptr_nonnull(strstr(compare_result_route(res), "POST "));
+    compare_result_free(res);
+
+    ck_assert_str_eq(compare_verdict_name(COMPARE_VERDICT_PRIMARY_REFUSED),
+                     "primary_refused");
+}
+END_TEST
+
+
+/* A key too long for a file name gets a digest. */
+START_TEST(test_dead_letter_stem)
+{
+    char  key[200], stem[SHADOW_DL_STEM_MAX + 1];
+
+    memset(key, 'k', sizeof(key));
+    shadow_dl_stem(key, sizeof(key), stem);
+    ck_assert_int_eq(strlen(stem), 65);
+    ck_assert_int_eq(stem[0], 'h');
+    shadow_dl_stem("ab", 2, stem);
+    ck_assert_str_eq(stem, "6162");
+}
+END_TEST
+
+
 START_TEST(test_metrics_render)
 {
-    char            buf[8192];
+    char            buf[32768];
     shadow_stats_t  s;
 
     memset(&s, 0, sizeof(s));
@@ -1107,7 +1324,27 @@ START_TEST(test_metrics_render)
     s.lag_seconds = 1.5;
     s.different = 3;
     s.lost = 4;
+    s.primary_refused = 5;
+    s.indeterminate = 6;
+    s.dead_lettered = 7;
+    s.retrying = 2;
+    s.retrying_by[SHADOW_RETRY_CONNECT] = 2;
+    s.retries_by[SHADOW_RETRY_503] = 9;
+    s.oldest_wait_seconds = 4.25;
     shadow_metrics_render(&s, buf, sizeof(buf));
+    ck_assert_ptr_nonnull(strstr(buf,
+                                 "cutover_shadow_primary_refused_total 5\n"));
+    ck_assert_ptr_nonnull(strstr(buf,
+                                 "cutover_shadow_indeterminate_total 6\n"));
+    ck_assert_ptr_nonnull(strstr(buf,
+                                 "cutover_shadow_dead_lettered_total 7\n"));
+    ck_assert_ptr_nonnull(strstr(buf, "cutover_shadow_retrying 2\n"));
+    ck_assert_ptr_nonnull(strstr(buf, "cutover_shadow_retrying_by_reason"
+                                 "{reason=\"connect\"} 2\n"));
+    ck_assert_ptr_nonnull(strstr(buf, "cutover_shadow_retries_total"
+                                 "{reason=\"503\"} 9\n"));
+    ck_assert_ptr_nonnull(strstr(buf, "cutover_shadow_oldest_wait_seconds "
+                                 "4.250\n"));
     ck_assert_ptr_nonnull(strstr(buf, "cutover_shadow_lost_total 4\n"));
     ck_assert_ptr_nonnull(strstr(buf, "cutover_shadow_records_read_total 10\n"));
     ck_assert_ptr_nonnull(strstr(buf, "cutover_shadow_failed_total 2\n"));
@@ -1123,7 +1360,7 @@ collect(char *p, size_t size, size_t n, void *ctx)
     char    *buf = ctx;
     size_t   have = strlen(buf), len = size * n;
 
-    if (have + len < 8192) {
+    if (have + len < 32768) {
         memcpy(buf + have, p, len);
         buf[have + len] = '\0';
     }
@@ -1156,7 +1393,7 @@ free_port(void)
  * with: a scrape right after start sees the backlog, not zeros. */
 START_TEST(test_metrics_serve_initial)
 {
-    char               listen[64], url[96], body[8192] = "";
+    char               listen[64], url[96], body[32768] = "";
     CURL              *h;
     long               status = 0;
     shadow_stats_t     s;
@@ -1209,6 +1446,12 @@ shadow_suite(void)
     tcase_add_test(tc, test_checkpoint);
     tcase_add_test(tc, test_json_round_trip);
     tcase_add_test(tc, test_config);
+    tcase_add_loop_test(tc, test_replay_mode, 0,
+                        sizeof(replay_cases) / sizeof(replay_cases[0]));
+    tcase_add_test(tc, test_replay_default);
+    tcase_add_test(tc, test_dead_letter_store);
+    tcase_add_test(tc, test_dead_letter_stem);
+    tcase_add_test(tc, test_unreplayed_pair);
     tcase_add_test(tc, test_metrics_render);
     tcase_add_test(tc, test_metrics_serve_initial);
     suite_add_tcase(s, tc);
