@@ -381,6 +381,20 @@ shadow_reader_sealed(shadow_reader_t *r)
 }
 
 
+/*
+ * Bytes read past the last whole frame are forgotten while the reader
+ * waits: a writer that cuts a short write off again (a full disk) puts the
+ * next frame where they were, and the next fill must read it afresh.
+ */
+static void
+shadow_reader_forget_tail(shadow_reader_t *r)
+{
+    if (r->off >= r->buf_off && r->off <= r->buf_off + r->buf_len) {
+        r->buf_len = (size_t) (r->off - r->buf_off);
+    }
+}
+
+
 /* Everything complete at r->off is consumed. */
 static int
 shadow_reader_eof(shadow_reader_t *r, shadow_error_t *err)
@@ -450,6 +464,7 @@ shadow_reader_next(shadow_reader_t *r, shadow_frame_t *frame,
         if (avail < SHADOW_FRAME_HEADER) {
             rc = shadow_reader_eof(r, err);
             if (rc != SHADOW_OK) {
+                shadow_reader_forget_tail(r);
                 return rc;
             }
 
@@ -481,6 +496,7 @@ shadow_reader_next(shadow_reader_t *r, shadow_frame_t *frame,
                  ? shadow_reader_resync(r, err, "torn or incomplete frame")
                  : SHADOW_AGAIN;
             if (rc != SHADOW_OK) {
+                shadow_reader_forget_tail(r);
                 return rc;
             }
 

@@ -725,6 +725,46 @@ one_frame(uint8_t *buf, size_t cap, int i)
 }
 
 
+/* A reader that met a frame still being written, which the writer then
+ * cut off again (a full disk) and wrote another frame in its place, reads
+ * the new frame, not the old bytes joined to the new. */
+START_TEST(test_reader_cut_off_tail)
+{
+    int              corrupt = 0;
+    char             base[300], path[400];
+    uint8_t          partial[8192], whole[8192];
+    size_t           plen, wlen;
+    struct stat      st;
+    shadow_pos_t     pos = { 0, 0 };
+    shadow_reader_t *rd;
+    shadow_writer_t  w;
+
+    log_base(base, sizeof(base));
+    shadow_writer_init(&w, base, 1024 * 1024);
+    write_records(&w, 0, 2, 100);
+    shadow_writer_close(&w);
+
+    shadow_segment_path(path, sizeof(path), base, 1);
+    ck_assert_int_eq(stat(path, &st), 0);
+
+    plen = one_frame(partial, sizeof(partial), 7);
+    append_raw(base, 1, partial, plen / 2);
+
+    rd = shadow_reader_new(base, pos, 0, NULL);
+    ck_assert_ptr_nonnull(rd);
+    ck_assert_int_eq(read_all(rd, 0, &corrupt), 2);
+
+    ck_assert_int_eq(truncate(path, st.st_size), 0);
+    wlen = one_frame(whole, sizeof(whole), 2);
+    append_raw(base, 1, whole, wlen);
+
+    ck_assert_int_eq(read_all(rd, 2, &corrupt), 1);
+    ck_assert_int_eq(corrupt, 0);
+    shadow_reader_free(rd);
+}
+END_TEST
+
+
 START_TEST(test_reader_corrupt_resync)
 {
     char              base[300];
@@ -1462,6 +1502,7 @@ shadow_suite(void)
                         sizeof(bad_payloads) / sizeof(bad_payloads[0]));
     tcase_add_test(tc, test_frame_header_errors);
     tcase_add_test(tc, test_reader_corrupt_resync);
+    tcase_add_test(tc, test_reader_cut_off_tail);
     tcase_add_test(tc, test_reader_torn_and_incomplete);
     tcase_add_test(tc, test_reader_missing_segment);
     tcase_add_loop_test(tc, test_json_bad_lines, 0,
