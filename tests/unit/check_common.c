@@ -324,6 +324,59 @@ START_TEST(test_body_limit)
 END_TEST
 
 
+/* The same listener on the IPv6 loopback (shadowd's metrics_listen too). */
+START_TEST(test_ipv6_listen)
+{
+    int                    fd, port;
+    char                   listen[48], buf[1024];
+    socklen_t              len;
+    cutover_httpd_t       *h;
+    cutover_httpd_conf_t   conf;
+    cutover_httpd_error_t  err;
+    struct sockaddr_in6    sin6;
+    static const char      req[] = "GET /v6 HTTP/1.1\r\nHost: x\r\n"
+                                   "Connection: close\r\n\r\n";
+
+    fd = socket(AF_INET6, SOCK_STREAM, 0);
+    memset(&sin6, 0, sizeof(sin6));
+    sin6.sin6_family = AF_INET6;
+    sin6.sin6_addr = in6addr_loopback;
+    if (fd < 0 || bind(fd, (struct sockaddr *) &sin6, sizeof(sin6)) != 0) {
+        if (fd >= 0) {
+            close(fd);
+        }
+        return;         /* no ::1 here: nothing to test */
+    }
+    len = sizeof(sin6);
+    getsockname(fd, (struct sockaddr *) &sin6, &len);
+    port = ntohs(sin6.sin6_port);
+    close(fd);
+
+    snprintf(listen, sizeof(listen), "[::1]:%d", port);
+    memset(&conf, 0, sizeof(conf));
+    conf.program = "check_common";
+    conf.listen = listen;
+    cutover_httpd_limits_default(&conf.limits);
+    conf.limits.threads = 1;
+    conf.handler = echo_handler;
+    h = cutover_httpd_start(&conf, &err);
+    ck_assert_msg(h != NULL, "%s", err.message);
+
+    fd = socket(AF_INET6, SOCK_STREAM, 0);
+    ck_assert_int_eq(connect(fd, (struct sockaddr *) &sin6, sizeof(sin6)),
+                     0);
+    ck_assert_int_eq(write(fd, req, sizeof(req) - 1),
+                     (ssize_t) sizeof(req) - 1);
+    read_for(fd, buf, sizeof(buf), 2000);
+    close(fd);
+    cutover_httpd_stop(h);
+
+    ck_assert_msg(strncmp(buf, "HTTP/1.1 200", 12) == 0, "%s", buf);
+    ck_assert_ptr_nonnull(strstr(buf, "\r\n\r\n/v6"));
+}
+END_TEST
+
+
 static Suite *
 common_suite(void)
 {
@@ -347,6 +400,7 @@ common_suite(void)
     tcase_set_timeout(live, 20);
     tcase_add_test(live, test_request_deadline);
     tcase_add_test(live, test_body_limit);
+    tcase_add_test(live, test_ipv6_listen);
     suite_add_tcase(s, live);
 
     return s;
