@@ -20,6 +20,15 @@
 
 #define CUTOVER_HTTPD_SWEEP_MS  250
 
+/* One libmicrohttpd option into ops[n++] (see MHD_OPTION_ARRAY). */
+#define CUTOVER_HTTPD_OPT(o, v, p)                                           \
+    do {                                                                     \
+        ops[n].option = (o);                                                 \
+        ops[n].value = (intptr_t) (v);                                       \
+        ops[n].ptr_value = (p);                                              \
+        n++;                                                                 \
+    } while (0)
+
 /* One client connection, known from its opening to its closing. */
 typedef struct cutover_httpd_conn_s  cutover_httpd_conn_t;
 
@@ -516,9 +525,10 @@ cutover_httpd_t *
 cutover_httpd_start(const cutover_httpd_conf_t *conf,
     cutover_httpd_error_t *err)
 {
-    unsigned              flags;
-    cutover_httpd_t      *h;
-    cutover_httpd_addr_t  addr;
+    unsigned               flags, n;
+    cutover_httpd_t       *h;
+    cutover_httpd_addr_t   addr;
+    struct MHD_OptionItem  ops[16];
 
     if (cutover_httpd_parse_listen(conf->listen, &addr, err)
         != CUTOVER_HTTPD_OK)
@@ -544,25 +554,33 @@ cutover_httpd_start(const cutover_httpd_conf_t *conf,
         flags |= MHD_USE_IPv6;
     }
 
-    h->mhd = MHD_start_daemon(flags, 0, NULL, NULL,
-        cutover_httpd_access, h,
-        MHD_OPTION_EXTERNAL_LOGGER, cutover_httpd_mhd_log, h,
-        MHD_OPTION_SOCK_ADDR, (struct sockaddr *) &addr.sa,
-        MHD_OPTION_THREAD_POOL_SIZE,
-        (unsigned int) (conf->limits.threads > 1 ? conf->limits.threads : 1),
-        MHD_OPTION_CONNECTION_LIMIT,
-        (unsigned int) conf->limits.max_connections,
-        MHD_OPTION_PER_IP_CONNECTION_LIMIT,
-        (unsigned int) conf->limits.per_ip,
-        MHD_OPTION_CONNECTION_TIMEOUT,
-        (unsigned int) conf->limits.request_timeout,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-        (size_t) conf->limits.header_memory,
-        MHD_OPTION_NOTIFY_CONNECTION, cutover_httpd_notify, h,
-        MHD_OPTION_NOTIFY_COMPLETED, cutover_httpd_completed, h,
-        MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned int) 1024,
-        MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned int) 1,
-        MHD_OPTION_END);
+    n = 0;
+    CUTOVER_HTTPD_OPT(MHD_OPTION_EXTERNAL_LOGGER,
+                      (intptr_t) cutover_httpd_mhd_log, h);
+    CUTOVER_HTTPD_OPT(MHD_OPTION_SOCK_ADDR, 0, &addr.sa);
+    if (conf->limits.threads > 1) {
+        /* a pool of one is none: MHD says so in a warning */
+        CUTOVER_HTTPD_OPT(MHD_OPTION_THREAD_POOL_SIZE,
+                          conf->limits.threads, NULL);
+    }
+    CUTOVER_HTTPD_OPT(MHD_OPTION_CONNECTION_LIMIT,
+                      conf->limits.max_connections, NULL);
+    CUTOVER_HTTPD_OPT(MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+                      conf->limits.per_ip, NULL);
+    CUTOVER_HTTPD_OPT(MHD_OPTION_CONNECTION_TIMEOUT,
+                      conf->limits.request_timeout, NULL);
+    CUTOVER_HTTPD_OPT(MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+                      conf->limits.header_memory, NULL);
+    CUTOVER_HTTPD_OPT(MHD_OPTION_NOTIFY_CONNECTION,
+                      (intptr_t) cutover_httpd_notify, h);
+    CUTOVER_HTTPD_OPT(MHD_OPTION_NOTIFY_COMPLETED,
+                      (intptr_t) cutover_httpd_completed, h);
+    CUTOVER_HTTPD_OPT(MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024, NULL);
+    CUTOVER_HTTPD_OPT(MHD_OPTION_LISTENING_ADDRESS_REUSE, 1, NULL);
+    CUTOVER_HTTPD_OPT(MHD_OPTION_END, 0, NULL);
+
+    h->mhd = MHD_start_daemon(flags, 0, NULL, NULL, cutover_httpd_access, h,
+                              MHD_OPTION_ARRAY, ops, MHD_OPTION_END);
 
     if (h->mhd == NULL) {
         snprintf(err->message, sizeof(err->message),
