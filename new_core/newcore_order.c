@@ -177,8 +177,8 @@ newcore_get_id(const bson_t *doc, const char *field, char *out, int optional,
     s = bson_iter_utf8(&it, &len);
     if (!newcore_id_valid(s, len)) {
         newcore_error_set(err, 400, "invalid_request",
-                          "field %s must be 1-%d characters of A-Z a-z 0-9 . _ -",
-                          field, NEWCORE_ID_MAX);
+                          "field %s must be 1-%d characters of "
+                          "A-Z a-z 0-9 . _ -", field, NEWCORE_ID_MAX);
         return NEWCORE_ERROR;
     }
 
