@@ -60,6 +60,9 @@ struct cutover_httpd_s {
     int                    reaper_on;
     int                    stopping;
     uint64_t               closed_late;
+    char                   last_log[256];
+    time_t                 last_log_at;
+    unsigned               last_log_more;
 };
 
 
@@ -347,28 +350,53 @@ cutover_httpd_header(const cutover_httpd_request_t *req, const char *name)
 }
 
 
+/*
+ * libmicrohttpd's own messages, one line per kind a second at most: a flood
+ * of clients (refused at the limit, hanging up) must not flood the log.
+ */
 static void
 cutover_httpd_mhd_log(void *cls, const char *fmt, va_list ap)
 {
     cutover_httpd_t  *h = cls;
-    char              line[512];
+    char              line[256];
     size_t            len;
+    unsigned          more;
+    time_t            now;
 
     vsnprintf(line, sizeof(line), fmt, ap);
-
-    /* a client that hung up, or one the deadline closed: not news */
-    if (strstr(line, "socket is closed") != NULL
-        || strstr(line, "connection closure") != NULL)
-    {
-        return;
-    }
-
     len = strlen(line);
     while (len > 0 && line[len - 1] == '\n') {
         line[--len] = '\0';
     }
 
-    cutover_log_line(h->conf.program, "WARN", "http: %s", line);
+    /* a client that hung up, or one the deadline closed: not news */
+    if (strstr(line, "socket is closed") != NULL
+        || strstr(line, "connection closure") != NULL
+        || strstr(line, "closed by remote side") != NULL)
+    {
+        return;
+    }
+
+    now = time(NULL);
+
+    pthread_mutex_lock(&h->lock);
+    if (strcmp(line, h->last_log) == 0 && now == h->last_log_at) {
+        h->last_log_more++;
+        pthread_mutex_unlock(&h->lock);
+        return;
+    }
+    more = h->last_log_more;
+    h->last_log_more = 0;
+    h->last_log_at = now;
+    strcpy(h->last_log, line);
+    pthread_mutex_unlock(&h->lock);
+
+    if (more > 0) {
+        cutover_log_line(h->conf.program, "WARN", "http: %s (and %u more "
+                         "times in the second before)", line, more);
+    } else {
+        cutover_log_line(h->conf.program, "WARN", "http: %s", line);
+    }
 }
 
 
