@@ -89,10 +89,10 @@ newcore_usage(FILE *out)
         "  --listen ADDR:PORT  where to serve: 127.0.0.1:8081, [::1]:8081,\n"
         "                      localhost:8081, *:8081\n"
         "  --db CONNINFO       libpq connection string\n"
-        "  --threads N         server threads and database connections,\n"
-        "                      i.e. requests served at once (default %d);\n"
-        "                      client connections wait in epoll, not in\n"
-        "                      threads\n"
+        "  --threads N         database connections, i.e. requests served\n"
+        "                      at once (default %d); the server runs 4N\n"
+        "                      threads (at most 256) that take turns on\n"
+        "                      them; client connections wait in epoll\n"
         "  --idempotency-ttl T keep stored answers of Idempotency-Keys for\n"
         "                      T (7d, 12h, 30m, 45s; default 7d); older ones\n"
         "                      are purged and a replay is a new request\n"
@@ -235,7 +235,15 @@ newcore_args(int argc, char **argv, newcore_args_t *args)
         return 2;
     }
 
-    args->limits.threads = (unsigned) args->threads;
+    /*
+     * libmicrohttpd ties a connection to one pool thread: with a thread
+     * per database connection a request would wait behind another
+     * connection's on its thread while other connections sit idle.  Four
+     * threads per database connection queue requests in the pool's fair
+     * line instead, as a thread per client connection did.
+     */
+    args->limits.threads = (unsigned) (4 * args->threads > 256 ? 256
+                                       : 4 * args->threads);
 
     return -1;
 }
@@ -315,10 +323,11 @@ newcore_serve(const newcore_args_t *args)
         goto cleanup;
     }
 
-    newcore_log(NULL, "INFO", "listening on %s with %d threads and database "
-                "connections, at most %u connections (%u per address), "
+    newcore_log(NULL, "INFO", "listening on %s with %d database connections "
+                "and %u threads, at most %u connections (%u per address), "
                 "request timeout %us, idempotency ttl %llus", args->listen,
-                args->threads, args->limits.max_connections,
+                args->threads, args->limits.threads,
+                args->limits.max_connections,
                 args->limits.per_ip, args->limits.request_timeout,
                 (unsigned long long) args->idem_ttl);
 
