@@ -76,7 +76,7 @@ adapter_main_usage(FILE *out)
         "  --timeout-ms N      legacy answer deadline, then 504\n"
         "                      (default 2000)\n"
         "  --threads N         server threads, i.e. requests forwarded at\n"
-        "                      once (default 8); each keeps its own\n"
+        "                      once (default 32); each keeps its own\n"
         "                      keep-alive client to the legacy side\n"
         CUTOVER_HTTPD_USAGE
         "\n"
@@ -366,6 +366,8 @@ main(int argc, char **argv)
     memset(&o, 0, sizeof(o));
     cutover_httpd_limits_default(&o.limits);
     o.limits.body_max = CUTOVER_API_BODY_MAX;
+    /* a thread waits out each legacy call: more of them than the sim's */
+    o.limits.threads = 32;
     memset(&cfg, 0, sizeof(cfg));
     cfg.timeout_ms = 2000;
     cfg.log = adapter_main_log;
