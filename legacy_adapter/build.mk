@@ -18,7 +18,7 @@ $(BIN)/cutover-legacy-adapter: $(OBJ)/legacy_adapter/main_adapter.o \
 
 UNIT_TESTS += $(TBIN)/check_legacy
 $(TBIN)/check_legacy: $(OBJ)/tests/unit/check_legacy.o $(LIB)/liblegacy.a \
-    $(LIB)/libcutover.a
+    $(LIB)/libcutover.a $(LIB)/libcommon.a
 	@mkdir -p $(TBIN)
 	$(CC) -o $@ $^ $(PKG_LDLIBS) $(CHECK_LDLIBS)
 

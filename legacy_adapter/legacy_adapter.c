@@ -7,11 +7,12 @@
 
 #include <curl/curl.h>
 
+#include "common/cutover_api.h"
 #include "legacy_adapter/legacy_adapter.h"
 #include "legacy_adapter/legacy_json.h"
 
 #define ADAPTER_REPLY_MAX   (4 * 1024 * 1024)
-#define ADAPTER_ID_MAX      64
+#define ADAPTER_ID_MAX      CUTOVER_API_ID_MAX
 
 struct legacy_adapter_s {
     legacy_adapter_config_t  cfg;
@@ -43,6 +44,10 @@ static int adapter_business_error(const legacy_map_t *map, int64_t code,
     legacy_error_t *err);
 static size_t adapter_collect(char *ptr, size_t size, size_t n, void *data);
 static void adapter_health(legacy_adapter_t *ad, legacy_response_t *resp);
+static int adapter_check_ids(const bson_t *doc, const char *where,
+    legacy_error_t *err);
+static int adapter_check_canonical(const bson_t *canonical,
+    legacy_error_t *err);
 
 
 static void
@@ -153,13 +158,13 @@ legacy_adapter_free(legacy_adapter_t *ad)
 }
 
 
-/* Copies one path segment (up to '/' or end) into out; 0 if bad. */
+/* Copies one path segment (up to '/' or end) into out; 0 if not an id. */
 static int
 adapter_segment(const char **p, char *out)
 {
     size_t  n = strcspn(*p, "/");
 
-    if (n == 0 || n > ADAPTER_ID_MAX) {
+    if (!cutover_api_id_valid(*p, n)) {
         return 0;
     }
     memcpy(out, *p, n);
@@ -246,6 +251,81 @@ adapter_route(const char *method, const char *path, adapter_call_t *call,
 }
 
 
+/* The id fields of one object: the canonical API's id alphabet. */
+static int
+adapter_check_ids(const bson_t *doc, const char *where, legacy_error_t *err)
+{
+    size_t        i;
+    uint32_t      len;
+    bson_iter_t   it;
+    const char   *s;
+
+    static const char *const  ids[] = {
+        "order_id", "store_id", "member_id", "sku", NULL
+    };
+
+    for (i = 0; ids[i] != NULL; i++) {
+        if (!bson_iter_init_find(&it, doc, ids[i])
+            || !BSON_ITER_HOLDS_UTF8(&it))
+        {
+            continue;       /* absent, null or not a string: the map says */
+        }
+        s = bson_iter_utf8(&it, &len);
+        if (!cutover_api_id_valid(s, len)) {
+            return legacy_error_set(err, LEGACY_E_INVALID,
+                                    "$%s.%s must be 1-%d characters of A-Z"
+                                    " a-z 0-9 . _ -", where, ids[i],
+                                    CUTOVER_API_ID_MAX);
+        }
+    }
+    return LEGACY_OK;
+}
+
+
+/*
+ * The canonical API's rules the map cannot say: ids, the number of lines.
+ * The same rules as the new core's (common/cutover_api.h).
+ */
+static int
+adapter_check_canonical(const bson_t *canonical, legacy_error_t *err)
+{
+    bson_t          line;
+    bson_iter_t     it, li;
+    const uint8_t  *data;
+    uint32_t        len;
+    char            where[32];
+    int             n;
+
+    if (adapter_check_ids(canonical, "", err) != LEGACY_OK) {
+        return LEGACY_ERROR;
+    }
+    if (!bson_iter_init_find(&it, canonical, "lines")
+        || !BSON_ITER_HOLDS_ARRAY(&it) || !bson_iter_recurse(&it, &li))
+    {
+        return LEGACY_OK;
+    }
+    for (n = 0; bson_iter_next(&li); n++) {
+        if (n == CUTOVER_API_LINES_MAX) {
+            return legacy_error_set(err, LEGACY_E_INVALID,
+                                    "more than %d lines",
+                                    CUTOVER_API_LINES_MAX);
+        }
+        if (!BSON_ITER_HOLDS_DOCUMENT(&li)) {
+            continue;
+        }
+        bson_iter_document(&li, &len, &data);
+        if (!bson_init_static(&line, data, len)) {
+            continue;
+        }
+        snprintf(where, sizeof(where), ".lines[%d]", n);
+        if (adapter_check_ids(&line, where, err) != LEGACY_OK) {
+            return LEGACY_ERROR;
+        }
+    }
+    return LEGACY_OK;
+}
+
+
 /* The legacy request document for the call (out initialised here). */
 static int
 adapter_build_request(legacy_adapter_t *ad, const legacy_request_t *req,
@@ -286,6 +366,9 @@ adapter_build_request(legacy_adapter_t *ad, const legacy_request_t *req,
     }
 
     rc = legacy_map_convert(map, route->request, 1, &canonical, legacy, err);
+    if (rc == LEGACY_OK) {
+        rc = adapter_check_canonical(&canonical, err);
+    }
     bson_destroy(&canonical);
     if (rc != LEGACY_OK) {
         return LEGACY_ERROR;
@@ -573,9 +656,15 @@ legacy_adapter_handle(void *data, const legacy_request_t *req,
     int                status;
     CURLcode           rc;
 
-    if (strcmp(req->path, "/health") == 0 && strcmp(req->method, "GET") == 0)
-    {
-        adapter_health(ad, resp);
+    if (strcmp(req->path, "/health") == 0) {
+        if (strcmp(req->method, "GET") == 0) {
+            adapter_health(ad, resp);
+        } else {
+            adapter_reply_error(resp, 405, "method_not_allowed",
+                                "method not allowed here");
+            strcpy(resp->extra_name, "Allow");
+            strcpy(resp->extra_value, "GET");
+        }
         return;
     }
 
@@ -585,6 +674,10 @@ legacy_adapter_handle(void *data, const legacy_request_t *req,
     {
         adapter_reply_error(resp, status, code, status == 405
                             ? "method not allowed here" : "no such resource");
+        if (status == 405) {
+            strcpy(resp->extra_name, "Allow");
+            strcpy(resp->extra_value, call.is_write ? "POST" : "GET");
+        }
         return;
     }
 

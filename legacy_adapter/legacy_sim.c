@@ -1126,7 +1126,8 @@ legacy_sim_handle(void *data, const legacy_request_t *req,
         return;
     }
 
-    if (legacy_body_parse(ct, req->body, req->body_len, &body, &err)
+    if (legacy_body_parse(ct, (const uint8_t *) req->body, req->body_len,
+                          &body, &err)
         != LEGACY_OK)
     {
         bson_destroy(&body);

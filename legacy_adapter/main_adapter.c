@@ -14,6 +14,8 @@
 
 #include <curl/curl.h>
 
+#include "common/cutover_api.h"
+#include "common/cutover_httpd.h"
 #include "common/cutover_log.h"
 #include "legacy_adapter/legacy_adapter.h"
 #include "legacy_adapter/legacy_convert.h"
@@ -21,9 +23,9 @@
 
 
 typedef struct {
-    const char  *listen;
-    const char  *map_path;
-    int          threads;
+    const char              *listen;
+    const char              *map_path;
+    cutover_httpd_limits_t   limits;
 } adapter_main_opts_t;
 
 
@@ -55,6 +57,8 @@ adapter_main_usage(FILE *out)
     fprintf(out,
         "usage: cutover-legacy-adapter --listen ADDR:PORT --legacy URL\n"
         "           [--map FILE] [--timeout-ms N] [--threads N]\n"
+        "           [--max-connections N] [--per-ip-connections N]\n"
+        "           [--request-timeout T]\n"
         "       cutover-legacy-adapter export --legacy-db CONNINFO\n"
         "           --new-db CONNINFO [--map FILE] [--replace] [--json]\n"
         "\n"
@@ -64,14 +68,17 @@ adapter_main_usage(FILE *out)
         "POST /api/v1/inventory/adjust, GET /api/v1/members/ID, GET /health)\n"
         "and speaks the legacy dialect to URL, as the map says.\n"
         "\n"
-        "  --listen ADDR:PORT  where to serve\n"
-        "  --legacy URL        the legacy system, e.g. http://127.0.0.1:8090\n"
+        "  --listen ADDR:PORT  where to serve: 127.0.0.1:8080, [::1]:8080,\n"
+        "                      localhost:8080, *:8080\n"
+        "  --legacy URL        the legacy system, e.g. http://127.0.0.1:8090,\n"
+        "                      http://[::1]:8090, http://legacy.example:8090\n"
         "  --map FILE          mapping (default: legacy_adapter/map.json)\n"
         "  --timeout-ms N      legacy answer deadline, then 504\n"
         "                      (default 2000)\n"
-        "  --threads N         a pool of N server threads; default 0: a\n"
-        "                      thread per connection; each thread keeps\n"
-        "                      its own keep-alive client to the legacy side\n"
+        "  --threads N         server threads, i.e. requests forwarded at\n"
+        "                      once (default 32); each keeps its own\n"
+        "                      keep-alive client to the legacy side\n"
+        CUTOVER_HTTPD_USAGE
         "\n"
         "export copies stores, channels, SKUs, stock and members from the\n"
         "legacy database into the new core's (empty) schema, reports\n"
@@ -277,9 +284,12 @@ adapter_main_options(int argc, char **argv, legacy_adapter_config_t *cfg,
         { "timeout-ms", required_argument, NULL, 't' },
         { "threads", required_argument, NULL, 'n' },
         { "help", no_argument, NULL, 'h' },
+        CUTOVER_HTTPD_LONG_OPTIONS,
         { NULL, 0, NULL, 0 }
     };
-    int  c;
+    int                    c, n;
+    cutover_httpd_addr_t   addr;
+    cutover_httpd_error_t  herr;
 
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
@@ -294,9 +304,22 @@ adapter_main_options(int argc, char **argv, legacy_adapter_config_t *cfg,
             }
             break;
         case 'n':
-            o->threads = atoi(optarg);
-            if (o->threads < 0 || o->threads > 256) {
-                fprintf(stderr, "cutover-legacy-adapter: bad --threads\n");
+            n = atoi(optarg);
+            if (n < 1 || n > 256) {
+                fprintf(stderr, "cutover-legacy-adapter: bad --threads"
+                        " (1-256)\n");
+                return 2;
+            }
+            o->limits.threads = (unsigned) n;
+            break;
+        case CUTOVER_HTTPD_OPT_MAX_CONNECTIONS:
+        case CUTOVER_HTTPD_OPT_PER_IP:
+        case CUTOVER_HTTPD_OPT_REQUEST_TIMEOUT:
+            if (cutover_httpd_option(&o->limits, c, optarg, &herr)
+                != CUTOVER_HTTPD_OK)
+            {
+                fprintf(stderr, "cutover-legacy-adapter: %s\n",
+                        herr.message);
                 return 2;
             }
             break;
@@ -312,6 +335,13 @@ adapter_main_options(int argc, char **argv, legacy_adapter_config_t *cfg,
         adapter_main_usage(stderr);
         return 2;
     }
+    if (cutover_httpd_parse_listen(o->listen, &addr, &herr)
+        != CUTOVER_HTTPD_OK)
+    {
+        fprintf(stderr, "cutover-legacy-adapter: bad --listen: %s\n",
+                herr.message);
+        return 2;
+    }
     return -1;
 }
 
@@ -320,7 +350,7 @@ int
 main(int argc, char **argv)
 {
     legacy_adapter_config_t  cfg;
-    adapter_main_opts_t      o = { NULL, NULL, 0 };
+    adapter_main_opts_t      o;
     legacy_adapter_t        *ad = NULL;
     legacy_server_t         *srv = NULL;
     legacy_map_t            *map = NULL;
@@ -333,6 +363,11 @@ main(int argc, char **argv)
         return adapter_main_export(argc - 1, argv + 1);
     }
 
+    memset(&o, 0, sizeof(o));
+    cutover_httpd_limits_default(&o.limits);
+    o.limits.body_max = CUTOVER_API_BODY_MAX;
+    /* a thread waits out each legacy call: more of them than the sim's */
+    o.limits.threads = 32;
     memset(&cfg, 0, sizeof(cfg));
     cfg.timeout_ms = 2000;
     cfg.log = adapter_main_log;
@@ -362,14 +397,17 @@ main(int argc, char **argv)
     if (ad == NULL) {
         goto failed;
     }
-    srv = legacy_server_new(o.listen, (unsigned) o.threads,
+    srv = legacy_server_new("cutover-legacy-adapter", o.listen, &o.limits,
                             legacy_adapter_handle, ad, &err);
     if (srv == NULL) {
         goto failed;
     }
     snprintf(msg, sizeof(msg), "listening on %s, legacy %s, map %s,"
-             " timeout %ld ms", o.listen, cfg.legacy_url, o.map_path,
-             cfg.timeout_ms);
+             " timeout %ld ms, %u threads, at most %u connections (%u per"
+             " address), request timeout %us", o.listen, cfg.legacy_url,
+             o.map_path, cfg.timeout_ms, o.limits.threads,
+             o.limits.max_connections, o.limits.per_ip,
+             o.limits.request_timeout);
     adapter_main_log(NULL, LEGACY_LOG_INFO, msg);
 
     sigwait(&set, &sig);

@@ -7,23 +7,32 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/cutover_httpd.h"
 #include "common/cutover_log.h"
+#include "common/cutover_purge.h"
 #include "legacy_adapter/legacy_server.h"
 #include "legacy_adapter/legacy_sim.h"
 
 
+/* One batch of answered serial numbers older than $1 seconds. */
+#define SIM_PURGE_SQL                                                        \
+    "DELETE FROM legacy.qqlsh WHERE ctid IN (SELECT ctid FROM legacy.qqlsh " \
+    "WHERE xy IS NOT NULL AND cjsj < now() - make_interval(secs => "         \
+    "$1::double precision) LIMIT $2::int)"
+
 typedef struct {
-    const char  *listen;
-    int          init;
-    int          seed;
-    int          threads;
+    const char              *listen;
+    int                      init;
+    int                      seed;
+    uint64_t                 idem_ttl;
+    cutover_httpd_limits_t   limits;
 } sim_main_opts_t;
 
 
 static void sim_main_log(void *data, int level, const char *message);
 static int sim_main_options(int argc, char **argv, legacy_sim_config_t *cfg,
     sim_main_opts_t *o);
-static int sim_main_serve(const char *listen, int threads,
+static int sim_main_serve(const sim_main_opts_t *o,
     legacy_sim_config_t *cfg);
 static void sim_main_usage(FILE *out);
 
@@ -46,20 +55,28 @@ sim_main_usage(FILE *out)
         "           [--init-schema] [--seed]\n"
         "           [--quirks LIST | --no-quirks] [--threads N]"
         " [--delay-ms N]\n"
+        "           [--idempotency-ttl T] [--max-connections N]\n"
+        "           [--per-ip-connections N] [--request-timeout T]\n"
         "\n"
         "The stand-in legacy store system: its own ledger in schema\n"
         "\"legacy\", pinyin fields, fen, numeric channel codes, China time,\n"
         "an always-200 {code,msg,data} envelope, BSON or JSON bodies.\n"
         "\n"
-        "  --listen ADDR:PORT  serve the legacy API (POST /lsapi/...)\n"
+        "  --listen ADDR:PORT  serve the legacy API (POST /lsapi/...);\n"
+        "                      127.0.0.1:8090, [::1]:8090, localhost:8090\n"
         "  --db CONNINFO       libpq connection string\n"
         "  --init-schema       create the legacy schema if missing\n"
         "  --seed              load the demo ledger (clean re-seed)\n"
         "  --quirks LIST       comma list of points_floor, oversell,\n"
         "                      cancel_keeps_points (default: all on)\n"
         "  --no-quirks         behave like the new core\n"
-        "  --threads N         server threads (default 8)\n"
+        "  --threads N         server threads, each with its own database\n"
+        "                      connection (default 8)\n"
         "  --delay-ms N        answer every request N ms late (tests)\n"
+        "  --idempotency-ttl T keep answered serial numbers (qqlsh) for T\n"
+        "                      (7d, 12h, 30m, 45s; default 7d); older ones\n"
+        "                      are purged and a replay is a new request\n"
+        CUTOVER_HTTPD_USAGE
         "Without --listen it does --init-schema/--seed and exits.\n");
 }
 
@@ -78,11 +95,15 @@ sim_main_options(int argc, char **argv, legacy_sim_config_t *cfg,
         { "no-quirks", no_argument, NULL, 'n' },
         { "threads", required_argument, NULL, 't' },
         { "delay-ms", required_argument, NULL, 'w' },
+        { "idempotency-ttl", required_argument, NULL, 'T' },
         { "help", no_argument, NULL, 'h' },
+        CUTOVER_HTTPD_LONG_OPTIONS,
         { NULL, 0, NULL, 0 }
     };
-    legacy_error_t  err;
-    int             c;
+    legacy_error_t         err;
+    cutover_httpd_error_t  herr;
+    cutover_httpd_addr_t   addr;
+    int                    c;
 
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
@@ -100,14 +121,35 @@ sim_main_options(int argc, char **argv, legacy_sim_config_t *cfg,
             }
             break;
         case 't':
-            o->threads = atoi(optarg);
-            if (o->threads < 1 || o->threads > 256) {
+            c = atoi(optarg);
+            if (c < 1 || c > 256) {
                 fprintf(stderr, "legacy-store-sim: bad --threads\n");
                 return 2;
             }
+            o->limits.threads = (unsigned) c;
             break;
         case 'w':
             cfg->delay_ms = atoi(optarg);
+            break;
+        case 'T':
+            if (cutover_httpd_parse_duration(optarg, &o->idem_ttl)
+                != CUTOVER_HTTPD_OK)
+            {
+                fprintf(stderr, "legacy-store-sim: bad --idempotency-ttl "
+                        "\"%s\" (want a duration: 7d, 12h, 30m, 45s)\n",
+                        optarg);
+                return 2;
+            }
+            break;
+        case CUTOVER_HTTPD_OPT_MAX_CONNECTIONS:
+        case CUTOVER_HTTPD_OPT_PER_IP:
+        case CUTOVER_HTTPD_OPT_REQUEST_TIMEOUT:
+            if (cutover_httpd_option(&o->limits, c, optarg, &herr)
+                != CUTOVER_HTTPD_OK)
+            {
+                fprintf(stderr, "legacy-store-sim: %s\n", herr.message);
+                return 2;
+            }
             break;
         case 'h':
             sim_main_usage(stdout);
@@ -123,16 +165,25 @@ sim_main_options(int argc, char **argv, legacy_sim_config_t *cfg,
         sim_main_usage(stderr);
         return 2;
     }
+    if (o->listen != NULL
+        && cutover_httpd_parse_listen(o->listen, &addr, &herr)
+           != CUTOVER_HTTPD_OK)
+    {
+        fprintf(stderr, "legacy-store-sim: bad --listen: %s\n",
+                herr.message);
+        return 2;
+    }
     return -1;
 }
 
 
 /* Serves until SIGTERM or SIGINT. */
 static int
-sim_main_serve(const char *listen, int threads, legacy_sim_config_t *cfg)
+sim_main_serve(const sim_main_opts_t *o, legacy_sim_config_t *cfg)
 {
     legacy_sim_t     *sim = NULL;
     legacy_server_t  *srv = NULL;
+    cutover_purge_t  *purge = NULL;
     legacy_error_t    err;
     int               rc = 1, sig;
     sigset_t          set;
@@ -149,12 +200,22 @@ sim_main_serve(const char *listen, int threads, legacy_sim_config_t *cfg)
     if (sim == NULL) {
         goto failed;
     }
-    srv = legacy_server_new(listen, (unsigned) threads, legacy_sim_handle,
-                            sim, &err);
+    srv = legacy_server_new("legacy-store-sim", o->listen, &o->limits,
+                            legacy_sim_handle, sim, &err);
     if (srv == NULL) {
         goto failed;
     }
-    snprintf(msg, sizeof(msg), "listening on %s, quirks:%s%s%s%s", listen,
+    purge = cutover_purge_start("legacy-store-sim", cfg->conninfo,
+                                "answered serial numbers", SIM_PURGE_SQL,
+                                o->idem_ttl);
+    if (purge == NULL) {
+        legacy_error_set(&err, LEGACY_E_INTERNAL,
+                         "cannot start the serial number purge");
+        goto failed;
+    }
+    snprintf(msg, sizeof(msg), "listening on %s, idempotency ttl %llus,"
+             " quirks:%s%s%s%s", o->listen,
+             (unsigned long long) o->idem_ttl,
              cfg->points_floor ? " points_floor" : "",
              cfg->oversell ? " oversell" : "",
              cfg->cancel_keeps_points ? " cancel_keeps_points" : "",
@@ -172,6 +233,7 @@ failed:
     sim_main_log(NULL, LEGACY_LOG_ERR, err.message);
 
 cleanup:
+    cutover_purge_stop(purge);
     legacy_server_free(srv);
     legacy_sim_free(sim);
     return rc;
@@ -182,11 +244,15 @@ int
 main(int argc, char **argv)
 {
     legacy_sim_config_t  cfg;
-    sim_main_opts_t      o = { NULL, 0, 0, 8 };
+    sim_main_opts_t      o;
     legacy_error_t       err;
     char                 msg[512];
     int                  rc;
 
+    memset(&o, 0, sizeof(o));
+    o.idem_ttl = 7 * 86400;
+    cutover_httpd_limits_default(&o.limits);
+    o.limits.body_max = LEGACY_BODY_MAX;
     memset(&cfg, 0, sizeof(cfg));
     cfg.points_floor = 1;
     cfg.oversell = 1;
@@ -216,5 +282,5 @@ main(int argc, char **argv)
     if (o.listen == NULL) {
         return 0;
     }
-    return sim_main_serve(o.listen, o.threads, &cfg);
+    return sim_main_serve(&o, &cfg);
 }

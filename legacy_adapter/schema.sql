@@ -60,3 +60,5 @@ CREATE TABLE IF NOT EXISTS legacy.qqlsh (
     xy     text,
     cjsj   timestamptz NOT NULL DEFAULT now()
 );
+-- The stand-in's --idempotency-ttl purge deletes by age in batches.
+CREATE INDEX IF NOT EXISTS qqlsh_cjsj ON legacy.qqlsh (cjsj);

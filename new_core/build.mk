@@ -13,6 +13,7 @@ $(BIN)/cutover-newcore: $(OBJ)/new_core/main.o $(LIB)/libnewcore.a \
 	$(CC) -o $@ $^ $(PKG_LDLIBS)
 
 UNIT_TESTS += $(TBIN)/check_newcore
-$(TBIN)/check_newcore: $(OBJ)/tests/unit/check_newcore.o $(LIB)/libnewcore.a
+$(TBIN)/check_newcore: $(OBJ)/tests/unit/check_newcore.o $(LIB)/libnewcore.a \
+    $(LIB)/libcommon.a
 	@mkdir -p $(TBIN)
 	$(CC) -o $@ $^ $(PKG_LDLIBS) $(CHECK_LDLIBS)

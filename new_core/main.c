@@ -6,7 +6,9 @@
  * time they arrive (a till that does not retry needs no key); writes with
  * one are applied once: the same key and body get the stored answer, another
  * body 422, a concurrent duplicate 409 idempotency_in_progress.  The gateway
- * always sends $cutover_request_id as the key.
+ * always sends $cutover_request_id as the key.  Stored answers are kept for
+ * --idempotency-ttl (default 7 days) and purged in the background; a key
+ * replayed after that is a new request.
  */
 
 #include <getopt.h>
@@ -18,12 +20,21 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/cutover_httpd.h"
 #include "common/cutover_log.h"
+#include "common/cutover_purge.h"
 #include "new_core/newcore_db.h"
 #include "new_core/newcore_http.h"
 
 #define NEWCORE_THREADS_DEFAULT  8
 #define NEWCORE_THREADS_MAX      256
+#define NEWCORE_IDEM_TTL         (7 * 86400)
+
+/* One batch of stored answers older than $1 seconds. */
+#define NEWCORE_PURGE_SQL                                                    \
+    "DELETE FROM newcore.idempotency WHERE ctid IN (SELECT ctid FROM "       \
+    "newcore.idempotency WHERE created_at < now() - make_interval(secs => "  \
+    "$1::double precision) LIMIT $2::int)"
 
 typedef struct {
     const char  *listen;
@@ -32,6 +43,8 @@ typedef struct {
     int          init_schema;
     int          seed;
     int          check;
+    uint64_t     idem_ttl;
+    cutover_httpd_limits_t  limits;
 } newcore_args_t;
 
 
@@ -65,16 +78,25 @@ newcore_usage(FILE *out)
     fprintf(out,
         "usage: cutover-newcore --listen ADDR:PORT --db CONNINFO\n"
         "                       [--threads N] [--init-schema] [--seed]\n"
+        "                       [--idempotency-ttl T] [--max-connections N]\n"
+        "                       [--per-ip-connections N]"
+        " [--request-timeout T]\n"
         "       cutover-newcore --db CONNINFO --check-ledger\n"
         "\n"
         "The new ERP core: the canonical API (orders, inventory, members)\n"
         "on PostgreSQL, plus GET /health.\n"
         "\n"
-        "  --listen ADDR:PORT  IPv4 address and port to serve on\n"
+        "  --listen ADDR:PORT  where to serve: 127.0.0.1:8081, [::1]:8081,\n"
+        "                      localhost:8081, *:8081\n"
         "  --db CONNINFO       libpq connection string\n"
         "  --threads N         database connections, i.e. requests served\n"
-        "                      at once (default %d); each client connection\n"
-        "                      has a thread of its own (at most 1024)\n"
+        "                      at once (default %d); the server runs 4N\n"
+        "                      threads (at most 256) that take turns on\n"
+        "                      them; client connections wait in epoll\n"
+        "  --idempotency-ttl T keep stored answers of Idempotency-Keys for\n"
+        "                      T (7d, 12h, 30m, 45s; default 7d); older ones\n"
+        "                      are purged and a replay is a new request\n"
+        CUTOVER_HTTPD_USAGE
         "  --init-schema       create or migrate the schema, then serve\n"
         "  --seed              load the demo data set (no-op when loaded)\n"
         "  --check-ledger      check the ledger invariant (stock, points,\n"
@@ -118,9 +140,10 @@ newcore_check_ledger(const char *db)
 static int
 newcore_args(int argc, char **argv, newcore_args_t *args)
 {
-    int             opt;
-    char           *end, host[64];
-    unsigned short  port;
+    int                    opt;
+    char                  *end;
+    cutover_httpd_addr_t   addr;
+    cutover_httpd_error_t  herr;
 
     static const struct option  options[] = {
         { "listen", required_argument, NULL, 'l' },
@@ -129,12 +152,16 @@ newcore_args(int argc, char **argv, newcore_args_t *args)
         { "init-schema", no_argument, NULL, 'i' },
         { "seed", no_argument, NULL, 's' },
         { "check-ledger", no_argument, NULL, 'c' },
+        { "idempotency-ttl", required_argument, NULL, 'T' },
         { "help", no_argument, NULL, 'h' },
+        CUTOVER_HTTPD_LONG_OPTIONS,
         { NULL, 0, NULL, 0 }
     };
 
     memset(args, 0, sizeof(*args));
     args->threads = NEWCORE_THREADS_DEFAULT;
+    args->idem_ttl = NEWCORE_IDEM_TTL;
+    cutover_httpd_limits_default(&args->limits);
 
     while ((opt = getopt_long(argc, argv, "", options, NULL)) != -1) {
         switch (opt) {
@@ -163,9 +190,29 @@ newcore_args(int argc, char **argv, newcore_args_t *args)
         case 'c':
             args->check = 1;
             break;
+        case 'T':
+            if (cutover_httpd_parse_duration(optarg, &args->idem_ttl)
+                != CUTOVER_HTTPD_OK)
+            {
+                fprintf(stderr, "cutover-newcore: bad --idempotency-ttl "
+                        "\"%s\" (want a duration: 7d, 12h, 30m, 45s)\n",
+                        optarg);
+                return 2;
+            }
+            break;
         case 'h':
             newcore_usage(stdout);
             return 0;
+        case CUTOVER_HTTPD_OPT_MAX_CONNECTIONS:
+        case CUTOVER_HTTPD_OPT_PER_IP:
+        case CUTOVER_HTTPD_OPT_REQUEST_TIMEOUT:
+            if (cutover_httpd_option(&args->limits, opt, optarg, &herr)
+                != CUTOVER_HTTPD_OK)
+            {
+                fprintf(stderr, "cutover-newcore: %s\n", herr.message);
+                return 2;
+            }
+            break;
         default:
             newcore_usage(stderr);
             return 2;
@@ -181,13 +228,22 @@ newcore_args(int argc, char **argv, newcore_args_t *args)
     }
 
     if (args->listen != NULL
-        && newcore_parse_listen(args->listen, host, sizeof(host), &port)
-           != NEWCORE_OK)
+        && cutover_httpd_parse_listen(args->listen, &addr, &herr)
+           != CUTOVER_HTTPD_OK)
     {
-        fprintf(stderr, "cutover-newcore: bad --listen \"%s\" "
-                "(want ADDR:PORT)\n", args->listen);
+        fprintf(stderr, "cutover-newcore: bad --listen: %s\n", herr.message);
         return 2;
     }
+
+    /*
+     * libmicrohttpd ties a connection to one pool thread: with a thread
+     * per database connection a request would wait behind another
+     * connection's on its thread while other connections sit idle.  Four
+     * threads per database connection queue requests in the pool's fair
+     * line instead, as a thread per client connection did.
+     */
+    args->limits.threads = (unsigned) (4 * args->threads > 256 ? 256
+                                       : 4 * args->threads);
 
     return -1;
 }
@@ -232,8 +288,10 @@ newcore_serve(const newcore_args_t *args)
     newcore_error_t    err;
     newcore_pool_t    *pool;
     newcore_server_t  *server;
+    cutover_purge_t   *purge;
 
     server = NULL;
+    purge = NULL;
     rc = 1;
 
     /* worker threads inherit this mask; only sigwait() sees the signals */
@@ -250,14 +308,28 @@ newcore_serve(const newcore_args_t *args)
         goto cleanup;
     }
 
-    server = newcore_server_new(args->listen, pool, newcore_log, NULL, &err);
+    server = newcore_server_new(args->listen, &args->limits, pool,
+                                newcore_log, NULL, &err);
     if (server == NULL) {
         newcore_log(NULL, "ERROR", "%s", err.message);
         goto cleanup;
     }
 
-    newcore_log(NULL, "INFO", "listening on %s with %d database connections",
-                args->listen, args->threads);
+    purge = cutover_purge_start("cutover-newcore", args->db,
+                                "stored idempotent answers",
+                                NEWCORE_PURGE_SQL, args->idem_ttl);
+    if (purge == NULL) {
+        newcore_log(NULL, "ERROR", "cannot start the idempotency purge");
+        goto cleanup;
+    }
+
+    newcore_log(NULL, "INFO", "listening on %s with %d database connections "
+                "and %u threads, at most %u connections (%u per address), "
+                "request timeout %us, idempotency ttl %llus", args->listen,
+                args->threads, args->limits.threads,
+                args->limits.max_connections,
+                args->limits.per_ip, args->limits.request_timeout,
+                (unsigned long long) args->idem_ttl);
 
     if (sigwait(&set, &sig) != 0) {
         sig = SIGTERM;
@@ -269,6 +341,7 @@ newcore_serve(const newcore_args_t *args)
 
 cleanup:
 
+    cutover_purge_stop(purge);
     newcore_server_free(server);
     newcore_pool_free(pool);
     if (rc == 0) {

@@ -23,6 +23,21 @@ static int newcore_parse_line(newcore_line_t *line, size_t n,
     bson_iter_t *it, newcore_error_t *err);
 static int newcore_parse_payment(newcore_order_t *order, const bson_t *doc,
     newcore_error_t *err);
+static int newcore_known_fields(const bson_t *doc, const char *where,
+    const char *const *known, newcore_error_t *err);
+
+static const char *const  newcore_order_fields[] = {
+    "order_id", "store_id", "channel", "member_id", "lines", "payment", NULL
+};
+static const char *const  newcore_line_fields[] = {
+    "sku", "qty", "unit_price", NULL
+};
+static const char *const  newcore_payment_fields[] = {
+    "method", "amount", NULL
+};
+static const char *const  newcore_adjust_fields[] = {
+    "store_id", "sku", "delta", "reason", NULL
+};
 
 
 newcore_order_t *
@@ -42,21 +57,7 @@ newcore_order_free(newcore_order_t *order)
 int
 newcore_id_valid(const char *s, size_t len)
 {
-    size_t  i;
-
-    if (s == NULL || len == 0 || len > NEWCORE_ID_MAX) {
-        return 0;
-    }
-
-    for (i = 0; i < len; i++) {
-        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z')
-              || (s[i] >= '0' && s[i] <= '9') || s[i] == '_' || s[i] == '-'))
-        {
-            return 0;
-        }
-    }
-
-    return 1;
+    return cutover_api_id_valid(s, len);
 }
 
 
@@ -109,6 +110,42 @@ newcore_json_doc(const char *body, size_t len, newcore_error_t *err)
 }
 
 
+/*
+ * Every key of doc must be one of known: a field the core does not know is
+ * refused (400, named as $.where.field), never silently dropped.
+ */
+static int
+newcore_known_fields(const bson_t *doc, const char *where,
+    const char *const *known, newcore_error_t *err)
+{
+    size_t        i;
+    bson_iter_t   it;
+    const char   *key;
+
+    if (!bson_iter_init(&it, doc)) {
+        newcore_error_set(err, 400, "invalid_request", "bad object");
+        return NEWCORE_ERROR;
+    }
+
+    while (bson_iter_next(&it)) {
+        key = bson_iter_key(&it);
+        for (i = 0; known[i] != NULL; i++) {
+            if (strcmp(known[i], key) == 0) {
+                break;
+            }
+        }
+
+        if (known[i] == NULL) {
+            newcore_error_set(err, 400, "invalid_request",
+                              "$%s.%.100s: unknown field", where, key);
+            return NEWCORE_ERROR;
+        }
+    }
+
+    return NEWCORE_OK;
+}
+
+
 /* A string field holding an id; absent or null is fine when optional. */
 static int
 newcore_get_id(const bson_t *doc, const char *field, char *out, int optional,
@@ -140,8 +177,8 @@ newcore_get_id(const bson_t *doc, const char *field, char *out, int optional,
     s = bson_iter_utf8(&it, &len);
     if (!newcore_id_valid(s, len)) {
         newcore_error_set(err, 400, "invalid_request",
-                          "field %s must be 1-%d characters of A-Z a-z 0-9 _ -",
-                          field, NEWCORE_ID_MAX);
+                          "field %s must be 1-%d characters of "
+                          "A-Z a-z 0-9 . _ -", field, NEWCORE_ID_MAX);
         return NEWCORE_ERROR;
     }
 
@@ -214,6 +251,12 @@ newcore_order_parse(newcore_order_t *order, const char *body, size_t len,
     }
 
     rc = NEWCORE_ERROR;
+
+    if (newcore_known_fields(doc, "", newcore_order_fields, err)
+        != NEWCORE_OK)
+    {
+        goto cleanup;
+    }
 
     if (newcore_get_id(doc, "order_id", order->order_id, 1, err)
         || newcore_get_id(doc, "store_id", order->store_id, 0, err)
@@ -300,6 +343,7 @@ newcore_parse_line(newcore_line_t *line, size_t n, bson_iter_t *it,
     const uint8_t *data;
     uint32_t       len;
     int            rc;
+    char           where[32];
 
     if (!BSON_ITER_HOLDS_DOCUMENT(it)) {
         newcore_error_set(err, 400, "invalid_request",
@@ -311,6 +355,13 @@ newcore_parse_line(newcore_line_t *line, size_t n, bson_iter_t *it,
     if (!bson_init_static(&sub, data, len)) {
         newcore_error_set(err, 400, "invalid_request",
                           "lines[%zu] is not a valid object", n);
+        return NEWCORE_ERROR;
+    }
+
+    snprintf(where, sizeof(where), ".lines[%zu]", n);
+    if (newcore_known_fields(&sub, where, newcore_line_fields, err)
+        != NEWCORE_OK)
+    {
         return NEWCORE_ERROR;
     }
 
@@ -375,6 +426,12 @@ newcore_parse_payment(newcore_order_t *order, const bson_t *doc,
     bson_iter_document(&it, &len, &data);
     if (!bson_init_static(&sub, data, len)) {
         newcore_error_set(err, 400, "invalid_request", "bad payment");
+        return NEWCORE_ERROR;
+    }
+
+    if (newcore_known_fields(&sub, ".payment", newcore_payment_fields, err)
+        != NEWCORE_OK)
+    {
         return NEWCORE_ERROR;
     }
 
@@ -507,6 +564,12 @@ newcore_adjust_parse(newcore_adjust_t *adj, const char *body, size_t len,
     }
 
     rc = NEWCORE_ERROR;
+
+    if (newcore_known_fields(doc, "", newcore_adjust_fields, err)
+        != NEWCORE_OK)
+    {
+        goto cleanup;
+    }
 
     if (newcore_get_id(doc, "store_id", adj->store_id, 0, err)
         || newcore_get_id(doc, "sku", adj->sku, 0, err))

@@ -6,13 +6,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/cutover_api.h"
 #include "new_core/newcore_buf.h"
 
-#define NEWCORE_ID_MAX           64
-#define NEWCORE_ORDER_MAX_LINES  100
+#define NEWCORE_ID_MAX           CUTOVER_API_ID_MAX
+#define NEWCORE_ORDER_MAX_LINES  CUTOVER_API_LINES_MAX
 #define NEWCORE_QTY_MAX          10000
 #define NEWCORE_DELTA_MAX        1000000
-#define NEWCORE_BODY_MAX         (64 * 1024)
+#define NEWCORE_BODY_MAX         CUTOVER_API_BODY_MAX
 
 typedef struct {
     char     sku[NEWCORE_ID_MAX + 1];
@@ -47,7 +48,7 @@ typedef struct {
 newcore_order_t *newcore_order_new(void);
 void newcore_order_free(newcore_order_t *order);
 
-/* 1..64 characters of [A-Za-z0-9_-]. */
+/* 1..64 characters of [A-Za-z0-9._-] (cutover_api_id_valid). */
 int newcore_id_valid(const char *s, size_t len);
 
 /* One of pos, eshop, miniapp, marketplace. */
@@ -56,7 +57,8 @@ int newcore_channel_valid(const char *s);
 /*
  * Parses and validates a POST /api/v1/orders body (JSON).  Fills order with
  * what the client sent; prices not given are left at -1.  On a bad body
- * returns NEWCORE_ERROR with err set (400 invalid_request).
+ * (an unknown field too, named in the message) returns NEWCORE_ERROR with
+ * err set (400 invalid_request).
  */
 int newcore_order_parse(newcore_order_t *order, const char *body, size_t len,
     newcore_error_t *err);

@@ -114,7 +114,8 @@ CREATE TABLE IF NOT EXISTS newcore.ledger (
 );
 
 -- Stored answers of writes sent with an Idempotency-Key (successes only: a
--- refused write changed nothing and is simply evaluated again).
+-- refused write changed nothing and is simply evaluated again), kept for
+-- the core's --idempotency-ttl.
 CREATE TABLE IF NOT EXISTS newcore.idempotency (
     idem_key      text PRIMARY KEY,
     request_hash  text NOT NULL,
@@ -122,6 +123,10 @@ CREATE TABLE IF NOT EXISTS newcore.idempotency (
     body          text NOT NULL,
     created_at    timestamptz NOT NULL DEFAULT now()
 );
+
+-- The background purge (--idempotency-ttl) deletes by age in batches.
+CREATE INDEX IF NOT EXISTS idempotency_created_at
+    ON newcore.idempotency (created_at);
 
 
 -- The deterministic demo data set (../shared seed brief); a no-op once

@@ -26,7 +26,7 @@ $(BIN)/cutover-shadowd: $(OBJ)/shadow/main.o $(LIB)/libshadow.a \
 
 UNIT_TESTS += $(TBIN)/check_shadow
 $(TBIN)/check_shadow: $(OBJ)/tests/unit/check_shadow.o $(LIB)/libshadow.a \
-    $(LIB)/libcompare.a $(LIB)/libcutover.a \
+    $(LIB)/libcompare.a $(LIB)/libcutover.a $(LIB)/libcommon.a \
     $(OBJ)/shadow/ngx_flags.stamp
 	@mkdir -p $(TBIN)
 	$(CC) -o $@ $(filter-out %.stamp,$^) $(PKG_LDLIBS) $(CHECK_LDLIBS)

@@ -13,12 +13,13 @@
 
 #include <microhttpd.h>
 
+#include "common/cutover_httpd.h"
 #include "shadow/shadow_metrics.h"
 #include "shadow/shadow_reader.h"
 
 
 struct shadow_metrics_s {
-    struct MHD_Daemon  *mhd;
+    cutover_httpd_t    *mhd;
     pthread_mutex_t     lock;
     shadow_stats_t      stats;
 };
@@ -376,33 +377,9 @@ shadow_metrics_t *
 shadow_metrics_start(const char *listen, const shadow_stats_t *initial,
     shadow_error_t *err)
 {
-    char                host[256];
-    const char         *colon;
-    long                port;
-    shadow_metrics_t   *m;
-    struct sockaddr_in  sin;
-
-    colon = strrchr(listen, ':');
-    port = colon ? strtol(colon + 1, NULL, 10) : 0;
-    if (colon == NULL || (size_t) (colon - listen) >= sizeof(host)
-        || port <= 0 || port > 65535)
-    {
-        shadow_error_set(err, SHADOW_ERROR, "metrics_listen \"%s\" is not "
-                         "ADDR:PORT", listen);
-        return NULL;
-    }
-
-    memcpy(host, listen, colon - listen);
-    host[colon - listen] = '\0';
-
-    memset(&sin, 0, sizeof(sin));
-    sin.sin_family = AF_INET;
-    sin.sin_port = htons((uint16_t) port);
-    if (inet_pton(AF_INET, host, &sin.sin_addr) != 1) {
-        shadow_error_set(err, SHADOW_ERROR, "metrics_listen \"%s\": not an "
-                         "IPv4 address", listen);
-        return NULL;
-    }
+    shadow_metrics_t       *m;
+    cutover_httpd_conf_t    conf;
+    cutover_httpd_error_t   herr;
 
     m = calloc(1, sizeof(*m));
     if (m == NULL) {
@@ -412,14 +389,24 @@ shadow_metrics_start(const char *listen, const shadow_stats_t *initial,
 
     m->stats = *initial;
     pthread_mutex_init(&m->lock, NULL);
-    m->mhd = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD,
-                              (uint16_t) port, NULL, NULL,
-                              shadow_metrics_answer, m,
-                              MHD_OPTION_SOCK_ADDR, (struct sockaddr *) &sin,
-                              MHD_OPTION_END);
+
+    /* a scrape or two at a time: one thread, few connections, no body */
+    memset(&conf, 0, sizeof(conf));
+    conf.program = "cutover-shadowd";
+    conf.listen = listen;
+    cutover_httpd_limits_default(&conf.limits);
+    conf.limits.threads = 1;
+    conf.limits.max_connections = 64;
+    conf.limits.per_ip = 64;
+    conf.limits.request_timeout = 10;
+    conf.limits.body_max = 0;
+    conf.mhd_handler = shadow_metrics_answer;
+    conf.data = m;
+
+    m->mhd = cutover_httpd_start(&conf, &herr);
     if (m->mhd == NULL) {
-        shadow_error_set(err, SHADOW_ERROR, "cannot listen on \"%s\" for "
-                         "metrics", listen);
+        shadow_error_set(err, SHADOW_ERROR, "metrics_listen: %s",
+                         herr.message);
         pthread_mutex_destroy(&m->lock);
         free(m);
         return NULL;
@@ -445,7 +432,7 @@ shadow_metrics_stop(shadow_metrics_t *m)
         return;
     }
 
-    MHD_stop_daemon(m->mhd);
+    cutover_httpd_stop(m->mhd);
     pthread_mutex_destroy(&m->lock);
     free(m);
 }

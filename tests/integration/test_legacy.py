@@ -3,6 +3,7 @@ its seed, its quirks on and off), the adapter's canonical answers, legacy
 failures (down, slow, garbage) and the store-system migration into the new
 core, all against the session PostgreSQL cluster."""
 
+import http.client
 import http.server
 import json
 import os
@@ -295,6 +296,51 @@ def test_sim_serial_number_applies_once(env):
     body["mx"][0]["sl"] = 4
     assert sim_call(env.sim_c_url, "/lsapi/xsd/create", body)[1]["code"] \
         == 3003
+
+
+def test_sim_serial_numbers_expire(env):
+    """--idempotency-ttl: answered serial numbers are purged in batches in
+    the background while writes go on; a replay after that is new."""
+    env.pg.psql("legacy_it", "INSERT INTO legacy.qqlsh (qqlsh, jk, zy, xy,"
+                " cjsj) SELECT 'old-' || g, 'xsd/create', 'h', '{}', now() -"
+                " interval '1 day' FROM generate_series(1, 50000) g")
+    p, url = start_sim(env, "sim-ttl", "--no-quirks", "--idempotency-ttl",
+                       "2s")
+    try:
+        body = {"qqlsh": "sim-ttl-1", "mdbh": "S152", "qd": 1,
+                "mx": [{"spbm": "SKU00152", "sl": 1}]}
+        first = sim_call(url, "/lsapi/xsd/create", body)[1]
+        assert first["code"] == 0
+        assert sim_call(url, "/lsapi/xsd/create", body)[1] == first
+
+        slowest, during, t0 = 0.0, 0, time.monotonic()
+        while True:
+            left = int(env.pg.psql("legacy_it", "SELECT count(*) FROM "
+                                   "legacy.qqlsh WHERE qqlsh LIKE 'old-%'"))
+            if left == 0:
+                break
+            assert time.monotonic() - t0 < 20, p.log_tail()
+            t1 = time.monotonic()
+            r = sim_call(url, "/lsapi/kc/adjust",
+                         {"qqlsh": "w-%f" % t1, "mdbh": "S152",
+                          "spbm": "SKU00153", "tzsl": 1, "tzyy": 1})[1]
+            slowest = max(slowest, time.monotonic() - t1)
+            during += left < 50000
+            assert r["code"] == 0, r
+        assert during > 0 and slowest < 1.0, (during, slowest)
+
+        deadline = time.monotonic() + 10
+        while env.pg.psql("legacy_it", "SELECT count(*) FROM legacy.qqlsh "
+                          "WHERE qqlsh = 'sim-ttl-1'") != "0":
+            assert time.monotonic() < deadline, p.log_tail()
+            time.sleep(0.2)
+        again = sim_call(url, "/lsapi/xsd/create", body)[1]
+        assert again["code"] == 0
+        assert again["data"]["djh"] != first["data"]["djh"]
+        assert "purged" in p.log_tail(100)
+    finally:
+        assert p.stop() == 0
+        env.procs.remove(p)
 
 
 def test_sim_reseed_is_clean(env, pg):
@@ -728,6 +774,69 @@ def test_sim_database_down_is_503_then_recovers(env):
         for p in procs:
             p.stop()
         own.destroy()
+
+
+# --- addresses: IPv6 and host names on both ends ----------------------------
+
+def has_ipv6_loopback():
+    r = subprocess.run(["ip", "-6", "addr", "show", "lo"],
+                       capture_output=True, text=True)
+    return "::1" in r.stdout
+
+
+@pytest.mark.parametrize("sim_listen,legacy,ad_listen,host", [
+    ("[::1]:%d", "http://[::1]:%d", "[::1]:%d", "::1"),
+    ("localhost:%d", "http://localhost:%d", "localhost:%d", "localhost"),
+])
+def test_adapter_ipv6_and_host_names(env, sim_listen, legacy, ad_listen,
+                                     host):
+    if "::1" in sim_listen and not has_ipv6_loopback():
+        pytest.skip("no ::1 on lo (ip -6 addr show lo)")
+    sp, ap = harness.free_port(), harness.free_port()
+    sim = harness.Proc([SIM, "--listen", sim_listen % sp, "--db", env.db],
+                       os.path.join(env.dir, "sim-addr.log"))
+    ad = harness.Proc([ADAPTER, "--listen", ad_listen % ap, "--legacy",
+                       legacy % sp], os.path.join(env.dir, "ad-addr.log"),
+                      cwd=harness.ROOT)
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                c = http.client.HTTPConnection(host, ap, timeout=5)
+                c.request("GET", "/api/v1/members/M000001")
+                r = c.getresponse()
+                data = r.read()
+                c.close()
+                if r.status == 200:
+                    break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, ad.log_tail() + sim.log_tail()
+            time.sleep(0.05)
+        member = json.loads(data)
+        assert member["member_id"] == "M000001"
+        assert sorted(member) == ["member_id", "points", "tier"]
+        assert ("listening on " + ad_listen % ap) in ad.log_tail()
+        assert ("listening on " + sim_listen % sp) in sim.log_tail()
+    finally:
+        assert ad.stop() == 0
+        assert sim.stop() == 0
+
+
+def test_listen_errors_are_named(env):
+    for argv in [[SIM, "--db", env.db, "--listen", "[::1:80"],
+                 [SIM, "--db", env.db, "--listen", "127.0.0.1:0"],
+                 [ADAPTER, "--legacy", "http://x", "--listen", "nohost:1x"],
+                 [ADAPTER, "--legacy", "http://x", "--listen", "1.2.3.4"],
+                 [ADAPTER, "--legacy", "http://x", "--listen", "*:1",
+                  "--request-timeout", "2d"],
+                 [ADAPTER, "--legacy", "http://x", "--listen", "*:1",
+                  "--threads", "0"],
+                 [SIM, "--db", env.db, "--seed", "--idempotency-ttl", "1y"]]:
+        r = subprocess.run(argv, capture_output=True, text=True,
+                           cwd=harness.ROOT)
+        assert r.returncode == 2, argv
+        assert r.stderr.strip(), argv
 
 
 # --- dual-run parity: the adapter answers as the new core does ---------------

@@ -407,6 +407,66 @@ def test_idempotent_replays(core):
     assert stock(core, "S005", "SKU00100") == s0 - 2
 
 
+class Other:
+    """A second cutover-newcore on the module's database."""
+
+    def __init__(self, core, tmp, *extra):
+        self.port = harness.free_port()
+        self.url = "http://127.0.0.1:%d" % self.port
+        self.proc = harness.Proc([CORE, "--listen", "127.0.0.1:%d" % self.port,
+                                  "--db", core.conninfo] + list(extra),
+                                 os.path.join(tmp, "other.log"),
+                                 port=self.port)
+
+
+def test_idempotency_rows_expire(core, tmpdir_w):
+    """--idempotency-ttl: stored answers go in batches in the background;
+    writes go on meanwhile; a key replayed after that is a new request."""
+    core.sql("INSERT INTO newcore.idempotency (idem_key, request_hash, "
+             "status, body, created_at) SELECT 'old-' || g, 'h', 201, '{}', "
+             "now() - interval '1 day' FROM generate_series(1, 100000) g")
+    other = Other(core, tmpdir_w, "--idempotency-ttl", "2s")
+    try:
+        key = "ttl-" + str(uuid.uuid4())
+        body = order_body("S007", "pos", None, [{"sku": "SKU00070",
+                                                 "qty": 1}])
+        st, first = call(other, "POST", "/api/v1/orders", body, key=key)
+        assert st == 201
+        assert call(other, "POST", "/api/v1/orders", body, key=key) == \
+            (201, first)
+
+        # writes while the 100 000 old answers are purged
+        slowest, during, t0 = 0.0, 0, time.monotonic()
+        while True:
+            left = core.scalar("SELECT count(*) FROM newcore.idempotency "
+                               "WHERE idem_key LIKE 'old-%'")
+            if left == 0:
+                break
+            assert time.monotonic() - t0 < 20, other.proc.log_tail()
+            t1 = time.monotonic()
+            st, _ = call(other, "POST", "/api/v1/orders", body,
+                         key=str(uuid.uuid4()))
+            slowest = max(slowest, time.monotonic() - t1)
+            during += left < 100000
+            assert st == 201
+        assert during > 0 and slowest < 1.0, (during, slowest)
+
+        deadline = time.monotonic() + 10
+        while core.scalar("SELECT count(*) FROM newcore.idempotency "
+                          "WHERE idem_key = '%s'" % key) > 0:
+            assert time.monotonic() < deadline, other.proc.log_tail()
+            time.sleep(0.2)
+        st, again = call(other, "POST", "/api/v1/orders", body, key=key)
+        assert st == 201 and again["order_id"] != first["order_id"]
+        log = other.proc.log_tail(100)
+        assert "idempotency ttl 2s" in log
+        purged = [int(w) for line in log.splitlines() if "purged" in line
+                  for w in line.split("(")[1].split()[:1]]
+        assert purged and max(purged) >= 100000, log
+    finally:
+        assert other.proc.stop() == 0
+
+
 def test_concurrent_duplicates(core):
     key = "conc-" + str(uuid.uuid4())
     body = json.dumps(order_body("S006", "pos", "M000600",
@@ -725,10 +785,50 @@ def test_command_line():
                  ["--db", "x", "--listen", "nowhere"],
                  ["--db", "x", "--listen", "127.0.0.1:99999"],
                  ["--listen", "127.0.0.1:8081"], ["--bogus"],
-                 ["--db", "x", "--seed", "extra"]]:
+                 ["--db", "x", "--seed", "extra"],
+                 ["--db", "x", "--listen", "[::1:8081"],
+                 ["--db", "x", "--listen", "no-such-host.invalid:8081"],
+                 ["--db", "x", "--seed", "--idempotency-ttl", "7w"],
+                 ["--db", "x", "--seed", "--idempotency-ttl", "0s"],
+                 ["--db", "x", "--seed", "--request-timeout", "0"],
+                 ["--db", "x", "--seed", "--per-ip-connections", "x"]]:
         r = subprocess.run([CORE] + argv, capture_output=True, text=True)
         assert r.returncode == 2, argv
         assert "usage" in r.stderr or "--" in r.stderr
+
+
+def has_ipv6_loopback():
+    r = subprocess.run(["ip", "-6", "addr", "show", "lo"],
+                       capture_output=True, text=True)
+    return "::1" in r.stdout
+
+
+@pytest.mark.parametrize("listen,host", [("[::1]:%d", "::1"),
+                                         ("localhost:%d", "localhost"),
+                                         ("*:%d", "127.0.0.1")])
+def test_listen_addresses(core, tmpdir_w, listen, host):
+    if "::1" in listen and not has_ipv6_loopback():
+        pytest.skip("no ::1 on lo (ip -6 addr show lo)")
+    port = harness.free_port()
+    p = harness.Proc([CORE, "--listen", listen % port, "--db",
+                      core.conninfo], os.path.join(tmpdir_w, "core.log"))
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                c = http.client.HTTPConnection(host, port, timeout=5)
+                c.request("GET", "/api/v1/members/M000001")
+                r = c.getresponse()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, p.log_tail()
+                time.sleep(0.05)
+        assert r.status == 200
+        assert json.loads(r.read())["member_id"] == "M000001"
+        c.close()
+        assert ("listening on " + listen % port) in p.log_tail()
+    finally:
+        assert p.stop() == 0
 
 
 def test_schema_is_versioned(core):

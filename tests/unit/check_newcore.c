@@ -534,30 +534,53 @@ START_TEST(test_request_hash)
 END_TEST
 
 
-START_TEST(test_listen_address)
+/* A field the core does not know is refused and named, at every level. */
+START_TEST(test_unknown_fields)
 {
-    char            host[64];
-    unsigned short  port;
+    size_t             i;
+    newcore_error_t    err;
+    newcore_order_t   *o;
+    newcore_adjust_t   adj;
 
-    ck_assert_int_eq(newcore_parse_listen("127.0.0.1:8081", host,
-                                          sizeof(host), &port), NEWCORE_OK);
-    ck_assert_str_eq(host, "127.0.0.1");
-    ck_assert_uint_eq(port, 8081);
-    ck_assert_int_eq(newcore_parse_listen("0.0.0.0:65535", host,
-                                          sizeof(host), &port), NEWCORE_OK);
+    static const struct {
+        const char  *body;
+        const char  *named;
+    } bad[] = {
+        { "{\"store_id\":\"S001\",\"channel\":\"pos\",\"coupon\":1,"
+          "\"lines\":[{\"sku\":\"SKU00001\",\"qty\":1}],"
+          "\"payment\":{\"method\":\"card\"}}", "$.coupon" },
+        { "{\"store_id\":\"S001\",\"channel\":\"pos\","
+          "\"lines\":[{\"sku\":\"SKU00001\",\"qty\":1,\"gift\":true}],"
+          "\"payment\":{\"method\":\"card\"}}", "$.lines[0].gift" },
+        { "{\"store_id\":\"S001\",\"channel\":\"pos\","
+          "\"lines\":[{\"sku\":\"SKU00001\",\"qty\":1}],"
+          "\"payment\":{\"method\":\"card\",\"tip\":\"1.00\"}}",
+          "$.payment.tip" },
+    };
 
-#define BAD_LISTEN(a) \
-    ck_assert_int_eq(newcore_parse_listen(a, host, sizeof(host), &port), \
-                     NEWCORE_ERROR)
+    o = newcore_order_new();
+    for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        memset(&err, 0, sizeof(err));
+        ck_assert_int_eq(newcore_order_parse(o, bad[i].body,
+                                             strlen(bad[i].body), &err),
+                         NEWCORE_ERROR);
+        ck_assert_int_eq(err.status, 400);
+        ck_assert_str_eq(err.code, "invalid_request");
+        ck_assert_msg(strstr(err.message, bad[i].named) != NULL, "%s",
+                      err.message);
+    }
+    newcore_order_free(o);
 
-    BAD_LISTEN("8081");
-    BAD_LISTEN(":8081");
-    BAD_LISTEN("127.0.0.1:");
-    BAD_LISTEN("127.0.0.1:0");
-    BAD_LISTEN("127.0.0.1:65536");
-    BAD_LISTEN("127.0.0.1:80x");
-    BAD_LISTEN("localhost:8081");
-    BAD_LISTEN("1.2.3:8081");
+    ck_assert_int_eq(newcore_adjust_parse(&adj,
+        "{\"store_id\":\"S001\",\"sku\":\"SKU1\",\"delta\":1,"
+        "\"reason\":\"receipt\",\"note\":\"x\"}", 72, &err),
+        NEWCORE_ERROR);
+    ck_assert_msg(strstr(err.message, "$.note") != NULL, "%s", err.message);
+
+    /* the id alphabet: dots are in, slashes and quotes are out */
+    ck_assert_int_eq(newcore_id_valid("A.b-c_9", 7), 1);
+    ck_assert_int_eq(newcore_id_valid("a/b", 3), 0);
+    ck_assert_int_eq(newcore_id_valid("a\"b", 3), 0);
 }
 END_TEST
 
@@ -668,7 +691,7 @@ newcore_suite(void)
     tcase_add_loop_test(errors, test_routes, 0,
                         sizeof(routes) / sizeof(routes[0]));
     tcase_add_test(errors, test_corpus);
-    tcase_add_test(errors, test_listen_address);
+    tcase_add_test(errors, test_unknown_fields);
     tcase_add_test(errors, test_database_down);
     tcase_set_timeout(errors, 60);
     suite_add_tcase(s, errors);

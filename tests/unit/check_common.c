@@ -1,0 +1,422 @@
+/* Unit tests of common/: the HTTP listener and the canonical API's rules. */
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <check.h>
+
+#include "common/cutover_api.h"
+#include "common/cutover_httpd.h"
+
+
+static const struct {
+    const char  *in;
+    const char  *out;
+} good_listen[] = {
+    { "127.0.0.1:8081", "127.0.0.1:8081" },
+    { "0.0.0.0:65535", "0.0.0.0:65535" },
+    { "*:8081", "0.0.0.0:8081" },
+    { "[::1]:8081", "[::1]:8081" },
+    { "[::]:1", "[::]:1" },
+    { "localhost:8081", NULL },      /* 127.0.0.1 or ::1 */
+};
+
+static const char  *bad_listen[] = {
+    "", "8081", ":8081", "127.0.0.1:", "127.0.0.1:0", "127.0.0.1:65536",
+    "127.0.0.1:80x", "127.0.0.1:-1", "1.2.3:8081x", "::1:8081", "[::1]8081",
+    "[::1:8081", "[localhost]:8081", "[1.2.3.4]:80",
+    "no-such-host.invalid:8081",
+};
+
+
+START_TEST(test_listen_good)
+{
+    char                   text[64];
+    cutover_httpd_addr_t   addr;
+    cutover_httpd_error_t  err;
+
+    ck_assert_int_eq(cutover_httpd_parse_listen(good_listen[_i].in, &addr,
+                                                &err), CUTOVER_HTTPD_OK);
+    cutover_httpd_addr_text(&addr, text, sizeof(text));
+
+    if (good_listen[_i].out != NULL) {
+        ck_assert_str_eq(text, good_listen[_i].out);
+    } else {
+        ck_assert_msg(strcmp(text, "127.0.0.1:8081") == 0
+                      || strcmp(text, "[::1]:8081") == 0, "%s", text);
+    }
+}
+END_TEST
+
+
+START_TEST(test_listen_bad)
+{
+    cutover_httpd_addr_t   addr;
+    cutover_httpd_error_t  err;
+
+    memset(&err, 0, sizeof(err));
+    ck_assert_int_eq(cutover_httpd_parse_listen(bad_listen[_i], &addr, &err),
+                     CUTOVER_HTTPD_ERROR);
+    ck_assert_msg(err.message[0] != '\0', "no message for \"%s\"",
+                  bad_listen[_i]);
+}
+END_TEST
+
+
+START_TEST(test_durations)
+{
+    uint64_t  s;
+
+    ck_assert_int_eq(cutover_httpd_parse_duration("45s", &s), 0);
+    ck_assert_uint_eq(s, 45);
+    ck_assert_int_eq(cutover_httpd_parse_duration("30m", &s), 0);
+    ck_assert_uint_eq(s, 1800);
+    ck_assert_int_eq(cutover_httpd_parse_duration("12h", &s), 0);
+    ck_assert_uint_eq(s, 43200);
+    ck_assert_int_eq(cutover_httpd_parse_duration("7d", &s), 0);
+    ck_assert_uint_eq(s, 604800);
+    ck_assert_int_eq(cutover_httpd_parse_duration("90", &s), 0);
+    ck_assert_uint_eq(s, 90);
+
+    ck_assert_int_eq(cutover_httpd_parse_duration("", &s), -1);
+    ck_assert_int_eq(cutover_httpd_parse_duration("0s", &s), -1);
+    ck_assert_int_eq(cutover_httpd_parse_duration("-1s", &s), -1);
+    ck_assert_int_eq(cutover_httpd_parse_duration("7w", &s), -1);
+    ck_assert_int_eq(cutover_httpd_parse_duration("7dd", &s), -1);
+    ck_assert_int_eq(cutover_httpd_parse_duration("d", &s), -1);
+    ck_assert_int_eq(cutover_httpd_parse_duration("99999999999d", &s), -1);
+}
+END_TEST
+
+
+START_TEST(test_options)
+{
+    cutover_httpd_limits_t  l;
+    cutover_httpd_error_t   err;
+
+    cutover_httpd_limits_default(&l);
+    ck_assert_uint_eq(l.request_timeout, 30);
+    ck_assert_int_eq(cutover_httpd_option(&l,
+                     CUTOVER_HTTPD_OPT_REQUEST_TIMEOUT, "2m", &err), 0);
+    ck_assert_uint_eq(l.request_timeout, 120);
+    ck_assert_int_eq(cutover_httpd_option(&l,
+                     CUTOVER_HTTPD_OPT_REQUEST_TIMEOUT, "2d", &err), -1);
+    ck_assert_ptr_nonnull(strstr(err.message, "--request-timeout"));
+    ck_assert_int_eq(cutover_httpd_option(&l,
+                     CUTOVER_HTTPD_OPT_PER_IP, "7", &err), 0);
+    ck_assert_uint_eq(l.per_ip, 7);
+    ck_assert_int_eq(cutover_httpd_option(&l,
+                     CUTOVER_HTTPD_OPT_PER_IP, "0", &err), -1);
+    ck_assert_int_eq(cutover_httpd_option(&l,
+                     CUTOVER_HTTPD_OPT_MAX_CONNECTIONS, "x", &err), -1);
+    ck_assert_ptr_nonnull(strstr(err.message, "--max-connections"));
+}
+END_TEST
+
+
+START_TEST(test_error_body)
+{
+    char    *b;
+    size_t   len;
+
+    b = cutover_httpd_error_body("invalid_request", "a \"q\" \\ \n", &len);
+    ck_assert_str_eq(b, "{\"error\":{\"code\":\"invalid_request\","
+                     "\"message\":\"a \\\"q\\\" \\\\ \\u000a\"}}");
+    ck_assert_uint_eq(len, strlen(b));
+    free(b);
+}
+END_TEST
+
+
+START_TEST(test_api_ids)
+{
+    char  id[80];
+
+    ck_assert_int_eq(cutover_api_id_valid("S001", 4), 1);
+    ck_assert_int_eq(cutover_api_id_valid("po.2024-01_a", 12), 1);
+    ck_assert_int_eq(cutover_api_id_valid("", 0), 0);
+    ck_assert_int_eq(cutover_api_id_valid("a/b", 3), 0);
+    ck_assert_int_eq(cutover_api_id_valid("a\"b", 3), 0);
+    ck_assert_int_eq(cutover_api_id_valid("a b", 3), 0);
+    ck_assert_int_eq(cutover_api_id_valid("\xe5\x8d\x95", 3), 0);
+
+    memset(id, 'x', sizeof(id));
+    ck_assert_int_eq(cutover_api_id_valid(id, CUTOVER_API_ID_MAX), 1);
+    ck_assert_int_eq(cutover_api_id_valid(id, CUTOVER_API_ID_MAX + 1), 0);
+}
+END_TEST
+
+
+/* --- a live server ------------------------------------------------------ */
+
+static void
+echo_handler(void *data, const cutover_httpd_request_t *req,
+    cutover_httpd_response_t *resp)
+{
+    (void) data;
+
+    resp->status = 200;
+    resp->content_type = "text/plain";
+    resp->body = strdup(req->path);
+    resp->body_len = strlen(req->path);
+}
+
+
+static int
+connect_to(int port)
+{
+    int                 fd;
+    struct sockaddr_in  sin;
+
+    fd = socket(AF_INET, SOCK_STREAM, 0);
+    memset(&sin, 0, sizeof(sin));
+    sin.sin_family = AF_INET;
+    sin.sin_port = htons((uint16_t) port);
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ck_assert_int_eq(connect(fd, (struct sockaddr *) &sin, sizeof(sin)), 0);
+    return fd;
+}
+
+
+/* Reads what comes within ms milliseconds; -1 when the peer closed. */
+static ssize_t
+read_for(int fd, char *buf, size_t size, int ms)
+{
+    ssize_t        n, got;
+    struct pollfd  p;
+
+    got = 0;
+    p.fd = fd;
+    p.events = POLLIN;
+
+    while ((size_t) got < size - 1 && poll(&p, 1, ms) == 1) {
+        n = read(fd, buf + got, size - 1 - (size_t) got);
+        if (n <= 0) {
+            buf[got] = '\0';
+            return got > 0 ? got : -1;
+        }
+        got += n;
+    }
+
+    buf[got] = '\0';
+    return got;
+}
+
+
+static cutover_httpd_t *
+start_server(int *port)
+{
+    char                   listen[32];
+    cutover_httpd_t       *h;
+    cutover_httpd_conf_t   conf;
+    cutover_httpd_error_t  err;
+    int                    fd;
+    struct sockaddr_in     sin;
+    socklen_t              len;
+
+    fd = socket(AF_INET, SOCK_STREAM, 0);
+    memset(&sin, 0, sizeof(sin));
+    sin.sin_family = AF_INET;
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    bind(fd, (struct sockaddr *) &sin, sizeof(sin));
+    len = sizeof(sin);
+    getsockname(fd, (struct sockaddr *) &sin, &len);
+    *port = ntohs(sin.sin_port);
+    close(fd);
+
+    snprintf(listen, sizeof(listen), "127.0.0.1:%d", *port);
+    memset(&conf, 0, sizeof(conf));
+    conf.program = "check_common";
+    conf.listen = listen;
+    cutover_httpd_limits_default(&conf.limits);
+    conf.limits.threads = 2;
+    conf.limits.request_timeout = 1;
+    conf.limits.body_max = 16;
+    conf.handler = echo_handler;
+
+    h = cutover_httpd_start(&conf, &err);
+    ck_assert_msg(h != NULL, "%s", err.message);
+    return h;
+}
+
+
+/* A client trickling its headers is closed at the deadline; others go on. */
+START_TEST(test_request_deadline)
+{
+    int               port, slow, fast, i;
+    char              buf[1024];
+    ssize_t           n;
+    cutover_httpd_t  *h;
+    struct timespec   t0, t1;
+    static const char  head[] = "GET /slow HTTP/1.1\r\nHost: x\r\n";
+    static const char  req[] = "GET /fast HTTP/1.1\r\nHost: x\r\n"
+                               "Connection: close\r\n\r\n";
+
+    h = start_server(&port);
+    slow = connect_to(port);
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    ck_assert_int_eq(write(slow, head, sizeof(head) - 1),
+                     (ssize_t) sizeof(head) - 1);
+
+    /* a byte every 200 ms: an idle timeout would never fire */
+    for (i = 0; i < 20; i++) {
+        n = read_for(slow, buf, sizeof(buf), 200);
+        if (n < 0) {
+            break;
+        }
+        if (write(slow, "X", 1) != 1) {
+            break;
+        }
+    }
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    close(slow);
+
+    ck_assert_msg(i < 20, "the slow client was never closed");
+    ck_assert_int_ge(t1.tv_sec - t0.tv_sec, 1);
+    ck_assert_int_le(t1.tv_sec - t0.tv_sec, 3);
+    ck_assert_uint_ge(cutover_httpd_closed_late(h), 1);
+
+    fast = connect_to(port);
+    ck_assert_int_eq(write(fast, req, sizeof(req) - 1),
+                     (ssize_t) sizeof(req) - 1);
+    read_for(fast, buf, sizeof(buf), 2000);
+    close(fast);
+    ck_assert_msg(strncmp(buf, "HTTP/1.1 200", 12) == 0, "%s", buf);
+    ck_assert_ptr_nonnull(strstr(buf, "\r\n\r\n/fast"));
+
+    cutover_httpd_stop(h);
+}
+END_TEST
+
+
+/* A body over the limit is 413 in the JSON error shape. */
+START_TEST(test_body_limit)
+{
+    int               port, fd;
+    char              buf[1024];
+    cutover_httpd_t  *h;
+    static const char  req[] = "POST /x HTTP/1.1\r\nHost: x\r\n"
+                               "Connection: close\r\n"
+                               "Content-Length: 20\r\n\r\n"
+                               "01234567890123456789";
+
+    h = start_server(&port);
+    fd = connect_to(port);
+    ck_assert_int_eq(write(fd, req, sizeof(req) - 1),
+                     (ssize_t) sizeof(req) - 1);
+    read_for(fd, buf, sizeof(buf), 2000);
+    close(fd);
+    cutover_httpd_stop(h);
+
+    ck_assert_msg(strncmp(buf, "HTTP/1.1 413", 12) == 0, "%s", buf);
+    ck_assert_ptr_nonnull(strstr(buf, "application/json"));
+    ck_assert_ptr_nonnull(strstr(buf, "{\"error\":{\"code\":"
+                                      "\"invalid_request\",\"message\":"
+                                      "\"body larger than 16 bytes\"}}"));
+}
+END_TEST
+
+
+/* The same listener on the IPv6 loopback (shadowd's metrics_listen too). */
+START_TEST(test_ipv6_listen)
+{
+    int                    fd, port;
+    char                   listen[48], buf[1024];
+    socklen_t              len;
+    cutover_httpd_t       *h;
+    cutover_httpd_conf_t   conf;
+    cutover_httpd_error_t  err;
+    struct sockaddr_in6    sin6;
+    static const char      req[] = "GET /v6 HTTP/1.1\r\nHost: x\r\n"
+                                   "Connection: close\r\n\r\n";
+
+    fd = socket(AF_INET6, SOCK_STREAM, 0);
+    memset(&sin6, 0, sizeof(sin6));
+    sin6.sin6_family = AF_INET6;
+    sin6.sin6_addr = in6addr_loopback;
+    if (fd < 0 || bind(fd, (struct sockaddr *) &sin6, sizeof(sin6)) != 0) {
+        if (fd >= 0) {
+            close(fd);
+        }
+        return;         /* no ::1 here: nothing to test */
+    }
+    len = sizeof(sin6);
+    getsockname(fd, (struct sockaddr *) &sin6, &len);
+    port = ntohs(sin6.sin6_port);
+    close(fd);
+
+    snprintf(listen, sizeof(listen), "[::1]:%d", port);
+    memset(&conf, 0, sizeof(conf));
+    conf.program = "check_common";
+    conf.listen = listen;
+    cutover_httpd_limits_default(&conf.limits);
+    conf.limits.threads = 1;
+    conf.handler = echo_handler;
+    h = cutover_httpd_start(&conf, &err);
+    ck_assert_msg(h != NULL, "%s", err.message);
+
+    fd = socket(AF_INET6, SOCK_STREAM, 0);
+    ck_assert_int_eq(connect(fd, (struct sockaddr *) &sin6, sizeof(sin6)),
+                     0);
+    ck_assert_int_eq(write(fd, req, sizeof(req) - 1),
+                     (ssize_t) sizeof(req) - 1);
+    read_for(fd, buf, sizeof(buf), 2000);
+    close(fd);
+    cutover_httpd_stop(h);
+
+    ck_assert_msg(strncmp(buf, "HTTP/1.1 200", 12) == 0, "%s", buf);
+    ck_assert_ptr_nonnull(strstr(buf, "\r\n\r\n/v6"));
+}
+END_TEST
+
+
+static Suite *
+common_suite(void)
+{
+    Suite  *s;
+    TCase  *parse, *live;
+
+    s = suite_create("common");
+
+    parse = tcase_create("parse");
+    tcase_add_loop_test(parse, test_listen_good, 0,
+                        sizeof(good_listen) / sizeof(good_listen[0]));
+    tcase_add_loop_test(parse, test_listen_bad, 0,
+                        sizeof(bad_listen) / sizeof(bad_listen[0]));
+    tcase_add_test(parse, test_durations);
+    tcase_add_test(parse, test_options);
+    tcase_add_test(parse, test_error_body);
+    tcase_add_test(parse, test_api_ids);
+    suite_add_tcase(s, parse);
+
+    live = tcase_create("live");
+    tcase_set_timeout(live, 20);
+    tcase_add_test(live, test_request_deadline);
+    tcase_add_test(live, test_body_limit);
+    tcase_add_test(live, test_ipv6_listen);
+    suite_add_tcase(s, live);
+
+    return s;
+}
+
+
+int
+main(void)
+{
+    int       failed;
+    SRunner  *sr;
+
+    sr = srunner_create(common_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
