@@ -80,6 +80,13 @@ def free_port():
         return s.getsockname()[1]
 
 
+def has_ipv6_loopback():
+    """Whether lo carries ::1 (IPv6 cases skip without it)."""
+    r = subprocess.run(["ip", "-6", "addr", "show", "lo"],
+                       capture_output=True, text=True)
+    return "::1" in r.stdout
+
+
 def wait_port(port, timeout=10.0, proc=None, host="127.0.0.1"):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -96,10 +103,11 @@ def wait_port(port, timeout=10.0, proc=None, host="127.0.0.1"):
 
 def http(method, url, body=None, headers=None, timeout=10.0):
     """One HTTP request: returns (status, {lower-case header: value}, bytes)."""
-    m = re.match(r"http://([^/:]+):(\d+)(/.*)?$", url)
+    m = re.match(r"http://(\[[0-9a-fA-F:.]+\]|[^/:\[\]]+):(\d+)(/.*)?$", url)
     if not m:
         raise ValueError("bad url %r" % url)
-    host, port, path = m.group(1), int(m.group(2)), m.group(3) or "/"
+    host, port, path = m.group(1).strip("[]"), int(m.group(2)), \
+        m.group(3) or "/"
     if isinstance(body, str):
         body = body.encode()
     conn = httpclient.HTTPConnection(host, port, timeout=timeout)
@@ -116,7 +124,7 @@ class Proc:
     """A program of ours (or any) started in the background, logs to a file."""
 
     def __init__(self, argv, log_path, env=None, port=None, cwd=None,
-                 timeout=15.0):
+                 timeout=15.0, host="127.0.0.1"):
         self.argv = list(argv)
         self.log_path = log_path
         self.port = port
@@ -128,7 +136,7 @@ class Proc:
                                      cwd=cwd, start_new_session=True)
         if port is not None:
             try:
-                wait_port(port, timeout, self.proc)
+                wait_port(port, timeout, self.proc, host=host)
             except Exception:
                 self.stop()
                 raise RuntimeError("%s did not start:\n%s"

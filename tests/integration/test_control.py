@@ -512,12 +512,6 @@ def test_refusals_entry_a_period_apart(gw):
 
 # --- cutoverctl over IPv6 -----------------------------------------------------
 
-def has_ipv6_loopback():
-    r = subprocess.run(["ip", "-6", "addr", "show", "lo"],
-                       capture_output=True)
-    return b"::1/128" in r.stdout
-
-
 class Gateway6(Gateway):
     def conf(self):
         listen = "listen 127.0.0.1:%d;" % self.port
@@ -529,7 +523,7 @@ class Gateway6(Gateway):
         return "http://[::1]:%d/cutover/" % self.port
 
 
-@pytest.mark.skipif(not has_ipv6_loopback(),
+@pytest.mark.skipif(not harness.has_ipv6_loopback(),
                     reason="no IPv6 loopback (ip -6 addr show lo)")
 def test_cutoverctl_over_ipv6():
     g = Gateway6("ipv6")

@@ -778,19 +778,13 @@ def test_sim_database_down_is_503_then_recovers(env):
 
 # --- addresses: IPv6 and host names on both ends ----------------------------
 
-def has_ipv6_loopback():
-    r = subprocess.run(["ip", "-6", "addr", "show", "lo"],
-                       capture_output=True, text=True)
-    return "::1" in r.stdout
-
-
 @pytest.mark.parametrize("sim_listen,legacy,ad_listen,host", [
     ("[::1]:%d", "http://[::1]:%d", "[::1]:%d", "::1"),
     ("localhost:%d", "http://localhost:%d", "localhost:%d", "localhost"),
 ])
 def test_adapter_ipv6_and_host_names(env, sim_listen, legacy, ad_listen,
                                      host):
-    if "::1" in sim_listen and not has_ipv6_loopback():
+    if "::1" in sim_listen and not harness.has_ipv6_loopback():
         pytest.skip("no ::1 on lo (ip -6 addr show lo)")
     sp, ap = harness.free_port(), harness.free_port()
     sim = harness.Proc([SIM, "--listen", sim_listen % sp, "--db", env.db],

@@ -797,17 +797,11 @@ def test_command_line():
         assert "usage" in r.stderr or "--" in r.stderr
 
 
-def has_ipv6_loopback():
-    r = subprocess.run(["ip", "-6", "addr", "show", "lo"],
-                       capture_output=True, text=True)
-    return "::1" in r.stdout
-
-
 @pytest.mark.parametrize("listen,host", [("[::1]:%d", "::1"),
                                          ("localhost:%d", "localhost"),
                                          ("*:%d", "127.0.0.1")])
 def test_listen_addresses(core, tmpdir_w, listen, host):
-    if "::1" in listen and not has_ipv6_loopback():
+    if "::1" in listen and not harness.has_ipv6_loopback():
         pytest.skip("no ::1 on lo (ip -6 addr show lo)")
     port = harness.free_port()
     p = harness.Proc([CORE, "--listen", listen % port, "--db",

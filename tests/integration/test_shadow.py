@@ -13,6 +13,7 @@ import json
 import os
 import random
 import re
+import socket
 import subprocess
 import threading
 import time
@@ -28,7 +29,7 @@ LOGTOOL = harness.bin_path("cutover-logtool")
 class Backend:
     """One side: records deliveries, idempotent per Idempotency-Key."""
 
-    def __init__(self, name, delay=0.0, fail_status=None):
+    def __init__(self, name, delay=0.0, fail_status=None, host="127.0.0.1"):
         self.name = name
         self.delay = delay
         self.fail_status = fail_status
@@ -53,11 +54,15 @@ class Backend:
 
             do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _serve
 
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0),
-                                                     Handler)
+        server = http.server.ThreadingHTTPServer
+        if ":" in host:
+            server = type("Server6", (server,),
+                          {"address_family": socket.AF_INET6})
+        self.httpd = server((host, 0), Handler)
         self.httpd.daemon_threads = True
         self.port = self.httpd.server_address[1]
-        self.url = "http://127.0.0.1:%d" % self.port
+        self.url = "http://%s:%d" % ("[%s]" % host if ":" in host else host,
+                                     self.port)
         self.thread = threading.Thread(target=self.httpd.serve_forever,
                                        daemon=True)
         self.thread.start()
@@ -151,13 +156,15 @@ def segments(log):
                   if re.fullmatch(re.escape(base) + r"\.\d{20}", f))
 
 
-def start_shadowd(tmp, new, legacy, name="shadowd", **over):
+def start_shadowd(tmp, new, legacy, name="shadowd", host="127.0.0.1",
+                  **over):
     mport = harness.free_port()
+    bracketed = "[%s]" % host if ":" in host else host
     cfg = {"log": os.path.join(tmp, "erp.log"),
            "checkpoint": os.path.join(tmp, "erp.ckpt"),
            "new": new, "legacy": legacy,
            "outbox": os.path.join(tmp, "outbox"),
-           "metrics_listen": "127.0.0.1:%d" % mport,
+           "metrics_listen": "%s:%d" % (bracketed, mport),
            "concurrency": 16, "timeout_ms": 2000, "retries": 3,
            "retry_backoff_ms": 20, "poll_ms": 20, "grace_ms": 200,
            "flush_ms": 50}
@@ -166,8 +173,9 @@ def start_shadowd(tmp, new, legacy, name="shadowd", **over):
     with open(path, "w") as f:
         json.dump(cfg, f)
     proc = harness.Proc([SHADOWD, "--config", path],
-                        os.path.join(tmp, name + ".log"), port=mport)
-    proc.metrics_url = "http://127.0.0.1:%d/metrics" % mport
+                        os.path.join(tmp, name + ".log"), port=mport,
+                        host=host)
+    proc.metrics_url = "http://%s:%d/metrics" % (bracketed, mport)
     proc.cfg = cfg
     proc.cfg_path = path
     return proc
@@ -329,6 +337,28 @@ def test_every_record_replayed_once_to_the_other_side(tmpdir_w, sides):
     seq, off = read_checkpoint(tmpdir_w)
     assert len(segs) == 1 and int(segs[0].rsplit(".", 1)[1]) == seq
     assert off == os.path.getsize(os.path.join(tmpdir_w, segs[0]))
+
+
+@pytest.mark.skipif(not harness.has_ipv6_loopback(),
+                    reason="no IPv6 loopback (ip -6 addr show lo)")
+def test_shadowd_over_ipv6(tmpdir_w):
+    """Both sides and the metrics listener on [::1]."""
+    new, legacy = Backend("new", host="::1"), Backend("legacy", host="::1")
+    try:
+        write_log(os.path.join(tmpdir_w, "erp.log"),
+                  [record(i, "S%03d" % (i % 4 + 1),
+                          "new" if i % 2 else "legacy") for i in range(20)])
+        proc = start_shadowd(tmpdir_w, new.url, legacy.url, host="::1")
+        try:
+            wait_for(lambda: len(new.keys()) + len(legacy.keys()) >= 20,
+                     what="20 deliveries over IPv6")
+            wait_for(lambda: caught_up(proc, read=20), what="lag 0")
+        finally:
+            assert proc.stop() == 0
+        assert len(new.keys()) == 10 and len(legacy.keys()) == 10
+    finally:
+        new.stop()
+        legacy.stop()
 
 
 def test_kill9_mid_stream_loses_and_duplicates_nothing(tmpdir_w, sides):
