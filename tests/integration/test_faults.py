@@ -166,7 +166,14 @@ class Load:
 
 
 def get(port, path):
-    s, _, data = harness.http("GET", "http://127.0.0.1:%d%s" % (port, path))
+    """A read as an analyst makes it: a side that answers 503 (a database
+    connection not yet back after a restart) is asked again."""
+    for _ in range(20):
+        s, _, data = harness.http("GET",
+                                  "http://127.0.0.1:%d%s" % (port, path))
+        if s != 503:
+            break
+        time.sleep(0.25)
     return s, json.loads(data) if data else None
 
 
