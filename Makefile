@@ -68,6 +68,7 @@ programs: $(PROGRAMS)
 # --- the nginx module, built against Debian's nginx-dev -------------------
 NGX_BUILD := $(BUILD)/nginx
 MODULE_SO := $(BUILD)/ngx_http_cutover_module.so
+MODULE_DEPS := $(wildcard ngx_module/*.c ngx_module/*.h common/*.c common/*.h)
 
 module: $(MODULE_SO)
 
@@ -80,9 +81,7 @@ $(NGX_BUILD)/objs/Makefile: config
 	    --add-dynamic-module=$(CURDIR) > configure.log 2>&1 \
 	    || { tail -20 configure.log; exit 1; }
 
-$(MODULE_SO): $(NGX_BUILD)/objs/Makefile $(wildcard ngx_module/*.c ngx_module/*.h) \
-    shadow/shadow_frame.c shadow/shadow_record.c shadow/shadow_segment.c \
-    shadow/shadow_log.h
+$(MODULE_SO): $(NGX_BUILD)/objs/Makefile $(MODULE_DEPS)
 	$(MAKE) -s -C $(NGX_BUILD) -f objs/Makefile modules
 	cp $(NGX_BUILD)/objs/ngx_http_cutover_module.so $@
 
@@ -103,9 +102,7 @@ $(ASAN_BUILD)/objs/Makefile: config
 	    --add-dynamic-module=$(CURDIR) > configure.log 2>&1 \
 	    || { tail -20 configure.log; exit 1; }
 
-$(MODULE_ASAN): $(ASAN_BUILD)/objs/Makefile $(wildcard ngx_module/*.c ngx_module/*.h) \
-    shadow/shadow_frame.c shadow/shadow_record.c shadow/shadow_segment.c \
-    shadow/shadow_log.h
+$(MODULE_ASAN): $(ASAN_BUILD)/objs/Makefile $(MODULE_DEPS)
 	$(MAKE) -s -C $(ASAN_BUILD) -f objs/Makefile modules
 	@mkdir -p $(dir $@)
 	cp $(ASAN_BUILD)/objs/ngx_http_cutover_module.so $@

@@ -14,6 +14,7 @@
 #include <curl/curl.h>
 #include <openssl/rand.h>
 
+#include "common/cutover_hash.h"
 #include "ngx_module/cutover_auth.h"
 #include "ngx_module/cutover_dial.h"
 

@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/cutover_json.h"
 #include "common/cutover_httpd.h"
 #include "common/cutover_log.h"
 
@@ -84,6 +85,7 @@ static void cutover_httpd_set_since(cutover_httpd_t *h,
     struct MHD_Connection *c, int busy);
 static void cutover_httpd_nofile(const cutover_httpd_conf_t *conf);
 static double cutover_httpd_elapsed(const struct timespec *since);
+static int cutover_httpd_out(void *data, const char *p, size_t n);
 static int cutover_httpd_parse_uint(const char *s, unsigned long max,
     unsigned long *out);
 
@@ -311,12 +313,29 @@ cutover_httpd_option(cutover_httpd_limits_t *limits, int opt,
 }
 
 
+/* the error body is written into a buffer sized for the worst case */
+typedef struct {
+    char  *p;
+} cutover_httpd_out_t;
+
+
+static int
+cutover_httpd_out(void *data, const char *p, size_t n)
+{
+    cutover_httpd_out_t  *o = data;
+
+    memcpy(o->p, p, n);
+    o->p += n;
+    return 0;
+}
+
+
 char *
 cutover_httpd_error_body(const char *code, const char *message, size_t *len)
 {
-    char        *out, *p;
-    const char  *m;
-    size_t       cap;
+    char                *out;
+    size_t               cap;
+    cutover_httpd_out_t  o;
 
     cap = strlen(code) + 6 * strlen(message) + 64;
     out = malloc(cap);
@@ -325,19 +344,12 @@ cutover_httpd_error_body(const char *code, const char *message, size_t *len)
         return NULL;
     }
 
-    p = out + sprintf(out, "{\"error\":{\"code\":\"%s\",\"message\":\"", code);
-    for (m = message; *m; m++) {
-        if (*m == '"' || *m == '\\') {
-            *p++ = '\\';
-            *p++ = *m;
-        } else if ((unsigned char) *m < 0x20) {
-            p += sprintf(p, "\\u%04x", (unsigned char) *m);
-        } else {
-            *p++ = *m;
-        }
-    }
-    strcpy(p, "\"}}");
-    *len = (size_t) (p - out) + 3;
+    o.p = out + sprintf(out, "{\"error\":{\"code\":\"%s\",\"message\":\"",
+                        code);
+    (void) cutover_json_write(message, strlen(message), 0,
+                              cutover_httpd_out, &o);
+    strcpy(o.p, "\"}}");
+    *len = (size_t) (o.p - out) + 3;
     return out;
 }
 

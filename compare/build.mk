@@ -11,25 +11,25 @@ $(OBJ)/compare/compare_schema.o: compare/schema.sql
 PROGRAMS += $(BIN)/cutover-compare $(BIN)/cutover-report
 
 $(BIN)/cutover-compare: $(OBJ)/compare/compare_main.o $(LIB)/libcompare.a \
-    $(LIB)/libcutover.a
+    $(LIB)/libcommon.a
 	@mkdir -p $(BIN)
 	$(CC) -o $@ $^ $(PKG_LDLIBS)
 
 $(BIN)/cutover-report: $(OBJ)/compare/report_main.o $(LIB)/libcompare.a \
-    $(LIB)/libcutover.a
+    $(LIB)/libcommon.a
 	@mkdir -p $(BIN)
 	$(CC) -o $@ $^ $(PKG_LDLIBS)
 
 
 # figures for bench/bench_compare.py (not a test)
 $(TBIN)/bench_compare: $(OBJ)/compare/bench_compare.o $(LIB)/libcompare.a \
-    $(LIB)/libcutover.a
+    $(LIB)/libcommon.a
 	@mkdir -p $(TBIN)
 	$(CC) -o $@ $^ $(PKG_LDLIBS)
 
 UNIT_TESTS += $(TBIN)/check_compare
 $(TBIN)/check_compare: $(OBJ)/tests/unit/check_compare.o $(LIB)/libcompare.a \
-    $(LIB)/libcutover.a
+    $(LIB)/libcommon.a
 	@mkdir -p $(TBIN)
 	$(CC) -o $@ $^ $(PKG_LDLIBS) $(CHECK_LDLIBS)
 
@@ -41,13 +41,14 @@ FUZZ_COMPARE_ARGS = -max_len=65536 -timeout=10 -rss_limit_mb=2048 \
     $(BUILD)/fuzz/corpus-compare tests/fixtures/json tests/fixtures/compare \
     $(if $(CUTOVER_JSONTESTSUITE),$(CUTOVER_JSONTESTSUITE)/test_parsing)
 
-$(FUZZ_COMPARE): compare/fuzz_compare.c $(COMPARE_SRCS) ngx_module/cutover_dial.c \
+FUZZ_COMMON_SRCS := common/cutover_hash.c common/cutover_json.c
+$(FUZZ_COMPARE): compare/fuzz_compare.c $(COMPARE_SRCS) $(FUZZ_COMMON_SRCS) \
         $(wildcard compare/*.h) compare/schema.sql
 	@mkdir -p $(dir $@) $(BUILD)/fuzz/corpus-compare
 	clang -std=gnu11 -D_GNU_SOURCE -g -O1 -Wall -Wextra -Werror \
 	    -fsanitize=fuzzer,address,undefined \
 	    -fno-sanitize-recover=undefined -I. $(PKG_CFLAGS) -o $@ \
-	    compare/fuzz_compare.c $(COMPARE_SRCS) ngx_module/cutover_dial.c \
+	    compare/fuzz_compare.c $(COMPARE_SRCS) $(FUZZ_COMMON_SRCS) \
 	    $(PKG_LDLIBS)
 
 .PHONY: fuzz-compare-short fuzz-compare

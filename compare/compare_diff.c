@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/cutover_json.h"
 #include "compare/compare_decimal.h"
 #include "compare/compare_diff.h"
 #include "compare/compare_json.h"
@@ -65,6 +66,7 @@ static void compare_result_truncate(compare_result_t *result, size_t ndiffs,
     size_t nkept);
 static void compare_text_put(compare_text_t *t, const char *s, size_t n);
 static void compare_text_str(compare_text_t *t, const char *s, size_t n);
+static int compare_text_sink(void *data, const char *p, size_t n);
 static int compare_masked(const compare_walk_t *w);
 static void compare_push(compare_walk_t *w, compare_seg_type_t type,
     const char *name, size_t len, const char *value, size_t vlen,
@@ -291,31 +293,18 @@ compare_text_put(compare_text_t *t, const char *s, size_t n)
 static void
 compare_text_str(compare_text_t *t, const char *s, size_t n)
 {
-    size_t  i, run = 0;
-    char    esc[8];
-
     compare_text_put(t, "\"", 1);
-    for (i = 0; i < n; i++) {
-        unsigned char c = (unsigned char) s[i];
-
-        if (c >= 0x20 && c != '"' && c != '\\') {
-            continue;
-        }
-        compare_text_put(t, s + run, i - run);
-        run = i + 1;
-        switch (c) {
-        case '"': compare_text_put(t, "\\\"", 2); break;
-        case '\\': compare_text_put(t, "\\\\", 2); break;
-        case '\n': compare_text_put(t, "\\n", 2); break;
-        case '\r': compare_text_put(t, "\\r", 2); break;
-        case '\t': compare_text_put(t, "\\t", 2); break;
-        default:
-            snprintf(esc, sizeof(esc), "\\u%04x", c);
-            compare_text_put(t, esc, 6);
-        }
-    }
-    compare_text_put(t, s + run, n - run);
+    (void) cutover_json_write(s, n, CUTOVER_JSON_ESC_SHORT,
+                              compare_text_sink, t);
     compare_text_put(t, "\"", 1);
+}
+
+
+static int
+compare_text_sink(void *data, const char *p, size_t n)
+{
+    compare_text_put(data, p, n);
+    return 0;
 }
 
 

@@ -1,5 +1,8 @@
 /*
- * compare_json: a strict RFC 8259 parser writing straight into BSON.
+ * compare_json: bodies into the comparator's document model, a BSON
+ * document {"$": <root value>}.  JSON is read by the project's one reader
+ * (common/cutover_json) and built here: integers as int64, other numbers
+ * as decimal128 from their exact text, else as double.
  */
 
 #include <errno.h>
@@ -7,55 +10,31 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/cutover_json.h"
 #include "compare/compare_json.h"
 
 
-/* 1 for bytes that may appear unescaped in a string and end no run */
-static const uint8_t compare_json_plain[256] = {
-#define COMPARE_R16(v) v, v, v, v, v, v, v, v, v, v, v, v, v, v, v, v
-    COMPARE_R16(0), COMPARE_R16(0),
-    1, 1, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,     /* '"' */
-    COMPARE_R16(1), COMPARE_R16(1),
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 1,     /* '\\' */
-    COMPARE_R16(1), COMPARE_R16(1),
-    COMPARE_R16(0), COMPARE_R16(0), COMPARE_R16(0), COMPARE_R16(0),
-    COMPARE_R16(0), COMPARE_R16(0), COMPARE_R16(0), COMPARE_R16(0)
-#undef COMPARE_R16
-};
-
 typedef struct {
-    const uint8_t   *p;
-    const uint8_t   *start;
-    const uint8_t   *end;
-    compare_error_t *err;
-    int              too_deep;
-    char            *sbuf;       /* decoded string scratch */
-    size_t           scap;
+    const char          *text;
+    cutover_json_tok_t  *toks;
+    char                *sbuf;       /* decoded string scratch */
+    size_t               scap;
+    compare_error_t     *err;
 } compare_json_ctx_t;
 
 
-static int compare_json_fail(compare_json_ctx_t *ctx, const char *what);
-static void compare_json_ws(compare_json_ctx_t *ctx);
-static int compare_json_literal(compare_json_ctx_t *ctx, const char *lit);
-static int compare_json_object(compare_json_ctx_t *ctx, bson_t *child,
-    int depth);
-static int compare_json_next(compare_json_ctx_t *ctx, char close);
-static int compare_json_array(compare_json_ctx_t *ctx, bson_t *child,
-    int depth);
+static int compare_json_fail(compare_json_ctx_t *ctx, int tok,
+    const char *what);
 static int compare_json_value(compare_json_ctx_t *ctx, bson_t *parent,
-    const char *key, size_t keylen, int depth);
-static int compare_json_put(
-    compare_json_ctx_t *ctx, size_t *olen, const char *s, size_t n);
-static int compare_json_hex4(compare_json_ctx_t *ctx, uint32_t *v);
-static int compare_json_escape_u(compare_json_ctx_t *ctx, size_t *olen);
-static int compare_json_utf8(compare_json_ctx_t *ctx, size_t *olen);
-static int compare_json_utf8_check(compare_json_ctx_t *ctx);
-static int compare_json_string(compare_json_ctx_t *ctx, const char **str,
-    size_t *len);
-static int compare_json_escape(compare_json_ctx_t *ctx, size_t *olen);
-static int compare_json_digits(compare_json_ctx_t *ctx);
+    const char *key, size_t keylen, int tok);
+static int compare_json_members(compare_json_ctx_t *ctx, bson_t *child,
+    int tok);
+static int compare_json_elements(compare_json_ctx_t *ctx, bson_t *child,
+    int tok);
+static int compare_json_string(compare_json_ctx_t *ctx, int tok,
+    const char **str, size_t *len);
 static int compare_json_number(compare_json_ctx_t *ctx, bson_t *parent,
-    const char *key, size_t keylen);
+    const char *key, size_t keylen, int tok);
 static int compare_bson_depth(const bson_t *doc, int depth);
 
 
@@ -79,33 +58,24 @@ compare_parse_status_name(compare_parse_status_t st)
 
 
 static int
-compare_json_fail(compare_json_ctx_t *ctx, const char *what)
+compare_json_fail(compare_json_ctx_t *ctx, int tok, const char *what)
 {
-    if (ctx->err->message[0] == '\0') {
-        snprintf(ctx->err->message, sizeof(ctx->err->message),
-                 "%s at byte %zu", what, (size_t) (ctx->p - ctx->start));
-    }
+    snprintf(ctx->err->message, sizeof(ctx->err->message),
+             "%s at byte %u", what, (unsigned) ctx->toks[tok].start);
     return -1;
 }
 
 
-static void
-compare_json_ws(compare_json_ctx_t *ctx)
-{
-    while (ctx->p < ctx->end && (*ctx->p == ' ' || *ctx->p == '\t'
-                                 || *ctx->p == '\n' || *ctx->p == '\r'))
-    {
-        ctx->p++;
-    }
-}
-
-
+/* Two passes of the tokenizer: the first counts the tokens (and finds any
+ * error) with no memory, the second fills an array of just that size. */
 compare_parse_status_t
 compare_json_parse(const uint8_t *text, size_t len, bson_t *doc,
     compare_error_t *err)
 {
-    compare_json_ctx_t  ctx;
-    int                 rc;
+    int                  n, rc;
+    size_t               i;
+    compare_json_ctx_t   ctx;
+    cutover_json_opts_t  opts;
 
     err->code = 0;
     err->message[0] = '\0';
@@ -115,371 +85,156 @@ compare_json_parse(const uint8_t *text, size_t len, bson_t *doc,
                  COMPARE_MAX_BODY);
         return COMPARE_PARSE_TOO_LARGE;
     }
-    memset(&ctx, 0, sizeof(ctx));
-    ctx.p = text;
-    ctx.start = text;
-    ctx.end = text + len;
-    ctx.err = err;
-    compare_json_ws(&ctx);
-    if (ctx.p == ctx.end) {
+    for (i = 0; i < len && (text[i] == ' ' || text[i] == '\t'
+                            || text[i] == '\n' || text[i] == '\r'); i++)
+    {
+        /* void */
+    }
+    if (i == len) {
         snprintf(err->message, sizeof(err->message), "empty body");
         return COMPARE_PARSE_EMPTY;
     }
+
+    memset(&opts, 0, sizeof(opts));
+    opts.max_depth = COMPARE_MAX_DEPTH;
+    opts.strict_surrogates = 1;
+    n = cutover_json_parse_opts((const char *) text, len, NULL, 0, &opts,
+                                err->message, sizeof(err->message));
+    if (n < 0) {
+        return opts.too_deep ? COMPARE_PARSE_TOO_DEEP : COMPARE_PARSE_INVALID;
+    }
+
+    memset(&ctx, 0, sizeof(ctx));
+    ctx.text = (const char *) text;
+    ctx.err = err;
+    ctx.toks = malloc((size_t) n * sizeof(cutover_json_tok_t));
+    if (ctx.toks == NULL
+        || cutover_json_parse_opts(ctx.text, len, ctx.toks, (size_t) n,
+                                   &opts, err->message,
+                                   sizeof(err->message)) != n)
+    {
+        free(ctx.toks);
+        snprintf(err->message, sizeof(err->message), "out of memory");
+        return COMPARE_PARSE_INVALID;
+    }
+
     bson_init(doc);
     rc = compare_json_value(&ctx, doc, "$", 1, 0);
-    if (rc == 0) {
-        compare_json_ws(&ctx);
-        if (ctx.p != ctx.end) {
-            rc = compare_json_fail(&ctx, "trailing data");
-        }
-    }
+    free(ctx.toks);
     free(ctx.sbuf);
     if (rc != 0) {
         bson_destroy(doc);
-        return ctx.too_deep ? COMPARE_PARSE_TOO_DEEP : COMPARE_PARSE_INVALID;
+        return COMPARE_PARSE_INVALID;
     }
     return COMPARE_PARSE_OK;
 }
 
 
 static int
-compare_json_literal(compare_json_ctx_t *ctx, const char *lit)
-{
-    size_t  n = strlen(lit);
-
-    if ((size_t) (ctx->end - ctx->p) < n || memcmp(ctx->p, lit, n) != 0) {
-        return compare_json_fail(ctx, "invalid literal");
-    }
-    ctx->p += n;
-    return 0;
-}
-
-
-static int
-compare_json_object(compare_json_ctx_t *ctx, bson_t *child, int depth)
-{
-    size_t       klen, i;
-    const char  *str;
-    char        *key;
-    int          rc;
-
-    ctx->p++;
-    compare_json_ws(ctx);
-    if (ctx->p < ctx->end && *ctx->p == '}') {
-        ctx->p++;
-        return 0;
-    }
-    for ( ;; ) {
-        compare_json_ws(ctx);
-        if (ctx->p >= ctx->end || *ctx->p != '"') {
-            return compare_json_fail(ctx, "expected a member name");
-        }
-        if (compare_json_string(ctx, &str, &klen) != 0) {
-            return -1;
-        }
-        key = NULL;
-        /* BSON keys are C strings: an escaped NUL is kept as its escape */
-        if (str == ctx->sbuf && memchr(ctx->sbuf, '\0', klen) != NULL) {
-            char   *fixed = malloc(klen * 6 + 1);
-            size_t  o = 0;
-
-            if (fixed == NULL) {
-                return compare_json_fail(ctx, "out of memory");
-            }
-            for (i = 0; i < klen; i++) {
-                if (str[i] == '\0') {
-                    memcpy(fixed + o, "\\u0000", 6);
-                    o += 6;
-                } else {
-                    fixed[o++] = str[i];
-                }
-            }
-            key = fixed;
-            str = fixed;
-            klen = o;
-        } else if (str == ctx->sbuf) {
-            /* the value may reuse the scratch buffer */
-            key = bson_strndup(str, klen);
-            str = key;
-        }
-        compare_json_ws(ctx);
-        if (ctx->p >= ctx->end || *ctx->p != ':') {
-            free(key);
-            return compare_json_fail(ctx, "expected ':'");
-        }
-        ctx->p++;
-        rc = compare_json_value(ctx, child, str, klen, depth + 1);
-        free(key);
-        if (rc != 0) {
-            return -1;
-        }
-        rc = compare_json_next(ctx, '}');
-        if (rc != 1) {
-            return rc;
-        }
-    }
-}
-
-
-/* After a member or an element: 1 when a ',' announces another, 0 past
- * the closing character, -1 on anything else. */
-static int
-compare_json_next(compare_json_ctx_t *ctx, char close)
-{
-    compare_json_ws(ctx);
-    if (ctx->p < ctx->end && *ctx->p == ',') {
-        ctx->p++;
-        return 1;
-    }
-    if (ctx->p < ctx->end && *ctx->p == close) {
-        ctx->p++;
-        return 0;
-    }
-    return compare_json_fail(ctx, close == '}' ? "expected ',' or '}'"
-                                               : "expected ',' or ']'");
-}
-
-
-static int
-compare_json_array(compare_json_ctx_t *ctx, bson_t *child, int depth)
-{
-    int          rc;
-    uint32_t     i = 0;
-    char         buf[16];
-    const char  *key;
-    size_t       klen;
-
-    ctx->p++;
-    compare_json_ws(ctx);
-    if (ctx->p < ctx->end && *ctx->p == ']') {
-        ctx->p++;
-        return 0;
-    }
-    for ( ;; ) {
-        klen = bson_uint32_to_string(i++, &key, buf, sizeof(buf));
-        if (compare_json_value(ctx, child, key, klen, depth + 1) != 0) {
-            return -1;
-        }
-        rc = compare_json_next(ctx, ']');
-        if (rc != 1) {
-            return rc;
-        }
-    }
-}
-
-
-static int
 compare_json_value(compare_json_ctx_t *ctx, bson_t *parent, const char *key,
-    size_t keylen, int depth)
+    size_t keylen, int tok)
 {
     bson_t       child;
     size_t       len;
     const char  *str;
     int          rc;
 
-    compare_json_ws(ctx);
-    if (ctx->p >= ctx->end) {
-        return compare_json_fail(ctx, "unexpected end");
-    }
-    if ((*ctx->p == '{' || *ctx->p == '[') && depth >= COMPARE_MAX_DEPTH) {
-        ctx->too_deep = 1;
-        return compare_json_fail(ctx, "nesting deeper than the limit");
-    }
-    switch (*ctx->p) {
-    case '{':
+    switch (ctx->toks[tok].type) {
+    case CUTOVER_JSON_OBJECT:
         bson_append_document_begin(parent, key, (int) keylen, &child);
-        rc = compare_json_object(ctx, &child, depth);
+        rc = compare_json_members(ctx, &child, tok);
         bson_append_document_end(parent, &child);
         return rc;
-    case '[':
+    case CUTOVER_JSON_ARRAY:
         bson_append_array_begin(parent, key, (int) keylen, &child);
-        rc = compare_json_array(ctx, &child, depth);
+        rc = compare_json_elements(ctx, &child, tok);
         bson_append_array_end(parent, &child);
         return rc;
-    case '"':
-        if (compare_json_string(ctx, &str, &len) != 0) {
+    case CUTOVER_JSON_STRING:
+        if (compare_json_string(ctx, tok, &str, &len) != 0) {
             return -1;
         }
         bson_append_utf8(parent, key, (int) keylen, str, (int) len);
         return 0;
-    case 't':
-        if (compare_json_literal(ctx, "true") != 0) {
-            return -1;
-        }
-        bson_append_bool(parent, key, (int) keylen, true);
+    case CUTOVER_JSON_TRUE:
+    case CUTOVER_JSON_FALSE:
+        bson_append_bool(parent, key, (int) keylen,
+                         ctx->toks[tok].type == CUTOVER_JSON_TRUE);
         return 0;
-    case 'f':
-        if (compare_json_literal(ctx, "false") != 0) {
-            return -1;
-        }
-        bson_append_bool(parent, key, (int) keylen, false);
-        return 0;
-    case 'n':
-        if (compare_json_literal(ctx, "null") != 0) {
-            return -1;
-        }
+    case CUTOVER_JSON_NULL:
         bson_append_null(parent, key, (int) keylen);
         return 0;
-    default:
-        return compare_json_number(ctx, parent, key, keylen);
+    case CUTOVER_JSON_NUMBER:
+        return compare_json_number(ctx, parent, key, keylen, tok);
     }
+    return compare_json_fail(ctx, tok, "invalid value");
 }
 
 
 static int
-compare_json_put(compare_json_ctx_t *ctx, size_t *olen, const char *s,
-    size_t n)
+compare_json_members(compare_json_ctx_t *ctx, bson_t *child, int tok)
 {
-    if (*olen + n + 1 > ctx->scap) {
-        size_t  cap = ctx->scap ? ctx->scap * 2 : 256;
-        char   *nb;
+    int          k;
+    size_t       klen, i, o;
+    uint32_t     n;
+    const char  *str;
+    char        *key;
 
-        while (cap < *olen + n + 1) {
-            cap *= 2;
-        }
-        nb = realloc(ctx->sbuf, cap);
-        if (nb == NULL) {
-            return compare_json_fail(ctx, "out of memory");
-        }
-        ctx->sbuf = nb;
-        ctx->scap = cap;
-    }
-    memcpy(ctx->sbuf + *olen, s, n);
-    *olen += n;
-    ctx->sbuf[*olen] = '\0';
-    return 0;
-}
-
-
-static int
-compare_json_hex4(compare_json_ctx_t *ctx, uint32_t *v)
-{
-    int  i, c;
-
-    if (ctx->end - ctx->p < 4) {
-        return compare_json_fail(ctx, "short \\u escape");
-    }
-    *v = 0;
-    for (i = 0; i < 4; i++) {
-        c = ctx->p[i];
-        *v <<= 4;
-        if (c >= '0' && c <= '9') {
-            *v |= c - '0';
-        } else if (c >= 'a' && c <= 'f') {
-            *v |= c - 'a' + 10;
-        } else if (c >= 'A' && c <= 'F') {
-            *v |= c - 'A' + 10;
-        } else {
-            return compare_json_fail(ctx, "bad \\u escape");
-        }
-    }
-    ctx->p += 4;
-    return 0;
-}
-
-
-static int
-compare_json_escape_u(compare_json_ctx_t *ctx, size_t *olen)
-{
-    uint32_t  cp, lo;
-    char      out[4];
-    size_t    n;
-
-    if (compare_json_hex4(ctx, &cp) != 0) {
-        return -1;
-    }
-    if (cp >= 0xDC00 && cp <= 0xDFFF) {
-        return compare_json_fail(ctx, "lone low surrogate");
-    }
-    if (cp >= 0xD800 && cp <= 0xDBFF) {
-        if (ctx->end - ctx->p < 6 || ctx->p[0] != '\\' || ctx->p[1] != 'u') {
-            return compare_json_fail(ctx, "lone high surrogate");
-        }
-        ctx->p += 2;
-        if (compare_json_hex4(ctx, &lo) != 0) {
+    k = tok + 1;
+    for (n = 0; n < ctx->toks[tok].size; n++) {
+        if (compare_json_string(ctx, k, &str, &klen) != 0) {
             return -1;
         }
-        if (lo < 0xDC00 || lo > 0xDFFF) {
-            return compare_json_fail(ctx, "bad surrogate pair");
+        key = NULL;
+        /* BSON keys are C strings: an escaped NUL is kept as its escape */
+        if (str == ctx->sbuf && memchr(str, '\0', klen) != NULL) {
+            key = malloc(klen * 6 + 1);
+            if (key == NULL) {
+                return compare_json_fail(ctx, k, "out of memory");
+            }
+            for (i = 0, o = 0; i < klen; i++) {
+                if (str[i] == '\0') {
+                    memcpy(key + o, "\\u0000", 6);
+                    o += 6;
+                } else {
+                    key[o++] = str[i];
+                }
+            }
+            str = key;
+            klen = o;
+        } else if (str == ctx->sbuf) {
+            /* the value may reuse the scratch buffer */
+            key = bson_strndup(str, klen);
+            str = key;
         }
-        cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+        if (compare_json_value(ctx, child, str, klen, k + 1) != 0) {
+            free(key);
+            return -1;
+        }
+        free(key);
+        k = cutover_json_next(ctx->toks, k + 1);
     }
-    if (cp < 0x80) {
-        out[0] = (char) cp;
-        n = 1;
-    } else if (cp < 0x800) {
-        out[0] = (char) (0xC0 | (cp >> 6));
-        out[1] = (char) (0x80 | (cp & 0x3F));
-        n = 2;
-    } else if (cp < 0x10000) {
-        out[0] = (char) (0xE0 | (cp >> 12));
-        out[1] = (char) (0x80 | ((cp >> 6) & 0x3F));
-        out[2] = (char) (0x80 | (cp & 0x3F));
-        n = 3;
-    } else {
-        out[0] = (char) (0xF0 | (cp >> 18));
-        out[1] = (char) (0x80 | ((cp >> 12) & 0x3F));
-        out[2] = (char) (0x80 | ((cp >> 6) & 0x3F));
-        out[3] = (char) (0x80 | (cp & 0x3F));
-        n = 4;
-    }
-    return compare_json_put(ctx, olen, out, n);
+    return 0;
 }
 
 
-/* One UTF-8 sequence, validated (no overlongs, no surrogates), copied. */
 static int
-compare_json_utf8(compare_json_ctx_t *ctx, size_t *olen)
+compare_json_elements(compare_json_ctx_t *ctx, bson_t *child, int tok)
 {
-    const uint8_t  *s = ctx->p;
+    int          k;
+    char         buf[16];
+    uint32_t     i;
+    size_t       klen;
+    const char  *key;
 
-    if (compare_json_utf8_check(ctx) != 0) {
-        return -1;
-    }
-    return compare_json_put(ctx, olen, (const char *) s,
-                            (size_t) (ctx->p - s));
-}
-
-
-/* One UTF-8 sequence, validated and skipped. */
-static int
-compare_json_utf8_check(compare_json_ctx_t *ctx)
-{
-    const uint8_t  *s = ctx->p;
-    uint32_t        cp;
-    size_t          n, i;
-
-    if (s[0] < 0x80) {
-        n = 1;
-        cp = s[0];
-    } else if ((s[0] & 0xE0) == 0xC0) {
-        n = 2;
-        cp = s[0] & 0x1F;
-    } else if ((s[0] & 0xF0) == 0xE0) {
-        n = 3;
-        cp = s[0] & 0x0F;
-    } else if ((s[0] & 0xF8) == 0xF0) {
-        n = 4;
-        cp = s[0] & 0x07;
-    } else {
-        return compare_json_fail(ctx, "invalid UTF-8");
-    }
-    if ((size_t) (ctx->end - s) < n) {
-        return compare_json_fail(ctx, "truncated UTF-8");
-    }
-    for (i = 1; i < n; i++) {
-        if ((s[i] & 0xC0) != 0x80) {
-            return compare_json_fail(ctx, "invalid UTF-8");
+    k = tok + 1;
+    for (i = 0; i < ctx->toks[tok].size; i++) {
+        klen = bson_uint32_to_string(i, &key, buf, sizeof(buf));
+        if (compare_json_value(ctx, child, key, klen, k) != 0) {
+            return -1;
         }
-        cp = (cp << 6) | (s[i] & 0x3F);
+        k = cutover_json_next(ctx->toks, k);
     }
-    if ((n == 2 && cp < 0x80) || (n == 3 && cp < 0x800)
-        || (n == 4 && (cp < 0x10000 || cp > 0x10FFFF))
-        || (cp >= 0xD800 && cp <= 0xDFFF))
-    {
-        return compare_json_fail(ctx, "invalid UTF-8");
-    }
-    ctx->p += n;
     return 0;
 }
 
@@ -487,111 +242,39 @@ compare_json_utf8_check(compare_json_ctx_t *ctx)
 /* A string: *str points into the text when it has no escapes (the common
  * case, no copy), else into the scratch buffer. */
 static int
-compare_json_string(compare_json_ctx_t *ctx, const char **str, size_t *len)
+compare_json_string(compare_json_ctx_t *ctx, int tok, const char **str,
+    size_t *len)
 {
-    const uint8_t  *run, *start;
-    size_t          olen = 0;
+    int                        n;
+    size_t                     raw, cap;
+    char                      *nb;
+    const cutover_json_tok_t  *t = &ctx->toks[tok];
 
-    start = ++ctx->p;
-    for ( ;; ) {
-        while (ctx->p < ctx->end && compare_json_plain[*ctx->p]) {
-            ctx->p++;
-        }
-        if (ctx->p < ctx->end && *ctx->p >= 0x80) {
-            if (compare_json_utf8_check(ctx) != 0) {
-                return -1;
-            }
-            continue;
-        }
-        break;
-    }
-    if (ctx->p < ctx->end && *ctx->p == '"') {
-        *str = (const char *) start;
-        *len = (size_t) (ctx->p - start);
-        ctx->p++;
+    raw = t->end - t->start;
+    if (memchr(ctx->text + t->start, '\\', raw) == NULL) {
+        *str = ctx->text + t->start;
+        *len = raw;
         return 0;
     }
-    if (compare_json_put(ctx, &olen, (const char *) start,
-                         (size_t) (ctx->p - start)) != 0)
-    {
-        return -1;
+    if (raw + 1 > ctx->scap) {
+        cap = ctx->scap ? ctx->scap : 256;
+        while (cap < raw + 1) {
+            cap *= 2;
+        }
+        nb = realloc(ctx->sbuf, cap);
+        if (nb == NULL) {
+            return compare_json_fail(ctx, tok, "out of memory");
+        }
+        ctx->sbuf = nb;
+        ctx->scap = cap;
     }
-    for ( ;; ) {
-        run = ctx->p;
-        while (ctx->p < ctx->end && *ctx->p >= 0x20 && *ctx->p < 0x80
-               && *ctx->p != '"' && *ctx->p != '\\')
-        {
-            ctx->p++;
-        }
-        if (ctx->p > run
-            && compare_json_put(ctx, &olen, (const char *) run,
-                                (size_t) (ctx->p - run)) != 0)
-        {
-            return -1;
-        }
-        if (ctx->p >= ctx->end) {
-            return compare_json_fail(ctx, "unterminated string");
-        }
-        if (*ctx->p == '"') {
-            ctx->p++;
-            *str = ctx->sbuf;
-            *len = olen;
-            return 0;
-        }
-        if (*ctx->p < 0x20) {
-            return compare_json_fail(ctx, "control character in string");
-        }
-        if (*ctx->p >= 0x80) {
-            if (compare_json_utf8(ctx, &olen) != 0) {
-                return -1;
-            }
-            continue;
-        }
-        if (compare_json_escape(ctx, &olen) != 0) {
-            return -1;
-        }
+    n = cutover_json_decode(ctx->text, t, ctx->sbuf, ctx->scap);
+    if (n < 0) {
+        return compare_json_fail(ctx, tok, "invalid string");
     }
-}
-
-
-/* The escape after a backslash, decoded into the scratch buffer. */
-static int
-compare_json_escape(compare_json_ctx_t *ctx, size_t *olen)
-{
-    char  c;
-
-    ctx->p++;
-    if (ctx->p >= ctx->end) {
-        return compare_json_fail(ctx, "unterminated escape");
-    }
-    switch (*ctx->p++) {
-    case '"': c = '"'; break;
-    case '\\': c = '\\'; break;
-    case '/': c = '/'; break;
-    case 'b': c = '\b'; break;
-    case 'f': c = '\f'; break;
-    case 'n': c = '\n'; break;
-    case 'r': c = '\r'; break;
-    case 't': c = '\t'; break;
-    case 'u':
-        return compare_json_escape_u(ctx, olen);
-    default:
-        ctx->p--;
-        return compare_json_fail(ctx, "invalid escape");
-    }
-    return compare_json_put(ctx, olen, &c, 1);
-}
-
-
-static int
-compare_json_digits(compare_json_ctx_t *ctx)
-{
-    const uint8_t  *s = ctx->p;
-
-    while (ctx->p < ctx->end && *ctx->p >= '0' && *ctx->p <= '9') {
-        ctx->p++;
-    }
-    return ctx->p > s ? 0 : compare_json_fail(ctx, "expected a digit");
+    *str = ctx->sbuf;
+    *len = (size_t) n;
+    return 0;
 }
 
 
@@ -599,56 +282,30 @@ compare_json_digits(compare_json_ctx_t *ctx)
  * else as double (huge exponents). */
 static int
 compare_json_number(compare_json_ctx_t *ctx, bson_t *parent, const char *key,
-    size_t keylen)
+    size_t keylen, int tok)
 {
-    const uint8_t     *s = ctx->p;
-    int                is_int = 1;
+    int                is_int;
     char               tmp[128];
-    char              *text;
+    char              *text, *endp;
     size_t             n;
     bson_decimal128_t  dec;
-    char              *endp;
     long long          ll;
     double             d;
 
-    if (ctx->p < ctx->end && *ctx->p == '-') {
-        ctx->p++;
-    }
-    if (ctx->p < ctx->end && *ctx->p == '0') {
-        ctx->p++;
-    } else if (compare_json_digits(ctx) != 0) {
-        return compare_json_fail(ctx, "invalid value");
-    }
-    if (ctx->p < ctx->end && *ctx->p == '.') {
-        ctx->p++;
-        is_int = 0;
-        if (compare_json_digits(ctx) != 0) {
-            return -1;
-        }
-    }
-    if (ctx->p < ctx->end && (*ctx->p == 'e' || *ctx->p == 'E')) {
-        ctx->p++;
-        is_int = 0;
-        if (ctx->p < ctx->end && (*ctx->p == '+' || *ctx->p == '-')) {
-            ctx->p++;
-        }
-        if (compare_json_digits(ctx) != 0) {
-            return -1;
-        }
-    }
-    n = (size_t) (ctx->p - s);
+    n = ctx->toks[tok].end - ctx->toks[tok].start;
     text = n < sizeof(tmp) ? tmp : malloc(n + 1);
     if (text == NULL) {
-        return compare_json_fail(ctx, "out of memory");
+        return compare_json_fail(ctx, tok, "out of memory");
     }
-    memcpy(text, s, n);
+    memcpy(text, ctx->text + ctx->toks[tok].start, n);
     text[n] = '\0';
+    is_int = strpbrk(text, ".eE") == NULL;
     if (is_int && n < 19) {
-        const char  *d = text + (text[0] == '-');
+        const char  *p = text + (text[0] == '-');
         int64_t      v = 0;
 
-        while (*d) {
-            v = v * 10 + (*d++ - '0');
+        while (*p) {
+            v = v * 10 + (*p++ - '0');
         }
         bson_append_int64(parent, key, (int) keylen, text[0] == '-' ? -v : v);
         goto done;

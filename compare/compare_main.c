@@ -11,7 +11,7 @@
 #include <string.h>
 
 #include "compare/compare.h"
-#include "ngx_module/cutover_json.h"
+#include "common/cutover_json.h"
 #include "compare/compare_json.h"
 #include "compare/compare_store.h"
 

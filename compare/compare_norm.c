@@ -8,9 +8,7 @@
 #include <string.h>
 #include <time.h>
 
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
-
+#include "common/cutover_hash.h"
 #include "compare/compare_norm.h"
 #include "compare/compare_rules.h"
 
@@ -254,15 +252,6 @@ void
 compare_mask(const unsigned char *key, size_t keylen, const void *data,
     size_t len, char out[COMPARE_MASK_TEXT_LEN])
 {
-    unsigned char  mac[EVP_MAX_MD_SIZE];
-    unsigned int   mlen = 0, i;
-    static const char hex[] = "0123456789abcdef";
-
-    HMAC(EVP_sha256(), key, (int) keylen, data, len, mac, &mlen);
     memcpy(out, "hmac:", 5);
-    for (i = 0; i < mlen && i < 32; i++) {
-        out[5 + 2 * i] = hex[mac[i] >> 4];
-        out[5 + 2 * i + 1] = hex[mac[i] & 0xf];
-    }
-    out[5 + 2 * i] = '\0';
+    cutover_hmac_sha256_hex(key, keylen, data, len, out + 5);
 }

@@ -8,9 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/cutover_hash.h"
 #include "compare/compare_diff.h"
 #include "compare/compare_json.h"
-#include "ngx_module/cutover_dial.h"
 
 
 static void compare_side_names(const compare_pair_t *pair, const char **p,

@@ -11,7 +11,7 @@
 
 #include <libpq-fe.h>
 
-#include "ngx_module/cutover_json.h"
+#include "common/cutover_json.h"
 #include "compare/compare.h"
 #include "compare/compare_report.h"
 #include "compare/compare_store.h"

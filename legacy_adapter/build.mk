@@ -7,18 +7,18 @@ $(eval $(call static_lib,legacy,$(LEGACY_SRCS)))
 PROGRAMS += $(BIN)/legacy-store-sim $(BIN)/cutover-legacy-adapter
 
 $(BIN)/legacy-store-sim: $(OBJ)/legacy_adapter/main_sim.o $(LIB)/liblegacy.a \
-    $(LIB)/libcutover.a $(LIB)/libcommon.a
+    $(LIB)/libcommon.a
 	@mkdir -p $(BIN)
 	$(CC) -o $@ $^ $(PKG_LDLIBS)
 
 $(BIN)/cutover-legacy-adapter: $(OBJ)/legacy_adapter/main_adapter.o \
-    $(LIB)/liblegacy.a $(LIB)/libcutover.a $(LIB)/libcommon.a
+    $(LIB)/liblegacy.a $(LIB)/libcommon.a
 	@mkdir -p $(BIN)
 	$(CC) -o $@ $^ $(PKG_LDLIBS)
 
 UNIT_TESTS += $(TBIN)/check_legacy
 $(TBIN)/check_legacy: $(OBJ)/tests/unit/check_legacy.o $(LIB)/liblegacy.a \
-    $(LIB)/libcutover.a $(LIB)/libcommon.a
+    $(LIB)/libcommon.a
 	@mkdir -p $(TBIN)
 	$(CC) -o $@ $^ $(PKG_LDLIBS) $(CHECK_LDLIBS)
 

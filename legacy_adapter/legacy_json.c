@@ -3,14 +3,15 @@
 #include <math.h>
 #include <string.h>
 
+#include "common/cutover_json.h"
 #include "legacy_adapter/legacy_json.h"
-#include "ngx_module/cutover_json.h"
 
 
 static int legacy_json_write_iter(bson_iter_t *it, int is_array,
     legacy_buf_t *out, legacy_error_t *err);
 static int legacy_json_write_string(const char *s, size_t len,
     legacy_buf_t *out);
+static int legacy_json_sink(void *data, const char *p, size_t n);
 
 
 /* The one strict RFC 8259 validator of the project (the admin API's), in
@@ -101,41 +102,19 @@ legacy_body_parse(const char *content_type, const uint8_t *data, size_t len,
 static int
 legacy_json_write_string(const char *s, size_t len, legacy_buf_t *out)
 {
-    static const char  hex[] = "0123456789abcdef";
-    size_t             i, start;
-    unsigned char      ch;
-    char               esc[7];
-
-    if (legacy_buf_append(out, "\"", 1) != LEGACY_OK) {
-        return LEGACY_ERROR;
-    }
-    for (i = 0, start = 0; i < len; i++) {
-        ch = (unsigned char) s[i];
-        if (ch >= 0x20 && ch != '"' && ch != '\\') {
-            continue;
-        }
-        if (legacy_buf_append(out, s + start, i - start) != LEGACY_OK) {
-            return LEGACY_ERROR;
-        }
-        if (ch == '"' || ch == '\\') {
-            esc[0] = '\\';
-            esc[1] = (char) ch;
-            esc[2] = '\0';
-        } else {
-            memcpy(esc, "\\u00", 4);
-            esc[4] = hex[ch >> 4];
-            esc[5] = hex[ch & 0xf];
-            esc[6] = '\0';
-        }
-        if (legacy_buf_append(out, esc, strlen(esc)) != LEGACY_OK) {
-            return LEGACY_ERROR;
-        }
-        start = i + 1;
-    }
-    if (legacy_buf_append(out, s + start, len - start) != LEGACY_OK) {
+    if (legacy_buf_append(out, "\"", 1) != LEGACY_OK
+        || cutover_json_write(s, len, 0, legacy_json_sink, out) != 0)
+    {
         return LEGACY_ERROR;
     }
     return legacy_buf_append(out, "\"", 1);
+}
+
+
+static int
+legacy_json_sink(void *data, const char *p, size_t n)
+{
+    return legacy_buf_append(data, p, n) == LEGACY_OK ? 0 : -1;
 }
 
 

@@ -15,6 +15,7 @@
 #include <curl/curl.h>
 
 #include "common/cutover_api.h"
+#include "common/cutover_json.h"
 #include "common/cutover_httpd.h"
 #include "common/cutover_log.h"
 #include "legacy_adapter/legacy_adapter.h"
@@ -33,6 +34,7 @@ static void adapter_main_log(void *data, int level, const char *message);
 static int adapter_main_options(int argc, char **argv,
     legacy_adapter_config_t *cfg, adapter_main_opts_t *o);
 static void adapter_main_print_json(const legacy_migrate_report_t *rep);
+static int adapter_main_stdout(void *data, const char *p, size_t n);
 static void adapter_main_usage(FILE *out);
 static const char *adapter_main_default_map(char *buf, size_t len);
 static int adapter_main_export(int argc, char **argv);
@@ -113,12 +115,19 @@ adapter_main_default_map(char *buf, size_t len)
 }
 
 
+static int
+adapter_main_stdout(void *data, const char *p, size_t n)
+{
+    (void) data;
+    return fwrite(p, 1, n, stdout) == n ? 0 : -1;
+}
+
+
 static void
 adapter_main_print_json(const legacy_migrate_report_t *rep)
 {
     const legacy_migrate_table_t  *t;
     const legacy_migrate_issue_t  *is;
-    const char                    *p;
     size_t                         i;
 
     printf("{\"balanced\": %s, \"tables\": [", rep->balanced ? "true"
@@ -151,15 +160,8 @@ adapter_main_print_json(const legacy_migrate_report_t *rep)
         printf("%s{\"kind\": \"%s\", \"table\": \"%s\", \"key\": \"",
                i ? ", " : "", is->kind, is->table);
         /* a raw legacy id may hold anything: escape what JSON needs */
-        for (p = is->key; *p; p++) {
-            if (*p == '"' || *p == '\\') {
-                printf("\\%c", *p);
-            } else if ((unsigned char) *p < 0x20) {
-                printf("\\u%04x", (unsigned char) *p);
-            } else {
-                putchar(*p);
-            }
-        }
+        (void) cutover_json_write(is->key, strlen(is->key), 0,
+                                  adapter_main_stdout, NULL);
         printf("\", \"detail\": \"%s\"}", is->detail);
     }
     printf("]}\n");

@@ -9,6 +9,7 @@
 
 #include <openssl/evp.h>
 
+#include "common/cutover_hash.h"
 #include "new_core/newcore_api.h"
 #include "new_core/newcore_money.h"
 #include "new_core/newcore_order.h"
@@ -80,9 +81,8 @@ newcore_reply_free(newcore_reply_t *reply)
 void
 newcore_request_hash(const newcore_request_t *req, char *out)
 {
-    static const char  hex[] = "0123456789abcdef";
     unsigned char      md[EVP_MAX_MD_SIZE];
-    unsigned int       mdlen, i;
+    unsigned int       mdlen;
     EVP_MD_CTX        *ctx;
 
     mdlen = 0;
@@ -103,11 +103,7 @@ newcore_request_hash(const newcore_request_t *req, char *out)
 
     EVP_MD_CTX_free(ctx);
 
-    for (i = 0; i < mdlen && i < 32; i++) {
-        out[2 * i] = hex[md[i] >> 4];
-        out[2 * i + 1] = hex[md[i] & 0xf];
-    }
-    out[2 * i] = '\0';
+    cutover_hex(md, mdlen < 32 ? mdlen : 32, out);
 }
 
 

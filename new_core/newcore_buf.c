@@ -5,11 +5,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/cutover_json.h"
 #include "new_core/newcore_buf.h"
 
 
 static int newcore_buf_reserve(newcore_buf_t *b, size_t extra);
-static size_t newcore_utf8_len(const unsigned char *p);
+static int newcore_buf_sink(void *data, const char *p, size_t n);
 
 
 void
@@ -140,95 +141,22 @@ newcore_buf_printf(newcore_buf_t *b, const char *fmt, ...)
 }
 
 
-/* Length of the well-formed UTF-8 sequence at p, 0 when ill-formed. */
-static size_t
-newcore_utf8_len(const unsigned char *p)
-{
-    size_t    n, i;
-    uint32_t  cp;
-
-    if (p[0] >= 0xc2 && p[0] <= 0xdf) {
-        n = 2;
-        cp = p[0] & 0x1f;
-    } else if (p[0] >= 0xe0 && p[0] <= 0xef) {
-        n = 3;
-        cp = p[0] & 0x0f;
-    } else if (p[0] >= 0xf0 && p[0] <= 0xf4) {
-        n = 4;
-        cp = p[0] & 0x07;
-    } else {
-        return 0;
-    }
-
-    for (i = 1; i < n; i++) {
-        if ((p[i] & 0xc0) != 0x80) {
-            return 0;
-        }
-        cp = (cp << 6) | (p[i] & 0x3f);
-    }
-
-    if ((n == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff)))
-        || (n == 4 && (cp < 0x10000 || cp > 0x10ffff)))
-    {
-        return 0;
-    }
-
-    return n;
-}
-
-
 int
 newcore_buf_json_str(newcore_buf_t *b, const char *s)
 {
-    static const char  hex[] = "0123456789abcdef";
-    const unsigned char *p;
-    char                 esc[6];
-    size_t               n;
-
     newcore_buf_append(b, "\"", 1);
-
-    for (p = (const unsigned char *) s; *p; p++) {
-        switch (*p) {
-        case '"':
-            newcore_buf_append(b, "\\\"", 2);
-            break;
-        case '\\':
-            newcore_buf_append(b, "\\\\", 2);
-            break;
-        case '\n':
-            newcore_buf_append(b, "\\n", 2);
-            break;
-        case '\r':
-            newcore_buf_append(b, "\\r", 2);
-            break;
-        case '\t':
-            newcore_buf_append(b, "\\t", 2);
-            break;
-        default:
-            if (*p >= 0x80) {
-                n = newcore_utf8_len(p);
-                if (n == 0) {
-                    /* not UTF-8: the answer must stay valid JSON */
-                    newcore_buf_append(b, "\\ufffd", 6);
-                } else {
-                    newcore_buf_append(b, (const char *) p, n);
-                    p += n - 1;
-                }
-            } else if (*p < 0x20) {
-                esc[0] = '\\';
-                esc[1] = 'u';
-                esc[2] = '0';
-                esc[3] = '0';
-                esc[4] = hex[*p >> 4];
-                esc[5] = hex[*p & 0xf];
-                newcore_buf_append(b, esc, 6);
-            } else {
-                newcore_buf_append(b, (const char *) p, 1);
-            }
-        }
-    }
-
+    (void) cutover_json_write(s, strlen(s),
+                              CUTOVER_JSON_ESC_SHORT|CUTOVER_JSON_ESC_FFFD,
+                              newcore_buf_sink, b);
     return newcore_buf_append(b, "\"", 1);
+}
+
+
+static int
+newcore_buf_sink(void *data, const char *p, size_t n)
+{
+    newcore_buf_append(data, p, n);
+    return 0;
 }
 
 

@@ -9,8 +9,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/cutover_hash.h"
 #include "cutover_dial.h"
-#include "cutover_json.h"
+#include "common/cutover_json.h"
 
 #define CUTOVER_AUTH_WINDOW     300      /* seconds either side of now */
 #define CUTOVER_SECRET_MAX      64       /* bytes */

@@ -8,8 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <openssl/evp.h>
-
+#include "common/cutover_hash.h"
 #include "cutover_dial.h"
 
 
@@ -25,23 +24,6 @@ static int cutover_ids_copy(cutover_state_t *dst, const cutover_state_t *src,
     uint16_t first, uint16_t n, uint16_t *nfirst);
 static int cutover_json_ids(const cutover_state_t *st, uint32_t first,
     uint32_t n, char *buf, size_t cap);
-
-
-void
-cutover_error_set(cutover_error_t *err, const char *code, const char *fmt,
-    ...)
-{
-    va_list  ap;
-
-    if (err == NULL) {
-        return;
-    }
-
-    snprintf(err->code, sizeof(err->code), "%s", code);
-    va_start(ap, fmt);
-    vsnprintf(err->message, sizeof(err->message), fmt, ap);
-    va_end(ap);
-}
 
 
 uint64_t
@@ -542,32 +524,6 @@ cutover_state_rollback(cutover_state_t *st, int64_t now)
     st->rolled_back = 1;
     st->version++;
     st->changed_at = now;
-}
-
-
-void
-cutover_sha256_hex(const void *data, size_t len, char hex[65])
-{
-    unsigned       n = 0;
-    unsigned char  md[EVP_MAX_MD_SIZE];
-
-    EVP_Digest(data, len, md, &n, EVP_sha256(), NULL);
-    cutover_hex(md, 32, hex);
-}
-
-
-void
-cutover_hex(const unsigned char *in, size_t len, char *out)
-{
-    size_t             i;
-    static const char  digits[] = "0123456789abcdef";
-
-    for (i = 0; i < len; i++) {
-        out[2 * i] = digits[in[i] >> 4];
-        out[2 * i + 1] = digits[in[i] & 0xf];
-    }
-
-    out[2 * len] = '\0';
 }
 
 

@@ -13,19 +13,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define CUTOVER_OK              0
-#define CUTOVER_ERROR           -1
+#include "common/cutover_error.h"
 
 #define CUTOVER_BUCKETS         10000       /* buckets 0..9999 */
 #define CUTOVER_MAX_RULES       64
 #define CUTOVER_MAX_IDS         2048        /* stores + channels, all rules */
 #define CUTOVER_ID_MAX          32          /* bytes of an id */
 #define CUTOVER_STATE_TEXT_MAX  (96 * 1024) /* encoded state file */
-
-typedef struct {
-    char      code[32];      /* machine-readable, e.g. "invalid_percent" */
-    char      message[256];
-} cutover_error_t;
 
 typedef struct {
     char      id[CUTOVER_ID_MAX + 1];
@@ -135,14 +129,5 @@ int cutover_state_rules_json(const cutover_state_t *st, char *buf,
  * for the audit trail.  Returns the length or -1. */
 int cutover_state_rule_json(const cutover_state_t *st, int rule, char *buf,
     size_t cap);
-
-/* Lowercase hex of SHA-256(data). */
-void cutover_sha256_hex(const void *data, size_t len, char hex[65]);
-
-/* Lowercase hex of len bytes into out[2 * len + 1]. */
-void cutover_hex(const unsigned char *in, size_t len, char *out);
-
-void cutover_error_set(cutover_error_t *err, const char *code,
-    const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 #endif /* CUTOVER_DIAL_H */

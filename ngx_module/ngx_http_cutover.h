@@ -18,10 +18,11 @@
 
 #include <openssl/rand.h>
 
+#include "common/cutover_hash.h"
 #include "cutover_dial.h"
-#include "shadow/shadow_log.h"
+#include "common/cutover_record.h"
 #include "cutover_auth.h"
-#include "cutover_json.h"
+#include "common/cutover_json.h"
 
 
 #define NGX_HTTP_CUTOVER_NONCES        4096
@@ -81,7 +82,7 @@ typedef struct {
     ngx_str_t                     path;           /* NUL-terminated */
     off_t                         segment;
     off_t                         max;            /* 0: no limit */
-    shadow_writer_t               writer;
+    cutover_writer_t               writer;
 
     /* the records this worker dropped since it last wrote one: logged
      * when recording resumes, for reconciliation */

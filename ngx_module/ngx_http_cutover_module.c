@@ -1471,16 +1471,16 @@ ngx_http_cutover_probe_dir(ngx_http_cutover_dir_t *d, ngx_uint_t *file)
 
     *file = 2;
 
-    if (shadow_segment_range((char *) d->file.data, scratch, sizeof(scratch),
+    if (cutover_segment_range((char *) d->file.data, scratch, sizeof(scratch),
                              &first, &last)
-        != SHADOW_OK)
+        != CUTOVER_OK)
     {
         return ngx_errno ? ngx_errno : NGX_EINVAL;
     }
 
     if (last
-        && shadow_segment_path(path, sizeof(path), (char *) d->file.data,
-                               last) == SHADOW_OK
+        && cutover_segment_path(path, sizeof(path), (char *) d->file.data,
+                               last) == CUTOVER_OK
         && access(path, W_OK) == -1)
     {
         return ngx_errno;

@@ -225,7 +225,7 @@ ngx_http_cutover_log(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return NGX_CONF_ERROR;
     }
 
-    shadow_writer_init(&log->writer, (char *) log->path.data,
+    cutover_writer_init(&log->writer, (char *) log->path.data,
                        (uint64_t) log->segment);
     log->writer.max_bytes = (uint64_t) log->max;
 
@@ -593,7 +593,7 @@ ngx_http_cutover_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
 /* Copies the headers named in `names` (lower case) into out. */
 static size_t
 ngx_http_cutover_pick_headers(ngx_list_t *list, ngx_array_t *names,
-    shadow_header_t *out, size_t n, size_t max)
+    cutover_header_t *out, size_t n, size_t max)
 {
     ngx_str_t        *want;
     ngx_uint_t        i, k;
@@ -760,9 +760,9 @@ ngx_http_cutover_log_handler(ngx_http_request_t *r)
     size_t                        size, len;
     ngx_uint_t                    too_large, n;
     ngx_time_t                   *tp;
-    shadow_header_t               req_h[NGX_HTTP_CUTOVER_MAX_HEADERS];
-    shadow_header_t               resp_h[NGX_HTTP_CUTOVER_MAX_HEADERS];
-    shadow_record_t               rec;
+    cutover_header_t               req_h[NGX_HTTP_CUTOVER_MAX_HEADERS];
+    cutover_header_t               resp_h[NGX_HTTP_CUTOVER_MAX_HEADERS];
+    cutover_record_t               rec;
     ngx_err_t                     err;
     ngx_http_cutover_ctx_t       *ctx;
     ngx_http_cutover_tee_t       *tee;
@@ -787,7 +787,7 @@ ngx_http_cutover_log_handler(ngx_http_request_t *r)
         return NGX_OK;
     }
 
-    ngx_memzero(&rec, sizeof(shadow_record_t));
+    ngx_memzero(&rec, sizeof(cutover_record_t));
 
     rec.req_body = ngx_http_cutover_request_body(r, lcf->body_limit,
                                                  &rec.req_body_len,
@@ -870,25 +870,25 @@ ngx_http_cutover_log_handler(ngx_http_request_t *r)
         rec.upstream_ms = (double) us->response_time;
     }
 
-    size = shadow_record_size(&rec);
+    size = cutover_record_size(&rec);
     frame = ngx_http_cutover_frame_buffer(size, r->connection->log);
     if (frame == NULL
-        || shadow_record_frame(&rec, frame, size, &len) != SHADOW_OK)
+        || cutover_record_frame(&rec, frame, size, &len) != CUTOVER_OK)
     {
         ngx_http_cutover_frame_release(frame);
         ngx_http_cutover_dropped(r, ctx, NGX_HTTP_CUTOVER_DROP_ERROR, 0);
         return NGX_OK;
     }
 
-    rc = shadow_writer_append(&lcf->log->writer, frame, len);
+    rc = cutover_writer_append(&lcf->log->writer, frame, len);
     ngx_http_cutover_frame_release(frame);
 
-    if (rc == SHADOW_NOSPACE) {
+    if (rc == CUTOVER_NOSPACE) {
         ngx_http_cutover_dropped(r, ctx, NGX_HTTP_CUTOVER_DROP_FULL, 0);
         return NGX_OK;
     }
 
-    if (rc != SHADOW_OK) {
+    if (rc != CUTOVER_OK) {
         err = lcf->log->writer.err;
         ngx_http_cutover_dropped(r, ctx,
                                  (err == NGX_ENOSPC || err == EDQUOT)

@@ -41,7 +41,7 @@ logtool_dump(const char *log, shadow_pos_t from)
     shadow_frame_t    f;
     shadow_error_t    err;
     shadow_reader_t  *r;
-    shadow_record_t   rec;
+    cutover_record_t   rec;
 
     r = shadow_reader_new(log, from, 0, &err);
     if (r == NULL) {
@@ -102,10 +102,10 @@ logtool_write(const char *log, unsigned long long segment_size)
     uint8_t               *frame = NULL, *nf;
     unsigned long          lineno = 0;
     shadow_error_t         err;
-    shadow_writer_t        w;
+    cutover_writer_t        w;
     shadow_json_record_t   jr;
 
-    shadow_writer_init(&w, log, segment_size);
+    cutover_writer_init(&w, log, segment_size);
 
     while ((len = getline(&line, &cap, stdin)) != -1) {
         lineno++;
@@ -122,7 +122,7 @@ logtool_write(const char *log, unsigned long long segment_size)
             break;
         }
 
-        n = shadow_record_size(&jr.rec);
+        n = cutover_record_size(&jr.rec);
         if (n > fcap) {
             nf = realloc(frame, n);
             if (nf == NULL) {
@@ -136,8 +136,8 @@ logtool_write(const char *log, unsigned long long segment_size)
             fcap = n;
         }
 
-        if (shadow_record_frame(&jr.rec, frame, fcap, &flen) != SHADOW_OK
-            || shadow_writer_append(&w, frame, flen) != SHADOW_OK)
+        if (cutover_record_frame(&jr.rec, frame, fcap, &flen) != SHADOW_OK
+            || cutover_writer_append(&w, frame, flen) != SHADOW_OK)
         {
             fprintf(stderr, "cutover-logtool: line %lu: cannot append to "
                     "\"%s\": %s\n", lineno, log,
@@ -150,7 +150,7 @@ logtool_write(const char *log, unsigned long long segment_size)
         shadow_json_record_clear(&jr);
     }
 
-    shadow_writer_close(&w);
+    cutover_writer_close(&w);
     free(line);
     free(frame);
     return rc;

@@ -38,8 +38,8 @@
 #include <dirent.h>
 #include <sys/stat.h>
 
+#include "common/cutover_hash.h"
 #include "compare/compare.h"
-#include "ngx_module/cutover_dial.h"
 #include "shadow/shadow_daemon.h"
 #include "shadow/shadow_deadletter.h"
 #include "shadow/shadow_metrics.h"
@@ -89,7 +89,7 @@ struct shadow_item_s {
     shadow_pos_t           at;
     uint8_t               *payload;
     uint32_t               len;
-    shadow_record_t        rec;
+    cutover_record_t        rec;
     shadow_item_state_t    state;
     int                    attempts;
     int                    reason;      /* of the last failed attempt */
@@ -190,7 +190,7 @@ static shadow_keyq_t *shadow_keyq_get(shadow_daemon_t *d, const char *key,
 static void shadow_keyq_ready(shadow_daemon_t *d, shadow_keyq_t *kq);
 static void shadow_keyq_drop(shadow_daemon_t *d, shadow_keyq_t *kq);
 static uint32_t shadow_key_hash(const char *key, size_t len);
-static void shadow_order_key(shadow_daemon_t *d, const shadow_record_t *r,
+static void shadow_order_key(shadow_daemon_t *d, const cutover_record_t *r,
     char *buf, size_t cap, size_t *len);
 static void shadow_dispatch(shadow_daemon_t *d);
 static int shadow_start(shadow_daemon_t *d, shadow_item_t *it);
@@ -201,7 +201,7 @@ static void shadow_compare(shadow_daemon_t *d, shadow_item_t *it,
     const char *error, int verdict, const char *detail);
 static void shadow_pair_fill(shadow_item_t *it, compare_pair_t *pair,
     const char **ph, char *sha, const char *error);
-static void shadow_count_verdict(shadow_daemon_t *d, const shadow_record_t *r,
+static void shadow_count_verdict(shadow_daemon_t *d, const cutover_record_t *r,
     const compare_result_t *result);
 static void shadow_flush(shadow_daemon_t *d, int force);
 static void shadow_advance(shadow_daemon_t *d, int force);
@@ -209,11 +209,11 @@ static void shadow_delete_consumed(shadow_daemon_t *d);
 static void shadow_publish(shadow_daemon_t *d);
 static size_t shadow_on_body(char *p, size_t size, size_t n, void *ctx);
 static size_t shadow_on_header(char *p, size_t size, size_t n, void *ctx);
-static int shadow_hop_by_hop(const shadow_str_t *name);
-static struct curl_slist *shadow_request_headers(const shadow_record_t *r);
+static int shadow_hop_by_hop(const cutover_str_t *name);
+static struct curl_slist *shadow_request_headers(const cutover_record_t *r);
 static void shadow_reset_response(shadow_item_t *it);
 static shadow_primary_t shadow_primary_outcome(shadow_daemon_t *d,
-    const shadow_record_t *r);
+    const cutover_record_t *r);
 static void shadow_unreplayed(shadow_daemon_t *d, shadow_item_t *it,
     shadow_primary_t outcome);
 static void shadow_done(shadow_daemon_t *d, shadow_item_t *it);
@@ -454,7 +454,7 @@ shadow_read_more(shadow_daemon_t *d)
 
 
 static void
-shadow_order_key(shadow_daemon_t *d, const shadow_record_t *r, char *buf,
+shadow_order_key(shadow_daemon_t *d, const cutover_record_t *r, char *buf,
     size_t cap, size_t *len)
 {
     int  n;
@@ -587,7 +587,7 @@ shadow_keyq_enqueue(shadow_daemon_t *d, shadow_keyq_t *kq, shadow_item_t *it)
  * Idempotency-Key that succeeds is recorded and replayed by itself).
  */
 static shadow_primary_t
-shadow_primary_outcome(shadow_daemon_t *d, const shadow_record_t *r)
+shadow_primary_outcome(shadow_daemon_t *d, const cutover_record_t *r)
 {
     int32_t  st = r->status;
 
@@ -617,7 +617,7 @@ shadow_unreplayed(shadow_daemon_t *d, shadow_item_t *it,
     shadow_primary_t outcome)
 {
     char                    detail[256];
-    const shadow_record_t  *r = &it->rec;
+    const cutover_record_t  *r = &it->rec;
 
     if (outcome == SHADOW_PRIMARY_REFUSED) {
         d->stats.primary_refused++;
@@ -825,7 +825,7 @@ shadow_dispatch(shadow_daemon_t *d)
 
 
 static int
-shadow_hop_by_hop(const shadow_str_t *name)
+shadow_hop_by_hop(const cutover_str_t *name)
 {
     size_t              i;
     static const char  *drop[] = {
@@ -850,13 +850,13 @@ shadow_hop_by_hop(const shadow_str_t *name)
 
 /* The replay's headers: the recorded ones minus hop-by-hop, plus ours. */
 static struct curl_slist *
-shadow_request_headers(const shadow_record_t *r)
+shadow_request_headers(const cutover_record_t *r)
 {
     char                line[128], *hl;
     size_t              i;
     int                 have_ctype = 0;
     struct curl_slist  *h = NULL, *n;
-    const shadow_str_t *key = &r->id;
+    const cutover_str_t *key = &r->id;
 
     for (i = 0; i < r->n_req_headers; i++) {
         /* the primary deduped by the client's own key when it sent one
@@ -936,7 +936,7 @@ shadow_start(shadow_daemon_t *d, shadow_item_t *it)
 {
     char                   *url;
     const char             *base;
-    const shadow_record_t  *r = &it->rec;
+    const cutover_record_t  *r = &it->rec;
 
     base = (r->side.len == 3) ? d->cfg->legacy_url : d->cfg->new_url;
 
@@ -1442,7 +1442,7 @@ shadow_pair_fill(shadow_item_t *it, compare_pair_t *pair, const char **ph,
 {
     unsigned int            mdlen;
     unsigned char           md[32];
-    const shadow_record_t  *r = &it->rec;
+    const cutover_record_t  *r = &it->rec;
 
     memset(pair, 0, sizeof(*pair));
     pair->record_id = r->id.data;
@@ -1488,7 +1488,7 @@ shadow_pair_fill(shadow_item_t *it, compare_pair_t *pair, const char **ph,
 
 
 static void
-shadow_count_verdict(shadow_daemon_t *d, const shadow_record_t *r,
+shadow_count_verdict(shadow_daemon_t *d, const cutover_record_t *r,
     const compare_result_t *result)
 {
     compare_verdict_t  v = compare_result_verdict(result);
@@ -1526,7 +1526,7 @@ shadow_compare(shadow_daemon_t *d, shadow_item_t *it, const char *error,
     const char            **ph;
     compare_pair_t          pair;
     compare_error_t         cerr;
-    const shadow_record_t  *r = &it->rec;
+    const cutover_record_t  *r = &it->rec;
 
     /* the recorded primary headers as "name: value" strings */
     ph = calloc(r->n_resp_headers + 1, sizeof(char *));
@@ -2043,7 +2043,7 @@ shadow_delete_consumed(shadow_daemon_t *d)
     uint64_t  first, last, s;
 
     if (d->deleted_below == 0) {
-        if (shadow_segment_range(d->cfg->log, scratch, sizeof(scratch),
+        if (cutover_segment_range(d->cfg->log, scratch, sizeof(scratch),
                                  &first, &last)
             != SHADOW_OK || first == 0)
         {
@@ -2054,7 +2054,7 @@ shadow_delete_consumed(shadow_daemon_t *d)
     }
 
     for (s = d->deleted_below; s < d->ckpt.seq; s++) {
-        shadow_segment_path(path, sizeof(path), d->cfg->log, s);
+        cutover_segment_path(path, sizeof(path), d->cfg->log, s);
         if (unlink(path) == 0) {
             shadow_log(d, SHADOW_LOG_INFO, "deleted consumed segment \"%s\"",
                        path);

@@ -15,10 +15,9 @@
 #include <unistd.h>
 
 #include <bson/bson.h>
-#include <openssl/evp.h>
 
-#include "ngx_module/cutover_dial.h"
-#include "ngx_module/cutover_json.h"
+#include "common/cutover_hash.h"
+#include "common/cutover_json.h"
 #include "shadow/shadow_deadletter.h"
 
 
@@ -125,9 +124,6 @@ shadow_dl_unlock(shadow_dl_t *dl)
 void
 shadow_dl_stem(const char *key, size_t len, char *buf)
 {
-    unsigned int   mdlen;
-    unsigned char  md[32];
-
     if (len * 2 <= SHADOW_DL_STEM_MAX - 2) {
         cutover_hex((const unsigned char *) key, len, buf);
         buf[len * 2] = '\0';
@@ -135,12 +131,7 @@ shadow_dl_stem(const char *key, size_t len, char *buf)
     }
 
     buf[0] = 'h';
-    if (!EVP_Digest(key, len, md, &mdlen, EVP_sha256(), NULL)) {
-        memset(md, 0, sizeof(md));
-    }
-
-    cutover_hex(md, 32, buf + 1);
-    buf[65] = '\0';
+    cutover_sha256_hex(key, len, buf + 1);
 }
 
 
@@ -227,7 +218,7 @@ shadow_dl_scan(int fd, shadow_dl_entry_pt cb, void *ctx, long *n,
     off_t *bad)
 {
     off_t              off = 0;
-    uint8_t            hdr[SHADOW_FRAME_HEADER], *p = NULL, *np;
+    uint8_t            hdr[CUTOVER_FRAME_HEADER], *p = NULL, *np;
     uint32_t           len, crc, cap = 0;
     bson_t             doc;
     shadow_dl_entry_t  e;
@@ -243,7 +234,7 @@ shadow_dl_scan(int fd, shadow_dl_entry_pt cb, void *ctx, long *n,
         }
 
         if (r != (ssize_t) sizeof(hdr)
-            || shadow_frame_header(hdr, &len, &crc) != SHADOW_OK)
+            || cutover_frame_header(hdr, &len, &crc) != SHADOW_OK)
         {
             *bad = off;
             break;
@@ -260,8 +251,8 @@ shadow_dl_scan(int fd, shadow_dl_entry_pt cb, void *ctx, long *n,
             cap = len;
         }
 
-        if (pread(fd, p, len, off + SHADOW_FRAME_HEADER) != (ssize_t) len
-            || shadow_crc32c(0, p, len) != crc)
+        if (pread(fd, p, len, off + CUTOVER_FRAME_HEADER) != (ssize_t) len
+            || cutover_crc32c(0, p, len) != crc)
         {
             *bad = off;
             break;
@@ -274,13 +265,13 @@ shadow_dl_scan(int fd, shadow_dl_entry_pt cb, void *ctx, long *n,
             }
 
             if (cb(ctx, &e) != 0) {
-                off += SHADOW_FRAME_HEADER + len;
+                off += CUTOVER_FRAME_HEADER + len;
                 (*n)++;
                 break;
             }
         }
 
-        off += SHADOW_FRAME_HEADER + len;
+        off += CUTOVER_FRAME_HEADER + len;
         (*n)++;
     }
 
@@ -368,19 +359,19 @@ shadow_dl_append(shadow_dl_t *dl, const shadow_dl_entry_t *e,
                        e->len);
 
     len = doc.len;
-    frame = malloc(SHADOW_FRAME_HEADER + len);
+    frame = malloc(CUTOVER_FRAME_HEADER + len);
     if (frame == NULL) {
         bson_destroy(&doc);
         close(fd);
         return shadow_error_set(err, SHADOW_ERROR, "out of memory");
     }
 
-    memcpy(frame + SHADOW_FRAME_HEADER, bson_get_data(&doc), len);
+    memcpy(frame + CUTOVER_FRAME_HEADER, bson_get_data(&doc), len);
     bson_destroy(&doc);
-    shadow_frame_seal(frame, frame + SHADOW_FRAME_HEADER, len);
+    cutover_frame_seal(frame, frame + CUTOVER_FRAME_HEADER, len);
 
-    if (pwrite(fd, frame, SHADOW_FRAME_HEADER + len, end)
-        != (ssize_t) (SHADOW_FRAME_HEADER + len)
+    if (pwrite(fd, frame, CUTOVER_FRAME_HEADER + len, end)
+        != (ssize_t) (CUTOVER_FRAME_HEADER + len)
         || fsync(fd) == -1
         || (created && shadow_dl_fsync_dir(dl->dir) == -1))
     {
@@ -392,7 +383,7 @@ shadow_dl_append(shadow_dl_t *dl, const shadow_dl_entry_t *e,
         return SHADOW_ERROR;
     }
 
-    *verified = end + SHADOW_FRAME_HEADER + len;
+    *verified = end + CUTOVER_FRAME_HEADER + len;
     free(frame);
     close(fd);
     return SHADOW_OK;

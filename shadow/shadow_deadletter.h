@@ -7,7 +7,8 @@
  *     lock                  flock(2): the daemon and the dead-letter
  *                           command never change the store at once
  *     <stem>.dl             a parked key's records, in log order: frames
- *                           as in the dual-run log (shadow_log.h), each
+ *                           as in the dual-run log
+ *                           (common/cutover_record.h), each
  *                           payload a BSON document {key, parked_us,
  *                           reason, attempts, record (the log's payload)}
  *     <stem>.replay         the same, handed back by "replay": the daemon

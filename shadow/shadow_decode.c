@@ -1,5 +1,5 @@
 /*
- * shadow_decode: a record payload (BSON) back into a shadow_record_t, and
+ * shadow_decode: a record payload (BSON) back into a cutover_record_t, and
  * the durable checkpoint file.
  */
 
@@ -15,15 +15,15 @@
 #include "shadow/shadow_reader.h"
 
 
-static int shadow_decode_headers(bson_iter_t *it, shadow_header_t **out,
+static int shadow_decode_headers(bson_iter_t *it, cutover_header_t **out,
     size_t *n, shadow_error_t *err);
-static int shadow_decode_field(bson_iter_t *it, shadow_record_t *rec,
+static int shadow_decode_field(bson_iter_t *it, cutover_record_t *rec,
     shadow_error_t *err);
-static void shadow_decode_str(bson_iter_t *it, shadow_str_t *s);
+static void shadow_decode_str(bson_iter_t *it, cutover_str_t *s);
 
 
 static void
-shadow_decode_str(bson_iter_t *it, shadow_str_t *s)
+shadow_decode_str(bson_iter_t *it, cutover_str_t *s)
 {
     uint32_t  len;
 
@@ -35,13 +35,13 @@ shadow_decode_str(bson_iter_t *it, shadow_str_t *s)
 
 
 static int
-shadow_decode_headers(bson_iter_t *it, shadow_header_t **out, size_t *n,
+shadow_decode_headers(bson_iter_t *it, cutover_header_t **out, size_t *n,
     shadow_error_t *err)
 {
     size_t            cap = 0;
     uint32_t          len;
     bson_iter_t       arr, pair;
-    shadow_header_t  *h = NULL, *p;
+    cutover_header_t  *h = NULL, *p;
 
     if (!BSON_ITER_HOLDS_ARRAY(it) || !bson_iter_recurse(it, &arr)) {
         return shadow_error_set(err, SHADOW_ERROR, "headers: not an array");
@@ -89,7 +89,7 @@ shadow_decode_headers(bson_iter_t *it, shadow_header_t **out, size_t *n,
 
 
 static int
-shadow_decode_field(bson_iter_t *it, shadow_record_t *rec,
+shadow_decode_field(bson_iter_t *it, cutover_record_t *rec,
     shadow_error_t *err)
 {
     uint32_t        len;
@@ -98,13 +98,13 @@ shadow_decode_field(bson_iter_t *it, shadow_record_t *rec,
     const uint8_t  *bin;
 
     if (strcmp(k, "req_headers") == 0) {
-        return shadow_decode_headers(it, (shadow_header_t **)
+        return shadow_decode_headers(it, (cutover_header_t **)
                                      &rec->req_headers, &rec->n_req_headers,
                                      err);
     }
 
     if (strcmp(k, "resp_headers") == 0) {
-        return shadow_decode_headers(it, (shadow_header_t **)
+        return shadow_decode_headers(it, (cutover_header_t **)
                                      &rec->resp_headers,
                                      &rec->n_resp_headers, err);
     }
@@ -169,7 +169,7 @@ shadow_decode_field(bson_iter_t *it, shadow_record_t *rec,
 
 int
 shadow_record_decode(const uint8_t *payload, size_t len,
-    shadow_record_t *rec, shadow_error_t *err)
+    cutover_record_t *rec, shadow_error_t *err)
 {
     bson_t       b;
     size_t       off;
@@ -211,7 +211,7 @@ shadow_record_decode(const uint8_t *payload, size_t len,
 
 
 void
-shadow_record_clear(shadow_record_t *rec)
+shadow_record_clear(cutover_record_t *rec)
 {
     free((void *) rec->req_headers);
     free((void *) rec->resp_headers);

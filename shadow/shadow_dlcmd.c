@@ -20,7 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "ngx_module/cutover_json.h"
+#include "common/cutover_json.h"
 #include "shadow/shadow_daemon.h"
 #include "shadow/shadow_deadletter.h"
 
@@ -78,7 +78,7 @@ static int
 shadow_dlcmd_entry(void *ctx, const shadow_dl_entry_t *e)
 {
     char                  at[32];
-    shadow_record_t       rec;
+    cutover_record_t       rec;
     shadow_error_t        err;
     shadow_dlcmd_file_t  *f = ctx;
 

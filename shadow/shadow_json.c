@@ -11,8 +11,9 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
+#include "common/cutover_hash.h"
+#include "common/cutover_json.h"
 #include "compare/compare_json.h"
-#include "ngx_module/cutover_dial.h"
 #include "shadow/shadow_json.h"
 
 
@@ -25,14 +26,15 @@ typedef struct {
 
 
 static void sb_add(shadow_sb_t *sb, const char *p, size_t n);
+static int sb_sink(void *data, const char *p, size_t n);
 static void sb_str(shadow_sb_t *sb, const char *p, size_t n);
 static void sb_key(shadow_sb_t *sb, const char *key);
 static void sb_body(shadow_sb_t *sb, const char *name, const uint8_t *p,
     size_t n);
 static void sb_headers(shadow_sb_t *sb, const char *name,
-    const shadow_header_t *h, size_t n);
+    const cutover_header_t *h, size_t n);
 static int shadow_utf8_valid(const uint8_t *p, size_t n);
-static int shadow_json_headers(bson_iter_t *it, shadow_header_t **out,
+static int shadow_json_headers(bson_iter_t *it, cutover_header_t **out,
     size_t *n, shadow_error_t *err);
 static int shadow_json_body(bson_iter_t *it, int b64, uint8_t **keep,
     const uint8_t **body, size_t *len, shadow_error_t *err);
@@ -126,44 +128,19 @@ sb_add(shadow_sb_t *sb, const char *p, size_t n)
 static void
 sb_str(shadow_sb_t *sb, const char *p, size_t n)
 {
-    char                  esc[8];
-    size_t                i, run;
-    const unsigned char  *u = (const unsigned char *) p;
-
     sb_add(sb, "\"", 1);
-
-    for (i = 0; i < n; ) {
-        if (u[i] >= 0x20 && u[i] != '"' && u[i] != '\\' && u[i] < 0x80) {
-            sb_add(sb, p + i, 1);
-            i++;
-            continue;
-        }
-
-        if (u[i] >= 0x80) {
-            run = (u[i] & 0xe0) == 0xc0 ? 2 : (u[i] & 0xf0) == 0xe0 ? 3
-                  : (u[i] & 0xf8) == 0xf0 ? 4 : 0;
-            if (run && i + run <= n && shadow_utf8_valid(u + i, run)) {
-                sb_add(sb, p + i, run);
-                i += run;
-                continue;
-            }
-        }
-
-        switch (u[i]) {
-        case '"':  sb_add(sb, "\\\"", 2); break;
-        case '\\': sb_add(sb, "\\\\", 2); break;
-        case '\n': sb_add(sb, "\\n", 2); break;
-        case '\r': sb_add(sb, "\\r", 2); break;
-        case '\t': sb_add(sb, "\\t", 2); break;
-        default:
-            snprintf(esc, sizeof(esc), "\\u%04x", u[i]);
-            sb_add(sb, esc, 6);
-        }
-
-        i++;
-    }
-
+    (void) cutover_json_write(p, n,
+                              CUTOVER_JSON_ESC_SHORT|CUTOVER_JSON_ESC_LATIN1,
+                              sb_sink, sb);
     sb_add(sb, "\"", 1);
+}
+
+
+static int
+sb_sink(void *data, const char *p, size_t n)
+{
+    sb_add(data, p, n);
+    return 0;
 }
 
 
@@ -210,7 +187,7 @@ sb_body(shadow_sb_t *sb, const char *name, const uint8_t *p, size_t n)
 
 
 static void
-sb_headers(shadow_sb_t *sb, const char *name, const shadow_header_t *h,
+sb_headers(shadow_sb_t *sb, const char *name, const cutover_header_t *h,
     size_t n)
 {
     size_t  i;
@@ -231,7 +208,7 @@ sb_headers(shadow_sb_t *sb, const char *name, const shadow_header_t *h,
 
 
 char *
-shadow_json_record_dump(const shadow_record_t *r, shadow_pos_t pos)
+shadow_json_record_dump(const cutover_record_t *r, shadow_pos_t pos)
 {
     char         num[96], sha[65];
     shadow_sb_t  sb = { NULL, 0, 0, 0 };
@@ -291,13 +268,13 @@ shadow_json_record_dump(const shadow_record_t *r, shadow_pos_t pos)
 
 
 static int
-shadow_json_headers(bson_iter_t *it, shadow_header_t **out, size_t *n,
+shadow_json_headers(bson_iter_t *it, cutover_header_t **out, size_t *n,
     shadow_error_t *err)
 {
     size_t            i = 0, cnt = 0;
     uint32_t          len;
     bson_iter_t       arr, pair;
-    shadow_header_t  *h;
+    cutover_header_t  *h;
 
     if (!BSON_ITER_HOLDS_ARRAY(it) || !bson_iter_recurse(it, &arr)) {
         return shadow_error_set(err, SHADOW_ERROR, "\"%s\" must be an array "
@@ -401,7 +378,7 @@ shadow_json_field(bson_iter_t *it, shadow_json_record_t *jr,
     double            num;
     uint32_t          len;
     const char       *k = bson_iter_key(it);
-    shadow_record_t  *r = &jr->rec;
+    cutover_record_t  *r = &jr->rec;
 
     if (strcmp(k, "req_headers") == 0 || strcmp(k, "resp_headers") == 0) {
         int  resp = k[1] == 'e' && k[2] == 's';
@@ -495,7 +472,7 @@ shadow_json_defaults(shadow_json_record_t *jr, shadow_error_t *err)
     int               i;
     unsigned char     rnd[16];
     struct timespec   ts;
-    shadow_record_t  *r = &jr->rec;
+    cutover_record_t  *r = &jr->rec;
 
     if (r->id.len == 0) {
         if (RAND_bytes(rnd, sizeof(rnd)) != 1) {
@@ -557,7 +534,7 @@ shadow_json_record_parse(const char *json, size_t len,
     shadow_json_record_t *jr, shadow_error_t *err)
 {
     bson_iter_t       it;
-    shadow_record_t  *r = &jr->rec;
+    cutover_record_t  *r = &jr->rec;
 
     memset(jr, 0, sizeof(*jr));
     r->resp_body_total = -1;

@@ -14,15 +14,15 @@
 
 /*
  * A record parsed from one JSON object.  Keys are the record's field names
- * (shadow_log.h); bodies are "req_body"/"resp_body" as text or
+ * (common/cutover_record.h); bodies are "req_body"/"resp_body" as text or
  * "req_body_b64"/"resp_body_b64" as base64.  Defaults: id random,
  * time_us now, method GET, side "legacy", status 200, resp_body_len the
  * body's length, resp_sha256 computed.
  */
 typedef struct {
-    shadow_record_t   rec;
+    cutover_record_t   rec;
     void             *doc;          /* the parsed bson_t, owns the strings */
-    shadow_header_t  *headers[2];
+    cutover_header_t  *headers[2];
     uint8_t          *bodies[2];
     char              id[33];
     char              sha256[65];
@@ -43,6 +43,6 @@ int shadow_json_object(const char *text, size_t len, void *doc,
 int shadow_json_number(const bson_iter_t *it, double *v);
 
 /* One JSON line (no newline) for rec read at pos; caller frees. */
-char *shadow_json_record_dump(const shadow_record_t *rec, shadow_pos_t pos);
+char *shadow_json_record_dump(const cutover_record_t *rec, shadow_pos_t pos);
 
 #endif /* SHADOW_JSON_H */

@@ -220,7 +220,7 @@ shadow_metrics_render_outcomes(const shadow_stats_t *s, char *buf,
 
 
 void
-shadow_stats_count_pair(shadow_stats_t *s, const shadow_str_t *zone,
+shadow_stats_count_pair(shadow_stats_t *s, const cutover_str_t *zone,
     int served_new, unsigned v)
 {
     unsigned              i;

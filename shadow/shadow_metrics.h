@@ -9,7 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "shadow/shadow_log.h"
+#include "shadow/shadow_reader.h"
 
 #define SHADOW_STATS_ZONES  8       /* zones told apart; then "other" */
 
@@ -72,7 +72,7 @@ typedef struct {
 
 /* Counts one compared pair of zone (served by side "new" or not) with the
  * verdict v (0 equal, 1 different, 2 unparseable, 3 shadow failed). */
-void shadow_stats_count_pair(shadow_stats_t *s, const shadow_str_t *zone,
+void shadow_stats_count_pair(shadow_stats_t *s, const cutover_str_t *zone,
     int served_new, unsigned v);
 
 typedef struct shadow_metrics_s  shadow_metrics_t;

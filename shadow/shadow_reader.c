@@ -93,7 +93,7 @@ shadow_reader_new(const char *base, shadow_pos_t pos, unsigned grace_ms,
     r->fd = -1;
     r->grace_ms = grace_ms;
     r->base = strdup(base);
-    r->path_cap = strlen(base) + SHADOW_SEQ_DIGITS + 2;
+    r->path_cap = strlen(base) + CUTOVER_SEQ_DIGITS + 2;
     r->path = malloc(r->path_cap);
     r->buf_cap = SHADOW_READ_CHUNK;
     r->buf = malloc(r->buf_cap);
@@ -105,7 +105,7 @@ shadow_reader_new(const char *base, shadow_pos_t pos, unsigned grace_ms,
     }
 
     if (pos.seq == 0) {
-        if (shadow_segment_range(base, scratch, sizeof(scratch), &first,
+        if (cutover_segment_range(base, scratch, sizeof(scratch), &first,
                                  &last)
             != SHADOW_OK)
         {
@@ -163,7 +163,7 @@ shadow_reader_unread(const shadow_reader_t *r)
     struct stat  st;
 
     for (s = r->seq; s < r->seq + 100000; s++) {
-        if (shadow_segment_path(path, sizeof(path), r->base, s) != SHADOW_OK
+        if (cutover_segment_path(path, sizeof(path), r->base, s) != SHADOW_OK
             || stat(path, &st) != 0)
         {
             break;
@@ -187,7 +187,7 @@ shadow_reader_exists(shadow_reader_t *r, uint64_t seq)
     char         path[4096];
     struct stat  st;
 
-    if (shadow_segment_path(path, sizeof(path), r->base, seq) != SHADOW_OK) {
+    if (cutover_segment_path(path, sizeof(path), r->base, seq) != SHADOW_OK) {
         return 0;
     }
 
@@ -202,7 +202,7 @@ shadow_reader_open(shadow_reader_t *r, shadow_error_t *err)
     uint8_t   scratch[4096] __attribute__((aligned(8)));
     uint64_t  first, last, s;
 
-    shadow_segment_path(r->path, r->path_cap, r->base, r->seq);
+    cutover_segment_path(r->path, r->path_cap, r->base, r->seq);
 
     r->fd = open(r->path, O_RDONLY | O_CLOEXEC);
     if (r->fd != -1) {
@@ -216,7 +216,7 @@ shadow_reader_open(shadow_reader_t *r, shadow_error_t *err)
                                 r->path, strerror(errno));
     }
 
-    if (shadow_segment_range(r->base, scratch, sizeof(scratch), &first,
+    if (cutover_segment_range(r->base, scratch, sizeof(scratch), &first,
                              &last)
         != SHADOW_OK)
     {
@@ -354,7 +354,7 @@ shadow_reader_sealed(shadow_reader_t *r)
     struct timespec  ts;
     struct statx     stx;
 
-    if (shadow_segment_path(path, sizeof(path), r->base, r->seq + 1)
+    if (cutover_segment_path(path, sizeof(path), r->base, r->seq + 1)
         != SHADOW_OK
         || statx(AT_FDCWD, path, 0, STATX_BTIME, &stx) != 0)
     {
@@ -410,12 +410,12 @@ shadow_reader_eof(shadow_reader_t *r, shadow_error_t *err)
     now = shadow_now_ms();
 
     /* re-read once more after the grace period, for late stragglers */
-    if (shadow_reader_fill(r, SHADOW_FRAME_HEADER, err) != SHADOW_OK) {
+    if (shadow_reader_fill(r, CUTOVER_FRAME_HEADER, err) != SHADOW_OK) {
         return SHADOW_ERROR;
     }
 
     end = r->buf_off + r->buf_len;
-    if (end > r->off && end - r->off >= SHADOW_FRAME_HEADER) {
+    if (end > r->off && end - r->off >= CUTOVER_FRAME_HEADER) {
         r->next_seen_ms = now - r->grace_ms;
         return SHADOW_OK;          /* more frames arrived: read them */
     }
@@ -454,14 +454,14 @@ shadow_reader_next(shadow_reader_t *r, shadow_frame_t *frame,
             }
         }
 
-        if (shadow_reader_fill(r, SHADOW_FRAME_HEADER, err) != SHADOW_OK) {
+        if (shadow_reader_fill(r, CUTOVER_FRAME_HEADER, err) != SHADOW_OK) {
             return SHADOW_ERROR;
         }
 
         avail = (size_t) (r->buf_off + r->buf_len - r->off);
         p = r->buf + (r->off - r->buf_off);
 
-        if (avail < SHADOW_FRAME_HEADER) {
+        if (avail < CUTOVER_FRAME_HEADER) {
             rc = shadow_reader_eof(r, err);
             if (rc != SHADOW_OK) {
                 shadow_reader_forget_tail(r);
@@ -471,7 +471,7 @@ shadow_reader_next(shadow_reader_t *r, shadow_frame_t *frame,
             continue;
         }
 
-        if (shadow_frame_header(p, &len, &crc) != SHADOW_OK) {
+        if (cutover_frame_header(p, &len, &crc) != SHADOW_OK) {
             rc = shadow_reader_resync(r, err, "bad magic or length");
             if (rc != SHADOW_OK) {
                 return rc;
@@ -480,7 +480,7 @@ shadow_reader_next(shadow_reader_t *r, shadow_frame_t *frame,
             continue;
         }
 
-        if (shadow_reader_fill(r, SHADOW_FRAME_HEADER + len, err)
+        if (shadow_reader_fill(r, CUTOVER_FRAME_HEADER + len, err)
             != SHADOW_OK)
         {
             return SHADOW_ERROR;
@@ -489,7 +489,7 @@ shadow_reader_next(shadow_reader_t *r, shadow_frame_t *frame,
         avail = (size_t) (r->buf_off + r->buf_len - r->off);
         p = r->buf + (r->off - r->buf_off);
 
-        if (avail < SHADOW_FRAME_HEADER + len) {
+        if (avail < CUTOVER_FRAME_HEADER + len) {
             /* a frame cut short in a finished segment: a bad length or a
              * torn write; frames may follow inside the claimed length */
             rc = shadow_reader_sealed(r)
@@ -503,7 +503,7 @@ shadow_reader_next(shadow_reader_t *r, shadow_frame_t *frame,
             continue;
         }
 
-        if (shadow_crc32c(0, p + SHADOW_FRAME_HEADER, len) != crc) {
+        if (cutover_crc32c(0, p + CUTOVER_FRAME_HEADER, len) != crc) {
             rc = shadow_reader_resync(r, err, "bad crc");
             if (rc != SHADOW_OK) {
                 return rc;
@@ -515,9 +515,9 @@ shadow_reader_next(shadow_reader_t *r, shadow_frame_t *frame,
         r->bad_len = 0;
         frame->at.seq = r->seq;
         frame->at.off = r->off;
-        frame->payload = p + SHADOW_FRAME_HEADER;
+        frame->payload = p + CUTOVER_FRAME_HEADER;
         frame->len = len;
-        r->off += SHADOW_FRAME_HEADER + len;
+        r->off += CUTOVER_FRAME_HEADER + len;
         frame->next.seq = r->seq;
         frame->next.off = r->off;
         return SHADOW_OK;

@@ -9,7 +9,21 @@
 
 #include <stdint.h>
 
-#include "shadow/shadow_log.h"
+#include "common/cutover_record.h"
+
+/* Return codes of shadow/: the record format's (common/cutover_record.h)
+ * with the reader's own. */
+#define SHADOW_OK        CUTOVER_OK
+#define SHADOW_ERROR     CUTOVER_ERROR
+#define SHADOW_AGAIN     -2      /* nothing yet: try again later */
+#define SHADOW_CORRUPT   CUTOVER_CORRUPT
+#define SHADOW_NOSPACE   CUTOVER_NOSPACE
+#define SHADOW_NOTFOUND  -5
+
+typedef struct {
+    int   code;
+    char  message[256];
+} shadow_error_t;
 
 typedef struct shadow_reader_s  shadow_reader_t;
 
@@ -62,8 +76,8 @@ int shadow_checkpoint_read(const char *path, shadow_pos_t *pos,
  * outlive rec) and are NUL-terminated; the header arrays are allocated:
  * release them with shadow_record_clear(). */
 int shadow_record_decode(const uint8_t *payload, size_t len,
-    shadow_record_t *rec, shadow_error_t *err);
-void shadow_record_clear(shadow_record_t *rec);
+    cutover_record_t *rec, shadow_error_t *err);
+void shadow_record_clear(cutover_record_t *rec);
 
 /* Fill err (printf-style), return code. */
 int shadow_error_set(shadow_error_t *err, int code, const char *fmt, ...)

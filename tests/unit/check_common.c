@@ -13,6 +13,8 @@
 #include <check.h>
 
 #include "common/cutover_api.h"
+#include "common/cutover_hash.h"
+#include "common/cutover_json.h"
 #include "common/cutover_httpd.h"
 
 
@@ -377,6 +379,125 @@ START_TEST(test_ipv6_listen)
 END_TEST
 
 
+/* The one JSON string writer, with each caller's flags: the bytes each
+ * program has always written. */
+static const struct {
+    const char  *in;
+    unsigned     flags;
+    const char  *out;
+} json_write_cases[] = {
+    /* plain (store system, listener errors): controls as \u00XX only */
+    { "a\"b\\c\n\x01\x7f\xc3\xa9\xff", 0,
+      "a\\\"b\\\\c\\u000a\\u0001\x7f\xc3\xa9\xff" },
+    /* the comparator's text: short escapes */
+    { "x\ty\r\n\x1f", CUTOVER_JSON_ESC_SHORT, "x\\ty\\r\\n\\u001f" },
+    /* the new core: short escapes, bad UTF-8 as U+FFFD */
+    { "\xc3\xa9\xc3(\xe2\x82\xac\n", CUTOVER_JSON_ESC_SHORT
+      | CUTOVER_JSON_ESC_FFFD, "\xc3\xa9\\ufffd(\xe2\x82\xac\\n" },
+    /* logtool: bad UTF-8 as Latin-1 */
+    { "\xe9t\xc3\xa9\t", CUTOVER_JSON_ESC_SHORT | CUTOVER_JSON_ESC_LATIN1,
+      "\\u00e9t\xc3\xa9\\t" },
+    /* the module: DEL escaped, surrogates and overlongs are not UTF-8 */
+    { "\x7f\xed\xa0\x80\xc0\xaf", CUTOVER_JSON_ESC_DEL
+      | CUTOVER_JSON_ESC_FFFD, "\\u007f\\ufffd\\ufffd\\ufffd\\ufffd\\ufffd" },
+};
+
+
+static int
+json_sink(void *data, const char *p, size_t n)
+{
+    char  *buf = data;
+
+    ck_assert_uint_lt(strlen(buf) + n, 256);
+    strncat(buf, p, n);
+    return 0;
+}
+
+
+START_TEST(test_json_write)
+{
+    char  buf[256];
+
+    buf[0] = '\0';
+    ck_assert_int_eq(cutover_json_write(json_write_cases[_i].in,
+                                        strlen(json_write_cases[_i].in),
+                                        json_write_cases[_i].flags,
+                                        json_sink, buf), 0);
+    ck_assert_str_eq(buf, json_write_cases[_i].out);
+}
+END_TEST
+
+
+START_TEST(test_json_escape_fits)
+{
+    char  buf[8];
+
+    ck_assert_int_eq(cutover_json_escape("ab\"", 3, buf, sizeof(buf)), 4);
+    ck_assert_str_eq(buf, "ab\\\"");
+    ck_assert_int_eq(cutover_json_escape("\x01\x02", 2, buf, sizeof(buf)),
+                     -1);
+}
+END_TEST
+
+
+/* The reader's options: the comparator's depth and strict surrogates, and
+ * strings decoded with their NUL characters. */
+START_TEST(test_json_reader_opts)
+{
+    int                  n;
+    char                 doc[600], buf[32];
+    cutover_json_tok_t   toks[8];
+    cutover_json_opts_t  opts;
+    const char          *lone = "[\"\\ud800x\"]";
+    const char          *nul = "[\"a\\u0000b\"]";
+
+    memset(doc, '[', 300);
+    memset(doc + 300, ']', 300);
+    ck_assert_int_lt(cutover_json_parse(doc, 600, NULL, 0, NULL, 0), 0);
+    memset(&opts, 0, sizeof(opts));
+    opts.max_depth = 256;
+    ck_assert_int_lt(cutover_json_parse_opts(doc, 600, NULL, 0, &opts,
+                                             NULL, 0), 0);
+    ck_assert_uint_eq(opts.too_deep, 1);
+    ck_assert_int_eq(cutover_json_parse_opts(doc + 50, 500, NULL, 0, &opts,
+                                             NULL, 0), 250);
+    ck_assert_uint_eq(opts.too_deep, 0);
+
+    ck_assert_int_eq(cutover_json_parse(lone, strlen(lone), toks, 8,
+                                        NULL, 0), 2);
+    opts.strict_surrogates = 1;
+    ck_assert_int_lt(cutover_json_parse_opts(lone, strlen(lone), toks, 8,
+                                             &opts, buf, sizeof(buf)), 0);
+    ck_assert_ptr_nonnull(strstr(buf, "lone high surrogate"));
+
+    ck_assert_int_eq(cutover_json_parse(nul, strlen(nul), toks, 8, NULL, 0),
+                     2);
+    ck_assert_int_eq(cutover_json_string(nul, &toks[1], buf, sizeof(buf)),
+                     -1);
+    n = cutover_json_decode(nul, &toks[1], buf, toks[1].end - toks[1].start
+                            + 1);
+    ck_assert_int_eq(n, 3);
+    ck_assert_mem_eq(buf, "a\0b", 3);
+}
+END_TEST
+
+
+START_TEST(test_hashes)
+{
+    char  hex[65];
+
+    cutover_sha256_hex("abc", 3, hex);
+    ck_assert_str_eq(hex, "ba7816bf8f01cfea414140de5dae2223"
+                          "b00361a396177a9cb410ff61f20015ad");
+    /* RFC 4231 test case 2 */
+    cutover_hmac_sha256_hex("Jefe", 4, "what do ya want for nothing?", 28,
+                            hex);
+    ck_assert_str_eq(hex, "5bdcc146bf60754e6a042426089575c7"
+                          "5a003f089d2739839dec58b964ec3843");
+}
+END_TEST
+
+
 static Suite *
 common_suite(void)
 {
@@ -394,6 +515,11 @@ common_suite(void)
     tcase_add_test(parse, test_options);
     tcase_add_test(parse, test_error_body);
     tcase_add_test(parse, test_api_ids);
+    tcase_add_loop_test(parse, test_json_write, 0,
+                        sizeof(json_write_cases) / sizeof(json_write_cases[0]));
+    tcase_add_test(parse, test_json_escape_fits);
+    tcase_add_test(parse, test_json_reader_opts);
+    tcase_add_test(parse, test_hashes);
     suite_add_tcase(s, parse);
 
     live = tcase_create("live");

@@ -8,9 +8,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/cutover_hash.h"
 #include "ngx_module/cutover_auth.h"
 #include "ngx_module/cutover_dial.h"
-#include "ngx_module/cutover_json.h"
+#include "common/cutover_json.h"
 #include "tests/unit/corpus.h"
 
 

@@ -24,7 +24,7 @@
 
 #include "tests/unit/corpus.h"
 #include "compare/compare.h"
-#include "shadow/shadow_log.h"
+#include "common/cutover_record.h"
 #include "shadow/shadow_daemon.h"
 #include "shadow/shadow_deadletter.h"
 #include "shadow/shadow_json.h"
@@ -55,33 +55,33 @@ teardown_dir(void)
 }
 
 
-static const shadow_header_t  req_h[] = {
+static const cutover_header_t  req_h[] = {
     { S("Content-Type"), S("application/json") },
     { S("X-Store-Id"), S("S001") },
 };
 
-static const shadow_header_t  resp_h[] = {
+static const cutover_header_t  resp_h[] = {
     { S("Content-Type"), S("application/json") },
 };
 
 
 static void
-sample_record(shadow_record_t *r, const char *id, const char *body)
+sample_record(cutover_record_t *r, const char *id, const char *body)
 {
     memset(r, 0, sizeof(*r));
     r->id.data = id;
     r->id.len = strlen(id);
     r->time_us = 1700000000123456LL;
-    r->zone = (shadow_str_t) S("erp");
-    r->rule = (shadow_str_t) S("default");
-    r->side = (shadow_str_t) S("legacy");
+    r->zone = (cutover_str_t) S("erp");
+    r->rule = (cutover_str_t) S("default");
+    r->side = (cutover_str_t) S("legacy");
     r->bucket = 4242;
-    r->key = (shadow_str_t) S("S001:pos");
-    r->store = (shadow_str_t) S("S001");
-    r->channel = (shadow_str_t) S("pos");
+    r->key = (cutover_str_t) S("S001:pos");
+    r->store = (cutover_str_t) S("S001");
+    r->channel = (cutover_str_t) S("pos");
     r->version = 7;
-    r->method = (shadow_str_t) S("POST");
-    r->uri = (shadow_str_t) S("/api/v1/orders?x=1");
+    r->method = (cutover_str_t) S("POST");
+    r->uri = (cutover_str_t) S("/api/v1/orders?x=1");
     r->req_headers = req_h;
     r->n_req_headers = 2;
     r->req_body = (const uint8_t *) body;
@@ -93,14 +93,14 @@ sample_record(shadow_record_t *r, const char *id, const char *body)
     r->resp_body_len = 15;
     r->resp_body_total = 15;
     r->resp_truncated = 0;
-    r->resp_sha256 = (shadow_str_t) S("ab");
+    r->resp_sha256 = (cutover_str_t) S("ab");
     r->upstream_ms = 1.25;
-    r->content_type = (shadow_str_t) S("application/json");
+    r->content_type = (cutover_str_t) S("application/json");
 }
 
 
 static int
-str_is(shadow_str_t s, const char *lit)
+str_is(cutover_str_t s, const char *lit)
 {
     return s.len == strlen(lit) && memcmp(s.data, lit, s.len) == 0;
 }
@@ -126,7 +126,7 @@ static const struct {
 
 START_TEST(test_crc_vectors)
 {
-    ck_assert_uint_eq(shadow_crc32c(0, crc_vectors[_i].data,
+    ck_assert_uint_eq(cutover_crc32c(0, crc_vectors[_i].data,
                                     crc_vectors[_i].len),
                       crc_vectors[_i].crc);
 }
@@ -165,7 +165,7 @@ START_TEST(test_crc_lengths)
 
     for (off = 0; off < 8; off += 3) {
         for (n = 0; n + off <= sizeof(buf); n++) {
-            ck_assert_uint_eq(shadow_crc32c(0, buf + off, n),
+            ck_assert_uint_eq(cutover_crc32c(0, buf + off, n),
                               crc32c_reference(buf + off, n));
         }
     }
@@ -183,10 +183,10 @@ START_TEST(test_crc_incremental)
         buf[i] = (uint8_t) (i * 7 + 3);
     }
 
-    whole = shadow_crc32c(0, buf, sizeof(buf));
+    whole = cutover_crc32c(0, buf, sizeof(buf));
     for (i = 0; i < sizeof(buf); i += 97) {
-        part = shadow_crc32c(0, buf, i);
-        part = shadow_crc32c(part, buf + i, sizeof(buf) - i);
+        part = cutover_crc32c(0, buf, i);
+        part = cutover_crc32c(part, buf + i, sizeof(buf) - i);
         ck_assert_uint_eq(part, whole);
     }
 }
@@ -200,13 +200,13 @@ START_TEST(test_record_round_trip)
     uint8_t          buf[4096];
     size_t           len;
     bson_t           b;
-    shadow_record_t  in, out;
+    cutover_record_t  in, out;
     shadow_error_t   err;
 
     sample_record(&in, "0123456789abcdef0123456789abcdef", "{\"a\":1}");
-    ck_assert_int_eq(shadow_record_encode(&in, buf, sizeof(buf), &len),
+    ck_assert_int_eq(cutover_record_encode(&in, buf, sizeof(buf), &len),
                      SHADOW_OK);
-    ck_assert_uint_le(len, shadow_record_size(&in));
+    ck_assert_uint_le(len, cutover_record_size(&in));
 
     /* it is a BSON document libbson accepts */
     ck_assert(bson_init_static(&b, buf, len));
@@ -250,16 +250,16 @@ START_TEST(test_record_empty_fields)
     uint8_t          buf[1024];
     size_t           len;
     bson_t           b;
-    shadow_record_t  in, out;
+    cutover_record_t  in, out;
     shadow_error_t   err;
 
     memset(&in, 0, sizeof(in));
-    in.id = (shadow_str_t) S("00000000000000000000000000000001");
-    in.side = (shadow_str_t) S("new");
-    in.method = (shadow_str_t) S("GET");
-    in.uri = (shadow_str_t) S("/");
+    in.id = (cutover_str_t) S("00000000000000000000000000000001");
+    in.side = (cutover_str_t) S("new");
+    in.method = (cutover_str_t) S("GET");
+    in.uri = (cutover_str_t) S("/");
     in.resp_truncated = 1;
-    ck_assert_int_eq(shadow_record_encode(&in, buf, sizeof(buf), &len),
+    ck_assert_int_eq(cutover_record_encode(&in, buf, sizeof(buf), &len),
                      SHADOW_OK);
     ck_assert_int_eq(shadow_record_decode(buf, len, &out, &err), SHADOW_OK);
     ck_assert_uint_eq(out.req_body_len, 0);
@@ -269,7 +269,7 @@ START_TEST(test_record_empty_fields)
 
     /* no digest given (a whole body): the field is left out, not "" */
     in.resp_truncated = 0;
-    ck_assert_int_eq(shadow_record_encode(&in, buf, sizeof(buf), &len),
+    ck_assert_int_eq(cutover_record_encode(&in, buf, sizeof(buf), &len),
                      SHADOW_OK);
     ck_assert(bson_init_static(&b, buf, len));
     ck_assert(!bson_has_field(&b, "resp_sha256"));
@@ -285,14 +285,14 @@ START_TEST(test_record_frame)
     uint8_t          buf[4096];
     size_t           len;
     uint32_t         plen, crc;
-    shadow_record_t  in;
+    cutover_record_t  in;
 
     sample_record(&in, "0123456789abcdef0123456789abcdef", "body");
-    ck_assert_int_eq(shadow_record_frame(&in, buf, sizeof(buf), &len),
+    ck_assert_int_eq(cutover_record_frame(&in, buf, sizeof(buf), &len),
                      SHADOW_OK);
-    ck_assert_int_eq(shadow_frame_header(buf, &plen, &crc), SHADOW_OK);
-    ck_assert_uint_eq(plen + SHADOW_FRAME_HEADER, len);
-    ck_assert_uint_eq(crc, shadow_crc32c(0, buf + 12, plen));
+    ck_assert_int_eq(cutover_frame_header(buf, &plen, &crc), SHADOW_OK);
+    ck_assert_uint_eq(plen + CUTOVER_FRAME_HEADER, len);
+    ck_assert_uint_eq(crc, cutover_crc32c(0, buf + 12, plen));
     ck_assert_mem_eq(buf, "SDV1", 4);
 }
 END_TEST
@@ -303,16 +303,16 @@ START_TEST(test_record_nospace)
 {
     uint8_t          buf[1024], *guarded;
     size_t           len, full, cap;
-    shadow_record_t  in;
+    cutover_record_t  in;
 
     sample_record(&in, "0123456789abcdef0123456789abcdef", "body");
-    ck_assert_int_eq(shadow_record_frame(&in, buf, sizeof(buf), &full),
+    ck_assert_int_eq(cutover_record_frame(&in, buf, sizeof(buf), &full),
                      SHADOW_OK);
 
     guarded = malloc(full + 16);
     for (cap = 0; cap < full; cap++) {
         memset(guarded, 0xa5, full + 16);
-        ck_assert_int_eq(shadow_record_frame(&in, guarded, cap, &len),
+        ck_assert_int_eq(cutover_record_frame(&in, guarded, cap, &len),
                          SHADOW_NOSPACE);
         ck_assert_uint_eq(guarded[cap], 0xa5);
     }
@@ -332,7 +332,7 @@ static const char  *bad_payloads[] = {
 
 START_TEST(test_decode_errors)
 {
-    shadow_record_t  out;
+    cutover_record_t  out;
     shadow_error_t   err;
     size_t           len = strlen(bad_payloads[_i]);
 
@@ -353,11 +353,11 @@ START_TEST(test_frame_header_errors)
     uint32_t  len, crc;
 
     memset(h, 0, sizeof(h));
-    ck_assert_int_eq(shadow_frame_header(h, &len, &crc), SHADOW_CORRUPT);
-    shadow_frame_seal(h, (const uint8_t *) "x", 0);
-    ck_assert_int_eq(shadow_frame_header(h, &len, &crc), SHADOW_CORRUPT);
+    ck_assert_int_eq(cutover_frame_header(h, &len, &crc), SHADOW_CORRUPT);
+    cutover_frame_seal(h, (const uint8_t *) "x", 0);
+    ck_assert_int_eq(cutover_frame_header(h, &len, &crc), SHADOW_CORRUPT);
     h[4] = 0xff; h[5] = 0xff; h[6] = 0xff; h[7] = 0xff;
-    ck_assert_int_eq(shadow_frame_header(h, &len, &crc), SHADOW_CORRUPT);
+    ck_assert_int_eq(cutover_frame_header(h, &len, &crc), SHADOW_CORRUPT);
 }
 END_TEST
 
@@ -382,7 +382,7 @@ static const struct {
 
 START_TEST(test_segment_seq)
 {
-    ck_assert_uint_eq(shadow_segment_seq(seg_names[_i].name, "erp.log"),
+    ck_assert_uint_eq(cutover_segment_seq(seg_names[_i].name, "erp.log"),
                       seg_names[_i].seq);
 }
 END_TEST
@@ -392,12 +392,12 @@ START_TEST(test_segment_path)
 {
     char  buf[64];
 
-    ck_assert_int_eq(shadow_segment_path(buf, sizeof(buf), "/x/erp.log", 42),
+    ck_assert_int_eq(cutover_segment_path(buf, sizeof(buf), "/x/erp.log", 42),
                      SHADOW_OK);
     ck_assert_str_eq(buf, "/x/erp.log.00000000000000000042");
-    ck_assert_int_eq(shadow_segment_path(buf, 31, "/x/erp.log", 42),
+    ck_assert_int_eq(cutover_segment_path(buf, 31, "/x/erp.log", 42),
                      SHADOW_NOSPACE);
-    ck_assert_int_eq(shadow_segment_path(buf, 32, "/x/erp.log", 42),
+    ck_assert_int_eq(cutover_segment_path(buf, 32, "/x/erp.log", 42),
                      SHADOW_OK);
 }
 END_TEST
@@ -411,13 +411,13 @@ log_base(char *buf, size_t cap)
 
 
 static void
-write_records(shadow_writer_t *w, int from, int to, size_t body)
+write_records(cutover_writer_t *w, int from, int to, size_t body)
 {
     int              i;
     char             id[40], *b;
     uint8_t          frame[8192];
     size_t           len;
-    shadow_record_t  r;
+    cutover_record_t  r;
 
     b = malloc(body + 1);
     memset(b, 'x', body);
@@ -426,9 +426,9 @@ write_records(shadow_writer_t *w, int from, int to, size_t body)
     for (i = from; i < to; i++) {
         snprintf(id, sizeof(id), "%032d", i);
         sample_record(&r, id, b);
-        ck_assert_int_eq(shadow_record_frame(&r, frame, sizeof(frame), &len),
+        ck_assert_int_eq(cutover_record_frame(&r, frame, sizeof(frame), &len),
                          SHADOW_OK);
-        ck_assert_int_eq(shadow_writer_append(w, frame, len), SHADOW_OK);
+        ck_assert_int_eq(cutover_writer_append(w, frame, len), SHADOW_OK);
     }
 
     free(b);
@@ -443,7 +443,7 @@ read_all(shadow_reader_t *r, int expect_from, int *corrupt)
     char             id[40];
     shadow_frame_t   f;
     shadow_error_t   err;
-    shadow_record_t  rec;
+    cutover_record_t  rec;
 
     for ( ;; ) {
         rc = shadow_reader_next(r, &f, &err);
@@ -480,24 +480,24 @@ START_TEST(test_writer_rotation)
     uint8_t           scratch[4096] __attribute__((aligned(8)));
     uint64_t          first, last;
     shadow_pos_t      pos = { 0, 0 };
-    shadow_writer_t   w1, w2;
+    cutover_writer_t   w1, w2;
     shadow_reader_t  *r;
     struct stat       st;
 
     log_base(base, sizeof(base));
-    shadow_writer_init(&w1, base, 2000);
-    shadow_writer_init(&w2, base, 2000);
+    cutover_writer_init(&w1, base, 2000);
+    cutover_writer_init(&w2, base, 2000);
     write_records(&w1, 0, 5, 300);
     write_records(&w2, 5, 10, 300);
     write_records(&w1, 10, 20, 300);
 
-    ck_assert_int_eq(shadow_segment_range(base, scratch, sizeof(scratch),
+    ck_assert_int_eq(cutover_segment_range(base, scratch, sizeof(scratch),
                                           &first, &last), SHADOW_OK);
     ck_assert_uint_eq(first, 1);
     ck_assert_uint_ge(last, 4);
     ck_assert_uint_eq(w1.seq, last);
 
-    shadow_segment_path(path, sizeof(path), base, 1);
+    cutover_segment_path(path, sizeof(path), base, 1);
     ck_assert_int_eq(stat(path, &st), 0);
     ck_assert_int_ge(st.st_size, 2000);
 
@@ -510,11 +510,11 @@ START_TEST(test_writer_rotation)
 
     /* a writer never recreates a segment the daemon deleted */
     unlink(path);
-    shadow_writer_close(&w2);
+    cutover_writer_close(&w2);
     write_records(&w2, 20, 21, 10);
     ck_assert_int_eq(stat(path, &st), -1);
-    shadow_writer_close(&w1);
-    shadow_writer_close(&w2);
+    cutover_writer_close(&w1);
+    cutover_writer_close(&w2);
 }
 END_TEST
 
@@ -529,9 +529,9 @@ START_TEST(test_writers_in_processes)
     shadow_pos_t      pos = { 0, 0 };
     shadow_frame_t    f;
     shadow_error_t    err;
-    shadow_writer_t   w;
+    cutover_writer_t   w;
     shadow_reader_t  *r;
-    shadow_record_t   rec;
+    cutover_record_t   rec;
 
     log_base(base, sizeof(base));
 
@@ -539,9 +539,9 @@ START_TEST(test_writers_in_processes)
         pid[p] = fork();
         ck_assert_int_ne(pid[p], -1);
         if (pid[p] == 0) {
-            shadow_writer_init(&w, base, 8192);
+            cutover_writer_init(&w, base, 8192);
             write_records(&w, p * 200, p * 200 + 200, 100 + p * 50);
-            shadow_writer_close(&w);
+            cutover_writer_close(&w);
             _exit(0);
         }
     }
@@ -591,19 +591,19 @@ START_TEST(test_writer_full_log)
     char             base[300], path[400], id[40];
     uint8_t          frame[2048];
     size_t           len;
-    shadow_record_t  r;
-    shadow_writer_t  w;
+    cutover_record_t  r;
+    cutover_writer_t  w;
 
     log_base(base, sizeof(base));
-    shadow_writer_init(&w, base, 2000);
+    cutover_writer_init(&w, base, 2000);
     w.max_bytes = 6000;             /* three segments */
 
     for (i = 0; i < 40; i++) {
         snprintf(id, sizeof(id), "%032d", i);
         sample_record(&r, id, "body");
-        ck_assert_int_eq(shadow_record_frame(&r, frame, sizeof(frame), &len),
+        ck_assert_int_eq(cutover_record_frame(&r, frame, sizeof(frame), &len),
                          SHADOW_OK);
-        rc = shadow_writer_append(&w, frame, len);
+        rc = cutover_writer_append(&w, frame, len);
         if (rc == SHADOW_NOSPACE) {
             dropped++;
             continue;
@@ -616,11 +616,11 @@ START_TEST(test_writer_full_log)
     ck_assert_uint_eq(w.seq, 3);
 
     /* shadowd deleted the oldest: there is room again */
-    shadow_segment_path(path, sizeof(path), base, 1);
+    cutover_segment_path(path, sizeof(path), base, 1);
     ck_assert_int_eq(unlink(path), 0);
-    ck_assert_int_eq(shadow_writer_append(&w, frame, len), SHADOW_OK);
+    ck_assert_int_eq(cutover_writer_append(&w, frame, len), SHADOW_OK);
     ck_assert_uint_eq(w.seq, 4);
-    shadow_writer_close(&w);
+    cutover_writer_close(&w);
 }
 END_TEST
 
@@ -642,19 +642,19 @@ START_TEST(test_writer_whole_frames)
     struct stat      st;
     struct rlimit    rl, saved;
     shadow_pos_t     pos = { 0, 0 };
-    shadow_record_t  r;
-    shadow_writer_t  w;
+    cutover_record_t  r;
+    cutover_writer_t  w;
     shadow_reader_t *rd;
 
     log_base(base, sizeof(base));
-    shadow_writer_init(&w, base, 1024 * 1024);
+    cutover_writer_init(&w, base, 1024 * 1024);
     write_records(&w, 0, 3, 100);
 
     /* reserved ahead: blocks allocated past the end of the file */
-    shadow_segment_path(path, sizeof(path), base, 1);
+    cutover_segment_path(path, sizeof(path), base, 1);
     ck_assert_int_eq(stat(path, &st), 0);
-    ck_assert_uint_eq(w.reserved, SHADOW_RESERVE);
-    ck_assert_int_ge((off_t) st.st_blocks * 512, SHADOW_RESERVE);
+    ck_assert_uint_eq(w.reserved, CUTOVER_RESERVE);
+    ck_assert_int_ge((off_t) st.st_blocks * 512, CUTOVER_RESERVE);
     before = st.st_size;
 
     /* a write cut short after 100 bytes: no partial frame stays */
@@ -663,7 +663,7 @@ START_TEST(test_writer_whole_frames)
     body[3999] = '\0';
     snprintf(id, sizeof(id), "%032d", 3);
     sample_record(&r, id, body);
-    ck_assert_int_eq(shadow_record_frame(&r, frame, sizeof(frame), &len),
+    ck_assert_int_eq(cutover_record_frame(&r, frame, sizeof(frame), &len),
                      SHADOW_OK);
 
     old = signal(SIGXFSZ, SIG_IGN);
@@ -672,7 +672,7 @@ START_TEST(test_writer_whole_frames)
     rl.rlim_cur = (rlim_t) before + 100;
     ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &rl), 0);
 
-    rc = shadow_writer_append(&w, frame, len);
+    rc = cutover_writer_append(&w, frame, len);
 
     ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &saved), 0);
     signal(SIGXFSZ, old);
@@ -682,7 +682,7 @@ START_TEST(test_writer_whole_frames)
     ck_assert_int_eq(st.st_size, before);
 
     /* room again: recording goes on by itself, and the log reads clean */
-    ck_assert_int_eq(shadow_writer_append(&w, frame, len), SHADOW_OK);
+    ck_assert_int_eq(cutover_writer_append(&w, frame, len), SHADOW_OK);
     write_records(&w, 4, 6, 100);
     free(body);
 
@@ -692,7 +692,7 @@ START_TEST(test_writer_whole_frames)
     ck_assert_int_eq(corrupt, 0);
     ck_assert_int_eq(i, 6);
     shadow_reader_free(rd);
-    shadow_writer_close(&w);
+    cutover_writer_close(&w);
 }
 END_TEST
 
@@ -703,7 +703,7 @@ append_raw(const char *base, uint64_t seq, const void *p, size_t n)
     int   fd;
     char  path[400];
 
-    shadow_segment_path(path, sizeof(path), base, seq);
+    cutover_segment_path(path, sizeof(path), base, seq);
     fd = open(path, O_WRONLY | O_CREAT | O_APPEND, 0644);
     ck_assert_int_ne(fd, -1);
     ck_assert_int_eq(write(fd, p, n), (ssize_t) n);
@@ -716,11 +716,11 @@ one_frame(uint8_t *buf, size_t cap, int i)
 {
     char             id[40];
     size_t           len;
-    shadow_record_t  r;
+    cutover_record_t  r;
 
     snprintf(id, sizeof(id), "%032d", i);
     sample_record(&r, id, "payload");
-    ck_assert_int_eq(shadow_record_frame(&r, buf, cap, &len), SHADOW_OK);
+    ck_assert_int_eq(cutover_record_frame(&r, buf, cap, &len), SHADOW_OK);
     return len;
 }
 
@@ -737,14 +737,14 @@ START_TEST(test_reader_cut_off_tail)
     struct stat      st;
     shadow_pos_t     pos = { 0, 0 };
     shadow_reader_t *rd;
-    shadow_writer_t  w;
+    cutover_writer_t  w;
 
     log_base(base, sizeof(base));
-    shadow_writer_init(&w, base, 1024 * 1024);
+    cutover_writer_init(&w, base, 1024 * 1024);
     write_records(&w, 0, 2, 100);
-    shadow_writer_close(&w);
+    cutover_writer_close(&w);
 
-    shadow_segment_path(path, sizeof(path), base, 1);
+    cutover_segment_path(path, sizeof(path), base, 1);
     ck_assert_int_eq(stat(path, &st), 0);
 
     plen = one_frame(partial, sizeof(partial), 7);
@@ -775,7 +775,7 @@ START_TEST(test_reader_corrupt_resync)
     shadow_frame_t    fr;
     shadow_error_t    err;
     shadow_reader_t  *r;
-    shadow_record_t   rec;
+    cutover_record_t   rec;
 
     log_base(base, sizeof(base));
 
@@ -979,7 +979,7 @@ START_TEST(test_json_round_trip)
     uint8_t                buf[4096];
     size_t                 len;
     shadow_pos_t           pos = { 3, 99 };
-    shadow_record_t        in, out;
+    cutover_record_t        in, out;
     shadow_error_t         err;
     shadow_json_record_t   jr;
 
@@ -992,7 +992,7 @@ START_TEST(test_json_round_trip)
 
     ck_assert_int_eq(shadow_json_record_parse(line, strlen(line), &jr, &err),
                      SHADOW_OK);
-    ck_assert_int_eq(shadow_record_encode(&jr.rec, buf, sizeof(buf), &len),
+    ck_assert_int_eq(cutover_record_encode(&jr.rec, buf, sizeof(buf), &len),
                      SHADOW_OK);
     ck_assert_int_eq(shadow_record_decode(buf, len, &out, &err), SHADOW_OK);
     ck_assert_uint_eq(out.req_body_len, in.req_body_len);

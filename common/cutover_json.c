@@ -1,12 +1,12 @@
 /*
- * cutover_json: strict RFC 8259 tokenizer (see cutover_json.h).
+ * cutover_json: the strict RFC 8259 tokenizer (see cutover_json.h).
  */
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "cutover_json.h"
+#include "common/cutover_json.h"
 
 
 typedef struct {
@@ -19,6 +19,7 @@ typedef struct {
     cutover_json_tok_t   sink;     /* written instead when toks is NULL */
     char                *err;
     size_t               errlen;
+    unsigned             strict_surrogates;
 } cutover_json_parser_t;
 
 
@@ -35,6 +36,7 @@ static int cutover_json_literal(cutover_json_parser_t *p, const char *word,
     cutover_json_type_e type);
 static int cutover_json_utf8_len(const unsigned char *s, size_t avail);
 static int cutover_json_hex4(const char *s, unsigned *v);
+static int cutover_json_pair(cutover_json_parser_t *p, unsigned hi);
 
 
 static int
@@ -156,6 +158,35 @@ cutover_json_hex4(const char *s, unsigned *v)
 }
 
 
+/* A \u escape of a surrogate at p->pos (value hi) must be a high one
+ * followed by a \u escape of a low one; on success p->pos moves to the
+ * second escape. */
+static int
+cutover_json_pair(cutover_json_parser_t *p, unsigned hi)
+{
+    unsigned  lo;
+
+    if (hi >= 0xdc00) {
+        return cutover_json_fail(p, "lone low surrogate");
+    }
+
+    if (p->pos + 12 > p->len || p->json[p->pos + 6] != '\\'
+        || p->json[p->pos + 7] != 'u')
+    {
+        return cutover_json_fail(p, "lone high surrogate");
+    }
+
+    if (cutover_json_hex4(p->json + p->pos + 8, &lo) != 0
+        || lo < 0xdc00 || lo > 0xdfff)
+    {
+        return cutover_json_fail(p, "bad surrogate pair");
+    }
+
+    p->pos += 6;
+    return 0;
+}
+
+
 static int
 cutover_json_string_scan(cutover_json_parser_t *p)
 {
@@ -194,6 +225,12 @@ cutover_json_string_scan(cutover_json_parser_t *p)
                     || cutover_json_hex4(p->json + p->pos + 2, &u) != 0)
                 {
                     return cutover_json_fail(p, "bad \\u escape");
+                }
+
+                if (p->strict_surrogates && u >= 0xd800 && u <= 0xdfff
+                    && cutover_json_pair(p, u) != 0)
+                {
+                    return -1;
                 }
 
                 p->pos += 6;
@@ -315,8 +352,23 @@ int
 cutover_json_parse(const char *json, size_t len, cutover_json_tok_t *toks,
     size_t ntoks, char *err, size_t errlen)
 {
-    int                    stack[CUTOVER_JSON_MAX_DEPTH], depth, t, top;
-    char                   c, is_object[CUTOVER_JSON_MAX_DEPTH];
+    return cutover_json_parse_opts(json, len, toks, ntoks, NULL, err, errlen);
+}
+
+
+/*
+ * One loop over values rather than recursion, so that the depth costs a
+ * fixed stack; kept whole (past 80 lines) because its states (member name,
+ * value, after a value) read best side by side.
+ */
+int
+cutover_json_parse_opts(const char *json, size_t len,
+    cutover_json_tok_t *toks, size_t ntoks, cutover_json_opts_t *opts,
+    char *err, size_t errlen)
+{
+    int                    stack[CUTOVER_JSON_DEPTH_LIMIT], depth, t, top;
+    char                   c, is_object[CUTOVER_JSON_DEPTH_LIMIT];
+    int                    max_depth;
     cutover_json_parser_t  p;
 
     p.json = json;
@@ -327,6 +379,18 @@ cutover_json_parse(const char *json, size_t len, cutover_json_tok_t *toks,
     p.count = 0;
     p.err = err;
     p.errlen = errlen;
+    p.strict_surrogates = opts ? opts->strict_surrogates : 0;
+    max_depth = CUTOVER_JSON_MAX_DEPTH;
+
+    if (opts) {
+        opts->too_deep = 0;
+
+        if (opts->max_depth >= 1
+            && opts->max_depth <= CUTOVER_JSON_DEPTH_LIMIT)
+        {
+            max_depth = (int) opts->max_depth;
+        }
+    }
 
     if (len > UINT32_MAX) {
         return cutover_json_fail(&p, "document too large");
@@ -376,7 +440,11 @@ cutover_json_parse(const char *json, size_t len, cutover_json_tok_t *toks,
         }
 
         if (c == '{' || c == '[') {
-            if (depth == CUTOVER_JSON_MAX_DEPTH) {
+            if (depth == max_depth) {
+                if (opts) {
+                    opts->too_deep = 1;
+                }
+
                 return cutover_json_fail(&p, "nesting too deep");
             }
 
@@ -544,6 +612,22 @@ int
 cutover_json_string(const char *json, const cutover_json_tok_t *tok,
     char *buf, size_t cap)
 {
+    int  n;
+
+    n = cutover_json_decode(json, tok, buf, cap);
+
+    if (n < 0 || memchr(buf, '\0', (size_t) n) != NULL) {
+        return -1;
+    }
+
+    return n;
+}
+
+
+int
+cutover_json_decode(const char *json, const cutover_json_tok_t *tok,
+    char *buf, size_t cap)
+{
     char        *o = buf, u8[4];
     size_t       n;
     unsigned     cp, lo;
@@ -597,10 +681,6 @@ cutover_json_string(const char *json, const cutover_json_tok_t *tok,
 
         s++;
 
-        if (cp == 0) {
-            return -1;
-        }
-
         n = cutover_json_put_utf8(u8, cp);
 
         if ((size_t) (o - buf) + n >= cap) {
@@ -617,63 +697,106 @@ cutover_json_string(const char *json, const cutover_json_tok_t *tok,
 
 
 int
-cutover_json_escape(const char *s, size_t len, char *buf, size_t cap)
+cutover_json_write(const char *s, size_t len, unsigned flags,
+    cutover_json_sink_pt sink, void *data)
 {
-    size_t               i, o = 0, need;
-    char                 tmp[8];
-    const unsigned char *u = (const unsigned char *) s;
+    int                   rc, n;
+    char                  esc[8];
+    size_t                i, run;
+    const unsigned char  *u = (const unsigned char *) s;
 
-    for (i = 0; i < len; i++) {
+    for (i = 0, run = 0; i < len; i++) {
         unsigned char c = u[i];
 
-        if (c == '"' || c == '\\') {
-            tmp[0] = '\\'; tmp[1] = (char) c; need = 2;
-
-        } else if (c < 0x20 || c == 0x7f) {
-            need = (size_t) snprintf(tmp, sizeof(tmp), "\\u%04x", c);
-
-        } else if (c >= 0x80) {
-            /* keep valid UTF-8 sequences, replace the rest */
-            size_t n = (c >= 0xf0) ? 4 : (c >= 0xe0) ? 3 : (c >= 0xc2) ? 2 : 0;
-            size_t k;
-
-            for (k = 1; n && k < n; k++) {
-                if (i + k >= len || (u[i + k] & 0xc0) != 0x80) {
-                    n = 0;
-                }
-            }
-
-            if (n == 0 || c > 0xf4) {
-                memcpy(tmp, "\\ufffd", 6); need = 6;
-
-            } else {
-                if (o + n >= cap) {
-                    return -1;
-                }
-
-                memcpy(buf + o, s + i, n);
-                o += n;
-                i += n - 1;
+        if (c >= 0x20 && c != '"' && c != '\\'
+            && !(c == 0x7f && (flags & CUTOVER_JSON_ESC_DEL)))
+        {
+            if (c < 0x80
+                || !(flags & (CUTOVER_JSON_ESC_FFFD|CUTOVER_JSON_ESC_LATIN1)))
+            {
                 continue;
             }
 
+            n = cutover_json_utf8_len(u + i, len - i);
+            if (n > 0) {
+                i += (size_t) n - 1;
+                continue;
+            }
+        }
+
+        if (i > run && (rc = sink(data, s + run, i - run)) != 0) {
+            return rc;
+        }
+
+        run = i + 1;
+
+        if (c == '"' || c == '\\') {
+            esc[0] = '\\'; esc[1] = (char) c; n = 2;
+
+        } else if ((flags & CUTOVER_JSON_ESC_SHORT)
+                   && (c == '\n' || c == '\r' || c == '\t'))
+        {
+            esc[0] = '\\'; esc[1] = c == '\n' ? 'n' : c == '\r' ? 'r' : 't';
+            n = 2;
+
+        } else if (c >= 0x80 && (flags & CUTOVER_JSON_ESC_FFFD)) {
+            memcpy(esc, "\\ufffd", 6); n = 6;
+
         } else {
-            tmp[0] = (char) c; need = 1;
+            n = snprintf(esc, sizeof(esc), "\\u%04x", c);
         }
 
-        if (o + need >= cap) {
-            return -1;
+        if ((rc = sink(data, esc, (size_t) n)) != 0) {
+            return rc;
         }
-
-        memcpy(buf + o, tmp, need);
-        o += need;
     }
 
-    if (o < cap) {
-        buf[o] = '\0';
+    return i > run ? sink(data, s + run, i - run) : 0;
+}
+
+
+typedef struct {
+    char    *buf;
+    size_t   len;
+    size_t   cap;
+} cutover_json_mem_t;
+
+
+static int
+cutover_json_mem_sink(void *data, const char *p, size_t n)
+{
+    cutover_json_mem_t  *m = data;
+
+    if (m->len + n >= m->cap) {
+        return -1;
     }
 
-    return (int) o;
+    memcpy(m->buf + m->len, p, n);
+    m->len += n;
+    return 0;
+}
+
+
+int
+cutover_json_escape(const char *s, size_t len, char *buf, size_t cap)
+{
+    cutover_json_mem_t  m;
+
+    m.buf = buf;
+    m.len = 0;
+    m.cap = cap;
+
+    if (cutover_json_write(s, len, CUTOVER_JSON_ESC_DEL|CUTOVER_JSON_ESC_FFFD,
+                           cutover_json_mem_sink, &m) != 0)
+    {
+        return -1;
+    }
+
+    if (cap > 0) {
+        buf[m.len] = '\0';
+    }
+
+    return (int) m.len;
 }
 
 

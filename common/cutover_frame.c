@@ -1,22 +1,22 @@
 /*
- * shadow_frame: CRC-32C and the frame header of the dual-run log.
+ * cutover_frame: CRC-32C and the frame header of the dual-run log.
  */
 
 #include <stdint.h>
 #include <string.h>
 
-#include "shadow/shadow_log.h"
+#include "common/cutover_record.h"
 
 
-static uint32_t shadow_crc32c_soft(uint32_t crc, const uint8_t *p, size_t n);
+static uint32_t cutover_crc32c_soft(uint32_t crc, const uint8_t *p, size_t n);
 #if defined(__x86_64__)
-static uint32_t shadow_crc32c_hw(uint32_t crc, const uint8_t *p, size_t n);
+static uint32_t cutover_crc32c_hw(uint32_t crc, const uint8_t *p, size_t n);
 #endif
-static void shadow_put_u32(uint8_t *p, uint32_t v);
-static uint32_t shadow_get_u32(const uint8_t *p);
+static void cutover_put_u32(uint8_t *p, uint32_t v);
+static uint32_t cutover_get_u32(const uint8_t *p);
 
 
-static const uint32_t  shadow_crc32c_table[256] = {
+static const uint32_t  cutover_crc32c_table[256] = {
     0x00000000u, 0xf26b8303u, 0xe13b70f7u, 0x1350f3f4u,
     0xc79a971fu, 0x35f1141cu, 0x26a1e7e8u, 0xd4ca64ebu,
     0x8ad958cfu, 0x78b2dbccu, 0x6be22838u, 0x9989ab3bu,
@@ -85,27 +85,27 @@ static const uint32_t  shadow_crc32c_table[256] = {
 
 
 uint32_t
-shadow_crc32c(uint32_t crc, const void *data, size_t len)
+cutover_crc32c(uint32_t crc, const void *data, size_t len)
 {
     const uint8_t  *p = data;
 
     crc = ~crc;
 #if defined(__x86_64__)
     if (__builtin_cpu_supports("sse4.2")) {
-        crc = shadow_crc32c_hw(crc, p, len);
+        crc = cutover_crc32c_hw(crc, p, len);
         return ~crc;
     }
 #endif
-    crc = shadow_crc32c_soft(crc, p, len);
+    crc = cutover_crc32c_soft(crc, p, len);
     return ~crc;
 }
 
 
 static uint32_t
-shadow_crc32c_soft(uint32_t crc, const uint8_t *p, size_t n)
+cutover_crc32c_soft(uint32_t crc, const uint8_t *p, size_t n)
 {
     while (n--) {
-        crc = shadow_crc32c_table[(crc ^ *p++) & 0xff] ^ (crc >> 8);
+        crc = cutover_crc32c_table[(crc ^ *p++) & 0xff] ^ (crc >> 8);
     }
 
     return crc;
@@ -116,7 +116,7 @@ shadow_crc32c_soft(uint32_t crc, const uint8_t *p, size_t n)
 
 /*
  * The crc32 instruction has a latency of three cycles and a throughput of
- * one, so the hardware path runs three lanes of SHADOW_CRC_LANE bytes side
+ * one, so the hardware path runs three lanes of CUTOVER_CRC_LANE bytes side
  * by side and joins them: with raw (uninverted) CRCs,
  *
  *     crc(c, A B) = shift(crc(c, A), |B|) ^ crc(0, B)
@@ -125,33 +125,33 @@ shadow_crc32c_soft(uint32_t crc, const uint8_t *p, size_t n)
  * here a byte at a time through four tables built when the code is loaded.
  */
 
-#define SHADOW_CRC_LANE  128
+#define CUTOVER_CRC_LANE  128
 
-static uint32_t  shadow_crc32c_shift_table[4][256];
+static uint32_t  cutover_crc32c_shift_table[4][256];
 
 
 static uint32_t
-shadow_crc32c_shift(uint32_t crc)
+cutover_crc32c_shift(uint32_t crc)
 {
-    return shadow_crc32c_shift_table[0][crc & 0xff]
-           ^ shadow_crc32c_shift_table[1][(crc >> 8) & 0xff]
-           ^ shadow_crc32c_shift_table[2][(crc >> 16) & 0xff]
-           ^ shadow_crc32c_shift_table[3][crc >> 24];
+    return cutover_crc32c_shift_table[0][crc & 0xff]
+           ^ cutover_crc32c_shift_table[1][(crc >> 8) & 0xff]
+           ^ cutover_crc32c_shift_table[2][(crc >> 16) & 0xff]
+           ^ cutover_crc32c_shift_table[3][crc >> 24];
 }
 
 
 __attribute__((constructor))
 static void
-shadow_crc32c_shift_init(void)
+cutover_crc32c_shift_init(void)
 {
     int       k, b, bit;
-    uint8_t   zeros[SHADOW_CRC_LANE];
+    uint8_t   zeros[CUTOVER_CRC_LANE];
     uint32_t  image[32], v;
 
     memset(zeros, 0, sizeof(zeros));
 
     for (bit = 0; bit < 32; bit++) {
-        image[bit] = shadow_crc32c_soft(1u << bit, zeros, sizeof(zeros));
+        image[bit] = cutover_crc32c_soft(1u << bit, zeros, sizeof(zeros));
     }
 
     for (k = 0; k < 4; k++) {
@@ -163,7 +163,7 @@ shadow_crc32c_shift_init(void)
                 }
             }
 
-            shadow_crc32c_shift_table[k][b] = v;
+            cutover_crc32c_shift_table[k][b] = v;
         }
     }
 }
@@ -171,29 +171,29 @@ shadow_crc32c_shift_init(void)
 
 __attribute__((target("sse4.2")))
 static uint32_t
-shadow_crc32c_hw(uint32_t crc, const uint8_t *p, size_t n)
+cutover_crc32c_hw(uint32_t crc, const uint8_t *p, size_t n)
 {
     size_t    i;
     uint64_t  c = crc, c1, c2, w;
 
-    while (n >= 3 * SHADOW_CRC_LANE) {
+    while (n >= 3 * CUTOVER_CRC_LANE) {
         c1 = 0;
         c2 = 0;
 
-        for (i = 0; i < SHADOW_CRC_LANE; i += 8) {
+        for (i = 0; i < CUTOVER_CRC_LANE; i += 8) {
             memcpy(&w, p + i, 8);
             c = __builtin_ia32_crc32di(c, w);
-            memcpy(&w, p + SHADOW_CRC_LANE + i, 8);
+            memcpy(&w, p + CUTOVER_CRC_LANE + i, 8);
             c1 = __builtin_ia32_crc32di(c1, w);
-            memcpy(&w, p + 2 * SHADOW_CRC_LANE + i, 8);
+            memcpy(&w, p + 2 * CUTOVER_CRC_LANE + i, 8);
             c2 = __builtin_ia32_crc32di(c2, w);
         }
 
-        c = shadow_crc32c_shift(shadow_crc32c_shift((uint32_t) c)
+        c = cutover_crc32c_shift(cutover_crc32c_shift((uint32_t) c)
                                 ^ (uint32_t) c1)
             ^ (uint32_t) c2;
-        p += 3 * SHADOW_CRC_LANE;
-        n -= 3 * SHADOW_CRC_LANE;
+        p += 3 * CUTOVER_CRC_LANE;
+        n -= 3 * CUTOVER_CRC_LANE;
     }
 
     while (n >= 8) {
@@ -216,7 +216,7 @@ shadow_crc32c_hw(uint32_t crc, const uint8_t *p, size_t n)
 
 
 static void
-shadow_put_u32(uint8_t *p, uint32_t v)
+cutover_put_u32(uint8_t *p, uint32_t v)
 {
     p[0] = (uint8_t) v;
     p[1] = (uint8_t) (v >> 8);
@@ -226,7 +226,7 @@ shadow_put_u32(uint8_t *p, uint32_t v)
 
 
 static uint32_t
-shadow_get_u32(const uint8_t *p)
+cutover_get_u32(const uint8_t *p)
 {
     return (uint32_t) p[0] | (uint32_t) p[1] << 8 | (uint32_t) p[2] << 16
            | (uint32_t) p[3] << 24;
@@ -234,27 +234,27 @@ shadow_get_u32(const uint8_t *p)
 
 
 void
-shadow_frame_seal(uint8_t *buf, const uint8_t *payload, uint32_t len)
+cutover_frame_seal(uint8_t *buf, const uint8_t *payload, uint32_t len)
 {
-    shadow_put_u32(buf, SHADOW_FRAME_MAGIC);
-    shadow_put_u32(buf + 4, len);
-    shadow_put_u32(buf + 8, shadow_crc32c(0, payload, len));
+    cutover_put_u32(buf, CUTOVER_FRAME_MAGIC);
+    cutover_put_u32(buf + 4, len);
+    cutover_put_u32(buf + 8, cutover_crc32c(0, payload, len));
 }
 
 
 int
-shadow_frame_header(const uint8_t *hdr, uint32_t *len, uint32_t *crc)
+cutover_frame_header(const uint8_t *hdr, uint32_t *len, uint32_t *crc)
 {
-    if (shadow_get_u32(hdr) != SHADOW_FRAME_MAGIC) {
-        return SHADOW_CORRUPT;
+    if (cutover_get_u32(hdr) != CUTOVER_FRAME_MAGIC) {
+        return CUTOVER_CORRUPT;
     }
 
-    *len = shadow_get_u32(hdr + 4);
-    *crc = shadow_get_u32(hdr + 8);
+    *len = cutover_get_u32(hdr + 4);
+    *crc = cutover_get_u32(hdr + 8);
 
-    if (*len == 0 || *len > SHADOW_FRAME_MAX) {
-        return SHADOW_CORRUPT;
+    if (*len == 0 || *len > CUTOVER_FRAME_MAX) {
+        return CUTOVER_CORRUPT;
     }
 
-    return SHADOW_OK;
+    return CUTOVER_OK;
 }

@@ -1,6 +1,8 @@
 /*
- * shadow_log: the dual-run log, its record, frame and segment formats, and
- * the writer side that nginx workers compile.
+ * cutover_record: the dual-run log, its record, frame and segment formats,
+ * and the writer side that nginx workers compile.  The one contract between
+ * the module (writer) and cutover-shadowd (reader, shadow/shadow_reader.h):
+ * both read and write frames through the definitions here.
  *
  * Segments.  A log configured as PATH is a series of files
  * PATH.<20-digit zero-padded sequence>, the first being
@@ -16,7 +18,7 @@
  *
  *     magic u32 = 0x31564453 ("SDV1")  | length u32 | crc32c u32 | payload
  *
- * length is the payload size (1 .. SHADOW_FRAME_MAX), crc32c is CRC-32C
+ * length is the payload size (1 .. CUTOVER_FRAME_MAX), crc32c is CRC-32C
  * (Castagnoli, reflected, init and xorout 0xffffffff) of the payload.  A
  * reader that meets a bad magic, a bad length or a bad CRC reports the
  * segment and offset and resyncs by scanning for the next magic.  An
@@ -53,127 +55,120 @@
  *
  * Readers ignore fields they do not know, so fields may be added.
  *
- * Everything declared here is implemented by shadow_frame.c,
- * shadow_record.c and shadow_segment.c, which include no nginx header, never
+ * Everything declared here is implemented by cutover_frame.c,
+ * cutover_record.c and cutover_segment.c, which include no nginx header, never
  * allocate (they write into buffers the caller passes), never log, and make
  * no blocking call but the one write(2) of a frame, an lseek(2) per frame
- * (to notice a full segment), an fallocate(2) per SHADOW_RESERVE bytes
+ * (to notice a full segment), an fallocate(2) per CUTOVER_RESERVE bytes
  * written and open(2)/getdents64(2) when rotating.
  *
  * A writer (an nginx worker) does, per record:
  *
- *     size_t  cap = shadow_record_size(&rec), len;
+ *     size_t  cap = cutover_record_size(&rec), len;
  *     u_char *buf = ngx_pnalloc(r->pool, cap);
- *     if (shadow_record_frame(&rec, buf, cap, &len) != SHADOW_OK
- *         || shadow_writer_append(&writer, buf, len) != SHADOW_OK)
+ *     if (cutover_record_frame(&rec, buf, cap, &len) != CUTOVER_OK
+ *         || cutover_writer_append(&writer, buf, len) != CUTOVER_OK)
  *     {
  *         count the record as dropped;
  *     }
  *
- * with one shadow_writer_t per worker process (shadow_writer_init() at
+ * with one cutover_writer_t per worker process (cutover_writer_init() at
  * process start, max_bytes set for "cutover_log ... max=").
  */
 
-#ifndef SHADOW_LOG_H
-#define SHADOW_LOG_H
+#ifndef CUTOVER_RECORD_H
+#define CUTOVER_RECORD_H
 
 #include <stddef.h>
 #include <stdint.h>
 
-#define SHADOW_OK        0
-#define SHADOW_ERROR    -1
-#define SHADOW_AGAIN    -2      /* nothing yet: try again later */
-#define SHADOW_CORRUPT  -3      /* a corrupt region was skipped */
-#define SHADOW_NOSPACE  -4      /* the caller's buffer is too small */
-#define SHADOW_NOTFOUND -5
+#include "common/cutover_error.h"   /* CUTOVER_OK, CUTOVER_ERROR */
 
-#define SHADOW_FRAME_MAGIC   0x31564453u
-#define SHADOW_FRAME_HEADER  12
-#define SHADOW_FRAME_MAX     (64u * 1024 * 1024)
-#define SHADOW_SEQ_DIGITS    20
-#define SHADOW_RESERVE       (256u * 1024)
+#define CUTOVER_CORRUPT  -3      /* a corrupt region was skipped */
+#define CUTOVER_NOSPACE  -4      /* the caller's buffer is too small */
 
-typedef struct {
-    int   code;
-    char  message[256];
-} shadow_error_t;
+#define CUTOVER_FRAME_MAGIC   0x31564453u
+#define CUTOVER_FRAME_HEADER  12
+#define CUTOVER_FRAME_MAX     (64u * 1024 * 1024)
+#define CUTOVER_SEQ_DIGITS    20
+#define CUTOVER_RESERVE       (256u * 1024)
 
 /* A byte string that need not be NUL-terminated (nginx's ngx_str_t). */
 typedef struct {
     const char  *data;
     size_t       len;
-} shadow_str_t;
+} cutover_str_t;
 
 typedef struct {
-    shadow_str_t  name;
-    shadow_str_t  value;
-} shadow_header_t;
+    cutover_str_t  name;
+    cutover_str_t  value;
+} cutover_header_t;
 
 typedef struct {
-    shadow_str_t            id;
+    cutover_str_t            id;
     int64_t                 time_us;
-    shadow_str_t            zone;
-    shadow_str_t            rule;
-    shadow_str_t            side;
+    cutover_str_t            zone;
+    cutover_str_t            rule;
+    cutover_str_t            side;
     int32_t                 bucket;
-    shadow_str_t            key;
-    shadow_str_t            store;
-    shadow_str_t            channel;
+    cutover_str_t            key;
+    cutover_str_t            store;
+    cutover_str_t            channel;
     int64_t                 version;
-    shadow_str_t            method;
-    shadow_str_t            uri;
-    const shadow_header_t  *req_headers;
+    cutover_str_t            method;
+    cutover_str_t            uri;
+    const cutover_header_t  *req_headers;
     size_t                  n_req_headers;
     const uint8_t          *req_body;
     size_t                  req_body_len;
     int32_t                 status;
-    const shadow_header_t  *resp_headers;
+    const cutover_header_t  *resp_headers;
     size_t                  n_resp_headers;
     const uint8_t          *resp_body;
     size_t                  resp_body_len;      /* bytes held in resp_body */
     int64_t                 resp_body_total;    /* resp_body_len field */
     int                     resp_truncated;
-    shadow_str_t            resp_sha256;
+    cutover_str_t            resp_sha256;
     double                  upstream_ms;
-    shadow_str_t            content_type;
-} shadow_record_t;
+    cutover_str_t            content_type;
+} cutover_record_t;
 
 /* CRC-32C of len bytes, continuing from crc (start with 0). */
-uint32_t shadow_crc32c(uint32_t crc, const void *data, size_t len);
+uint32_t cutover_crc32c(uint32_t crc, const void *data, size_t len);
 
 /* Write the 12-byte frame header for payload (already at buf + 12) into
  * buf[0..11]. */
-void shadow_frame_seal(uint8_t *buf, const uint8_t *payload, uint32_t len);
+void cutover_frame_seal(uint8_t *buf, const uint8_t *payload, uint32_t len);
 
-/* Parse a frame header.  Returns SHADOW_OK and *len, or SHADOW_CORRUPT
+/* Parse a frame header.  Returns CUTOVER_OK and *len, or CUTOVER_CORRUPT
  * on a bad magic or length. */
-int shadow_frame_header(const uint8_t *hdr, uint32_t *len, uint32_t *crc);
+int cutover_frame_header(const uint8_t *hdr, uint32_t *len, uint32_t *crc);
 
 /* Encode rec as one BSON document into buf (cap bytes); *len gets its
- * size.  SHADOW_NOSPACE when it does not fit. */
-int shadow_record_encode(const shadow_record_t *rec, uint8_t *buf,
+ * size.  CUTOVER_NOSPACE when it does not fit. */
+int cutover_record_encode(const cutover_record_t *rec, uint8_t *buf,
     size_t cap, size_t *len);
 
 /* Encode rec as a whole frame (header + BSON) into buf; *len gets the
  * frame size, ready for one write(2). */
-int shadow_record_frame(const shadow_record_t *rec, uint8_t *buf,
+int cutover_record_frame(const cutover_record_t *rec, uint8_t *buf,
     size_t cap, size_t *len);
 
 /* Bytes the encoded record needs at most (frame header included), so a
  * caller can size its buffer once. */
-size_t shadow_record_size(const shadow_record_t *rec);
+size_t cutover_record_size(const cutover_record_t *rec);
 
-/* "<base>.<20 digits>" into buf; SHADOW_NOSPACE when it does not fit. */
-int shadow_segment_path(char *buf, size_t cap, const char *base,
+/* "<base>.<20 digits>" into buf; CUTOVER_NOSPACE when it does not fit. */
+int cutover_segment_path(char *buf, size_t cap, const char *base,
     uint64_t seq);
 
 /* The sequence a segment file name carries ("erp.log.000..042" for base
  * name "erp.log"), or 0 when name is not a segment of that base. */
-uint64_t shadow_segment_seq(const char *name, const char *base_name);
+uint64_t cutover_segment_seq(const char *name, const char *base_name);
 
 /* Lowest and highest segment sequence present (both 0 when none), read
  * with getdents64 into the caller's scratch buffer. */
-int shadow_segment_range(const char *base, uint8_t *scratch, size_t cap,
+int cutover_segment_range(const char *base, uint8_t *scratch, size_t cap,
     uint64_t *first, uint64_t *last);
 
 /* The writer of one process: the current segment's descriptor. */
@@ -188,29 +183,29 @@ typedef struct {
     int          fd;
     int          err;           /* errno of the last failure */
     int          no_reserve;    /* the file system cannot fallocate(2) */
-} shadow_writer_t;
+} cutover_writer_t;
 
-void shadow_writer_init(shadow_writer_t *w, const char *base,
+void cutover_writer_init(cutover_writer_t *w, const char *base,
     uint64_t segment_size);
 
 /* Append one frame with one write(2), opening or rotating the current
- * segment first as needed.  SHADOW_NOSPACE when the log is full (see
- * max_bytes), SHADOW_ERROR with w->err on failure (ENOSPC or EDQUOT when
+ * segment first as needed.  CUTOVER_NOSPACE when the log is full (see
+ * max_bytes), CUTOVER_ERROR with w->err on failure (ENOSPC or EDQUOT when
  * the disk is full): either way the record is not written and the caller
  * counts it as dropped.
  *
  * A frame is written whole or not at all.  Before writing, the writer
  * makes sure the bytes it is about to append are allocated
- * (fallocate(2) with FALLOC_FL_KEEP_SIZE, SHADOW_RESERVE bytes ahead at a
+ * (fallocate(2) with FALLOC_FL_KEEP_SIZE, CUTOVER_RESERVE bytes ahead at a
  * time), so a full disk fails the reservation, not the write half-way.
  * Should a write still come back short (a file system without
  * fallocate(2), or another worker appending between the reservation and
  * the write), the partial frame is cut off again with ftruncate(2), as
  * long as nothing was appended after it.  Once there is room again the
  * next append succeeds: nothing needs resetting. */
-int shadow_writer_append(shadow_writer_t *w, const uint8_t *frame,
+int cutover_writer_append(cutover_writer_t *w, const uint8_t *frame,
     size_t len);
 
-void shadow_writer_close(shadow_writer_t *w);
+void cutover_writer_close(cutover_writer_t *w);
 
-#endif /* SHADOW_LOG_H */
+#endif /* CUTOVER_RECORD_H */

@@ -1,5 +1,5 @@
 /*
- * shadow_segment: segment names and the append-only writer that nginx
+ * cutover_segment: segment names and the append-only writer that nginx
  * workers share (O_APPEND, one write(2) per frame, rotation by size,
  * frames written whole or not at all).
  */
@@ -15,46 +15,46 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include "shadow/shadow_log.h"
+#include "common/cutover_record.h"
 
 
-static int shadow_writer_open(shadow_writer_t *w, uint64_t seq);
-static int shadow_writer_find_current(shadow_writer_t *w);
-static int shadow_writer_reserve(shadow_writer_t *w, uint64_t end,
+static int cutover_writer_open(cutover_writer_t *w, uint64_t seq);
+static int cutover_writer_find_current(cutover_writer_t *w);
+static int cutover_writer_reserve(cutover_writer_t *w, uint64_t end,
     size_t len);
-static void shadow_writer_undo(shadow_writer_t *w, size_t written);
+static void cutover_writer_undo(cutover_writer_t *w, size_t written);
 
 
 int
-shadow_segment_path(char *buf, size_t cap, const char *base, uint64_t seq)
+cutover_segment_path(char *buf, size_t cap, const char *base, uint64_t seq)
 {
     size_t  n = strlen(base), i;
 
-    if (n + 1 + SHADOW_SEQ_DIGITS + 1 > cap) {
-        return SHADOW_NOSPACE;
+    if (n + 1 + CUTOVER_SEQ_DIGITS + 1 > cap) {
+        return CUTOVER_NOSPACE;
     }
 
     memcpy(buf, base, n);
     buf[n] = '.';
 
-    for (i = SHADOW_SEQ_DIGITS; i > 0; i--) {
+    for (i = CUTOVER_SEQ_DIGITS; i > 0; i--) {
         buf[n + i] = (char) ('0' + seq % 10);
         seq /= 10;
     }
 
-    buf[n + 1 + SHADOW_SEQ_DIGITS] = '\0';
-    return SHADOW_OK;
+    buf[n + 1 + CUTOVER_SEQ_DIGITS] = '\0';
+    return CUTOVER_OK;
 }
 
 
 uint64_t
-shadow_segment_seq(const char *name, const char *base_name)
+cutover_segment_seq(const char *name, const char *base_name)
 {
     size_t    n = strlen(base_name), i;
     uint64_t  seq = 0, d;
 
     if (strncmp(name, base_name, n) != 0 || name[n] != '.'
-        || strlen(name + n + 1) != SHADOW_SEQ_DIGITS)
+        || strlen(name + n + 1) != CUTOVER_SEQ_DIGITS)
     {
         return 0;
     }
@@ -77,7 +77,7 @@ shadow_segment_seq(const char *name, const char *base_name)
 
 
 int
-shadow_segment_range(const char *base, uint8_t *scratch, size_t cap,
+cutover_segment_range(const char *base, uint8_t *scratch, size_t cap,
     uint64_t *first, uint64_t *last)
 {
     int          fd;
@@ -97,7 +97,7 @@ shadow_segment_range(const char *base, uint8_t *scratch, size_t cap,
 
     } else {
         if ((size_t) (slash - base) + 2 > sizeof(dir)) {
-            return SHADOW_NOSPACE;
+            return CUTOVER_NOSPACE;
         }
 
         memcpy(dir, base, slash - base);
@@ -111,7 +111,7 @@ shadow_segment_range(const char *base, uint8_t *scratch, size_t cap,
 
     fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd == -1) {
-        return SHADOW_ERROR;
+        return CUTOVER_ERROR;
     }
 
     for ( ;; ) {
@@ -127,7 +127,7 @@ shadow_segment_range(const char *base, uint8_t *scratch, size_t cap,
                 break;
             }
 
-            seq = shadow_segment_seq((char *) scratch + off + 19, base_name);
+            seq = cutover_segment_seq((char *) scratch + off + 19, base_name);
             if (seq == 0) {
                 continue;
             }
@@ -143,12 +143,12 @@ shadow_segment_range(const char *base, uint8_t *scratch, size_t cap,
     }
 
     close(fd);
-    return n < 0 ? SHADOW_ERROR : SHADOW_OK;
+    return n < 0 ? CUTOVER_ERROR : CUTOVER_OK;
 }
 
 
 void
-shadow_writer_init(shadow_writer_t *w, const char *base,
+cutover_writer_init(cutover_writer_t *w, const char *base,
     uint64_t segment_size)
 {
     w->base = base;
@@ -163,20 +163,20 @@ shadow_writer_init(shadow_writer_t *w, const char *base,
 
 
 static int
-shadow_writer_open(shadow_writer_t *w, uint64_t seq)
+cutover_writer_open(cutover_writer_t *w, uint64_t seq)
 {
     int   fd;
     char  path[4096];
 
-    if (shadow_segment_path(path, sizeof(path), w->base, seq) != SHADOW_OK) {
+    if (cutover_segment_path(path, sizeof(path), w->base, seq) != CUTOVER_OK) {
         w->err = ENAMETOOLONG;
-        return SHADOW_ERROR;
+        return CUTOVER_ERROR;
     }
 
     fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     if (fd == -1) {
         w->err = errno;
-        return SHADOW_ERROR;
+        return CUTOVER_ERROR;
     }
 
     if (w->fd != -1) {
@@ -186,22 +186,22 @@ shadow_writer_open(shadow_writer_t *w, uint64_t seq)
     w->fd = fd;
     w->seq = seq;
     w->reserved = 0;
-    return SHADOW_OK;
+    return CUTOVER_OK;
 }
 
 
 static int
-shadow_writer_find_current(shadow_writer_t *w)
+cutover_writer_find_current(cutover_writer_t *w)
 {
     uint8_t   scratch[2048] __attribute__((aligned(8)));
     uint64_t  first, last;
 
-    if (shadow_segment_range(w->base, scratch, sizeof(scratch), &first,
+    if (cutover_segment_range(w->base, scratch, sizeof(scratch), &first,
                              &last)
-        != SHADOW_OK)
+        != CUTOVER_OK)
     {
         w->err = errno;
-        return SHADOW_ERROR;
+        return CUTOVER_ERROR;
     }
 
     /*
@@ -215,22 +215,22 @@ shadow_writer_find_current(shadow_writer_t *w)
     if (w->max_bytes && first && w->fd != -1
         && (last - first + 1) * w->segment_size > w->max_bytes)
     {
-        return SHADOW_NOSPACE;      /* full until shadowd deletes */
+        return CUTOVER_NOSPACE;      /* full until shadowd deletes */
     }
 
-    return shadow_writer_open(w, last);
+    return cutover_writer_open(w, last);
 }
 
 
 int
-shadow_writer_append(shadow_writer_t *w, const uint8_t *frame, size_t len)
+cutover_writer_append(cutover_writer_t *w, const uint8_t *frame, size_t len)
 {
     int      rc;
     off_t    size;
     ssize_t  n;
 
-    if (w->fd == -1 && shadow_writer_find_current(w) != SHADOW_OK) {
-        return SHADOW_ERROR;
+    if (w->fd == -1 && cutover_writer_find_current(w) != CUTOVER_OK) {
+        return CUTOVER_ERROR;
     }
 
     /*
@@ -244,21 +244,21 @@ shadow_writer_append(shadow_writer_t *w, const uint8_t *frame, size_t len)
         size = lseek(w->fd, 0, SEEK_END);
         if (size == -1) {
             w->err = errno;
-            return SHADOW_ERROR;
+            return CUTOVER_ERROR;
         }
 
         if ((uint64_t) size < w->segment_size) {
             break;
         }
 
-        rc = shadow_writer_find_current(w);
-        if (rc != SHADOW_OK) {
+        rc = cutover_writer_find_current(w);
+        if (rc != CUTOVER_OK) {
             return rc;
         }
     }
 
-    if (shadow_writer_reserve(w, (uint64_t) size, len) != SHADOW_OK) {
-        return SHADOW_ERROR;
+    if (cutover_writer_reserve(w, (uint64_t) size, len) != CUTOVER_OK) {
+        return CUTOVER_ERROR;
     }
 
     do {
@@ -267,44 +267,44 @@ shadow_writer_append(shadow_writer_t *w, const uint8_t *frame, size_t len)
 
     if (n == -1) {
         w->err = errno;
-        return SHADOW_ERROR;
+        return CUTOVER_ERROR;
     }
 
     if ((size_t) n != len) {
         /* a short write to a regular file: the disk or quota ran out
          * (or RLIMIT_FSIZE), never a frame to leave half-written */
-        shadow_writer_undo(w, (size_t) n);
+        cutover_writer_undo(w, (size_t) n);
         w->err = ENOSPC;
-        return SHADOW_ERROR;
+        return CUTOVER_ERROR;
     }
 
-    return SHADOW_OK;
+    return CUTOVER_OK;
 }
 
 
 /*
  * Makes sure [end, end + len) of the current segment is allocated, so the
  * write that follows cannot run out of space half-way.  Space is reserved
- * SHADOW_RESERVE bytes ahead at a time (capped by the segment size), or
+ * CUTOVER_RESERVE bytes ahead at a time (capped by the segment size), or
  * just the frame when the disk is nearly full.  A quarter of it is kept
  * as slack beyond this frame: other workers' frames may land before ours
  * between the lseek(2) and the write(2).
  */
 static int
-shadow_writer_reserve(shadow_writer_t *w, uint64_t end, size_t len)
+cutover_writer_reserve(cutover_writer_t *w, uint64_t end, size_t len)
 {
     int       err;
     uint64_t  want, slack;
 
-    slack = SHADOW_RESERVE / 4;
+    slack = CUTOVER_RESERVE / 4;
 
     if (w->no_reserve || end + len + slack <= w->reserved) {
-        return SHADOW_OK;
+        return CUTOVER_OK;
     }
 
     want = w->segment_size > end ? w->segment_size - end : 0;
-    if (want > SHADOW_RESERVE) {
-        want = SHADOW_RESERVE;
+    if (want > CUTOVER_RESERVE) {
+        want = CUTOVER_RESERVE;
     }
 
     if (want < len + slack) {
@@ -316,7 +316,7 @@ shadow_writer_reserve(shadow_writer_t *w, uint64_t end, size_t len)
             == 0)
         {
             w->reserved = end + want;
-            return SHADOW_OK;
+            return CUTOVER_OK;
         }
 
         err = errno;
@@ -328,7 +328,7 @@ shadow_writer_reserve(shadow_writer_t *w, uint64_t end, size_t len)
         if (err == EOPNOTSUPP || err == ENOSYS) {
             /* the short-write undo is all there is */
             w->no_reserve = 1;
-            return SHADOW_OK;
+            return CUTOVER_OK;
         }
 
         if ((err == ENOSPC || err == EDQUOT) && want > len) {
@@ -337,7 +337,7 @@ shadow_writer_reserve(shadow_writer_t *w, uint64_t end, size_t len)
         }
 
         w->err = err;
-        return SHADOW_ERROR;
+        return CUTOVER_ERROR;
     }
 }
 
@@ -349,7 +349,7 @@ shadow_writer_reserve(shadow_writer_t *w, uint64_t end, size_t len)
  * and it can go.
  */
 static void
-shadow_writer_undo(shadow_writer_t *w, size_t written)
+cutover_writer_undo(cutover_writer_t *w, size_t written)
 {
     off_t        end;
     struct stat  st;
@@ -375,7 +375,7 @@ shadow_writer_undo(shadow_writer_t *w, size_t written)
 
 
 void
-shadow_writer_close(shadow_writer_t *w)
+cutover_writer_close(cutover_writer_t *w)
 {
     if (w->fd != -1) {
         close(w->fd);

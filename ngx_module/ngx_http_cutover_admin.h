@@ -1,0 +1,86 @@
+/*
+ * ngx_http_cutover_admin.h: what the admin API's files share (not for
+ * the rest of the module, which sees ngx_http_cutover.h).
+ */
+
+#ifndef NGX_HTTP_CUTOVER_ADMIN_H
+#define NGX_HTTP_CUTOVER_ADMIN_H
+
+#include "ngx_http_cutover.h"
+
+
+#define NGX_HTTP_CUTOVER_MAX_TOKENS   (2 * CUTOVER_MAX_IDS + 64)
+#define NGX_HTTP_CUTOVER_REASON_MAX   1024
+#define NGX_HTTP_CUTOVER_HISTORY_MAX  1000
+#define NGX_HTTP_CUTOVER_HISTORY_WINDOW  (256 * 1024)  /* > 2 lines */
+#define NGX_HTTP_CUTOVER_HISTORY_OUT     (1024 * 1024)
+#define NGX_HTTP_CUTOVER_HISTORY_SCAN    (64 * 1024 * 1024)
+#define NGX_HTTP_CUTOVER_AUDIT_RULE_MAX  12288
+
+
+typedef enum {
+    NGX_HTTP_CUTOVER_EP_STATUS = 0,
+    NGX_HTTP_CUTOVER_EP_METRICS,
+    NGX_HTTP_CUTOVER_EP_HISTORY,
+    NGX_HTTP_CUTOVER_EP_DIAL,
+    NGX_HTTP_CUTOVER_EP_ROLLBACK,
+    NGX_HTTP_CUTOVER_EP_ACCEPT,
+    NGX_HTTP_CUTOVER_EP_UNKNOWN
+} ngx_http_cutover_endpoint_e;
+
+
+typedef struct {
+    ngx_http_cutover_zone_t      *zone;
+    ngx_http_cutover_endpoint_e   ep;
+    const char                   *key_id;     /* once known */
+    const char                   *reason;     /* once known */
+    u_char                       *body;
+    size_t                        body_len;
+} ngx_http_cutover_admin_t;
+
+
+/* The answer to a change attempt that a thread-pool thread writes: status
+ * and, when not 200, the error (copied: the caller's may be on its stack).
+ * A refusal is only this; a change (ngx_http_cutover_write_t) starts with
+ * it. */
+typedef struct {
+    ngx_http_request_t        *r;
+    ngx_http_cutover_admin_t  *a;
+    ngx_uint_t                 status;
+    ngx_uint_t                 aggregated;   /* unauthenticated refusal */
+    cutover_error_t            err;
+} ngx_http_cutover_answer_t;
+
+
+/* the auth reasons, then the other unauthenticated refusals */
+extern const char  *ngx_http_cutover_auth_reasons[];
+
+ngx_int_t ngx_http_cutover_send(ngx_http_request_t *r, ngx_uint_t status,
+    u_char *data, size_t len, const char *type);
+ngx_int_t ngx_http_cutover_error(ngx_http_request_t *r,
+    ngx_http_cutover_admin_t *a, ngx_uint_t status, const char *code,
+    const char *message);
+ngx_uint_t ngx_http_cutover_authenticate(ngx_http_request_t *r,
+    ngx_http_cutover_admin_t *a, ngx_int_t *out);
+ngx_int_t ngx_http_cutover_state_reply(ngx_http_request_t *r,
+    ngx_http_cutover_admin_t *a, cutover_state_t *st, ngx_uint_t counters);
+ngx_int_t ngx_http_cutover_metrics(ngx_http_request_t *r,
+    ngx_http_cutover_admin_t *a);
+ngx_int_t ngx_http_cutover_history(ngx_http_request_t *r,
+    ngx_http_cutover_admin_t *a);
+const char *ngx_http_cutover_action(ngx_http_cutover_admin_t *a);
+void ngx_http_cutover_refused(ngx_http_cutover_answer_t *ans,
+    ngx_uint_t status, const char *code, const char *message);
+void ngx_http_cutover_refusal_audit(ngx_http_cutover_answer_t *ans,
+    ngx_log_t *log);
+void ngx_http_cutover_discard(ngx_http_request_t *r);
+ngx_int_t ngx_http_cutover_refuse(ngx_http_request_t *r,
+    ngx_http_cutover_admin_t *a, ngx_int_t reason, ngx_uint_t status,
+    const char *code, const char *message);
+void ngx_http_cutover_refusals_flush(ngx_http_cutover_zone_t *zone,
+    ngx_log_t *log);
+ngx_int_t ngx_http_cutover_change(ngx_http_request_t *r,
+    ngx_http_cutover_admin_t *a);
+void ngx_http_cutover_written(ngx_event_t *ev);
+
+#endif /* NGX_HTTP_CUTOVER_ADMIN_H */

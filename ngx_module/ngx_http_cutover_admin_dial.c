@@ -1,0 +1,561 @@
+/*
+ * ngx_http_cutover_admin_dial: POST dial, rollback and accept: the
+ * request parsed, the new state, and its write (state file, audit entry,
+ * fsyncs) by a thread-pool thread before the answer goes out.
+ */
+
+#include "ngx_http_cutover_admin.h"
+
+
+/* Decodes an array of id strings into pool memory. */
+static ngx_int_t
+ngx_http_cutover_ids(ngx_http_request_t *r, const char *json,
+    cutover_json_tok_t *toks, int arr, const char **out, size_t *n,
+    const char **what)
+{
+    int       i;
+    char     *s;
+    uint32_t  k;
+
+    if (toks[arr].type != CUTOVER_JSON_ARRAY) {
+        *what = "must be an array of strings";
+        return NGX_ERROR;
+    }
+
+    if (toks[arr].size > CUTOVER_MAX_IDS) {
+        *what = "has too many entries";
+        return NGX_ERROR;
+    }
+
+    i = arr + 1;
+
+    for (k = 0; k < toks[arr].size; k++) {
+        s = ngx_pnalloc(r->pool, CUTOVER_ID_MAX + 1);
+        if (s == NULL) {
+            *what = "could not be stored (out of memory)";
+            return NGX_ERROR;
+        }
+
+        if (toks[i].type != CUTOVER_JSON_STRING
+            || cutover_json_string(json, &toks[i], s, CUTOVER_ID_MAX + 1) < 1
+            || !cutover_id_valid(s, ngx_strlen(s)))
+        {
+            *what = "must hold ids of 1 to 32 of A-Z a-z 0-9 _ . -";
+            return NGX_ERROR;
+        }
+
+        out[k] = s;
+        i = cutover_json_next(toks, i);
+    }
+
+    *n = toks[arr].size;
+    return NGX_OK;
+}
+
+
+/* A rule as the audit trail shows it: whole, or counted when its lists
+ * would not fit in an entry (the state file keeps them). */
+static void
+ngx_http_cutover_audit_rule(cutover_state_t *st, int n, char *buf)
+{
+    char                   pct[16];
+    const cutover_rule_t  *rule = &st->rules[n];
+
+    if (cutover_state_rule_json(st, n, buf, NGX_HTTP_CUTOVER_AUDIT_RULE_MAX)
+        >= 0)
+    {
+        return;
+    }
+
+    cutover_percent_format(rule->bp, pct);
+    ngx_sprintf((u_char *) buf, "{\"id\":\"%s\",\"stores\":%uD,"
+                "\"channels\":%uD,\"percent\":%s}%Z", rule->id,
+                (uint32_t) rule->nstores, (uint32_t) rule->nchannels, pct);
+}
+
+
+typedef struct {
+    cutover_dial_t   dial;
+    int64_t          expect_version;      /* -1: not given */
+    char             reason[NGX_HTTP_CUTOVER_REASON_MAX + 1];
+} ngx_http_cutover_change_t;
+
+
+/* Parses a dial or rollback body; on error returns the message. */
+static const char *
+ngx_http_cutover_parse_change(ngx_http_request_t *r,
+    ngx_http_cutover_admin_t *a, ngx_http_cutover_change_t *c,
+    const char **code)
+{
+    int                  n, i, v;
+    char                *json = (char *) a->body;
+    char                *msg, name[32];
+    uint32_t             k;
+    const char          *what;
+    cutover_error_t      err;
+    cutover_json_tok_t  *toks;
+
+    *code = "invalid_request";
+    c->expect_version = -1;
+    ngx_cpystrn((u_char *) c->dial.rule, (u_char *) "default",
+                sizeof(c->dial.rule));
+    c->dial.bp = -1;
+
+    msg = ngx_pnalloc(r->pool, 256);
+    toks = ngx_palloc(r->pool, NGX_HTTP_CUTOVER_MAX_TOKENS
+                               * sizeof(cutover_json_tok_t));
+    if (msg == NULL || toks == NULL) {
+        return "out of memory";
+    }
+
+    n = cutover_json_parse(json, a->body_len, toks,
+                           NGX_HTTP_CUTOVER_MAX_TOKENS, msg, 200);
+    if (n < 0) {
+        *code = "malformed_json";
+        return msg;
+    }
+
+    if (toks[0].type != CUTOVER_JSON_OBJECT) {
+        return "the body must be a JSON object";
+    }
+
+    /* the reason first, so that even a refusal is audited with it */
+    v = cutover_json_get(json, toks, 0, "reason");
+    if (v > 0 && toks[v].type == CUTOVER_JSON_STRING
+        && cutover_json_string(json, &toks[v], c->reason, sizeof(c->reason))
+           >= 0)
+    {
+        a->reason = c->reason;
+    }
+
+    i = 1;
+
+    for (k = 0; k < toks[0].size; k++, i = cutover_json_next(toks, i + 1)) {
+        if (cutover_json_string(json, &toks[i], name, sizeof(name)) < 0) {
+            return "unknown field";
+        }
+
+        /* duplicates would make the meaning depend on the parser */
+        if (cutover_json_get(json, toks, 0, name) != i + 1) {
+            ngx_sprintf((u_char *) msg, "duplicate field \"%s\"%Z", name);
+            return msg;
+        }
+
+        v = i + 1;
+
+        if (ngx_strcmp(name, "reason") == 0) {
+            if (a->reason != c->reason) {
+                return "reason must be a string of at most 1024 bytes";
+            }
+
+            continue;
+        }
+
+        if (a->ep != NGX_HTTP_CUTOVER_EP_DIAL) {
+            ngx_sprintf((u_char *) msg, "unknown field \"%s\" (%s takes "
+                        "reason)%Z", name,
+                        a->ep == NGX_HTTP_CUTOVER_EP_ROLLBACK ? "rollback"
+                                                              : "accept");
+            return msg;
+        }
+
+        if (ngx_strcmp(name, "rule") == 0) {
+            if (toks[v].type != CUTOVER_JSON_STRING
+                || cutover_json_string(json, &toks[v], c->dial.rule,
+                                       sizeof(c->dial.rule)) < 1
+                || !cutover_id_valid(c->dial.rule, ngx_strlen(c->dial.rule)))
+            {
+                return "rule must be an id of 1 to 32 of A-Z a-z 0-9 _ . -";
+            }
+
+        } else if (ngx_strcmp(name, "percent") == 0) {
+            if (toks[v].type != CUTOVER_JSON_NUMBER) {
+                *code = "invalid_percent";
+                return "percent must be a number from 0 to 100";
+            }
+
+            c->dial.bp = cutover_percent_parse(json + toks[v].start,
+                                               toks[v].end - toks[v].start,
+                                               &err);
+            if (c->dial.bp < 0) {
+                *code = "invalid_percent";
+                ngx_cpystrn((u_char *) msg, (u_char *) err.message, 200);
+                return msg;
+            }
+
+        } else if (ngx_strcmp(name, "stores") == 0
+                   || ngx_strcmp(name, "channels") == 0)
+        {
+            int stores = name[0] == 's';
+
+            if (ngx_http_cutover_ids(r, json, toks, v,
+                                     stores ? c->dial.stores
+                                            : c->dial.channels,
+                                     stores ? &c->dial.nstores
+                                            : &c->dial.nchannels,
+                                     &what) != NGX_OK)
+            {
+                ngx_sprintf((u_char *) msg, "%s %s%Z", name, what);
+                return msg;
+            }
+
+            if (stores) {
+                c->dial.has_stores = 1;
+            } else {
+                c->dial.has_channels = 1;
+            }
+
+        } else if (ngx_strcmp(name, "expect_version") == 0) {
+            c->expect_version = toks[v].type == CUTOVER_JSON_NUMBER
+                                ? ngx_atoof((u_char *) json + toks[v].start,
+                                            toks[v].end - toks[v].start)
+                                : NGX_ERROR;
+            if (c->expect_version < 0) {
+                return "expect_version must be a non-negative integer";
+            }
+
+        } else {
+            ngx_sprintf((u_char *) msg, "unknown field \"%s\"%Z", name);
+            return msg;
+        }
+    }
+
+    if (a->ep == NGX_HTTP_CUTOVER_EP_DIAL && c->dial.bp < 0) {
+        *code = "invalid_percent";
+        return "percent is required";
+    }
+
+    for (what = c->reason; *what == ' '; what++) { /* void */ }
+
+    if (*what == '\0') {
+        return "reason is required: say why, for the audit trail";
+    }
+
+    return NULL;
+}
+
+
+/* A dial or rollback, written by a thread-pool thread: the state file, the
+ * audit entry and the directory are fsynced there, never in the event
+ * loop; the answer goes out when the thread is done. */
+typedef struct {
+    ngx_http_cutover_answer_t   answer;       /* first: see the answer */
+    ngx_http_cutover_change_t  *c;
+    cutover_state_t            *cur;
+    cutover_state_t            *next;
+    char                       *from;
+    char                       *to;
+    u_char                      tmpname[NGX_MAX_PATH];
+} ngx_http_cutover_write_t;
+
+
+static void ngx_http_cutover_change_write(void *data, ngx_log_t *log);
+static ngx_int_t ngx_http_cutover_dial_prepare(ngx_http_cutover_write_t *w);
+static ngx_int_t ngx_http_cutover_change_audit(ngx_http_cutover_write_t *w,
+    ngx_log_t *log);
+
+
+ngx_int_t
+ngx_http_cutover_change(ngx_http_request_t *r, ngx_http_cutover_admin_t *a)
+{
+    const char                 *msg, *code;
+    ngx_thread_task_t          *task;
+    ngx_http_cutover_zone_t    *z = a->zone;
+    ngx_http_cutover_write_t   *w;
+    ngx_http_cutover_change_t  *c;
+
+    task = ngx_thread_task_alloc(r->pool, sizeof(ngx_http_cutover_write_t));
+    c = ngx_pcalloc(r->pool, sizeof(ngx_http_cutover_change_t));
+    if (task == NULL || c == NULL
+        || z->state_path.len + 5 > NGX_MAX_PATH)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    w = task->ctx;
+    w->answer.r = r;
+    w->answer.a = a;
+    w->c = c;
+    w->cur = ngx_palloc(r->pool, sizeof(cutover_state_t));
+    w->next = ngx_palloc(r->pool, sizeof(cutover_state_t));
+    w->from = ngx_pnalloc(r->pool, NGX_HTTP_CUTOVER_AUDIT_RULE_MAX);
+    w->to = ngx_pnalloc(r->pool, NGX_HTTP_CUTOVER_AUDIT_RULE_MAX);
+    if (w->cur == NULL || w->next == NULL || w->from == NULL
+        || w->to == NULL)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    msg = ngx_http_cutover_parse_change(r, a, c, &code);
+    if (msg) {
+        return ngx_http_cutover_refuse(r, a, -1, NGX_HTTP_BAD_REQUEST, code,
+                                       msg);
+    }
+
+    task->handler = ngx_http_cutover_change_write;
+    task->event.handler = ngx_http_cutover_written;
+    task->event.data = w;
+
+    if (ngx_thread_task_post(z->thread_pool, task) != NGX_OK) {
+        return ngx_http_cutover_error(r, a, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                      "busy", "the gateway's thread pool is "
+                                      "full; retry");
+    }
+
+    /* the request lives on until the thread is done */
+    r->main->count++;
+    return NGX_DONE;
+}
+
+
+/* In a thread-pool thread: no request pool, no event loop.  A rollback
+ * fails safe: neither the audit trail's state nor a failed write of the
+ * state file or of its entry keeps it from taking effect (each failure is
+ * logged and counted).  A dial needs a sound trail with no unaccepted
+ * break. */
+static void
+ngx_http_cutover_change_write(void *data, ngx_log_t *log)
+{
+    ngx_http_cutover_write_t  *w = data;
+
+    ngx_str_t                   tmp;
+    ngx_uint_t                  persisted;
+    cutover_state_t            *cur = w->cur, *next = w->next;
+    ngx_http_cutover_admin_t   *a = w->answer.a;
+    ngx_http_cutover_zone_t    *z = a->zone;
+    ngx_http_cutover_shctx_t   *sh = z->sh;
+
+    tmp.data = w->tmpname;
+    w->answer.status = NGX_HTTP_OK;
+
+    ngx_http_cutover_writer_lock(sh);
+
+    ngx_http_cutover_refusals_flush(z, log);
+    ngx_http_cutover_zone_copy(z, cur);
+
+    /* reads the trail's end again if it moved, records a damaged end */
+    (void) ngx_http_cutover_audit_sync(z, log);
+
+    if (a->ep == NGX_HTTP_CUTOVER_EP_ROLLBACK) {
+        ngx_memcpy(next, cur, sizeof(cutover_state_t));
+        cutover_state_rollback(next, ngx_time());
+        ngx_sprintf((u_char *) w->from, "{\"version\":%uL,\"state\":\"%s\"}%Z",
+                    cur->version, cur->rolled_back ? "rolled_back"
+                                                   : "active");
+        ngx_sprintf((u_char *) w->to, "{\"version\":%uL,\"state\":"
+                    "\"rolled_back\"}%Z", next->version);
+        goto rollback;
+    }
+
+    if (!sh->audit_ok) {
+        ngx_http_cutover_refused(&w->answer, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                 "audit_unavailable", "the audit trail cannot "
+                                 "be read or written; no change is made "
+                                 "(rollback is still possible)");
+        goto failed;
+    }
+
+    if (a->ep == NGX_HTTP_CUTOVER_EP_ACCEPT) {
+        ngx_memcpy(next, cur, sizeof(cutover_state_t));
+
+        if (sh->audit_pending_break == 0) {
+            w->answer.status = NGX_HTTP_CONFLICT;
+            cutover_error_set(&w->answer.err, "nothing_to_accept",
+                              "the audit trail has no unaccepted break");
+            goto refused;
+        }
+
+        ngx_sprintf((u_char *) w->from, "{\"break_seq\":%uL}%Z",
+                    sh->audit_pending_break);
+        w->to = NULL;
+        goto audit;
+    }
+
+    if (sh->audit_pending_break) {
+        w->answer.status = NGX_HTTP_SERVICE_UNAVAILABLE;
+        cutover_error_set(&w->answer.err, "audit_break_unaccepted",
+                          "the audit trail was damaged (break recorded as "
+                          "seq %llu): an admin must accept it (cutoverctl "
+                          "audit accept --reason ...) before a dial; "
+                          "rollback is still possible",
+                          (unsigned long long) sh->audit_pending_break);
+        goto refused;
+    }
+
+    if (ngx_http_cutover_dial_prepare(w) != NGX_OK) {
+        goto refused;
+    }
+
+    if (ngx_http_cutover_zone_persist(z, next, log, &tmp) != NGX_OK) {
+        ngx_http_cutover_refused(&w->answer, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                 "persist_failed", "the state file cannot be "
+                                 "written; no change is made");
+        goto failed;
+    }
+
+    if (ngx_http_cutover_change_audit(w, log) != NGX_OK) {
+        (void) ngx_delete_file(tmp.data);
+        ngx_http_cutover_refused(&w->answer, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                 "audit_unavailable", "the audit trail cannot "
+                                 "be written; no change is made");
+        goto failed;
+    }
+
+    if (ngx_http_cutover_zone_commit(z, next, &tmp, log) != NGX_OK) {
+        ngx_http_cutover_refused(&w->answer, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                 "persist_failed", "the state file cannot be "
+                                 "written; no change is made");
+        goto failed;
+    }
+
+    goto publish;
+
+audit:
+
+    /* an accept changes no state: only its entry */
+    if (ngx_http_cutover_change_audit(w, log) != NGX_OK) {
+        ngx_http_cutover_refused(&w->answer, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                 "audit_unavailable", "the audit trail cannot "
+                                 "be written; the break is not accepted");
+        goto failed;
+    }
+
+    ngx_http_cutover_writer_unlock(sh);
+    (void) ngx_atomic_fetch_add(&sh->changes_accepted, 1);
+    return;
+
+rollback:
+
+    persisted = ngx_http_cutover_zone_persist(z, next, log, &tmp) == NGX_OK;
+
+    if (ngx_http_cutover_change_audit(w, log) != NGX_OK) {
+        (void) ngx_atomic_fetch_add(&sh->persist_failures, 1);
+        ngx_log_error(NGX_LOG_ERR, log, 0,
+                      "cutover zone \"%V\": rollback by \"%s\" applied "
+                      "without its audit entry (the trail cannot be "
+                      "written): %s", &z->name, a->key_id, a->reason);
+    }
+
+    if (!persisted || ngx_http_cutover_zone_commit(z, next, &tmp, log)
+                      != NGX_OK)
+    {
+        (void) ngx_atomic_fetch_add(&sh->persist_failures, 1);
+        ngx_log_error(NGX_LOG_ERR, log, 0,
+                      "cutover zone \"%V\": rollback applied in memory only: "
+                      "the state file cannot be written, a restart would "
+                      "load the state before it", &z->name);
+    }
+
+publish:
+
+    ngx_http_cutover_zone_publish(z, next);
+    ngx_http_cutover_writer_unlock(sh);
+
+    (void) ngx_atomic_fetch_add(&sh->changes_accepted, 1);
+    return;
+
+failed:
+
+    (void) ngx_atomic_fetch_add(&sh->persist_failures, 1);
+
+refused:
+
+    /* the refusal itself is audited, as every signed refused attempt is */
+    ngx_http_cutover_refusal_audit(&w->answer, log);
+    ngx_http_cutover_writer_unlock(sh);
+}
+
+
+/* The dial's next state and the rule before and after, for its entry. */
+static ngx_int_t
+ngx_http_cutover_dial_prepare(ngx_http_cutover_write_t *w)
+{
+    int                         n;
+    cutover_state_t            *cur = w->cur, *next = w->next;
+    ngx_http_cutover_change_t  *c = w->c;
+
+    if (c->expect_version >= 0
+        && (uint64_t) c->expect_version != cur->version)
+    {
+        w->answer.status = NGX_HTTP_CONFLICT;
+        cutover_error_set(&w->answer.err, "version_conflict",
+                          "expect_version %lld but the state is at version "
+                          "%llu", (long long) c->expect_version,
+                          (unsigned long long) cur->version);
+        return NGX_ERROR;
+    }
+
+    if (cutover_state_dial(next, cur, &c->dial, ngx_time(), &w->answer.err)
+        != 0)
+    {
+        w->answer.status = NGX_HTTP_BAD_REQUEST;
+        return NGX_ERROR;
+    }
+
+    n = cutover_state_find(cur, c->dial.rule);
+    if (n < 0) {
+        w->from = NULL;
+
+    } else {
+        ngx_http_cutover_audit_rule(cur, n, w->from);
+    }
+
+    ngx_http_cutover_audit_rule(next, cutover_state_find(next, c->dial.rule),
+                                w->to);
+
+    return NGX_OK;
+}
+
+
+/* The accepted change's entry; the caller holds the writer lock. */
+static ngx_int_t
+ngx_http_cutover_change_audit(ngx_http_cutover_write_t *w, ngx_log_t *log)
+{
+    cutover_audit_entry_t      e;
+    ngx_http_cutover_admin_t  *a = w->answer.a;
+
+    ngx_memzero(&e, sizeof(e));
+    e.time = ngx_time();
+    e.key_id = a->key_id;
+    e.action = ngx_http_cutover_action(a);
+    e.result = "accepted";
+    e.from = w->from;
+    e.to = w->to;
+    e.reason = a->reason;
+
+    return ngx_http_cutover_audit_append(a->zone, &e, log);
+}
+
+
+/* Back in the event loop, for a change or a refusal: the answer. */
+void
+ngx_http_cutover_written(ngx_event_t *ev)
+{
+    ngx_int_t                   rc;
+    ngx_connection_t           *c;
+    ngx_http_request_t         *r;
+    ngx_http_cutover_write_t   *w;
+    ngx_http_cutover_answer_t  *ans = ev->data;
+
+    r = ans->r;
+    c = r->connection;
+
+    if (ans->status == NGX_HTTP_OK) {
+        /* only a change is answered 200 */
+        w = (ngx_http_cutover_write_t *) ans;
+
+        ngx_log_error(NGX_LOG_NOTICE, c->log, 0,
+                      "cutover zone \"%V\": %s by \"%s\", version %uL: %s",
+                      &ans->a->zone->name, ngx_http_cutover_action(ans->a),
+                      ans->a->key_id, w->next->version, ans->a->reason);
+
+        rc = ngx_http_cutover_state_reply(r, ans->a, w->next, 0);
+
+    } else {
+        rc = ngx_http_cutover_error(r, ans->a, ans->status, ans->err.code,
+                                    ans->err.message);
+    }
+
+    ngx_http_finalize_request(r, rc);
+    ngx_http_run_posted_requests(c);
+}
