@@ -11,6 +11,7 @@ import glob
 import hashlib
 import hmac
 import http.client as httpclient
+import json
 import os
 import pwd
 import re
@@ -54,6 +55,23 @@ def json_cases():
         assert names, "no JSON cases in %s" % d
         cases += [(n, os.path.join(d, n)) for n in names]
     return cases
+
+
+def log_records(log, expect=None, timeout=5.0):
+    """The records of the dual-run log `log`, via cutover-logtool dump;
+    with expect, waits until there are that many (a record is written
+    when nginx finalizes the request, just after the client has its
+    answer) or the timeout passes."""
+    deadline = time.monotonic() + timeout
+    while True:
+        r = subprocess.run([bin_path("cutover-logtool"), "dump", log],
+                           capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stderr
+        recs = [json.loads(l) for l in r.stdout.splitlines()]
+        if expect is None or len(recs) >= expect \
+                or time.monotonic() > deadline:
+            return recs
+        time.sleep(0.05)
 
 
 def bin_path(name):

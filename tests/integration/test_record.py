@@ -121,20 +121,10 @@ class Env:
         return "http://127.0.0.1:%d%s" % (self.port, path)
 
     def records(self, expect=None, timeout=5.0):
-        """The log's records; with expect, waits (a record is written when
-        nginx finalizes the request, just after the client has its
-        answer) until there are that many."""
-        deadline = time.monotonic() + timeout
-        while True:
-            r = subprocess.run([harness.bin_path("cutover-logtool"), "dump",
-                                os.path.join(self.dir, "log", "erp.log")],
-                               capture_output=True, text=True, timeout=60)
-            assert r.returncode == 0, r.stderr
-            recs = [json.loads(l) for l in r.stdout.splitlines()]
-            if expect is None or len(recs) >= expect \
-                    or time.monotonic() > deadline:
-                return recs
-            time.sleep(0.05)
+        """The log's records; with expect, waits until there are that
+        many."""
+        return harness.log_records(os.path.join(self.dir, "log", "erp.log"),
+                                   expect, timeout)
 
     def metrics(self):
         h = harness.sign_headers("GET", "/cutover/metrics", "", "viewer",

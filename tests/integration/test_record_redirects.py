@@ -132,16 +132,8 @@ class Env:
         return out
 
     def records(self, expect, timeout=5.0):
-        deadline = time.monotonic() + timeout
-        while True:
-            r = subprocess.run([harness.bin_path("cutover-logtool"), "dump",
-                                os.path.join(self.dir, "log", "erp.log")],
-                               capture_output=True, text=True, timeout=60)
-            assert r.returncode == 0, r.stderr
-            recs = [json.loads(l) for l in r.stdout.splitlines()]
-            if len(recs) >= expect or time.monotonic() > deadline:
-                return recs
-            time.sleep(0.05)
+        return harness.log_records(os.path.join(self.dir, "log", "erp.log"),
+                                   expect, timeout)
 
     def destroy(self):
         self.nginx.stop()
