@@ -7,6 +7,8 @@ $(eval $(call static_lib,compare,$(COMPARE_SRCS)))
 
 # the schema text is assembled into the library from compare/schema.sql
 $(OBJ)/compare/compare_schema.o: compare/schema.sql
+# and the HTML page's style and script from these two
+$(OBJ)/compare/compare_html_asset.o: compare/report.css compare/report.js
 
 PROGRAMS += $(BIN)/cutover-compare $(BIN)/cutover-report
 

@@ -34,9 +34,18 @@
     " FROM compare_pairs p WHERE" COMPARE_WINDOW \
     " GROUP BY " col " ORDER BY mismatches DESC, " col " LIMIT $3::bigint"
 
+/* the first $3 fields, ranked as the fields report ranks them */
+#define COMPARE_TOP_FIELDS \
+    "f AS (SELECT p.route, d.path, d.kind, count(*) AS differences" \
+    " FROM compare_diffs d JOIN compare_pairs p USING (record_id)" \
+    " WHERE" COMPARE_WINDOW \
+    " GROUP BY p.route, d.path, d.kind" \
+    " ORDER BY differences DESC, p.route, d.path, d.kind LIMIT $3::bigint)"
+
 static const char *compare_report_names[] = {
     "summary", "routes", "stores", "channels", "fields", "samples", "export",
-    "hours", "indeterminate"
+    "hours", "indeterminate", "route_hours", "store_channels", "field_hours",
+    "field_samples"
 };
 
 static const char *compare_report_sql[] = {
@@ -100,7 +109,61 @@ static const char *compare_report_sql[] = {
     " p.side_served, p.primary_status, p.detail"
     " FROM compare_pairs p WHERE" COMPARE_WINDOW
     " AND p.verdict = 'indeterminate' ORDER BY p.at, p.record_id"
-    " LIMIT $3::bigint"
+    " LIMIT $3::bigint",
+    /* route_hours: the mismatch rate over time per route */
+    "SELECT p.route AS route, date_trunc('hour', p.at) AS hour,"
+    " count(*) AS pairs,"
+    " count(*) FILTER (WHERE " COMPARE_COMPARED ") AS compared,"
+    " count(*) FILTER (WHERE " COMPARE_MISMATCH ") AS mismatches,"
+    " round(100.0 * count(*) FILTER (WHERE " COMPARE_MISMATCH ")"
+    "  / greatest(count(*) FILTER (WHERE " COMPARE_COMPARED "), 1),"
+    "  2) AS mismatch_pct"
+    " FROM compare_pairs p WHERE" COMPARE_WINDOW
+    " GROUP BY 1, 2 ORDER BY 1, 2 LIMIT $3::bigint",
+    /* store_channels: stores by channel */
+    "SELECT p.store AS store, p.channel AS channel, count(*) AS pairs,"
+    " count(*) FILTER (WHERE " COMPARE_MISMATCH ") AS mismatches,"
+    " round(100.0 * count(*) FILTER (WHERE " COMPARE_MISMATCH ")"
+    "  / greatest(count(*) FILTER (WHERE " COMPARE_COMPARED "), 1),"
+    "  2) AS mismatch_pct"
+    " FROM compare_pairs p WHERE" COMPARE_WINDOW
+    " GROUP BY 1, 2 ORDER BY mismatches DESC, 1, 2 LIMIT $3::bigint",
+    /* field_hours: differences per hour of the first N fields */
+    "WITH " COMPARE_TOP_FIELDS
+    " SELECT f.route AS route, f.path AS path, f.kind AS kind,"
+    " date_trunc('hour', p.at) AS hour, count(*) AS differences"
+    " FROM f JOIN compare_diffs d ON d.path = f.path AND d.kind = f.kind"
+    " JOIN compare_pairs p ON p.record_id = d.record_id"
+    " AND p.route = f.route WHERE" COMPARE_WINDOW
+    " GROUP BY f.differences, 1, 2, 3, 4"
+    " ORDER BY f.differences DESC, 1, 2, 3, 4",
+    /* field_samples: the latest pairs of each of the first N fields, each
+     * with its first differences, the field's own first */
+    "WITH " COMPARE_TOP_FIELDS ","
+    " s0 AS (SELECT DISTINCT f.route, f.path, f.kind, f.differences,"
+    "  d.record_id FROM f JOIN compare_diffs d"
+    "  ON d.path = f.path AND d.kind = f.kind),"
+    " s AS (SELECT s0.*, p.at, p.store, p.channel, p.side_served,"
+    "  p.primary_status, p.shadow_status, p.verdict, p.ndiffs,"
+    "  row_number() OVER (PARTITION BY s0.route, s0.path, s0.kind"
+    "   ORDER BY p.at DESC, p.record_id) AS sample"
+    "  FROM s0 JOIN compare_pairs p ON p.record_id = s0.record_id"
+    "  AND p.route = s0.route WHERE" COMPARE_WINDOW ")"
+    " SELECT s.route, s.path, s.kind, s.sample, s.record_id, s.at, s.store,"
+    " s.channel, s.side_served, s.primary_status, s.shadow_status,"
+    " s.verdict, s.ndiffs, x.hit, x.seq, x.path AS diff_path,"
+    " x.kind AS diff_kind,"
+    " left(x.a, " COMPARE_SAMPLE_VALUE ") AS a,"
+    " left(x.b, " COMPARE_SAMPLE_VALUE ") AS b,"
+    " (coalesce(length(x.a), 0) > " COMPARE_SAMPLE_VALUE
+    "  OR coalesce(length(x.b), 0) > " COMPARE_SAMPLE_VALUE ") AS cut"
+    " FROM s CROSS JOIN LATERAL (SELECT d.seq, d.path, d.kind, d.a, d.b,"
+    "  (d.path = s.path AND d.kind = s.kind) AS hit"
+    "  FROM compare_diffs d WHERE d.record_id = s.record_id"
+    "  ORDER BY 6 DESC, d.seq LIMIT " COMPARE_SAMPLE_DIFFS ") x"
+    " WHERE s.sample <= " COMPARE_SAMPLES_PER_FIELD
+    " ORDER BY s.differences DESC, s.route, s.path, s.kind, s.sample,"
+    " x.hit DESC, x.seq"
 };
 
 
