@@ -62,3 +62,10 @@ fuzz-compare-short: $(FUZZ_COMPARE)
 # a long run on demand: make fuzz-compare FUZZ_COMPARE_TIME=3600
 fuzz-compare: $(FUZZ_COMPARE)
 	$(FUZZ_COMPARE) -max_total_time=$(FUZZ_COMPARE_TIME) $(FUZZ_COMPARE_ARGS)
+
+# the HTML report's escaping and embedded assets
+UNIT_TESTS += $(TBIN)/check_compare_html
+$(TBIN)/check_compare_html: $(OBJ)/tests/unit/check_compare_html.o \
+    $(LIB)/libcompare.a $(LIB)/libcutover.a
+	@mkdir -p $(TBIN)
+	$(CC) -o $@ $^ $(PKG_LDLIBS) $(CHECK_LDLIBS)
