@@ -63,6 +63,9 @@ fuzz-compare-short: $(FUZZ_COMPARE)
 fuzz-compare: $(FUZZ_COMPARE)
 	$(FUZZ_COMPARE) -max_total_time=$(FUZZ_COMPARE_TIME) $(FUZZ_COMPARE_ARGS)
 
+# the HTML report is read in a real browser by its integration test
+DEB_PACKAGES += chromium
+
 # the HTML report's escaping and embedded assets
 UNIT_TESTS += $(TBIN)/check_compare_html
 $(TBIN)/check_compare_html: $(OBJ)/tests/unit/check_compare_html.o \
