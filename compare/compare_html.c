@@ -33,10 +33,9 @@ typedef enum {
     HTML_STORES,
     HTML_CHANNELS,
     HTML_FIELDS,
-    HTML_HOURS,
-    HTML_ROUTE_HOURS,
+    HTML_ROUTE_TREND,
     HTML_STORE_CHANNELS,
-    HTML_FIELD_HOURS,
+    HTML_FIELD_TREND,
     HTML_FIELD_SAMPLES,
     HTML_LEDGERS,
     HTML_NRESULTS
@@ -46,8 +45,8 @@ typedef struct {
     FILE                       *out;
     const compare_html_opts_t  *opts;
     PGresult                   *res[HTML_NRESULTS];
-    int64_t                     first_hour;   /* Unix seconds */
-    int                         bin_hours;
+    int64_t                     first;     /* the first step, Unix s */
+    int64_t                     step;      /* seconds */
     int                         nbins;
     long long                   mismatches;
     bson_t                      rules;       /* {"$": the rules file} */
@@ -72,7 +71,9 @@ static void html_time_text(int64_t t, char *buf, size_t size);
 static int html_query_all(html_page_t *pg, PGconn *conn,
     compare_error_t *err);
 static void html_bins(html_page_t *pg);
-static int html_bin(html_page_t *pg, const char *hour);
+static int html_bin(html_page_t *pg, const char *at);
+static void html_step_text(html_page_t *pg, char *buf, size_t size);
+static void html_bin_text(html_page_t *pg, int b, char *buf, size_t size);
 static void html_head(html_page_t *pg);
 static void html_header(html_page_t *pg);
 static void html_totals(html_page_t *pg);
@@ -312,10 +313,9 @@ html_query_all(html_page_t *pg, PGconn *conn, compare_error_t *err)
         { HTML_STORES, COMPARE_REPORT_STORES, COMPARE_HTML_HEAT_STORES },
         { HTML_CHANNELS, COMPARE_REPORT_CHANNELS, 100 },
         { HTML_FIELDS, COMPARE_REPORT_FIELDS, COMPARE_HTML_FIELDS },
-        { HTML_HOURS, COMPARE_REPORT_HOURS, 0 },
-        { HTML_ROUTE_HOURS, COMPARE_REPORT_ROUTE_HOURS, 0 },
+        { HTML_ROUTE_TREND, COMPARE_REPORT_ROUTE_TREND, 0 },
         { HTML_STORE_CHANNELS, COMPARE_REPORT_STORE_CHANNELS, 0 },
-        { HTML_FIELD_HOURS, COMPARE_REPORT_FIELD_HOURS, COMPARE_HTML_FIELDS },
+        { HTML_FIELD_TREND, COMPARE_REPORT_FIELD_TREND, COMPARE_HTML_FIELDS },
         { HTML_FIELD_SAMPLES, COMPARE_REPORT_FIELD_SAMPLES,
           COMPARE_HTML_SAMPLE_FIELDS },
         { HTML_LEDGERS, -1, 0 }
@@ -344,36 +344,71 @@ html_query_all(html_page_t *pg, PGconn *conn, compare_error_t *err)
 }
 
 
-/* The time axis: the hours that hold results, in at most
- * COMPARE_HTML_BINS bins of whole hours. */
+/* The time axis: the steps of route_trend, from the first that holds
+ * results to the last (at most COMPARE_HTML_BINS). */
 static void
 html_bins(html_page_t *pg)
 {
-    PGresult  *h = pg->res[HTML_HOURS];
-    int64_t    last;
-    int        n = PQntuples(h), hours;
+    PGresult  *rt = pg->res[HTML_ROUTE_TREND];
+    int64_t    t, last = 0;
+    int        i;
 
     pg->nbins = 0;
-    if (n == 0) {
+    pg->step = 3600;
+    for (i = 0; i < PQntuples(rt); i++) {
+        t = html_time(html_get(rt, i, "at"));
+        if (i == 0 || t < pg->first) {
+            pg->first = t;
+        }
+        last = t > last ? t : last;
+        pg->step = html_num(rt, i, "step_s");
+    }
+    if (PQntuples(rt) == 0 || pg->step <= 0) {
         return;
     }
-    /* newest first */
-    last = html_time(html_get(h, 0, "hour"));
-    pg->first_hour = html_time(html_get(h, n - 1, "hour"));
-    hours = (int) ((last - pg->first_hour) / 3600) + 1;
-    pg->bin_hours = (hours + COMPARE_HTML_BINS - 1) / COMPARE_HTML_BINS;
-    pg->nbins = (hours + pg->bin_hours - 1) / pg->bin_hours;
+    pg->nbins = (int) ((last - pg->first) / pg->step) + 1;
+    if (pg->nbins > COMPARE_HTML_BINS) {
+        pg->nbins = COMPARE_HTML_BINS;
+    }
 }
 
 
 static int
-html_bin(html_page_t *pg, const char *hour)
+html_bin(html_page_t *pg, const char *at)
 {
-    int64_t  t = html_time(hour);
-    int      b;
+    int64_t  b = (html_time(at) - pg->first) / pg->step;
 
-    b = (int) ((t - pg->first_hour) / 3600) / pg->bin_hours;
-    return b < 0 ? 0 : (b >= pg->nbins ? pg->nbins - 1 : b);
+    return b < 0 ? 0 : (b >= pg->nbins ? pg->nbins - 1 : (int) b);
+}
+
+
+/* "5 s", "10 min", "2 h", "7 days" */
+static void
+html_step_text(html_page_t *pg, char *buf, size_t size)
+{
+    if (pg->step < 60) {
+        snprintf(buf, size, "%lld s", (long long) pg->step);
+    } else if (pg->step < 3600) {
+        snprintf(buf, size, "%lld min", (long long) pg->step / 60);
+    } else if (pg->step < 86400) {
+        snprintf(buf, size, "%lld h", (long long) pg->step / 3600);
+    } else {
+        snprintf(buf, size, "%lld days", (long long) pg->step / 86400);
+    }
+}
+
+
+/* When step b starts: with seconds when the step is shorter than a
+ * minute. */
+static void
+html_bin_text(html_page_t *pg, int b, char *buf, size_t size)
+{
+    time_t     tt = (time_t) (pg->first + (int64_t) b * pg->step);
+    struct tm  tm;
+
+    gmtime_r(&tt, &tm);
+    strftime(buf, size, pg->step < 60 ? "%Y-%m-%d %H:%M:%S UTC"
+                                      : "%Y-%m-%d %H:%M UTC", &tm);
 }
 
 
@@ -519,9 +554,9 @@ html_totals(html_page_t *pg)
     html_total_row(pg, "indeterminate", html_get(s, 0, "indeterminate"),
                    "writes of unknown outcome on the primary, left to "
                    "reconciliation (cutover-report indeterminate)");
-    html_total_row(pg, "dropped", "not in the result store",
-                   "records the gateway could not log: "
-                   "cutover_records_dropped_total on its /metrics");
+    html_total_row(pg, "dropped", "\xe2\x80\x94",
+                   "not in the result store: records the gateway could not "
+                   "log are cutover_records_dropped_total on its /metrics");
     fputs("</tbody>\n</table>\n", pg->out);
     if (PQntuples(s) == 1 && html_num(s, 0, "pairs") > 0) {
         fputs("<p>Results from <time>", pg->out);
@@ -553,8 +588,7 @@ html_chart_axes(html_page_t *pg, double ymax)
         if (i > 0 && b == 0) {
             break;
         }
-        html_time_text(pg->first_hour + (int64_t) b * pg->bin_hours * 3600,
-                       buf, sizeof(buf));
+        html_bin_text(pg, b, buf, sizeof(buf));
         fprintf(pg->out, "<text class=\"tick\" x=\"%.1f\" y=\"248\" "
                 "text-anchor=\"%s\">%s</text>\n",
                 pg->nbins > 1 ? 48 + 660.0 * b / (pg->nbins - 1) : 378.0,
@@ -673,9 +707,7 @@ html_chart_data(html_page_t *pg, int nroutes, const long long *cmp,
             html_value(pg, pg->res[HTML_ROUTES], r, "route");
             fputs("\"><th scope=\"row\"><code>", pg->out);
             html_value(pg, pg->res[HTML_ROUTES], r, "route");
-            html_time_text(pg->first_hour
-                           + (int64_t) b * pg->bin_hours * 3600,
-                           buf, sizeof(buf));
+            html_bin_text(pg, b, buf, sizeof(buf));
             fprintf(pg->out, "</code></th><td>%s</td><td class=\"num\">%lld"
                     "</td><td class=\"num\">%lld</td><td class=\"num\">"
                     "%.2f %%</td></tr>\n", buf, cmp[r * pg->nbins + b],
@@ -690,7 +722,8 @@ html_chart_data(html_page_t *pg, int nroutes, const long long *cmp,
 static void
 html_chart(html_page_t *pg)
 {
-    PGresult   *rh = pg->res[HTML_ROUTE_HOURS];
+    PGresult   *rh = pg->res[HTML_ROUTE_TREND];
+    char        step[32];
     PGresult   *routes = pg->res[HTML_ROUTES];
     long long  *cmp, *mis;
     double      ymax = 0, pct;
@@ -712,7 +745,7 @@ html_chart(html_page_t *pg)
             if (strcmp(html_get(rh, i, "route"),
                        html_get(routes, r, "route")) == 0)
             {
-                b = r * pg->nbins + html_bin(pg, html_get(rh, i, "hour"));
+                b = r * pg->nbins + html_bin(pg, html_get(rh, i, "at"));
                 cmp[b] += html_num(rh, i, "compared");
                 mis[b] += html_num(rh, i, "mismatches");
                 break;
@@ -726,15 +759,15 @@ html_chart(html_page_t *pg)
     for (i = 0; i < 9 && nice[i] < ymax; i++) { /* void */ }
     ymax = nice[i];
 
+    html_step_text(pg, step, sizeof(step));
     fprintf(pg->out, "<section id=\"trend\" aria-labelledby=\"trend-h\">\n"
             "<h2 id=\"trend-h\">Mismatch share over time, per route</h2>\n"
-            "<p>Pairs with differences among the pairs compared, per %d "
-            "hour%s; the %d routes with most differences.</p>\n"
+            "<p>Pairs with differences among the pairs compared, per %s; "
+            "the %d routes with most differences.</p>\n"
             "<figure>\n<svg class=\"chart\" viewBox=\"0 0 %d %d\" "
             "role=\"img\" aria-labelledby=\"trend-t\">\n<title "
             "id=\"trend-t\">Mismatch share per route over time</title>\n",
-            pg->bin_hours, pg->bin_hours > 1 ? "s" : "", nroutes,
-            HTML_CHART_W, HTML_CHART_H);
+            step, nroutes, HTML_CHART_W, HTML_CHART_H);
     html_chart_axes(pg, ymax);
     for (r = 0; r < nroutes; r++) {
         html_chart_route(pg, r, cmp + r * pg->nbins, mis + r * pg->nbins,
@@ -790,13 +823,14 @@ html_same_field(PGresult *a, int i, PGresult *b, int j)
 }
 
 
-/* Differences per bin of one field, as bars; cursor walks field_hours,
+/* Differences per bin of one field, as bars; cursor walks field_trend,
  * which lists the fields in the order of the fields report. */
 static void
 html_sparkline(html_page_t *pg, int *cursor, int field)
 {
-    PGresult   *fh = pg->res[HTML_FIELD_HOURS];
+    PGresult   *fh = pg->res[HTML_FIELD_TREND];
     long long   bins[COMPARE_HTML_BINS], max = 0;
+    char        step[32];
     double      w, h;
     int         b;
 
@@ -804,17 +838,18 @@ html_sparkline(html_page_t *pg, int *cursor, int field)
     while (*cursor < PQntuples(fh)
            && html_same_field(fh, *cursor, pg->res[HTML_FIELDS], field))
     {
-        bins[html_bin(pg, html_get(fh, *cursor, "hour"))]
+        bins[html_bin(pg, html_get(fh, *cursor, "at"))]
             += html_num(fh, *cursor, "differences");
         (*cursor)++;
     }
     for (b = 0; b < pg->nbins; b++) {
         max = bins[b] > max ? bins[b] : max;
     }
+    html_step_text(pg, step, sizeof(step));
     fprintf(pg->out, "<svg class=\"spark\" width=\"%d\" height=\"%d\" "
             "viewBox=\"0 0 %d %d\" role=\"img\" aria-label=\"differences "
-            "per %d h:", HTML_SPARK_W, HTML_SPARK_H, HTML_SPARK_W,
-            HTML_SPARK_H, pg->bin_hours);
+            "per %s:", HTML_SPARK_W, HTML_SPARK_H, HTML_SPARK_W,
+            HTML_SPARK_H, step);
     for (b = 0; b < pg->nbins; b++) {
         fprintf(pg->out, " %lld", bins[b]);
     }
@@ -840,8 +875,9 @@ html_fields(html_page_t *pg)
 
     fputs("<section id=\"fields\" aria-labelledby=\"fields-h\">\n"
           "<h2 id=\"fields-h\">Routes \xc3\x97 fields</h2>\n", pg->out);
-    fprintf(pg->out, "<p>The %d fields with most differences%s; "
+    fprintf(pg->out, "<p>The %d field%s with most differences%s; "
             "the first %d have sample pairs.</p>\n", PQntuples(res),
+            PQntuples(res) == 1 ? "" : "s",
             PQntuples(res) == COMPARE_HTML_FIELDS
             ? " (the list stops there)" : "", COMPARE_HTML_SAMPLE_FIELDS);
     fputs("<div class=\"scroll\"><table>\n<thead><tr>"
@@ -891,10 +927,10 @@ html_heat_cell(html_page_t *pg, const char *store, const char *channel,
             break;
         }
     }
-    /* five steps of lightness: the number is printed in every cell */
-    level = max > 0 && n > 0 ? (int) (1 + 4 * (n - 1) / (max > 1 ? max - 1
-                                                                  : 1))
-                             : 0;
+    /* none, then four steps of lightness up to the largest count; the
+     * number is printed in every cell */
+    level = n <= 0 ? 0 : (max <= 1 ? 4
+                          : (int) (1 + 3 * (n - 1) / (max - 1)));
     fprintf(pg->out, "<td class=\"num heat%d\" data-channel=\"", level);
     html_puts(pg, channel);
     fprintf(pg->out, "\">%lld</td>", n);
@@ -1204,8 +1240,10 @@ html_rule_row(html_page_t *pg, const bson_iter_t *route,
     bson_iter_t  m;
 
     fputs("<tr><td><code>", pg->out);
-    if (bson_iter_recurse(route, &m) && bson_iter_find(&m, "match")) {
-        html_bson_value(pg, &m);
+    if (bson_iter_recurse(route, &m) && bson_iter_find(&m, "match")
+        && BSON_ITER_HOLDS_UTF8(&m))
+    {
+        html_puts(pg, bson_iter_utf8(&m, NULL));
     }
     fputs("</code></td><th scope=\"row\">", pg->out);
     html_puts(pg, bson_iter_key(rule));

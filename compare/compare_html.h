@@ -20,7 +20,7 @@
 #define COMPARE_HTML_SAMPLE_FIELDS 30
 #define COMPARE_HTML_ROUTES_DRAWN  8
 #define COMPARE_HTML_HEAT_STORES   15
-#define COMPARE_HTML_BINS          48
+#define COMPARE_HTML_BINS          64
 
 typedef struct {
     const char  *since;       /* timestamptz text or NULL */

@@ -42,9 +42,22 @@
     " GROUP BY p.route, d.path, d.kind" \
     " ORDER BY differences DESC, p.route, d.path, d.kind LIMIT $3::bigint)"
 
+/* the time step of a trend: the shortest of these that cuts the span of
+ * the window's results into at most 48 steps */
+#define COMPARE_TREND_STEP \
+    "w AS (SELECT coalesce((SELECT s FROM unnest('{1 second, 2 seconds," \
+    " 5 seconds, 10 seconds, 30 seconds, 1 minute, 2 minutes, 5 minutes," \
+    " 10 minutes, 30 minutes, 1 hour, 2 hours, 6 hours, 12 hours, 1 day," \
+    " 7 days, 30 days}'::interval[]) AS s WHERE s * 48 >= (SELECT" \
+    " max(p.at) - min(p.at) FROM compare_pairs p WHERE" COMPARE_WINDOW ")" \
+    " ORDER BY s LIMIT 1), interval '30 days') AS step)"
+
+#define COMPARE_TREND_AT \
+    "date_bin(w.step, p.at, timestamptz '2000-01-01 00:00:00+00')"
+
 static const char *compare_report_names[] = {
     "summary", "routes", "stores", "channels", "fields", "samples", "export",
-    "hours", "indeterminate", "route_hours", "store_channels", "field_hours",
+    "hours", "indeterminate", "route_trend", "store_channels", "field_trend",
     "field_samples"
 };
 
@@ -110,16 +123,17 @@ static const char *compare_report_sql[] = {
     " FROM compare_pairs p WHERE" COMPARE_WINDOW
     " AND p.verdict = 'indeterminate' ORDER BY p.at, p.record_id"
     " LIMIT $3::bigint",
-    /* route_hours: the mismatch rate over time per route */
-    "SELECT p.route AS route, date_trunc('hour', p.at) AS hour,"
-    " count(*) AS pairs,"
+    /* route_trend: the mismatch rate over time per route */
+    "WITH " COMPARE_TREND_STEP
+    " SELECT p.route AS route, " COMPARE_TREND_AT " AS at,"
+    " extract(epoch FROM w.step)::bigint AS step_s, count(*) AS pairs,"
     " count(*) FILTER (WHERE " COMPARE_COMPARED ") AS compared,"
     " count(*) FILTER (WHERE " COMPARE_MISMATCH ") AS mismatches,"
     " round(100.0 * count(*) FILTER (WHERE " COMPARE_MISMATCH ")"
     "  / greatest(count(*) FILTER (WHERE " COMPARE_COMPARED "), 1),"
     "  2) AS mismatch_pct"
-    " FROM compare_pairs p WHERE" COMPARE_WINDOW
-    " GROUP BY 1, 2 ORDER BY 1, 2 LIMIT $3::bigint",
+    " FROM compare_pairs p, w WHERE" COMPARE_WINDOW
+    " GROUP BY 1, 2, 3 ORDER BY 1, 2 LIMIT $3::bigint",
     /* store_channels: stores by channel */
     "SELECT p.store AS store, p.channel AS channel, count(*) AS pairs,"
     " count(*) FILTER (WHERE " COMPARE_MISMATCH ") AS mismatches,"
@@ -128,14 +142,15 @@ static const char *compare_report_sql[] = {
     "  2) AS mismatch_pct"
     " FROM compare_pairs p WHERE" COMPARE_WINDOW
     " GROUP BY 1, 2 ORDER BY mismatches DESC, 1, 2 LIMIT $3::bigint",
-    /* field_hours: differences per hour of the first N fields */
-    "WITH " COMPARE_TOP_FIELDS
+    /* field_trend: differences over time of the first N fields */
+    "WITH " COMPARE_TOP_FIELDS ", " COMPARE_TREND_STEP
     " SELECT f.route AS route, f.path AS path, f.kind AS kind,"
-    " date_trunc('hour', p.at) AS hour, count(*) AS differences"
-    " FROM f JOIN compare_diffs d ON d.path = f.path AND d.kind = f.kind"
+    " " COMPARE_TREND_AT " AS at,"
+    " extract(epoch FROM w.step)::bigint AS step_s, count(*) AS differences"
+    " FROM w, f JOIN compare_diffs d ON d.path = f.path AND d.kind = f.kind"
     " JOIN compare_pairs p ON p.record_id = d.record_id"
     " AND p.route = f.route WHERE" COMPARE_WINDOW
-    " GROUP BY f.differences, 1, 2, 3, 4"
+    " GROUP BY f.differences, 1, 2, 3, 4, 5"
     " ORDER BY f.differences DESC, 1, 2, 3, 4",
     /* field_samples: the latest pairs of each of the first N fields, each
      * with its first differences, the field's own first */

@@ -21,9 +21,9 @@ typedef enum {
     COMPARE_REPORT_EXPORT,
     COMPARE_REPORT_HOURS,
     COMPARE_REPORT_INDETERMINATE,
-    COMPARE_REPORT_ROUTE_HOURS,     /* mismatch rate per route and hour */
+    COMPARE_REPORT_ROUTE_TREND,     /* mismatch rate per route over time */
     COMPARE_REPORT_STORE_CHANNELS,  /* mismatches per store and channel */
-    COMPARE_REPORT_FIELD_HOURS,     /* differences per hour, first N fields */
+    COMPARE_REPORT_FIELD_TREND,     /* differences over time, first N fields */
     COMPARE_REPORT_FIELD_SAMPLES    /* sample pairs of the first N fields */
 } compare_report_kind_t;
 
