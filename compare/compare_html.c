@@ -525,7 +525,8 @@ html_totals(html_page_t *pg)
                - html_num(s, 0, "primary_refused")
                - html_num(s, 0, "indeterminate");
     fputs("<section id=\"totals\" aria-labelledby=\"totals-h\">\n"
-          "<h2 id=\"totals-h\">Totals</h2>\n<table class=\"totals\">\n"
+          "<h2 id=\"totals-h\">Totals</h2>\n<div class=\"scroll\">"
+          "<table class=\"totals\">\n"
           "<caption>Every result in the window (the filters do not change "
           "these)</caption>\n<thead><tr><th scope=\"col\">Figure</th>"
           "<th scope=\"col\">Value</th><th scope=\"col\">What it counts"
@@ -557,7 +558,7 @@ html_totals(html_page_t *pg)
     html_total_row(pg, "dropped", "\xe2\x80\x94",
                    "not in the result store: records the gateway could not "
                    "log are cutover_records_dropped_total on its /metrics");
-    fputs("</tbody>\n</table>\n", pg->out);
+    fputs("</tbody>\n</table></div>\n", pg->out);
     if (PQntuples(s) == 1 && html_num(s, 0, "pairs") > 0) {
         fputs("<p>Results from <time>", pg->out);
         html_value(pg, s, 0, "first_at");
