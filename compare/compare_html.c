@@ -266,7 +266,8 @@ html_num(PGresult *res, int row, const char *col)
 }
 
 
-/* "2026-12-06 21:00:00+00", "...:00.123+05:30" into Unix seconds. */
+/* "2026-12-06 21:00:00+00", "...:00.123+05:30", "2026-12-06T21:00:00Z"
+ * into Unix seconds. */
 static int64_t
 html_time(const char *text)
 {
@@ -275,7 +276,7 @@ html_time(const char *text)
     int          oh = 0, om = 0, sign = 1;
 
     memset(&tm, 0, sizeof(tm));
-    if (sscanf(text, "%4d-%2d-%2d %2d:%2d:%2d", &tm.tm_year, &tm.tm_mon,
+    if (sscanf(text, "%4d-%2d-%2d%*1[ T]%2d:%2d:%2d", &tm.tm_year, &tm.tm_mon,
                &tm.tm_mday, &tm.tm_hour, &tm.tm_min, &tm.tm_sec) != 6)
     {
         return 0;

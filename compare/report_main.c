@@ -208,7 +208,9 @@ report_args(int argc, char **argv, report_args_t *args)
 
     memset(args, 0, sizeof(*args));
     args->limit = 20;
-    while ((c = getopt_long(argc, argv, "d:s:u:f:l:iho:r:", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "d:s:u:f:l:iho:r:", opts, NULL))
+           != -1)
+    {
         switch (c) {
         case 'd':
             args->db = optarg;

@@ -247,6 +247,8 @@ def test_empty_window_says_so(filled):
         assert b.errors() == []
         assert b.js("document.getElementById('empty-h').textContent") == \
             "Nothing to show"
+        assert b.js("document.getElementById('window').textContent") == \
+            "from 2001-01-01 00:00 UTC to 2001-01-02 00:00 UTC"
     finally:
         b.close()
 
