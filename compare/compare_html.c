@@ -102,6 +102,7 @@ static int html_rules_load(html_page_t *pg, compare_error_t *err);
 static void html_rule_row(html_page_t *pg, const bson_iter_t *route,
     const bson_iter_t *rule);
 static void html_rules(html_page_t *pg);
+static int html_count_ignores(html_page_t *pg);
 static void html_bson_value(html_page_t *pg, const bson_iter_t *it);
 static void html_ledgers(html_page_t *pg);
 static int html_script_hash(char *buf, size_t size);
@@ -556,6 +557,15 @@ html_totals(html_page_t *pg)
     html_total_row(pg, "indeterminate", html_get(s, 0, "indeterminate"),
                    "writes of unknown outcome on the primary, left to "
                    "reconciliation (cutover-report indeterminate)");
+    if (pg->has_rules) {
+        snprintf(buf, sizeof(buf), "%d", html_count_ignores(pg));
+        html_total_row(pg, "learned noise", buf,
+                       "paths ignored as noise by the rules in force "
+                       "(below)");
+    } else {
+        html_total_row(pg, "learned noise", "\xe2\x80\x94",
+                       "give --rules to show the rules in force");
+    }
     html_total_row(pg, "dropped", "\xe2\x80\x94",
                    "not in the result store: records the gateway could not "
                    "log are cutover_records_dropped_total on its /metrics");
@@ -1255,13 +1265,39 @@ html_rule_row(html_page_t *pg, const bson_iter_t *route,
 }
 
 
+/* The paths the rules file ignores, over all its routes. */
+static int
+html_count_ignores(html_page_t *pg)
+{
+    bson_iter_t  it, routes, route, r, m;
+    int          n = 0;
+
+    if (bson_iter_init_find(&it, &pg->rules, "$")
+        && bson_iter_recurse(&it, &routes)
+        && bson_iter_find(&routes, "routes")
+        && bson_iter_recurse(&routes, &route))
+    {
+        while (bson_iter_next(&route)) {
+            if (bson_iter_recurse(&route, &r) && bson_iter_find(&r, "ignore")
+                && bson_iter_recurse(&r, &m))
+            {
+                while (bson_iter_next(&m)) {
+                    n++;
+                }
+            }
+        }
+    }
+    return n;
+}
+
+
 /* The rules in force and the paths ignored as noise; the mask key is
  * never shown. */
 static void
 html_rules(html_page_t *pg)
 {
-    bson_iter_t  it, routes, route, r, m;
-    int          ignores = 0, nroutes = 0;
+    bson_iter_t  it, routes, route, r;
+    int          nroutes = 0;
 
     fputs("<section id=\"rules\" aria-labelledby=\"rules-h\">\n"
           "<h2 id=\"rules-h\">Learned noise and the rules in force</h2>\n",
@@ -1289,13 +1325,6 @@ html_rules(html_page_t *pg)
                 if (strcmp(bson_iter_key(&r), "match") == 0) {
                     continue;
                 }
-                if (strcmp(bson_iter_key(&r), "ignore") == 0
-                    && bson_iter_recurse(&r, &m))
-                {
-                    while (bson_iter_next(&m)) {
-                        ignores++;
-                    }
-                }
                 html_rule_row(pg, &route, &r);
             }
         }
@@ -1303,7 +1332,7 @@ html_rules(html_page_t *pg)
     fprintf(pg->out, "</tbody>\n</table></div>\n<p id=\"noise\">%d paths "
             "ignored as noise (learned with <code>cutover-compare learn"
             "</code> or written by hand) over %d routes, from <code>",
-            ignores, nroutes);
+            html_count_ignores(pg), nroutes);
     html_puts(pg, pg->opts->rules_path);
     fputs("</code>.</p>\n</section>\n", pg->out);
 }

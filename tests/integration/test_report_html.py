@@ -150,6 +150,9 @@ def test_totals_and_top_field_equal_json_report(page):
     assert int(total("differences")) == summary["differences"]
     for k in ("shadow_failed", "primary_refused", "indeterminate"):
         assert int(total(k)) == summary[k]
+    with open(RULES) as f:
+        ignored = sum(len(r.get("ignore", [])) for r in json.load(f)["routes"])
+    assert int(total("learned noise")) == ignored > 0
     row = b.js("Array.from(document.querySelectorAll('#field-0 td, "
                "#field-0 th')).map(function (c) { return c.textContent; })")
     top = fields[0]
