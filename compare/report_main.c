@@ -108,6 +108,10 @@ report_print_json(PGresult *res)
                 printf("null");
             } else if (report_numeric(PQftype(res, c))) {
                 printf("%s", PQgetvalue(res, r, c));
+            } else if (PQftype(res, c) == 16) {
+                /* bool */
+                printf("%s", PQgetvalue(res, r, c)[0] == 't' ? "true"
+                                                             : "false");
             } else {
                 cutover_json_fprint(stdout, PQgetvalue(res, r, c));
             }

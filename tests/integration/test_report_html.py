@@ -176,7 +176,7 @@ def test_chart_has_drawn_elements(page):
 def test_drill_down_shows_both_values(page):
     s, _, _, b, _ = page
     samples = as_json(s.resdb, "field_samples", "--limit", "1")
-    first = next(x for x in samples if x["hit"] == "t")
+    first = next(x for x in samples if x["hit"] is True)
     assert b.js("document.getElementById('f-0').open") is False
     b.js("document.querySelector('#field-0 a.drill').click()")
     assert b.js("document.getElementById('f-0').open") is True
