@@ -346,3 +346,11 @@ def test_100k_results_page_in_2s_and_5mb(pg, tmpdir_w):
     assert "at most 3 per field" in html
     assert html.count('class="pair"') <= 30 * 3
     assert "the list stops there" in html
+
+
+def test_password_never_on_the_page(filled):
+    s, _ = filled
+    rc, out, err = report(s.resdb + " password=Sekrit-42", "--format",
+                          "html")
+    assert rc == 1, err
+    assert "dbname=results_" in out and "Sekrit-42" not in out
