@@ -73,7 +73,8 @@ static int html_query_all(html_page_t *pg, PGconn *conn,
 static void html_bins(html_page_t *pg);
 static int html_bin(html_page_t *pg, const char *at);
 static void html_step_text(html_page_t *pg, char *buf, size_t size);
-static void html_bin_text(html_page_t *pg, int b, char *buf, size_t size);
+static void html_bin_text(html_page_t *pg, int b, int brief, char *buf,
+    size_t size);
 static void html_head(html_page_t *pg);
 static void html_header(html_page_t *pg);
 static void html_totals(html_page_t *pg);
@@ -401,16 +402,24 @@ html_step_text(html_page_t *pg, char *buf, size_t size)
 
 
 /* When step b starts: with seconds when the step is shorter than a
- * minute. */
+ * minute; without the date when it is the first step's (a tick label). */
 static void
-html_bin_text(html_page_t *pg, int b, char *buf, size_t size)
+html_bin_text(html_page_t *pg, int b, int brief, char *buf, size_t size)
 {
-    time_t     tt = (time_t) (pg->first + (int64_t) b * pg->step);
-    struct tm  tm;
+    time_t      tt = (time_t) (pg->first + (int64_t) b * pg->step);
+    time_t      t0 = (time_t) pg->first;
+    struct tm   tm, tm0;
+    const char  *fmt;
 
     gmtime_r(&tt, &tm);
-    strftime(buf, size, pg->step < 60 ? "%Y-%m-%d %H:%M:%S UTC"
-                                      : "%Y-%m-%d %H:%M UTC", &tm);
+    gmtime_r(&t0, &tm0);
+    brief = brief && tm.tm_yday == tm0.tm_yday && tm.tm_year == tm0.tm_year;
+    if (pg->step < 60) {
+        fmt = brief ? "%H:%M:%S" : "%Y-%m-%d %H:%M:%S UTC";
+    } else {
+        fmt = brief ? "%H:%M" : "%Y-%m-%d %H:%M UTC";
+    }
+    strftime(buf, size, fmt, &tm);
 }
 
 
@@ -597,10 +606,10 @@ html_chart_axes(html_page_t *pg, double ymax)
     }
     for (i = 0; i < 3; i++) {
         b = i == 0 ? 0 : (i == 1 ? (pg->nbins - 1) / 2 : pg->nbins - 1);
-        if (i > 0 && b == 0) {
-            break;
+        if (i > 0 && (b == 0 || (i == 1 && b == pg->nbins - 1))) {
+            continue;
         }
-        html_bin_text(pg, b, buf, sizeof(buf));
+        html_bin_text(pg, b, i > 0, buf, sizeof(buf));
         fprintf(pg->out, "<text class=\"tick\" x=\"%.1f\" y=\"248\" "
                 "text-anchor=\"%s\">%s</text>\n",
                 pg->nbins > 1 ? 48 + 660.0 * b / (pg->nbins - 1) : 378.0,
@@ -719,7 +728,7 @@ html_chart_data(html_page_t *pg, int nroutes, const long long *cmp,
             html_value(pg, pg->res[HTML_ROUTES], r, "route");
             fputs("\"><th scope=\"row\"><code>", pg->out);
             html_value(pg, pg->res[HTML_ROUTES], r, "route");
-            html_bin_text(pg, b, buf, sizeof(buf));
+            html_bin_text(pg, b, 0, buf, sizeof(buf));
             fprintf(pg->out, "</code></th><td>%s</td><td class=\"num\">%lld"
                     "</td><td class=\"num\">%lld</td><td class=\"num\">"
                     "%.2f %%</td></tr>\n", buf, cmp[r * pg->nbins + b],
