@@ -819,9 +819,10 @@ html_routes(html_page_t *pg)
     for (r = 0; r < PQntuples(res); r++) {
         fputs("<tr data-route=\"", pg->out);
         html_value(pg, res, r, "route");
-        fputs("\"><th scope=\"row\"><code>", pg->out);
+        fputs("\"><th scope=\"row\"><a class=\"pick\" href=\"#fields\" "
+              "title=\"this route's fields\"><code>", pg->out);
         html_value(pg, res, r, "route");
-        fputs("</code></th><td class=\"num\">", pg->out);
+        fputs("</code></a></th><td class=\"num\">", pg->out);
         html_value(pg, res, r, "pairs");
         fputs("</td><td class=\"num\">", pg->out);
         html_value(pg, res, r, "mismatches");

@@ -77,8 +77,19 @@
     window.addEventListener("hashchange", openTarget);
     document.addEventListener("click", function (ev) {
         var a = ev.target.closest ? ev.target.closest("a.drill") : null;
-        var el;
+        var pick = ev.target.closest ? ev.target.closest("a.pick") : null;
+        var sel, el, i;
 
+        if (pick && form) {
+            /* a route of the routes table: its fields, its samples */
+            sel = form.querySelector("select[data-filter=route]");
+            for (i = 0; i < sel.options.length; i++) {
+                if (sel.options[i].value === pick.textContent) {
+                    sel.selectedIndex = i;
+                }
+            }
+            apply();
+        }
         if (a) {
             el = document.getElementById(a.getAttribute("href").slice(1));
             if (el) {

@@ -232,6 +232,21 @@ def test_filters_hide_other_stores(page):
     visible, total = shown
     assert total > len(visible) >= 0
     assert all(st == "S999" for st in visible)
+    # from a route of the routes table to its fields
+    picked = b.js("""(function () {
+        var a = document.querySelector('#routes a.pick');
+        a.click();
+        var sel = document.querySelector('select[data-filter=route]');
+        var rows = Array.from(document.querySelectorAll('#fields tbody tr'))
+            .filter(function (r) { return r.getClientRects().length > 0; })
+            .map(function (r) { return r.getAttribute('data-route'); });
+        var out = [a.textContent, sel.value, rows];
+        sel.selectedIndex = 0;
+        sel.dispatchEvent(new Event('change'));
+        return out;
+    })()""")
+    route, chosen, rows = picked
+    assert chosen == route and rows and all(r == route for r in rows)
 
 
 def test_empty_window_says_so(filled):
