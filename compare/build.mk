@@ -7,6 +7,8 @@ $(eval $(call static_lib,compare,$(COMPARE_SRCS)))
 
 # the schema text is assembled into the library from compare/schema.sql
 $(OBJ)/compare/compare_schema.o: compare/schema.sql
+# and the HTML page's style and script from these two
+$(OBJ)/compare/compare_html_asset.o: compare/report.css compare/report.js
 
 PROGRAMS += $(BIN)/cutover-compare $(BIN)/cutover-report
 
@@ -61,3 +63,13 @@ fuzz-compare-short: $(FUZZ_COMPARE)
 # a long run on demand: make fuzz-compare FUZZ_COMPARE_TIME=3600
 fuzz-compare: $(FUZZ_COMPARE)
 	$(FUZZ_COMPARE) -max_total_time=$(FUZZ_COMPARE_TIME) $(FUZZ_COMPARE_ARGS)
+
+# the HTML report is read in a real browser by its integration test
+DEB_PACKAGES += chromium
+
+# the HTML report's escaping and embedded assets
+UNIT_TESTS += $(TBIN)/check_compare_html
+$(TBIN)/check_compare_html: $(OBJ)/tests/unit/check_compare_html.o \
+    $(LIB)/libcompare.a $(LIB)/libcutover.a
+	@mkdir -p $(TBIN)
+	$(CC) -o $@ $^ $(PKG_LDLIBS) $(CHECK_LDLIBS)

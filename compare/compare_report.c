@@ -34,9 +34,31 @@
     " FROM compare_pairs p WHERE" COMPARE_WINDOW \
     " GROUP BY " col " ORDER BY mismatches DESC, " col " LIMIT $3::bigint"
 
+/* the first $3 fields, ranked as the fields report ranks them */
+#define COMPARE_TOP_FIELDS \
+    "f AS (SELECT p.route, d.path, d.kind, count(*) AS differences" \
+    " FROM compare_diffs d JOIN compare_pairs p USING (record_id)" \
+    " WHERE" COMPARE_WINDOW \
+    " GROUP BY p.route, d.path, d.kind" \
+    " ORDER BY differences DESC, p.route, d.path, d.kind LIMIT $3::bigint)"
+
+/* the time step of a trend: the shortest of these that cuts the span of
+ * the window's results into at most 48 steps */
+#define COMPARE_TREND_STEP \
+    "w AS (SELECT coalesce((SELECT s FROM unnest('{1 second, 2 seconds," \
+    " 5 seconds, 10 seconds, 30 seconds, 1 minute, 2 minutes, 5 minutes," \
+    " 10 minutes, 30 minutes, 1 hour, 2 hours, 6 hours, 12 hours, 1 day," \
+    " 7 days, 30 days}'::interval[]) AS s WHERE s * 48 >= (SELECT" \
+    " max(p.at) - min(p.at) FROM compare_pairs p WHERE" COMPARE_WINDOW ")" \
+    " ORDER BY s LIMIT 1), interval '30 days') AS step)"
+
+#define COMPARE_TREND_AT \
+    "date_bin(w.step, p.at, timestamptz '2000-01-01 00:00:00+00')"
+
 static const char *compare_report_names[] = {
     "summary", "routes", "stores", "channels", "fields", "samples", "export",
-    "hours", "indeterminate"
+    "hours", "indeterminate", "route_trend", "store_channels", "field_trend",
+    "field_samples"
 };
 
 static const char *compare_report_sql[] = {
@@ -100,7 +122,63 @@ static const char *compare_report_sql[] = {
     " p.side_served, p.primary_status, p.detail"
     " FROM compare_pairs p WHERE" COMPARE_WINDOW
     " AND p.verdict = 'indeterminate' ORDER BY p.at, p.record_id"
-    " LIMIT $3::bigint"
+    " LIMIT $3::bigint",
+    /* route_trend: the mismatch rate over time per route */
+    "WITH " COMPARE_TREND_STEP
+    " SELECT p.route AS route, " COMPARE_TREND_AT " AS at,"
+    " extract(epoch FROM w.step)::bigint AS step_s, count(*) AS pairs,"
+    " count(*) FILTER (WHERE " COMPARE_COMPARED ") AS compared,"
+    " count(*) FILTER (WHERE " COMPARE_MISMATCH ") AS mismatches,"
+    " round(100.0 * count(*) FILTER (WHERE " COMPARE_MISMATCH ")"
+    "  / greatest(count(*) FILTER (WHERE " COMPARE_COMPARED "), 1),"
+    "  2) AS mismatch_pct"
+    " FROM compare_pairs p, w WHERE" COMPARE_WINDOW
+    " GROUP BY 1, 2, 3 ORDER BY 1, 2 LIMIT $3::bigint",
+    /* store_channels: stores by channel */
+    "SELECT p.store AS store, p.channel AS channel, count(*) AS pairs,"
+    " count(*) FILTER (WHERE " COMPARE_MISMATCH ") AS mismatches,"
+    " round(100.0 * count(*) FILTER (WHERE " COMPARE_MISMATCH ")"
+    "  / greatest(count(*) FILTER (WHERE " COMPARE_COMPARED "), 1),"
+    "  2) AS mismatch_pct"
+    " FROM compare_pairs p WHERE" COMPARE_WINDOW
+    " GROUP BY 1, 2 ORDER BY mismatches DESC, 1, 2 LIMIT $3::bigint",
+    /* field_trend: differences over time of the first N fields */
+    "WITH " COMPARE_TOP_FIELDS ", " COMPARE_TREND_STEP
+    " SELECT f.route AS route, f.path AS path, f.kind AS kind,"
+    " " COMPARE_TREND_AT " AS at,"
+    " extract(epoch FROM w.step)::bigint AS step_s, count(*) AS differences"
+    " FROM w, f JOIN compare_diffs d ON d.path = f.path AND d.kind = f.kind"
+    " JOIN compare_pairs p ON p.record_id = d.record_id"
+    " AND p.route = f.route WHERE" COMPARE_WINDOW
+    " GROUP BY f.differences, 1, 2, 3, 4, 5"
+    " ORDER BY f.differences DESC, 1, 2, 3, 4",
+    /* field_samples: the latest pairs of each of the first N fields, each
+     * with its first differences, the field's own first */
+    "WITH " COMPARE_TOP_FIELDS ","
+    " s0 AS (SELECT DISTINCT f.route, f.path, f.kind, f.differences,"
+    "  d.record_id FROM f JOIN compare_diffs d"
+    "  ON d.path = f.path AND d.kind = f.kind),"
+    " s AS (SELECT s0.*, p.at, p.store, p.channel, p.side_served,"
+    "  p.primary_status, p.shadow_status, p.verdict, p.ndiffs,"
+    "  row_number() OVER (PARTITION BY s0.route, s0.path, s0.kind"
+    "   ORDER BY p.at DESC, p.record_id) AS sample"
+    "  FROM s0 JOIN compare_pairs p ON p.record_id = s0.record_id"
+    "  AND p.route = s0.route WHERE" COMPARE_WINDOW ")"
+    " SELECT s.route, s.path, s.kind, s.sample, s.record_id, s.at, s.store,"
+    " s.channel, s.side_served, s.primary_status, s.shadow_status,"
+    " s.verdict, s.ndiffs, x.hit, x.seq, x.path AS diff_path,"
+    " x.kind AS diff_kind,"
+    " left(x.a, " COMPARE_SAMPLE_VALUE ") AS a,"
+    " left(x.b, " COMPARE_SAMPLE_VALUE ") AS b,"
+    " (coalesce(length(x.a), 0) > " COMPARE_SAMPLE_VALUE
+    "  OR coalesce(length(x.b), 0) > " COMPARE_SAMPLE_VALUE ") AS cut"
+    " FROM s CROSS JOIN LATERAL (SELECT d.seq, d.path, d.kind, d.a, d.b,"
+    "  (d.path = s.path AND d.kind = s.kind) AS hit"
+    "  FROM compare_diffs d WHERE d.record_id = s.record_id"
+    "  ORDER BY 6 DESC, d.seq LIMIT " COMPARE_SAMPLE_DIFFS ") x"
+    " WHERE s.sample <= " COMPARE_SAMPLES_PER_FIELD
+    " ORDER BY s.differences DESC, s.route, s.path, s.kind, s.sample,"
+    " x.hit DESC, x.seq"
 };
 
 

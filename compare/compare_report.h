@@ -20,8 +20,19 @@ typedef enum {
     COMPARE_REPORT_SAMPLES,
     COMPARE_REPORT_EXPORT,
     COMPARE_REPORT_HOURS,
-    COMPARE_REPORT_INDETERMINATE
+    COMPARE_REPORT_INDETERMINATE,
+    COMPARE_REPORT_ROUTE_TREND,     /* mismatch rate per route over time */
+    COMPARE_REPORT_STORE_CHANNELS,  /* mismatches per store and channel */
+    COMPARE_REPORT_FIELD_TREND,     /* differences over time, first N fields */
+    COMPARE_REPORT_FIELD_SAMPLES    /* sample pairs of the first N fields */
 } compare_report_kind_t;
+
+/* field_samples: at most this many pairs per field, each with at most
+ * COMPARE_SAMPLE_DIFFS differences, values cut at COMPARE_SAMPLE_VALUE
+ * characters (kept as text: they are spliced into the SQL) */
+#define COMPARE_SAMPLES_PER_FIELD  "3"
+#define COMPARE_SAMPLE_DIFFS       "12"
+#define COMPARE_SAMPLE_VALUE       "400"
 
 /* "summary" -> COMPARE_REPORT_SUMMARY; -1 when unknown. */
 int compare_report_kind(const char *name);

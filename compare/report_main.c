@@ -8,11 +8,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <libpq-fe.h>
 
 #include "common/cutover_json.h"
 #include "compare/compare.h"
+#include "compare/compare_html.h"
 #include "compare/compare_report.h"
 #include "compare/compare_store.h"
 
@@ -20,14 +22,23 @@ static const char *usage =
     "usage: cutover-report --db CONNINFO [--since TIME] [--until TIME]\n"
     "                      [--format text|csv|json] [--limit N]\n"
     "                      [--init-schema] REPORT\n"
+    "       cutover-report --db CONNINFO --format html [--out FILE]\n"
+    "                      [--rules FILE] [--since TIME] [--until TIME]\n"
     "\n"
     "REPORT: summary | routes | stores | channels | fields | hours | samples\n"
     "        | export | indeterminate (writes of unknown outcome on the\n"
-    "        primary, not replayed: for reconciliation)\n"
+    "        primary, not replayed: for reconciliation) | route_trend\n"
+    "        | store_channels | field_trend | field_samples (the figures of\n"
+    "        the HTML page)\n"
+    "html: one self-contained page with every report, to FILE (written\n"
+    "      whole or not at all) or standard output; --rules shows the rules\n"
+    "      in force.\n"
     "TIME: RFC 3339 (2026-11-21T10:00:00Z) or an age: 90s, 15m, 2h, 7d.\n"
     "Exit 0 no differences in the window, 1 differences found, 2 error.\n";
 
-typedef enum { REPORT_TEXT, REPORT_CSV, REPORT_JSON } report_format_t;
+typedef enum {
+    REPORT_TEXT, REPORT_CSV, REPORT_JSON, REPORT_HTML
+} report_format_t;
 
 typedef struct {
     const char       *db;
@@ -39,6 +50,8 @@ typedef struct {
     long              limit;
     int               init;
     int               kind;
+    const char       *out;
+    const char       *rules;
 } report_args_t;
 
 
@@ -49,6 +62,7 @@ static void report_print_csv(PGresult *res);
 static void report_print_text(PGresult *res);
 static void report_print(PGresult *res, report_format_t fmt);
 static int report_args(int argc, char **argv, report_args_t *args);
+static int report_html(PGconn *conn, report_args_t *args);
 
 
 static int
@@ -94,6 +108,10 @@ report_print_json(PGresult *res)
                 printf("null");
             } else if (report_numeric(PQftype(res, c))) {
                 printf("%s", PQgetvalue(res, r, c));
+            } else if (PQftype(res, c) == 16) {
+                /* bool */
+                printf("%s", PQgetvalue(res, r, c)[0] == 't' ? "true"
+                                                             : "false");
             } else {
                 cutover_json_fprint(stdout, PQgetvalue(res, r, c));
             }
@@ -184,6 +202,8 @@ report_args(int argc, char **argv, report_args_t *args)
         { "format", required_argument, NULL, 'f' },
         { "limit", required_argument, NULL, 'l' },
         { "init-schema", no_argument, NULL, 'i' },
+        { "out", required_argument, NULL, 'o' },
+        { "rules", required_argument, NULL, 'r' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 }
     };
@@ -192,7 +212,9 @@ report_args(int argc, char **argv, report_args_t *args)
 
     memset(args, 0, sizeof(*args));
     args->limit = 20;
-    while ((c = getopt_long(argc, argv, "d:s:u:f:l:ih", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "d:s:u:f:l:iho:r:", opts, NULL))
+           != -1)
+    {
         switch (c) {
         case 'd':
             args->db = optarg;
@@ -220,8 +242,11 @@ report_args(int argc, char **argv, report_args_t *args)
                 args->fmt = REPORT_CSV;
             } else if (strcmp(optarg, "json") == 0) {
                 args->fmt = REPORT_JSON;
+            } else if (strcmp(optarg, "html") == 0) {
+                args->fmt = REPORT_HTML;
             } else {
-                fprintf(stderr, "cutover-report: --format text|csv|json\n");
+                fprintf(stderr,
+                        "cutover-report: --format text|csv|json|html\n");
                 return 2;
             }
             break;
@@ -236,6 +261,12 @@ report_args(int argc, char **argv, report_args_t *args)
         case 'i':
             args->init = 1;
             break;
+        case 'o':
+            args->out = optarg;
+            break;
+        case 'r':
+            args->rules = optarg;
+            break;
         case 'h':
             fputs(usage, stdout);
             return 0;
@@ -244,7 +275,15 @@ report_args(int argc, char **argv, report_args_t *args)
             return 2;
         }
     }
-    if (args->db == NULL || optind != argc - 1
+    if (args->fmt == REPORT_HTML) {
+        /* the page holds every report */
+        if (args->db == NULL || optind != argc) {
+            fputs(usage, stderr);
+            return 2;
+        }
+        return -1;
+    }
+    if (args->db == NULL || optind != argc - 1 || args->out || args->rules
         || (args->kind = compare_report_kind(argv[optind])) < 0)
     {
         fputs(usage, stderr);
@@ -253,6 +292,30 @@ report_args(int argc, char **argv, report_args_t *args)
     return -1;
 }
 
+
+/* The page to --out or standard output; the exit code. */
+static int
+report_html(PGconn *conn, report_args_t *args)
+{
+    compare_html_opts_t  opts;
+    compare_error_t      err;
+    char                 database[512];
+    long long            mism;
+
+    compare_html_database(conn, database, sizeof(database));
+    memset(&opts, 0, sizeof(opts));
+    opts.since = args->since;
+    opts.until = args->until;
+    opts.database = database;
+    opts.rules_path = args->rules;
+    opts.made_at = time(NULL);
+    if (compare_html_save(conn, &opts, args->out, &mism, &err) != COMPARE_OK)
+    {
+        fprintf(stderr, "cutover-report: %s\n", err.message);
+        return 2;
+    }
+    return mism > 0 ? 1 : 0;
+}
 
 int
 main(int argc, char **argv)
@@ -278,6 +341,10 @@ main(int argc, char **argv)
     PQsetNoticeProcessor(conn, compare_quiet, NULL);
     if (args.init && compare_schema_apply(conn, &err) != COMPARE_OK) {
         fprintf(stderr, "cutover-report: %s\n", err.message);
+        goto cleanup;
+    }
+    if (args.fmt == REPORT_HTML) {
+        rc = report_html(conn, &args);
         goto cleanup;
     }
     res = compare_report_query(conn, (compare_report_kind_t) args.kind,

@@ -130,6 +130,11 @@ def run(stack):
     for fmt in ("json", "csv"):
         with open(os.path.join(OUT, "report." + fmt), "w") as f:
             f.write(stack.report("--format", fmt, "export")[1])
+    page = os.path.join(OUT, "report.html")
+    rc, out = stack.report("--format", "html", "--rules",
+                           os.path.join(HERE, "rules.json"), "--out", page)
+    say("== the analyst's page (cutover-report --format html): %s%s"
+        % (page, "" if rc in (0, 1) else "  FAILED: " + out.strip()))
     say("\nreport: %s/report.json and report.csv; logs: %s/logs; "
         "nginx: %s/nginx" % (OUT, OUT, OUT))
 
