@@ -70,6 +70,6 @@ DEB_PACKAGES += chromium
 # the HTML report's escaping and embedded assets
 UNIT_TESTS += $(TBIN)/check_compare_html
 $(TBIN)/check_compare_html: $(OBJ)/tests/unit/check_compare_html.o \
-    $(LIB)/libcompare.a $(LIB)/libcutover.a
+    $(LIB)/libcompare.a $(LIB)/libcommon.a
 	@mkdir -p $(TBIN)
 	$(CC) -o $@ $^ $(PKG_LDLIBS) $(CHECK_LDLIBS)
