@@ -61,3 +61,27 @@ fuzz-compare-short: $(FUZZ_COMPARE)
 # a long run on demand: make fuzz-compare FUZZ_COMPARE_TIME=3600
 fuzz-compare: $(FUZZ_COMPARE)
 	$(FUZZ_COMPARE) -max_total_time=$(FUZZ_COMPARE_TIME) $(FUZZ_COMPARE_ARGS)
+
+# --- cutover-reconcile: the ledger states of both databases --------------
+RECONCILE_SRCS := compare/reconcile_map.c compare/reconcile_util.c \
+    compare/reconcile_sql.c compare/reconcile_run.c compare/reconcile_out.c \
+    compare/reconcile_store.c
+$(eval $(call static_lib,reconcile,$(RECONCILE_SRCS)))
+
+# the shipped map is built into the program (compare/reconcile_map.json);
+# the result store's tables come from compare/reconcile_schema.sql
+$(OBJ)/compare/reconcile_main.o: compare/reconcile_map.json
+$(OBJ)/compare/reconcile_store.o: compare/reconcile_schema.sql
+
+PROGRAMS += $(BIN)/cutover-reconcile
+
+$(BIN)/cutover-reconcile: $(OBJ)/compare/reconcile_main.o \
+    $(LIB)/libreconcile.a $(LIB)/libcommon.a
+	@mkdir -p $(BIN)
+	$(CC) -o $@ $^ $(PKG_LDLIBS)
+
+UNIT_TESTS += $(TBIN)/check_reconcile
+$(TBIN)/check_reconcile: $(OBJ)/tests/unit/check_reconcile.o \
+    $(LIB)/libreconcile.a $(LIB)/libcommon.a
+	@mkdir -p $(TBIN)
+	$(CC) -o $@ $^ $(PKG_LDLIBS) $(CHECK_LDLIBS)
