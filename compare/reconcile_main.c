@@ -38,8 +38,8 @@ static const char *usage =
     "  --map FILE         another map file (see README, Reconciling)\n"
     "  -o text|json       output (default text)\n"
     "  --stats            queries, rows hashed and fetched, bytes, time\n"
-    "  --fetch-rows N     fetch a differing range at most this large (256)\n"
-    "  --fanout N         sub-ranges per split (64)\n"
+    "  --fetch-rows N     fetch a differing range at most this large (64)\n"
+    "  --fanout N         the most sub-ranges a range splits into (16384)\n"
     "  --list N           differences listed per ledger (1000)\n"
     "Exit 0 the ledgers agree, 1 differences, 2 error.\n";
 
@@ -89,8 +89,8 @@ reconcile_args(int argc, char **argv, reconcile_run_t *run,
     };
 
     cfg = &run->cfg;
-    cfg->fetch_rows = 256;
-    cfg->fanout = 64;
+    cfg->fetch_rows = 64;
+    cfg->fanout = 16384;
     cfg->list_cap = 1000;
     while ((c = getopt_long(argc, argv, "o:h", opts, NULL)) != -1) {
         switch (c) {
@@ -128,7 +128,7 @@ reconcile_args(int argc, char **argv, reconcile_run_t *run,
         case 'f':
         case 'c':
             v = reconcile_num(optarg, c == 'f' ? 2 : 1,
-                              c == 'f' ? 1024 : 10000000);
+                              c == 'f' ? 65536 : 10000000);
             if (v < 0) {
                 fprintf(stderr, "cutover-reconcile: bad --%s \"%s\"\n",
                         c == 'F' ? "fetch-rows" : c == 'f' ? "fanout"

@@ -24,8 +24,10 @@
 #include "compare/reconcile.h"
 
 #define RECONCILE_CHUNK      2048     /* ranges per query */
+#define RECONCILE_SUBS       65536    /* sub-ranges per split query */
 #define RECONCILE_MAX_LEVEL  64
 #define RECONCILE_KEYS_CHUNK 1000
+#define RECONCILE_FEW        64       /* buckets for width_bucket() */
 
 typedef struct {
     reconcile_run_t            *run;
@@ -33,13 +35,13 @@ typedef struct {
     const reconcile_ledger_map_t  *lm;
     reconcile_ledger_result_t  *res;
     PGconn                     *c[2];
-    char                       *q[5][2];     /* top split hash fetch keys */
+    char                       *q[7][2];     /* per query kind and side */
     cutover_error_t            *err;
 } reconcile_ledger_t;
 
-enum { Q_TOP = 0, Q_SPLIT, Q_HASH, Q_FETCH, Q_KEYS };
-static const char *reconcile_q_names[5] = {
-    "top", "split", "hash", "fetch", "keys"
+enum { Q_TOP = 0, Q_SPLIT, Q_HASH, Q_HASHM, Q_FETCH, Q_FETCHM, Q_KEYS };
+static const char *reconcile_q_names[7] = {
+    "top", "split", "hash", "hashm", "fetch", "fetchm", "keys"
 };
 
 
@@ -66,6 +68,20 @@ static int reconcile_ledger(reconcile_ledger_t *L);
 static int reconcile_settle(reconcile_ledger_t *L);
 static void reconcile_progress(reconcile_ledger_t *L, size_t ranges,
     int end);
+static int reconcile_diff_cmp(const void *a, const void *b);
+
+
+/* Listed by ledger (in the order compared), then key. */
+static int
+reconcile_diff_cmp(const void *a, const void *b)
+{
+    const reconcile_diff_t  *x = a, *y = b;
+
+    if (x->ledger != y->ledger) {
+        return x->ledger < y->ledger ? -1 : 1;
+    }
+    return strcmp(x->sk, y->sk);
+}
 
 
 static double
@@ -151,11 +167,13 @@ reconcile_exec2(reconcile_ledger_t *L, int q, const char *const *params[2],
     const int n[2], PGresult *res[2])
 {
     int             s, busy[2], np, rc, failed;
+    double          t0;
     PGresult       *r;
     struct pollfd   pfd[2];
 
     rc = RECONCILE_OK;
     failed = -1;
+    t0 = reconcile_now();
     for (s = 0; s < 2; s++) {
         res[s] = NULL;
         busy[s] = 0;
@@ -225,6 +243,11 @@ reconcile_exec2(reconcile_ledger_t *L, int q, const char *const *params[2],
         PQclear(res[0]);
         PQclear(res[1]);
         res[0] = res[1] = NULL;
+    }
+    if (getenv("CUTOVER_RECONCILE_TRACE") != NULL) {
+        fprintf(stderr, "trace: %s %s%s %.3f s\n", L->lm->name,
+                reconcile_q_names[q], params[0] == NULL ? " legacy"
+                : params[1] == NULL ? " new" : "", reconcile_now() - t0);
     }
     return rc;
 }
@@ -421,7 +444,7 @@ static int
 reconcile_fetch(reconcile_ledger_t *L, reconcile_range_t *r, size_t n)
 {
     int                  rc, np[2];
-    const char          *p[3];
+    const char          *p[5];
     const char *const   *params[2];
     reconcile_buckets_t  b;
 
@@ -432,9 +455,12 @@ reconcile_fetch(reconcile_ledger_t *L, reconcile_range_t *r, size_t n)
     p[0] = L->run->stores_lit;
     p[1] = b.thresholds;
     p[2] = b.wanted;
+    p[3] = r[0].lo;
+    p[4] = r[n - 1].hi;
     params[0] = params[1] = p;
-    np[0] = np[1] = 3;
-    rc = reconcile_merge(L, Q_FETCH, params, np);
+    np[0] = np[1] = 5;
+    rc = reconcile_merge(L, b.nbuckets <= RECONCILE_FEW ? Q_FETCH : Q_FETCHM,
+                         params, np);
     reconcile_buckets_free(&b);
     return rc;
 }
@@ -442,32 +468,51 @@ reconcile_fetch(reconcile_ledger_t *L, reconcile_range_t *r, size_t n)
 
 /*
  * Splits the ranges r[0..n) (each larger than fetch_rows on some side):
- * the side with more rows gives the tiles, the other hashes them; the
- * sub-ranges that differ are appended to next, in key order.
+ * the side with more rows gives each range's tiles (their first keys),
+ * then both sides hash all the sub-ranges at once; those that differ are
+ * appended to next, in key order.
  */
 static int
 reconcile_split_chunk(reconcile_ledger_t *L, reconcile_range_t *r, size_t n,
     reconcile_ranges_t *next, size_t *nsubs)
 {
-    int                  s, rc, k, np[2], row, nrows, b, ri;
-    char                 tiles[16];
-    size_t               i, j, first, cnt;
+    int                  s, rc, np[2], row, nrows, b, ri;
+    char                 tiles[24];
+    int64_t              maxn, ntiles, per;
+    size_t               i, cnt;
     uint64_t             h;
-    const char          *p[2][4], **mins;
+    const char          *p[2][6], **mins;
     const char *const   *params[2];
     PGresult            *res[2], *hres[2];
     reconcile_range_t   *sr;
-    reconcile_ranges_t   grp[2], subs[2];
-    reconcile_buckets_t  bk[2], sb[2];
+    reconcile_ranges_t   subs, grp[2];
+    reconcile_buckets_t  bk[2], sb;
 
+    memset(&subs, 0, sizeof(subs));
     memset(grp, 0, sizeof(grp));
-    memset(subs, 0, sizeof(subs));
     memset(bk, 0, sizeof(bk));
-    memset(sb, 0, sizeof(sb));
+    memset(&sb, 0, sizeof(sb));
     res[0] = res[1] = hres[0] = hres[1] = NULL;
     mins = NULL;
     rc = RECONCILE_ERROR;
-    snprintf(tiles, sizeof(tiles), "%d", L->run->cfg.fanout);
+    /*
+     * Tiles of 3/4 fetch_rows rows, so that one split usually leaves
+     * ranges small enough to fetch; at most fanout per range and
+     * RECONCILE_SUBS per query (memory).
+     */
+    maxn = 0;
+    for (i = 0; i < n; i++) {
+        maxn = r[i].n[0] > maxn ? r[i].n[0] : maxn;
+        maxn = r[i].n[1] > maxn ? r[i].n[1] : maxn;
+    }
+    per = L->run->cfg.fetch_rows * 3 / 4;   /* room for a few more rows */
+    per = per < 1 ? 1 : per;
+    ntiles = (maxn + per - 1) / per;
+    ntiles = ntiles > L->run->cfg.fanout ? L->run->cfg.fanout : ntiles;
+    ntiles = ntiles > (int64_t) (RECONCILE_SUBS / n)
+             ? (int64_t) (RECONCILE_SUBS / n) : ntiles;
+    ntiles = ntiles < 2 ? 2 : ntiles;
+    snprintf(tiles, sizeof(tiles), "%lld", (long long) ntiles);
 
     /* the splitter of each range: the side with more rows */
     for (i = 0; i < n; i++) {
@@ -478,10 +523,9 @@ reconcile_split_chunk(reconcile_ledger_t *L, reconcile_range_t *r, size_t n,
             goto nomem;
         }
     }
-
     for (s = 0; s < 2; s++) {
         params[s] = NULL;
-        np[s] = 4;
+        np[s] = 6;
         if (grp[s].n == 0) {
             continue;
         }
@@ -491,129 +535,90 @@ reconcile_split_chunk(reconcile_ledger_t *L, reconcile_range_t *r, size_t n,
         p[s][0] = L->run->stores_lit;
         p[s][1] = bk[s].thresholds;
         p[s][2] = bk[s].wanted;
-        p[s][3] = tiles;
+        p[s][3] = grp[s].r[0].lo;
+        p[s][4] = grp[s].r[grp[s].n - 1].hi;
+        p[s][5] = tiles;
         params[s] = p[s];
     }
     if (reconcile_exec2(L, Q_SPLIT, params, np, res) != RECONCILE_OK) {
         goto failed;
     }
 
-    mins = malloc(((size_t) L->run->cfg.fanout + 1) * sizeof(*mins));
+    mins = malloc(((size_t) ntiles + 1) * sizeof(*mins));
     if (mins == NULL) {
         goto nomem;
     }
 
-    /* rows (b, t, min, count, hash) by bucket and tile: the sub-ranges */
-    for (s = 0; s < 2; s++) {
-        if (res[s] == NULL) {
-            continue;
-        }
-        nrows = PQntuples(res[s]);
-        row = 0;
-        for (i = 0; i < grp[s].n; i++) {
-            first = subs[s].n;
+    /* rows (b, first key of a tile) by bucket: the sub-ranges, in order */
+    {
+        int  cur[2] = { 0, 0 }, gi[2] = { 0, 0 };
+
+        for (i = 0; i < n; i++) {
+            s = r[i].n[1] > r[i].n[0];
+            nrows = PQntuples(res[s]);
             cnt = 0;
-            while (row < nrows) {
+            for (row = cur[s]; row < nrows; row++) {
                 b = atoi(PQgetvalue(res[s], row, 0));
                 ri = b >= 1 && (size_t) b <= bk[s].nbuckets
                      ? bk[s].map[b - 1] : -1;
-                if (ri != (int) i) {
+                if (ri != gi[s]) {
                     break;
                 }
-                if (cnt < (size_t) L->run->cfg.fanout) {
-                    mins[cnt++] = PQgetvalue(res[s], row, 2);
+                if (cnt < (size_t) ntiles) {
+                    mins[cnt++] = PQgetvalue(res[s], row, 1);
                 }
-                row++;
             }
-            if (reconcile_split(&grp[s].r[i], mins, cnt, &subs[s])
-                != RECONCILE_OK)
-            {
+            cur[s] = row;
+            gi[s]++;
+            if (reconcile_split(&r[i], mins, cnt, &subs) != RECONCILE_OK) {
                 goto nomem;
-            }
-            /* the splitter's own figures, tile by tile */
-            row -= (int) cnt;
-            for (j = first; j < subs[s].n; j++) {
-                sr = &subs[s].r[j];
-                if (cnt == 0) {
-                    break;
-                }
-                sr->n[s] = strtoll(PQgetvalue(res[s], row, 3), NULL, 10);
-                if (reconcile_hash_parse(PQgetvalue(res[s], row, 4), &h)
-                    != RECONCILE_OK)
-                {
-                    cutover_error_set(L->err, "bad_hash", "%s database:"
-                                      " ledger %s: a hash that is no"
-                                      " number", reconcile_side_name[s],
-                                      L->lm->name);
-                    goto failed;
-                }
-                sr->h[s] = h;
-                L->res->rows_hashed += sr->n[s];
-                row++;
             }
         }
     }
 
-    /* the other side hashes the same sub-ranges */
-    for (s = 0; s < 2; s++) {
-        params[1 - s] = NULL;
-        np[1 - s] = 3;
-        if (subs[s].n == 0) {
-            continue;
-        }
-        if (reconcile_buckets(subs[s].r, subs[s].n, &sb[s]) != RECONCILE_OK)
-        {
-            goto nomem;
-        }
-        p[1 - s][0] = L->run->stores_lit;
-        p[1 - s][1] = sb[s].thresholds;
-        p[1 - s][2] = sb[s].wanted;
-        params[1 - s] = p[1 - s];
+    /* both sides hash the sub-ranges */
+    if (reconcile_buckets(subs.r, subs.n, &sb) != RECONCILE_OK) {
+        goto nomem;
     }
-    if (reconcile_exec2(L, Q_HASH, params, np, hres) != RECONCILE_OK) {
+    for (s = 0; s < 2; s++) {
+        p[s][0] = L->run->stores_lit;
+        p[s][1] = sb.thresholds;
+        p[s][2] = sb.wanted;
+        p[s][3] = subs.r[0].lo;
+        p[s][4] = subs.r[subs.n - 1].hi;
+        params[s] = p[s];
+        np[s] = 5;
+    }
+    if (reconcile_exec2(L, sb.nbuckets <= RECONCILE_FEW ? Q_HASH : Q_HASHM,
+                        params, np, hres) != RECONCILE_OK)
+    {
         goto failed;
     }
     for (s = 0; s < 2; s++) {
-        if (hres[1 - s] == NULL) {
-            continue;
-        }
-        nrows = PQntuples(hres[1 - s]);
+        nrows = PQntuples(hres[s]);
         for (row = 0; row < nrows; row++) {
-            b = atoi(PQgetvalue(hres[1 - s], row, 0));
-            ri = b >= 1 && (size_t) b <= sb[s].nbuckets ? sb[s].map[b - 1]
-                                                        : -1;
+            b = atoi(PQgetvalue(hres[s], row, 0));
+            ri = b >= 1 && (size_t) b <= sb.nbuckets ? sb.map[b - 1] : -1;
             if (ri < 0) {
                 continue;
             }
-            sr = &subs[s].r[ri];
-            sr->n[1 - s] = strtoll(PQgetvalue(hres[1 - s], row, 1), NULL,
-                                   10);
-            if (reconcile_hash_parse(PQgetvalue(hres[1 - s], row, 2), &h)
+            sr = &subs.r[ri];
+            sr->n[s] = strtoll(PQgetvalue(hres[s], row, 1), NULL, 10);
+            if (reconcile_hash_parse(PQgetvalue(hres[s], row, 2), &h)
                 != RECONCILE_OK)
             {
                 cutover_error_set(L->err, "bad_hash", "%s database: ledger"
                                   " %s: a hash that is no number",
-                                  reconcile_side_name[1 - s], L->lm->name);
+                                  reconcile_side_name[s], L->lm->name);
                 goto failed;
             }
-            sr->h[1 - s] = h;
-            L->res->rows_hashed += sr->n[1 - s];
+            sr->h[s] = h;
+            L->res->rows_hashed += sr->n[s];
         }
     }
 
-    /* the differing sub-ranges of both groups, merged in key order */
-    i = j = 0;
-    for ( ;; ) {
-        if (i < subs[0].n && j < subs[1].n) {
-            k = strcmp(subs[0].r[i].lo, subs[1].r[j].lo) < 0 ? 0 : 1;
-        } else if (i < subs[0].n) {
-            k = 0;
-        } else if (j < subs[1].n) {
-            k = 1;
-        } else {
-            break;
-        }
-        sr = k == 0 ? &subs[0].r[i++] : &subs[1].r[j++];
+    for (i = 0; i < subs.n; i++) {
+        sr = &subs.r[i];
         (*nsubs)++;
         if (sr->n[0] == sr->n[1] && sr->h[0] == sr->h[1]) {
             continue;
@@ -635,13 +640,13 @@ failed:
     for (s = 0; s < 2; s++) {
         PQclear(res[s]);
         PQclear(hres[s]);
-        reconcile_ranges_clear(&grp[s]);
-        reconcile_ranges_clear(&subs[s]);
-        free(grp[s].r);
-        free(subs[s].r);
         reconcile_buckets_free(&bk[s]);
-        reconcile_buckets_free(&sb[s]);
+        reconcile_ranges_clear(&grp[s]);
+        free(grp[s].r);
     }
+    reconcile_buckets_free(&sb);
+    reconcile_ranges_clear(&subs);
+    free(subs.r);
     return rc;
 }
 
@@ -965,7 +970,7 @@ reconcile_run(reconcile_run_t *run, cutover_error_t *err)
         L->c[0] = run->conn[0];
         L->c[1] = run->conn[1];
         L->err = err;
-        for (q = 0; q < 5; q++) {
+        for (q = 0; q < 7; q++) {
             for (s = 0; s < 2; s++) {
                 L->q[q][s] = reconcile_sql(L->lm, s, reconcile_q_names[q]);
                 if (L->q[q][s] == NULL) {
@@ -1003,11 +1008,15 @@ reconcile_run(reconcile_run_t *run, cutover_error_t *err)
     for (i = 0; i < run->nsel; i++) {
         run->res[i].done = 1;
     }
+    if (run->ndiffs > 1) {
+        qsort(run->diffs, run->ndiffs, sizeof(*run->diffs),
+              reconcile_diff_cmp);
+    }
     rc = RECONCILE_OK;
 
 done:
     for (i = 0; i < RECONCILE_MAX_LEDGERS; i++) {
-        for (q = 0; q < 5; q++) {
+        for (q = 0; q < 7; q++) {
             free(led[i].q[q][0]);
             free(led[i].q[q][1]);
         }

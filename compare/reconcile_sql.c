@@ -11,8 +11,26 @@
 
 #include "compare/reconcile.h"
 
-/* a row's hash: the first 8 bytes of the MD5 of its text, signed */
-#define RECONCILE_HASH  "('x' || substr(md5(rt), 1, 16))::bit(64)::bigint"
+/* a row's hash: PostgreSQL's 64-bit text hash (the one hash partitioning
+ * relies on: the same on every platform and version since 11) */
+#define RECONCILE_HASH  "hashtextextended(rt, 0)"
+
+/* the rows between $4 (inclusive) and $5 (exclusive, NULL: the end) */
+#define RECONCILE_SPAN  "sk >= $4::text AND ($5::text IS NULL OR sk < $5::text)"
+
+/*
+ * Rows of the span merged with the thresholds $2 as marker rows: g is the
+ * number of the last threshold at or before the row's key (whatever the
+ * number of thresholds: width_bucket() walks a text[] from its start).
+ * Takes the columns, the base relation and as many NULLs as columns.
+ */
+#define RECONCILE_MARK                                                       \
+    "SELECT sk, bi, %s, max(bi) OVER (ORDER BY sk, bi NULLS LAST"            \
+    " ROWS UNBOUNDED PRECEDING) AS g"                                        \
+    " FROM (SELECT c.*, NULL::int AS bi FROM (%s) c"                         \
+    " WHERE " RECONCILE_SPAN                                                 \
+    " UNION ALL SELECT u.t COLLATE \"C\", %s, u.o::int"                     \
+    " FROM unnest($2::text[]) WITH ORDINALITY AS u(t, o)) z"
 
 
 static char *reconcile_sql_cols(const reconcile_ledger_map_t *lm,
@@ -87,26 +105,39 @@ reconcile_sql_base(const reconcile_ledger_map_t *lm, int side)
 
 /*
  * what: "top" (count, hash, rows with a NULL, rows with a key that is not
- * printable ASCII, an example of each), "split" ($2 thresholds, $3 wanted
- * buckets, $4 tiles: per bucket and tile the smallest key, count, hash),
- * "hash" ($2, $3: count and hash per bucket), "fetch" ($2, $3: the rows,
- * in key order), "keys" ($2 sort keys: those rows).
+ * printable ASCII, an example of each); with $2 thresholds, $3 wanted
+ * buckets, $4 and $5 the span: "split" (and $6 tiles: per bucket the first
+ * key of each tile), "hash" and "hashm" (count and hash per bucket),
+ * "fetch" and "fetchm" (the rows, in key order); the "m" forms and
+ * "split" merge the thresholds in as marker rows, the others call
+ * width_bucket() (for a few thresholds); "keys" ($2 sort keys: those
+ * rows).
  */
 char *
 reconcile_sql(const reconcile_ledger_map_t *lm, int side, const char *what)
 {
-    char  *base, *nulls, *bad, *cols, *out;
+    char  *base, *nulls, *bad, *cols, *nullcols, *out;
     int    rc;
 
     base = reconcile_sql_base(lm, side);
-    nulls = reconcile_sql_cols(lm, "%1$.0sk%2$d IS NULL", "%1$.0sv%2$d IS NULL", " OR ");
+    nulls = reconcile_sql_cols(lm, "%1$.0sk%2$d IS NULL",
+                               "%1$.0sv%2$d IS NULL", " OR ");
     bad = reconcile_sql_cols(lm, "%1$.0sk%2$d !~ '^[ -~]*$'", NULL, " OR ");
     cols = reconcile_sql_cols(lm, "%1$.0sk%2$d", "%1$.0sv%2$d", ", ");
+    nullcols = reconcile_sql_cols(lm, "%1$.0sNULL::text", "%1$.0sNULL::text",
+                                  ", ");
     out = NULL;
     rc = -1;
-    if (base == NULL || nulls == NULL || bad == NULL || cols == NULL) {
+    if (base == NULL || nulls == NULL || bad == NULL || cols == NULL
+        || nullcols == NULL
+        || asprintf(&out, "NULL::text, %s", nullcols) < 0)
+    {
+        out = NULL;
         goto done;
     }
+    free(nullcols);
+    nullcols = out;             /* rt and every column: the markers' */
+    out = NULL;
 
     if (strcmp(what, "top") == 0) {
         rc = asprintf(&out,
@@ -118,30 +149,44 @@ reconcile_sql(const reconcile_ledger_map_t *lm, int side, const char *what)
             "FROM (%s) c", nulls, bad, cols, nulls, cols, bad, base);
 
     } else if (strcmp(what, "split") == 0) {
+        /* the first key of each of $6 tiles per wanted bucket */
         rc = asprintf(&out,
-            "SELECT b, t, min(sk), count(*),"
-            " coalesce(sum(" RECONCILE_HASH "), 0)\n"
-            "FROM (SELECT b, sk, rt, (row_number() OVER w - 1) * $4::int"
-            " / count(*) OVER (PARTITION BY b) AS t\n"
-            "      FROM (SELECT width_bucket(sk, $2::text[]) AS b, sk, rt"
-            " FROM (%s) c OFFSET 0) x\n"
-            "      WHERE b = ANY ($3::int[])\n"
-            "      WINDOW w AS (PARTITION BY b ORDER BY sk)) y\n"
-            "GROUP BY b, t ORDER BY b, t", base);
+            "SELECT g, sk\n"
+            "FROM (SELECT g, sk, row_number() OVER w AS rn,"
+            " count(*) OVER (PARTITION BY g) AS n\n"
+            "      FROM (" RECONCILE_MARK ") x\n"
+            "      WHERE bi IS NULL AND g = ANY ($3::int[])\n"
+            "      WINDOW w AS (PARTITION BY g ORDER BY sk)) y\n"
+            "WHERE rn = 1 OR (rn - 1) * $6::int / n <> (rn - 2) * $6::int / n"
+            " ORDER BY g, sk", "rt", base, nullcols);
 
     } else if (strcmp(what, "hash") == 0) {
         rc = asprintf(&out,
             "SELECT b, count(*), coalesce(sum(" RECONCILE_HASH "), 0)\n"
             "FROM (SELECT width_bucket(sk, $2::text[]) AS b, rt"
-            " FROM (%s) c OFFSET 0) x\n"
+            " FROM (%s) c WHERE " RECONCILE_SPAN " OFFSET 0) x\n"
             "WHERE b = ANY ($3::int[]) GROUP BY b", base);
+
+    } else if (strcmp(what, "hashm") == 0) {
+        rc = asprintf(&out,
+            "SELECT g, count(*), coalesce(sum(" RECONCILE_HASH "), 0)\n"
+            "FROM (" RECONCILE_MARK ") x\n"
+            "WHERE bi IS NULL AND g = ANY ($3::int[]) GROUP BY g",
+            "rt", base, nullcols);
 
     } else if (strcmp(what, "fetch") == 0) {
         rc = asprintf(&out,
             "SELECT sk, %s\n"
             "FROM (SELECT width_bucket(sk, $2::text[]) AS b, *"
-            " FROM (%s) c OFFSET 0) x\n"
+            " FROM (%s) c WHERE " RECONCILE_SPAN " OFFSET 0) x\n"
             "WHERE b = ANY ($3::int[]) ORDER BY sk", cols, base);
+
+    } else if (strcmp(what, "fetchm") == 0) {
+        rc = asprintf(&out,
+            "SELECT sk, %s\n"
+            "FROM (" RECONCILE_MARK ") x\n"
+            "WHERE bi IS NULL AND g = ANY ($3::int[]) ORDER BY sk",
+            cols, cols, base, nullcols);
 
     } else if (strcmp(what, "keys") == 0) {
         rc = asprintf(&out,
@@ -157,5 +202,6 @@ done:
     free(nulls);
     free(bad);
     free(cols);
+    free(nullcols);
     return out;
 }
