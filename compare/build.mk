@@ -16,7 +16,7 @@ $(BIN)/cutover-compare: $(OBJ)/compare/compare_main.o $(LIB)/libcompare.a \
 	$(CC) -o $@ $^ $(PKG_LDLIBS)
 
 $(BIN)/cutover-report: $(OBJ)/compare/report_main.o $(LIB)/libcompare.a \
-    $(LIB)/libcommon.a
+    $(LIB)/libreconcile.a $(LIB)/libcommon.a
 	@mkdir -p $(BIN)
 	$(CC) -o $@ $^ $(PKG_LDLIBS)
 

@@ -15,6 +15,9 @@
 #include "compare/compare.h"
 #include "compare/compare_report.h"
 #include "compare/compare_store.h"
+#include "compare/reconcile_report.h"
+
+#define REPORT_LEDGERS  1000    /* cutover-reconcile's runs */
 
 static const char *usage =
     "usage: cutover-report --db CONNINFO [--since TIME] [--until TIME]\n"
@@ -24,6 +27,8 @@ static const char *usage =
     "REPORT: summary | routes | stores | channels | fields | hours | samples\n"
     "        | export | indeterminate (writes of unknown outcome on the\n"
     "        primary, not replayed: for reconciliation)\n"
+    "        | ledgers (the latest cutover-reconcile run of each ledger and\n"
+    "        its differences)\n"
     "TIME: RFC 3339 (2026-11-21T10:00:00Z) or an age: 90s, 15m, 2h, 7d.\n"
     "Exit 0 no differences in the window, 1 differences found, 2 error.\n";
 
@@ -92,7 +97,9 @@ report_print_json(PGresult *res)
             printf(": ");
             if (PQgetisnull(res, r, c)) {
                 printf("null");
-            } else if (report_numeric(PQftype(res, c))) {
+            } else if (report_numeric(PQftype(res, c))
+                       || PQftype(res, c) == 3802)    /* jsonb */
+            {
                 printf("%s", PQgetvalue(res, r, c));
             } else {
                 cutover_json_fprint(stdout, PQgetvalue(res, r, c));
@@ -245,7 +252,9 @@ report_args(int argc, char **argv, report_args_t *args)
         }
     }
     if (args->db == NULL || optind != argc - 1
-        || (args->kind = compare_report_kind(argv[optind])) < 0)
+        || (args->kind = strcmp(argv[optind], "ledgers") == 0
+                         ? REPORT_LEDGERS
+                         : compare_report_kind(argv[optind])) < 0)
     {
         fputs(usage, stderr);
         return 2;
@@ -278,6 +287,23 @@ main(int argc, char **argv)
     PQsetNoticeProcessor(conn, compare_quiet, NULL);
     if (args.init && compare_schema_apply(conn, &err) != COMPARE_OK) {
         fprintf(stderr, "cutover-report: %s\n", err.message);
+        goto cleanup;
+    }
+    if (args.kind == REPORT_LEDGERS) {
+        cutover_error_t  rerr;
+
+        res = reconcile_report_query(conn, args.since, args.until, &rerr);
+        mism = res ? reconcile_report_differences(conn, args.since,
+                                                  args.until, &rerr)
+                   : -1;
+        if (mism < 0) {
+            fprintf(stderr, "cutover-report: %s\n", rerr.message);
+            goto cleanup;
+        }
+        report_print(res, args.fmt);
+        if (fflush(stdout) == 0) {
+            rc = mism > 0 ? 1 : 0;
+        }
         goto cleanup;
     }
     res = compare_report_query(conn, (compare_report_kind_t) args.kind,
