@@ -991,10 +991,10 @@ reconcile_run(reconcile_run_t *run, cutover_error_t *err)
     }
 
     if (run->cfg.settle_ms > 0 && run->ndiffs > 0) {
-        if (run->cfg.progress) {
-            fprintf(stderr, "cutover-reconcile: settling %llu ms\n",
-                    (unsigned long long) run->cfg.settle_ms);
-        }
+        fprintf(stderr, "cutover-reconcile: %zu difference%s, checking"
+                " again in %llu ms\n", run->ndiffs,
+                run->ndiffs == 1 ? "" : "s",
+                (unsigned long long) run->cfg.settle_ms);
         usleep((useconds_t) (run->cfg.settle_ms % 1000) * 1000);
         sleep((unsigned) (run->cfg.settle_ms / 1000));
         for (i = 0; i < run->nsel; i++) {
