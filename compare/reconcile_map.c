@@ -128,7 +128,12 @@ reconcile_map_sql(reconcile_map_t *map, const cutover_json_tok_t *toks,
     } else {
         *sql = NULL;
     }
-    if (*sql == NULL || strspn(*sql, " \t\r\n") == strlen(*sql)) {
+    /* a trailing semicolon would end the subquery it goes into */
+    len = *sql ? strlen(*sql) : 0;
+    while (len > 0 && strchr(" \t\r\n;", (*sql)[len - 1]) != NULL) {
+        (*sql)[--len] = '\0';
+    }
+    if (*sql == NULL || strspn(*sql, " \t\r\n") == len) {
         free(*sql);
         *sql = NULL;
         cutover_error_set(err, "bad_map", "%s:%d: the SQL must be a"
@@ -136,11 +141,6 @@ reconcile_map_sql(reconcile_map_t *map, const cutover_json_tok_t *toks,
                           map->path,
                           reconcile_map_line(map->text, toks[at].start));
         return RECONCILE_ERROR;
-    }
-    /* a trailing semicolon would end the subquery it goes into */
-    len = strlen(*sql);
-    while (len > 0 && strchr(" \t\r\n;", (*sql)[len - 1]) != NULL) {
-        (*sql)[--len] = '\0';
     }
     return RECONCILE_OK;
 }
