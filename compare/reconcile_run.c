@@ -62,6 +62,9 @@ static int reconcile_fetch(reconcile_ledger_t *L, reconcile_range_t *r,
     size_t n);
 static int reconcile_split_chunk(reconcile_ledger_t *L, reconcile_range_t *r,
     size_t n, reconcile_ranges_t *next, size_t *nsubs);
+static int reconcile_tiles(const reconcile_ranges_t *grp,
+    const reconcile_buckets_t *b, int s, int64_t per, int64_t maxt,
+    char **off, char **size);
 static int reconcile_level(reconcile_ledger_t *L, reconcile_ranges_t *cur,
     reconcile_ranges_t *next);
 static int reconcile_ledger(reconcile_ledger_t *L);
@@ -467,6 +470,49 @@ reconcile_fetch(reconcile_ledger_t *L, reconcile_range_t *r, size_t n)
 
 
 /*
+ * Per bucket (int8[] literals, 1-based as the buckets): the splitter's
+ * rows in the wanted buckets before it, and its tile size (ceil(rows /
+ * tiles), tiles of about per rows, at most maxt).
+ */
+static int
+reconcile_tiles(const reconcile_ranges_t *grp, const reconcile_buckets_t *b,
+    int s, int64_t per, int64_t maxt, char **off, char **size)
+{
+    size_t    k, len, zlen;
+    int64_t   before, rows, tiles, ts;
+    char     *o, *z;
+
+    o = malloc(b->nbuckets * 22 + 3);
+    z = malloc(b->nbuckets * 22 + 3);
+    if (o == NULL || z == NULL) {
+        free(o);
+        free(z);
+        return RECONCILE_ERROR;
+    }
+    before = 0;
+    o[0] = z[0] = '{';
+    len = zlen = 1;
+    for (k = 0; k < b->nbuckets; k++) {
+        rows = b->map[k] >= 0 ? grp->r[b->map[k]].n[s] : 0;
+        tiles = (rows + per - 1) / per;
+        tiles = tiles > maxt ? maxt : tiles < 1 ? 1 : tiles;
+        ts = (rows + tiles - 1) / tiles;
+        ts = ts < 1 ? 1 : ts;
+        len += (size_t) sprintf(o + len, "%s%lld", k ? "," : "",
+                                (long long) before);
+        zlen += (size_t) sprintf(z + zlen, "%s%lld", k ? "," : "",
+                                 (long long) ts);
+        before += rows;
+    }
+    strcpy(o + len, "}");
+    strcpy(z + zlen, "}");
+    *off = o;
+    *size = z;
+    return RECONCILE_OK;
+}
+
+
+/*
  * Splits the ranges r[0..n) (each larger than fetch_rows on some side):
  * the side with more rows gives each range's tiles (their first keys),
  * then both sides hash all the sub-ranges at once; those that differ are
@@ -477,11 +523,11 @@ reconcile_split_chunk(reconcile_ledger_t *L, reconcile_range_t *r, size_t n,
     reconcile_ranges_t *next, size_t *nsubs)
 {
     int                  s, rc, np[2], row, nrows, b, ri;
-    char                 tiles[24];
-    int64_t              maxn, ntiles, per;
+    char                *off[2], *size[2];
+    int64_t              maxt, per;
     size_t               i, cnt;
     uint64_t             h;
-    const char          *p[2][6], **mins;
+    const char          *p[2][7], **mins;
     const char *const   *params[2];
     PGresult            *res[2], *hres[2];
     reconcile_range_t   *sr;
@@ -490,6 +536,7 @@ reconcile_split_chunk(reconcile_ledger_t *L, reconcile_range_t *r, size_t n,
 
     memset(&subs, 0, sizeof(subs));
     memset(grp, 0, sizeof(grp));
+    off[0] = off[1] = size[0] = size[1] = NULL;
     memset(bk, 0, sizeof(bk));
     memset(&sb, 0, sizeof(sb));
     res[0] = res[1] = hres[0] = hres[1] = NULL;
@@ -500,19 +547,12 @@ reconcile_split_chunk(reconcile_ledger_t *L, reconcile_range_t *r, size_t n,
      * ranges small enough to fetch; at most fanout per range and
      * RECONCILE_SUBS per query (memory).
      */
-    maxn = 0;
-    for (i = 0; i < n; i++) {
-        maxn = r[i].n[0] > maxn ? r[i].n[0] : maxn;
-        maxn = r[i].n[1] > maxn ? r[i].n[1] : maxn;
-    }
     per = L->run->cfg.fetch_rows * 3 / 4;   /* room for a few more rows */
     per = per < 1 ? 1 : per;
-    ntiles = (maxn + per - 1) / per;
-    ntiles = ntiles > L->run->cfg.fanout ? L->run->cfg.fanout : ntiles;
-    ntiles = ntiles > (int64_t) (RECONCILE_SUBS / n)
-             ? (int64_t) (RECONCILE_SUBS / n) : ntiles;
-    ntiles = ntiles < 2 ? 2 : ntiles;
-    snprintf(tiles, sizeof(tiles), "%lld", (long long) ntiles);
+    maxt = L->run->cfg.fanout;
+    maxt = maxt > (int64_t) (RECONCILE_SUBS / n)
+           ? (int64_t) (RECONCILE_SUBS / n) : maxt;
+    maxt = maxt < 2 ? 2 : maxt;
 
     /* the splitter of each range: the side with more rows */
     for (i = 0; i < n; i++) {
@@ -522,14 +562,18 @@ reconcile_split_chunk(reconcile_ledger_t *L, reconcile_range_t *r, size_t n,
         {
             goto nomem;
         }
+        grp[s].r[grp[s].n - 1].n[s] = r[i].n[s];
     }
     for (s = 0; s < 2; s++) {
         params[s] = NULL;
-        np[s] = 6;
+        np[s] = 7;
         if (grp[s].n == 0) {
             continue;
         }
-        if (reconcile_buckets(grp[s].r, grp[s].n, &bk[s]) != RECONCILE_OK) {
+        if (reconcile_buckets(grp[s].r, grp[s].n, &bk[s]) != RECONCILE_OK
+            || reconcile_tiles(&grp[s], &bk[s], s, per, maxt, &off[s],
+                               &size[s]) != RECONCILE_OK)
+        {
             goto nomem;
         }
         p[s][0] = L->run->stores_lit;
@@ -537,14 +581,15 @@ reconcile_split_chunk(reconcile_ledger_t *L, reconcile_range_t *r, size_t n,
         p[s][2] = bk[s].wanted;
         p[s][3] = grp[s].r[0].lo;
         p[s][4] = grp[s].r[grp[s].n - 1].hi;
-        p[s][5] = tiles;
+        p[s][5] = off[s];
+        p[s][6] = size[s];
         params[s] = p[s];
     }
     if (reconcile_exec2(L, Q_SPLIT, params, np, res) != RECONCILE_OK) {
         goto failed;
     }
 
-    mins = malloc(((size_t) ntiles + 1) * sizeof(*mins));
+    mins = malloc(((size_t) maxt + 2) * sizeof(*mins));
     if (mins == NULL) {
         goto nomem;
     }
@@ -564,7 +609,7 @@ reconcile_split_chunk(reconcile_ledger_t *L, reconcile_range_t *r, size_t n,
                 if (ri != gi[s]) {
                     break;
                 }
-                if (cnt < (size_t) ntiles) {
+                if (cnt < (size_t) maxt + 1) {
                     mins[cnt++] = PQgetvalue(res[s], row, 1);
                 }
             }
@@ -643,6 +688,8 @@ failed:
         reconcile_buckets_free(&bk[s]);
         reconcile_ranges_clear(&grp[s]);
         free(grp[s].r);
+        free(off[s]);
+        free(size[s]);
     }
     reconcile_buckets_free(&sb);
     reconcile_ranges_clear(&subs);
@@ -956,7 +1003,9 @@ reconcile_run(reconcile_run_t *run, cutover_error_t *err)
                                            : "out of memory");
             goto done;
         }
-        r = PQexec(run->conn[s], "SET application_name = 'cutover-reconcile'");
+        /* the splits sort a range's keys: in memory, not on disk */
+        r = PQexec(run->conn[s], "SET application_name = 'cutover-reconcile';"
+                   " SET work_mem = '256MB'");
         PQclear(r);
     }
 

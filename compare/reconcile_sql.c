@@ -22,14 +22,15 @@
  * Rows of the span merged with the thresholds $2 as marker rows: g is the
  * number of the last threshold at or before the row's key (whatever the
  * number of thresholds: width_bucket() walks a text[] from its start).
- * Takes the columns, the base relation and as many NULLs as columns.
+ * Takes the columns a row carries through the sort (as few as may be),
+ * the base relation and as many NULLs for the markers.
  */
 #define RECONCILE_MARK                                                       \
-    "SELECT sk, bi, %s, max(bi) OVER (ORDER BY sk, bi NULLS LAST"            \
+    "SELECT *, max(bi) OVER (ORDER BY sk, bi NULLS LAST"                     \
     " ROWS UNBOUNDED PRECEDING) AS g"                                        \
-    " FROM (SELECT c.*, NULL::int AS bi FROM (%s) c"                         \
+    " FROM (SELECT c.sk, %s, NULL::int AS bi FROM (%s) c"                    \
     " WHERE " RECONCILE_SPAN                                                 \
-    " UNION ALL SELECT u.t COLLATE \"C\", %s, u.o::int"                     \
+    " UNION ALL SELECT u.t COLLATE \"C\", %s, u.o::int"                      \
     " FROM unnest($2::text[]) WITH ORDINALITY AS u(t, o)) z"
 
 
@@ -106,8 +107,9 @@ reconcile_sql_base(const reconcile_ledger_map_t *lm, int side)
 /*
  * what: "top" (count, hash, rows with a NULL, rows with a key that is not
  * printable ASCII, an example of each); with $2 thresholds, $3 wanted
- * buckets, $4 and $5 the span: "split" (and $6 tiles: per bucket the first
- * key of each tile), "hash" and "hashm" (count and hash per bucket),
+ * buckets, $4 and $5 the span: "split" (per bucket the first
+ * key of each tile, $6 and $7 per bucket the rows before it and the tile
+ * size), "hash" and "hashm" (count and hash per bucket),
  * "fetch" and "fetchm" (the rows, in key order); the "m" forms and
  * "split" merge the thresholds in as marker rows, the others call
  * width_bucket() (for a few thresholds); "keys" ($2 sort keys: those
@@ -116,49 +118,49 @@ reconcile_sql_base(const reconcile_ledger_map_t *lm, int side)
 char *
 reconcile_sql(const reconcile_ledger_map_t *lm, int side, const char *what)
 {
-    char  *base, *nulls, *bad, *cols, *nullcols, *out;
+    char  *base, *nulls, *bad, *cols, *ccols, *nullcols, *out;
     int    rc;
 
     base = reconcile_sql_base(lm, side);
     nulls = reconcile_sql_cols(lm, "%1$.0sk%2$d IS NULL",
                                "%1$.0sv%2$d IS NULL", " OR ");
-    bad = reconcile_sql_cols(lm, "%1$.0sk%2$d !~ '^[ -~]*$'", NULL, " OR ");
+    bad = reconcile_sql_cols(lm, "%1$.0sk%2$d", NULL, ", ");
     cols = reconcile_sql_cols(lm, "%1$.0sk%2$d", "%1$.0sv%2$d", ", ");
+    ccols = reconcile_sql_cols(lm, "%1$.0sc.k%2$d", "%1$.0sc.v%2$d", ", ");
     nullcols = reconcile_sql_cols(lm, "%1$.0sNULL::text", "%1$.0sNULL::text",
                                   ", ");
     out = NULL;
     rc = -1;
     if (base == NULL || nulls == NULL || bad == NULL || cols == NULL
-        || nullcols == NULL
-        || asprintf(&out, "NULL::text, %s", nullcols) < 0)
+        || ccols == NULL || nullcols == NULL)
     {
-        out = NULL;
         goto done;
     }
-    free(nullcols);
-    nullcols = out;             /* rt and every column: the markers' */
-    out = NULL;
 
     if (strcmp(what, "top") == 0) {
         rc = asprintf(&out,
             "SELECT count(*), coalesce(sum(" RECONCILE_HASH "), 0),"
             " count(*) FILTER (WHERE %s),"
-            " count(*) FILTER (WHERE %s),"
+            " count(*) FILTER (WHERE concat(%s) ~ '[^ -~]'),"
             " min(concat_ws(' ', %s)) FILTER (WHERE %s),"
-            " min(concat_ws(' ', %s)) FILTER (WHERE %s)\n"
+            " min(concat_ws(' ', %s)) FILTER (WHERE concat(%s) ~ '[^ -~]')\n"
             "FROM (%s) c", nulls, bad, cols, nulls, cols, bad, base);
 
     } else if (strcmp(what, "split") == 0) {
-        /* the first key of each of $6 tiles per wanted bucket */
+        /*
+         * The first key of every tile: a row's rank in its bucket is the
+         * running count of wanted rows less $6[g] (the rows of the wanted
+         * buckets before it, known from the level before, in the same
+         * snapshot); $7[g] is the tile size.  One sort, by key.
+         */
         rc = asprintf(&out,
             "SELECT g, sk\n"
-            "FROM (SELECT g, sk, row_number() OVER w AS rn,"
-            " count(*) OVER (PARTITION BY g) AS n\n"
+            "FROM (SELECT g, sk, count(*) OVER (ORDER BY sk, bi NULLS LAST"
+            " ROWS UNBOUNDED PRECEDING) - ($6::bigint[])[g] AS rn\n"
             "      FROM (" RECONCILE_MARK ") x\n"
-            "      WHERE bi IS NULL AND g = ANY ($3::int[])\n"
-            "      WINDOW w AS (PARTITION BY g ORDER BY sk)) y\n"
-            "WHERE rn = 1 OR (rn - 1) * $6::int / n <> (rn - 2) * $6::int / n"
-            " ORDER BY g, sk", "rt", base, nullcols);
+            "      WHERE bi IS NULL AND g = ANY ($3::int[])) y\n"
+            "WHERE (rn - 1) %% ($7::bigint[])[g] = 0 ORDER BY g, sk",
+            "0::bigint AS h", base, "NULL::bigint");
 
     } else if (strcmp(what, "hash") == 0) {
         rc = asprintf(&out,
@@ -169,10 +171,10 @@ reconcile_sql(const reconcile_ledger_map_t *lm, int side, const char *what)
 
     } else if (strcmp(what, "hashm") == 0) {
         rc = asprintf(&out,
-            "SELECT g, count(*), coalesce(sum(" RECONCILE_HASH "), 0)\n"
+            "SELECT g, count(*), coalesce(sum(h), 0)\n"
             "FROM (" RECONCILE_MARK ") x\n"
             "WHERE bi IS NULL AND g = ANY ($3::int[]) GROUP BY g",
-            "rt", base, nullcols);
+            RECONCILE_HASH " AS h", base, "NULL::bigint");
 
     } else if (strcmp(what, "fetch") == 0) {
         rc = asprintf(&out,
@@ -186,7 +188,7 @@ reconcile_sql(const reconcile_ledger_map_t *lm, int side, const char *what)
             "SELECT sk, %s\n"
             "FROM (" RECONCILE_MARK ") x\n"
             "WHERE bi IS NULL AND g = ANY ($3::int[]) ORDER BY sk",
-            cols, cols, base, nullcols);
+            cols, ccols, base, nullcols);
 
     } else if (strcmp(what, "keys") == 0) {
         rc = asprintf(&out,
@@ -202,6 +204,7 @@ done:
     free(nulls);
     free(bad);
     free(cols);
+    free(ccols);
     free(nullcols);
     return out;
 }

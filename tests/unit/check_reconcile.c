@@ -303,7 +303,7 @@ START_TEST(test_queries)
     ck_assert_ptr_nonnull(strstr(q, "m.\"store_id\"::text = ANY"));
     free(q);
     q = reconcile_sql(&map->ledgers[1], RECONCILE_NEW, "split");
-    ck_assert_ptr_nonnull(strstr(q, "$6::int"));
+    ck_assert_ptr_nonnull(strstr(q, "($6::bigint[])[g]"));
     ck_assert_ptr_nonnull(strstr(q, "unnest($2::text[])"));
     ck_assert_ptr_null(strstr(q, "ANY ($1::text[])"));  /* no store_id */
     free(q);
