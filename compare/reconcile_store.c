@@ -215,7 +215,8 @@ reconcile_report_query(PGconn *conn, const char *since, const char *until,
     res = PQexecParams(conn, RECONCILE_LATEST
         " SELECT la.ledger, la.run_id, to_char(la.finished_at AT TIME ZONE"
         " 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') AS at,"
-        " CASE WHEN la.differences > 0 THEN 'differ' ELSE 'agree' END AS status,"
+        " CASE WHEN la.differences > 0 THEN 'differ' ELSE 'agree' END"
+        " AS status,"
         " la.rows_new, la.rows_legacy, la.differences, la.rows_fetched,"
         " la.seconds, d.kind, d.key, d.new, d.legacy, NULL::text AS error"
         " FROM latest la LEFT JOIN reconcile_differences d"

@@ -56,7 +56,8 @@ sim_main_usage(FILE *out)
 {
     fprintf(out,
         "usage: legacy-store-sim --db CONNINFO [--listen ADDR:PORT]\n"
-        "           [--init-schema] [--seed] [--seed-stores N] [--seed-skus M]\n"
+        "           [--init-schema] [--seed] [--seed-stores N]"
+        " [--seed-skus M]\n"
         "           [--quirks LIST | --no-quirks] [--threads N]"
         " [--delay-ms N]\n"
         "           [--idempotency-ttl T] [--max-connections N]\n"

@@ -17,6 +17,10 @@
 CUTOVER_EMBED_FILE(check_reconcile_map, "compare/reconcile_map.json");
 extern const char check_reconcile_map[];
 
+static void check_run(reconcile_run_t *run, reconcile_map_t *map);
+static void check_run_free(reconcile_run_t *run);
+static Suite *reconcile_suite(void);
+
 static const char *stock_map =
     "{\n"
     "  \"stock\": {\n"
