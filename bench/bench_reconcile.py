@@ -79,19 +79,23 @@ def case(pg, new, legacy, stores, n, baseline=False):
     try:
         led, found, wall = run(new, legacy)
         line = ("%9d rows  %6d diffs: %6.2f s, found %d (missing %d, false"
-                " %d), fetched %d rows (%.2f %%), %d queries, %d levels"
+                " %d), fetched %d rows (%.2f %%), %.1f MB moved, %d queries,"
+                " %d levels"
                 % (stores * SKUS, n, wall, len(found), len(want - found),
                    len(found - want), led["rows_fetched"],
                    100.0 * led["rows_fetched"] / (2 * stores * SKUS),
+                   led["stats"]["bytes"] / 1e6,
                    led["stats"]["queries"], led["stats"]["levels"]))
         if baseline:
             bled, bfound, bwall = run(new, legacy, "--fetch-rows",
                                       str(10 * stores * SKUS))
             assert bfound == found
-            line += ("\n%31s full fetch and merge: %6.2f s, fetched %d rows;"
-                     " bisection %.1fx faster" % ("", bwall,
-                                                  bled["rows_fetched"],
-                                                  bwall / wall))
+            line += ("\n%31s baseline, both ledgers fetched whole and"
+                     " merged: %6.2f s, %.1f MB moved; bisection/baseline:"
+                     " time %.2f, bytes %.3f"
+                     % ("", bwall, bled["stats"]["bytes"] / 1e6,
+                        wall / bwall,
+                        led["stats"]["bytes"] / bled["stats"]["bytes"]))
         print(line, flush=True)
         return wall, found == want, led
     finally:
