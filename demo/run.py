@@ -91,6 +91,13 @@ def ledgers_in_step(stack, touched):
     return same, differ
 
 
+def head(text, n):
+    lines = text.rstrip().split("\n")
+    more = len(lines) - n
+    return "\n".join(lines[:n] + (["   ... %d more lines" % more]
+                                  if more > 0 else []))
+
+
 def reconcile(stack):
     """cutover-reconcile over both databases, stored in the result store;
     then a stock adjustment on the new core only, found by the next run."""
@@ -99,16 +106,17 @@ def reconcile(stack):
             stack.resdb]
     say("== reconciling the ledgers of both databases (cutover-reconcile)")
     r = subprocess.run(argv, capture_output=True, text=True, timeout=600)
-    say(r.stdout.rstrip())
+    say(head(r.stdout, 12))
     say("   exit %d (0 agree, 1 differences: the legacy quirks, 2 error)%s"
         % (r.returncode, (": " + r.stderr.strip()) if r.returncode == 2
            else ""))
     body = json.dumps({"store_id": "S001", "sku": "SKU00001", "delta": 5,
-                       "reason": "demo: counted 5 more on the new core"})
-    harness.http("POST", "http://127.0.0.1:%d/api/v1/inventory/adjust"
-                 % stack.ports["newcore"], body,
-                 {"Content-Type": "application/json"})
-    say("== +5 of SKU00001 at S001 on the new core only; reconciling S001")
+                       "reason": "stocktake"})
+    st = harness.http("POST", "http://127.0.0.1:%d/api/v1/inventory/adjust"
+                      % stack.ports["newcore"], body,
+                      {"Content-Type": "application/json"})[0]
+    say("== stocktake +5 of SKU00001 at S001 on the new core only (HTTP %d);"
+        " reconciling S001" % st)
     r = subprocess.run(argv[:5] + ["--ledger", "stock", "--store", "S001",
                                    "--results", stack.resdb],
                        capture_output=True, text=True, timeout=600)
@@ -157,7 +165,7 @@ def run(stack):
 
     say("== comparison report (cutover-report)")
     for rep in ("summary", "routes", "fields", "ledgers"):
-        say(stack.report("--limit", "10", rep)[1].rstrip())
+        say(head(stack.report("--limit", "10", rep)[1], 12))
     for fmt in ("json", "csv"):
         with open(os.path.join(OUT, "report." + fmt), "w") as f:
             f.write(stack.report("--format", fmt, "export")[1])
