@@ -4,12 +4,12 @@
  * at once; then level by level, the differing ranges are split at key
  * quantiles of the side with more rows (one query per side gives the
  * tiles' smallest keys, counts and hashes), the other side hashes the same
- * sub-ranges, and sub-ranges that still differ go to the next level.  A
- * differing range of at most fetch_rows rows per side is fetched from both
- * sides in key order (streamed, one row at a time) and merged.  Every
- * query of a level goes to both databases at once (PQsendQueryParams, then
- * poll() on both sockets).  Memory holds the differing ranges of one level
- * and the listed differences, never a ledger.
+ * sub-ranges, and sub-ranges that still differ are followed at once
+ * (depth first).  A differing range of at most fetch_rows rows per side is
+ * fetched from both sides in key order (streamed, one row at a time) and
+ * merged.  Every query goes to both databases at once (PQsendQueryParams,
+ * then poll() on both sockets).  Memory holds at most a chunk's differing
+ * sub-ranges per depth and the listed differences, never a ledger.
  */
 
 #include <errno.h>
@@ -65,12 +65,12 @@ static int reconcile_split_chunk(reconcile_ledger_t *L, reconcile_range_t *r,
 static int reconcile_tiles(const reconcile_ranges_t *grp,
     const reconcile_buckets_t *b, int s, int64_t per, int64_t maxt,
     char **off, char **size);
-static int reconcile_level(reconcile_ledger_t *L, reconcile_ranges_t *cur,
-    reconcile_ranges_t *next);
+static int reconcile_descend(reconcile_ledger_t *L,
+    const reconcile_range_t *r, size_t n, int depth);
 static int reconcile_ledger(reconcile_ledger_t *L);
 static int reconcile_settle(reconcile_ledger_t *L);
-static void reconcile_progress(reconcile_ledger_t *L, size_t ranges,
-    int end);
+static void reconcile_progress(reconcile_ledger_t *L, int depth,
+    size_t ranges, int end);
 static int reconcile_diff_cmp(const void *a, const void *b);
 
 
@@ -698,52 +698,71 @@ failed:
 }
 
 
-/* One level: small ranges fetched, the others split into next. */
+/*
+ * The differing ranges r[0..n) at depth `depth`: small ones fetched, the
+ * others split a chunk at a time, and the differing sub-ranges of each
+ * chunk (at most RECONCILE_SUBS) followed at once, depth first: memory
+ * holds one list per depth, whatever the ledger's size.
+ */
 static int
-reconcile_level(reconcile_ledger_t *L, reconcile_ranges_t *cur,
-    reconcile_ranges_t *next)
+reconcile_descend(reconcile_ledger_t *L, const reconcile_range_t *r,
+    size_t n, int depth)
 {
-    size_t              i, j, nsubs, ndiff0;
+    size_t              i, j, nsubs;
     int64_t             lim;
-    reconcile_ranges_t  small, big;
+    reconcile_ranges_t  small, big, next;
 
     memset(&small, 0, sizeof(small));
     memset(&big, 0, sizeof(big));
+    memset(&next, 0, sizeof(next));
+    if (depth > RECONCILE_MAX_LEVEL) {
+        cutover_error_set(L->err, "no_progress", "ledger %s: no progress"
+                          " after %d levels (are the keys unique?)",
+                          L->lm->name, RECONCILE_MAX_LEVEL);
+        return RECONCILE_ERROR;
+    }
+    L->res->levels = depth > L->res->levels ? depth : L->res->levels;
+
     lim = L->run->cfg.fetch_rows;
-    for (i = 0; i < cur->n; i++) {
+    for (i = 0; i < n; i++) {
         reconcile_ranges_t  *to;
 
-        to = cur->r[i].n[0] <= lim && cur->r[i].n[1] <= lim ? &small : &big;
-        if (reconcile_ranges_push(to, cur->r[i].lo, cur->r[i].hi)
-            != RECONCILE_OK)
-        {
+        to = r[i].n[0] <= lim && r[i].n[1] <= lim ? &small : &big;
+        if (reconcile_ranges_push(to, r[i].lo, r[i].hi) != RECONCILE_OK) {
             goto nomem;
         }
-        to->r[to->n - 1].n[0] = cur->r[i].n[0];
-        to->r[to->n - 1].n[1] = cur->r[i].n[1];
+        to->r[to->n - 1].n[0] = r[i].n[0];
+        to->r[to->n - 1].n[1] = r[i].n[1];
     }
 
-    nsubs = 0;
-    ndiff0 = next->n;
     for (i = 0; i < big.n; i += RECONCILE_CHUNK) {
         j = big.n - i < RECONCILE_CHUNK ? big.n - i : RECONCILE_CHUNK;
-        if (reconcile_split_chunk(L, &big.r[i], j, next, &nsubs)
+        nsubs = 0;
+        if (reconcile_split_chunk(L, &big.r[i], j, &next, &nsubs)
             != RECONCILE_OK)
         {
             goto failed;
         }
-        reconcile_progress(L, next->n, 0);
-    }
-    /* a wrong map or the wrong database: say so before the long part */
-    if (L->res->levels == 1 && nsubs >= 8
-        && (next->n - ndiff0) * 10 >= nsubs * 9)
-    {
-        L->res->nearly_all = 1;
-        fprintf(stderr, "%scutover-reconcile: ledger %s: nearly everything"
-                " differs (%zu of %zu key ranges): a wrong map or the wrong"
-                " database?  Listing at most %lld differences.\n",
-                L->run->cfg.progress ? "\n" : "", L->lm->name,
-                next->n - ndiff0, nsubs, (long long) L->run->cfg.list_cap);
+        reconcile_progress(L, depth, next.n, 0);
+
+        /* a wrong map or the wrong database: say so before the long part */
+        if (depth == 1 && nsubs >= 8 && next.n * 10 >= nsubs * 9) {
+            L->res->nearly_all = 1;
+            fprintf(stderr, "%scutover-reconcile: ledger %s: nearly"
+                    " everything differs (%zu of %zu key ranges): a wrong"
+                    " map or the wrong database?  Listing at most %lld"
+                    " differences.\n", L->run->cfg.progress ? "\n" : "",
+                    L->lm->name, next.n, nsubs,
+                    (long long) L->run->cfg.list_cap);
+        }
+
+        if (next.n > 0
+            && reconcile_descend(L, next.r, next.n, depth + 1)
+               != RECONCILE_OK)
+        {
+            goto failed;
+        }
+        reconcile_ranges_clear(&next);
     }
 
     for (i = 0; i < small.n; i += RECONCILE_CHUNK) {
@@ -751,12 +770,13 @@ reconcile_level(reconcile_ledger_t *L, reconcile_ranges_t *cur,
         if (reconcile_fetch(L, &small.r[i], j) != RECONCILE_OK) {
             goto failed;
         }
-        reconcile_progress(L, next->n, 0);
+        reconcile_progress(L, depth, small.n - i - j, 0);
     }
     reconcile_ranges_clear(&small);
     reconcile_ranges_clear(&big);
     free(small.r);
     free(big.r);
+    free(next.r);
     return RECONCILE_OK;
 
 nomem:
@@ -765,21 +785,23 @@ nomem:
 failed:
     reconcile_ranges_clear(&small);
     reconcile_ranges_clear(&big);
+    reconcile_ranges_clear(&next);
     free(small.r);
     free(big.r);
+    free(next.r);
     return RECONCILE_ERROR;
 }
 
 
 static void
-reconcile_progress(reconcile_ledger_t *L, size_t ranges, int end)
+reconcile_progress(reconcile_ledger_t *L, int depth, size_t ranges, int end)
 {
     if (!L->run->cfg.progress) {
         return;
     }
     fprintf(stderr, "\r\033[Kcutover-reconcile: %s: level %d, %zu ranges"
-            " differ, %lld rows fetched, %lld differences%s",
-            L->lm->name, L->res->levels, ranges,
+            " to go, %lld rows fetched, %lld differences%s",
+            L->lm->name, depth, ranges,
             (long long) L->res->rows_fetched,
             (long long) L->res->differences, end ? "\n" : "");
 }
@@ -793,10 +815,9 @@ reconcile_ledger(reconcile_ledger_t *L)
     const char *const  *params[2];
     PGresult           *res[2];
     uint64_t            h[2];
-    reconcile_ranges_t  cur, next, tmp;
+    reconcile_ranges_t  cur;
 
     memset(&cur, 0, sizeof(cur));
-    memset(&next, 0, sizeof(next));
 
     p[0] = L->run->stores_lit;
     params[0] = params[1] = p;
@@ -862,33 +883,14 @@ reconcile_ledger(reconcile_ledger_t *L)
     memcpy(cur.r[0].n, L->res->rows, sizeof(cur.r[0].n));
     memcpy(cur.r[0].h, h, sizeof(h));
 
-    while (cur.n > 0) {
-        if (++L->res->levels > RECONCILE_MAX_LEVEL) {
-            cutover_error_set(L->err, "no_progress", "ledger %s: no"
-                              " progress after %d levels (are the keys"
-                              " unique?)", L->lm->name, RECONCILE_MAX_LEVEL);
-            rc = RECONCILE_ERROR;
-            break;
-        }
-        reconcile_progress(L, cur.n, 0);
-        if (reconcile_level(L, &cur, &next) != RECONCILE_OK) {
-            rc = RECONCILE_ERROR;
-            break;
-        }
-        reconcile_ranges_clear(&cur);
-        tmp = cur;
-        cur = next;
-        next = tmp;
-    }
-    reconcile_progress(L, 0, 1);
+    rc = reconcile_descend(L, cur.r, cur.n, 1);
+    reconcile_progress(L, L->res->levels, 0, 1);
 
 done:
     PQclear(res[0]);
     PQclear(res[1]);
     reconcile_ranges_clear(&cur);
-    reconcile_ranges_clear(&next);
     free(cur.r);
-    free(next.r);
     return rc;
 }
 
