@@ -18,7 +18,7 @@ $(BIN)/cutover-compare: $(OBJ)/compare/compare_main.o $(LIB)/libcompare.a \
 	$(CC) -o $@ $^ $(PKG_LDLIBS)
 
 $(BIN)/cutover-report: $(OBJ)/compare/report_main.o $(LIB)/libcompare.a \
-    $(LIB)/libcommon.a
+    $(LIB)/libreconcile.a $(LIB)/libcommon.a
 	@mkdir -p $(BIN)
 	$(CC) -o $@ $^ $(PKG_LDLIBS)
 
@@ -70,6 +70,30 @@ DEB_PACKAGES += chromium
 # the HTML report's escaping and embedded assets
 UNIT_TESTS += $(TBIN)/check_compare_html
 $(TBIN)/check_compare_html: $(OBJ)/tests/unit/check_compare_html.o \
-    $(LIB)/libcompare.a $(LIB)/libcommon.a
+    $(LIB)/libcompare.a $(LIB)/libreconcile.a $(LIB)/libcommon.a
+	@mkdir -p $(TBIN)
+	$(CC) -o $@ $^ $(PKG_LDLIBS) $(CHECK_LDLIBS)
+
+# --- cutover-reconcile: the ledger states of both databases --------------
+RECONCILE_SRCS := compare/reconcile_map.c compare/reconcile_util.c \
+    compare/reconcile_sql.c compare/reconcile_run.c compare/reconcile_out.c \
+    compare/reconcile_store.c
+$(eval $(call static_lib,reconcile,$(RECONCILE_SRCS)))
+
+# the shipped map is built into the program (compare/reconcile_map.json);
+# the result store's tables come from compare/reconcile_schema.sql
+$(OBJ)/compare/reconcile_main.o: compare/reconcile_map.json
+$(OBJ)/compare/reconcile_store.o: compare/reconcile_schema.sql
+
+PROGRAMS += $(BIN)/cutover-reconcile
+
+$(BIN)/cutover-reconcile: $(OBJ)/compare/reconcile_main.o \
+    $(LIB)/libreconcile.a $(LIB)/libcommon.a
+	@mkdir -p $(BIN)
+	$(CC) -o $@ $^ $(PKG_LDLIBS)
+
+UNIT_TESTS += $(TBIN)/check_reconcile
+$(TBIN)/check_reconcile: $(OBJ)/tests/unit/check_reconcile.o \
+    $(LIB)/libreconcile.a $(LIB)/libcommon.a
 	@mkdir -p $(TBIN)
 	$(CC) -o $@ $^ $(PKG_LDLIBS) $(CHECK_LDLIBS)

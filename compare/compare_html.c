@@ -16,6 +16,7 @@
 #include "compare/compare_html.h"
 #include "compare/compare_json.h"
 #include "compare/compare_report.h"
+#include "compare/reconcile_report.h"
 
 /* compare/report.css and compare/report.js, linked in as text */
 extern const char compare_html_css[];
@@ -329,12 +330,14 @@ html_query_all(html_page_t *pg, PGconn *conn, compare_error_t *err)
     for (i = 0; i < sizeof(q) / sizeof(q[0]); i++) {
         kind = q[i].kind;
         if (q[i].which == HTML_LEDGERS) {
-            /* the latest reconciliation per ledger, once the result store
-             * has a "ledgers" report */
-            kind = compare_report_kind("ledgers");
-            if (kind < 0) {
-                continue;
+            /* the latest reconciliation per ledger: cutover-report's
+             * "ledgers" report */
+            pg->res[HTML_LEDGERS] = reconcile_report_query(conn,
+                pg->opts->since, pg->opts->until, err);
+            if (pg->res[HTML_LEDGERS] == NULL) {
+                return COMPARE_ERROR;
             }
+            continue;
         }
         pg->res[q[i].which] = compare_report_query(conn,
             (compare_report_kind_t) kind, pg->opts->since, pg->opts->until,

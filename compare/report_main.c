@@ -17,6 +17,9 @@
 #include "compare/compare_html.h"
 #include "compare/compare_report.h"
 #include "compare/compare_store.h"
+#include "compare/reconcile_report.h"
+
+#define REPORT_LEDGERS  1000    /* cutover-reconcile's runs */
 
 static const char *usage =
     "usage: cutover-report --db CONNINFO [--since TIME] [--until TIME]\n"
@@ -29,7 +32,8 @@ static const char *usage =
     "        | export | indeterminate (writes of unknown outcome on the\n"
     "        primary, not replayed: for reconciliation) | route_trend\n"
     "        | store_channels | field_trend | field_samples (the figures of\n"
-    "        the HTML page)\n"
+    "        the HTML page) | ledgers (the latest cutover-reconcile run of\n"
+    "        each ledger and its differences)\n"
     "html: one self-contained page with every report, to FILE (written\n"
     "      whole or not at all) or standard output; --rules shows the rules\n"
     "      in force.\n"
@@ -106,7 +110,9 @@ report_print_json(PGresult *res)
             printf(": ");
             if (PQgetisnull(res, r, c)) {
                 printf("null");
-            } else if (report_numeric(PQftype(res, c))) {
+            } else if (report_numeric(PQftype(res, c))
+                       || PQftype(res, c) == 3802)    /* jsonb */
+            {
                 printf("%s", PQgetvalue(res, r, c));
             } else if (PQftype(res, c) == 16) {
                 /* bool */
@@ -284,7 +290,9 @@ report_args(int argc, char **argv, report_args_t *args)
         return -1;
     }
     if (args->db == NULL || optind != argc - 1 || args->out || args->rules
-        || (args->kind = compare_report_kind(argv[optind])) < 0)
+        || (args->kind = strcmp(argv[optind], "ledgers") == 0
+                         ? REPORT_LEDGERS
+                         : compare_report_kind(argv[optind])) < 0)
     {
         fputs(usage, stderr);
         return 2;
@@ -345,6 +353,23 @@ main(int argc, char **argv)
     }
     if (args.fmt == REPORT_HTML) {
         rc = report_html(conn, &args);
+        goto cleanup;
+    }
+    if (args.kind == REPORT_LEDGERS) {
+        cutover_error_t  rerr;
+
+        res = reconcile_report_query(conn, args.since, args.until, &rerr);
+        mism = res ? reconcile_report_differences(conn, args.since,
+                                                  args.until, &rerr)
+                   : -1;
+        if (mism < 0) {
+            fprintf(stderr, "cutover-report: %s\n", rerr.message);
+            goto cleanup;
+        }
+        report_print(res, args.fmt);
+        if (fflush(stdout) == 0) {
+            rc = mism > 0 ? 1 : 0;
+        }
         goto cleanup;
     }
     res = compare_report_query(conn, (compare_report_kind_t) args.kind,

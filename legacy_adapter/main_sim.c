@@ -11,6 +11,7 @@
 #include "common/cutover_log.h"
 #include "common/cutover_purge.h"
 #include "legacy_adapter/legacy_server.h"
+#include "legacy_adapter/legacy_seed.h"
 #include "legacy_adapter/legacy_sim.h"
 
 
@@ -24,6 +25,8 @@ typedef struct {
     const char              *listen;
     int                      init;
     int                      seed;
+    int                      seed_stores;   /* 0: the default ledger */
+    int                      seed_skus;
     uint64_t                 idem_ttl;
     cutover_httpd_limits_t   limits;
 } sim_main_opts_t;
@@ -35,6 +38,7 @@ static int sim_main_options(int argc, char **argv, legacy_sim_config_t *cfg,
 static int sim_main_serve(const sim_main_opts_t *o,
     legacy_sim_config_t *cfg);
 static void sim_main_usage(FILE *out);
+static int sim_main_seed_arg(int opt, const char *arg, sim_main_opts_t *o);
 
 
 static void
@@ -52,7 +56,8 @@ sim_main_usage(FILE *out)
 {
     fprintf(out,
         "usage: legacy-store-sim --db CONNINFO [--listen ADDR:PORT]\n"
-        "           [--init-schema] [--seed]\n"
+        "           [--init-schema] [--seed] [--seed-stores N]"
+        " [--seed-skus M]\n"
         "           [--quirks LIST | --no-quirks] [--threads N]"
         " [--delay-ms N]\n"
         "           [--idempotency-ttl T] [--max-connections N]\n"
@@ -67,6 +72,8 @@ sim_main_usage(FILE *out)
         "  --db CONNINFO       libpq connection string\n"
         "  --init-schema       create the legacy schema if missing\n"
         "  --seed              load the demo ledger (clean re-seed)\n"
+        "  --seed-stores N     with --seed: N stores (default 200, 1-999)\n"
+        "  --seed-skus M       with --seed: M SKUs (default 2000, 1-99999)\n"
         "  --quirks LIST       comma list of points_floor, oversell,\n"
         "                      cancel_keeps_points (default: all on)\n"
         "  --no-quirks         behave like the new core\n"
@@ -82,6 +89,30 @@ sim_main_usage(FILE *out)
 
 
 /* Reads the flags; -1 to go on, else the exit code. */
+/* --seed-stores (1-999) and --seed-skus (1-99999): the ids' widths. */
+static int
+sim_main_seed_arg(int opt, const char *arg, sim_main_opts_t *o)
+{
+    long   v;
+    char  *end;
+
+    v = strtol(arg, &end, 10);
+    if (*arg == '\0' || *end != '\0' || v < 1
+        || v > (opt == 'S' ? 999 : 99999))
+    {
+        fprintf(stderr, "legacy-store-sim: --seed-%s must be 1-%d\n",
+                opt == 'S' ? "stores" : "skus", opt == 'S' ? 999 : 99999);
+        return 2;
+    }
+    if (opt == 'S') {
+        o->seed_stores = (int) v;
+    } else {
+        o->seed_skus = (int) v;
+    }
+    return 0;
+}
+
+
 static int
 sim_main_options(int argc, char **argv, legacy_sim_config_t *cfg,
     sim_main_opts_t *o)
@@ -91,6 +122,8 @@ sim_main_options(int argc, char **argv, legacy_sim_config_t *cfg,
         { "db", required_argument, NULL, 'd' },
         { "init-schema", no_argument, NULL, 'i' },
         { "seed", no_argument, NULL, 's' },
+        { "seed-stores", required_argument, NULL, 'S' },
+        { "seed-skus", required_argument, NULL, 'K' },
         { "quirks", required_argument, NULL, 'q' },
         { "no-quirks", no_argument, NULL, 'n' },
         { "threads", required_argument, NULL, 't' },
@@ -111,6 +144,12 @@ sim_main_options(int argc, char **argv, legacy_sim_config_t *cfg,
         case 'd': cfg->conninfo = optarg; break;
         case 'i': o->init = 1; break;
         case 's': o->seed = 1; break;
+        case 'S':
+        case 'K':
+            if (sim_main_seed_arg(c, optarg, o) != 0) {
+                return 2;
+            }
+            break;
         case 'n':
             cfg->points_floor = cfg->oversell = cfg->cancel_keeps_points = 0;
             break;
@@ -158,6 +197,11 @@ sim_main_options(int argc, char **argv, legacy_sim_config_t *cfg,
             sim_main_usage(stderr);
             return 2;
         }
+    }
+    if ((o->seed_stores || o->seed_skus) && !o->seed) {
+        fprintf(stderr, "legacy-store-sim: --seed-stores and --seed-skus go"
+                " with --seed\n");
+        return 2;
     }
     if (optind != argc || cfg->conninfo == NULL
         || (o->listen == NULL && !o->init && !o->seed))
@@ -270,7 +314,26 @@ main(int argc, char **argv)
         sim_main_log(NULL, LEGACY_LOG_ERR, msg);
         return 1;
     }
-    if (o.seed) {
+    if (o.seed && (o.seed_stores || o.seed_skus)) {
+        if (o.seed_stores == 0) {
+            o.seed_stores = LEGACY_SEED_STORES;
+        }
+        if (o.seed_skus == 0) {
+            o.seed_skus = LEGACY_SEED_SKUS;
+        }
+        if (legacy_sim_seed_sized(cfg.conninfo, o.seed_stores, o.seed_skus,
+                                  &err) != LEGACY_OK)
+        {
+            snprintf(msg, sizeof(msg), "seed: %s", err.message);
+            sim_main_log(NULL, LEGACY_LOG_ERR, msg);
+            return 1;
+        }
+        snprintf(msg, sizeof(msg), "seeded %d stores, %d SKUs, %lld stock"
+                 " rows, 10000 members", o.seed_stores, o.seed_skus,
+                 (long long) o.seed_stores * o.seed_skus);
+        sim_main_log(NULL, LEGACY_LOG_INFO, msg);
+
+    } else if (o.seed) {
         if (legacy_sim_seed(cfg.conninfo, &err) != LEGACY_OK) {
             snprintf(msg, sizeof(msg), "seed: %s", err.message);
             sim_main_log(NULL, LEGACY_LOG_ERR, msg);

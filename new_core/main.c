@@ -25,6 +25,7 @@
 #include "common/cutover_purge.h"
 #include "new_core/newcore_db.h"
 #include "new_core/newcore_http.h"
+#include "new_core/newcore_seed_bulk.h"
 
 #define NEWCORE_THREADS_DEFAULT  8
 #define NEWCORE_THREADS_MAX      256
@@ -42,6 +43,8 @@ typedef struct {
     int          threads;
     int          init_schema;
     int          seed;
+    int          seed_stores;   /* 0: the default data set */
+    int          seed_skus;
     int          check;
     uint64_t     idem_ttl;
     cutover_httpd_limits_t  limits;
@@ -52,6 +55,7 @@ static void newcore_log(void *ctx, const char *level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 static void newcore_usage(FILE *out);
 static int newcore_args(int argc, char **argv, newcore_args_t *args);
+static int newcore_seed_arg(int opt, const char *arg, newcore_args_t *args);
 static int newcore_setup_db(const newcore_args_t *args);
 static int newcore_check_ledger(const char *db);
 static int newcore_serve(const newcore_args_t *args);
@@ -78,6 +82,7 @@ newcore_usage(FILE *out)
     fprintf(out,
         "usage: cutover-newcore --listen ADDR:PORT --db CONNINFO\n"
         "                       [--threads N] [--init-schema] [--seed]\n"
+        "                       [--seed-stores N] [--seed-skus M]\n"
         "                       [--idempotency-ttl T] [--max-connections N]\n"
         "                       [--per-ip-connections N]"
         " [--request-timeout T]\n"
@@ -99,6 +104,8 @@ newcore_usage(FILE *out)
         CUTOVER_HTTPD_USAGE
         "  --init-schema       create or migrate the schema, then serve\n"
         "  --seed              load the demo data set (no-op when loaded)\n"
+        "  --seed-stores N     with --seed: N stores (default 200)\n"
+        "  --seed-skus M       with --seed: M SKUs, N x M stock rows (2000)\n"
         "  --check-ledger      check the ledger invariant (stock, points,\n"
         "                      money), print the totals, exit 0 when it\n"
         "                      balances, 1 when not\n"
@@ -151,6 +158,8 @@ newcore_args(int argc, char **argv, newcore_args_t *args)
         { "threads", required_argument, NULL, 't' },
         { "init-schema", no_argument, NULL, 'i' },
         { "seed", no_argument, NULL, 's' },
+        { "seed-stores", required_argument, NULL, 'S' },
+        { "seed-skus", required_argument, NULL, 'K' },
         { "check-ledger", no_argument, NULL, 'c' },
         { "idempotency-ttl", required_argument, NULL, 'T' },
         { "help", no_argument, NULL, 'h' },
@@ -187,6 +196,12 @@ newcore_args(int argc, char **argv, newcore_args_t *args)
         case 's':
             args->seed = 1;
             break;
+        case 'S':
+        case 'K':
+            if (newcore_seed_arg(opt, optarg, args) != 0) {
+                return 2;
+            }
+            break;
         case 'c':
             args->check = 1;
             break;
@@ -219,6 +234,12 @@ newcore_args(int argc, char **argv, newcore_args_t *args)
         }
     }
 
+    if ((args->seed_stores || args->seed_skus) && !args->seed) {
+        fprintf(stderr, "cutover-newcore: --seed-stores and --seed-skus"
+                " go with --seed\n");
+        return 2;
+    }
+
     if (optind != argc || args->db == NULL
         || (args->listen == NULL && !args->init_schema && !args->seed
             && !args->check))
@@ -249,6 +270,30 @@ newcore_args(int argc, char **argv, newcore_args_t *args)
 }
 
 
+/* --seed-stores (1-999) and --seed-skus (1-99999): the ids' widths. */
+static int
+newcore_seed_arg(int opt, const char *arg, newcore_args_t *args)
+{
+    long   v;
+    char  *end;
+
+    v = strtol(arg, &end, 10);
+    if (*arg == '\0' || *end != '\0' || v < 1
+        || v > (opt == 'S' ? 999 : 99999))
+    {
+        fprintf(stderr, "cutover-newcore: --seed-%s must be 1-%d\n",
+                opt == 'S' ? "stores" : "skus", opt == 'S' ? 999 : 99999);
+        return 2;
+    }
+    if (opt == 'S') {
+        args->seed_stores = (int) v;
+    } else {
+        args->seed_skus = (int) v;
+    }
+    return 0;
+}
+
+
 /* --init-schema and --seed; returns NEWCORE_OK or NEWCORE_ERROR. */
 static int
 newcore_setup_db(const newcore_args_t *args)
@@ -266,7 +311,20 @@ newcore_setup_db(const newcore_args_t *args)
         newcore_log(NULL, "INFO", "schema is at version 1");
     }
 
-    if (args->seed) {
+    if (args->seed && (args->seed_stores || args->seed_skus)) {
+        if (newcore_seed_sized(args->db, args->seed_stores
+                               ? args->seed_stores : NEWCORE_SEED_STORES,
+                               args->seed_skus
+                               ? args->seed_skus : NEWCORE_SEED_SKUS,
+                               &loaded, &err) != NEWCORE_OK)
+        {
+            newcore_log(NULL, "ERROR", "seed: %s", err.message);
+            return NEWCORE_ERROR;
+        }
+        newcore_log(NULL, "INFO", loaded ? "seeded the data set"
+                                         : "a data set is already loaded");
+
+    } else if (args->seed) {
         if (newcore_db_seed(args->db, &loaded, &err) != NEWCORE_OK) {
             newcore_log(NULL, "ERROR", "seed: %s", err.message);
             return NEWCORE_ERROR;
