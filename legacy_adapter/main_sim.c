@@ -81,7 +81,10 @@ sim_main_usage(FILE *out)
 }
 
 
-/* Reads the flags; -1 to go on, else the exit code. */
+/*
+ * Reads the flags; -1 to go on, else the exit code. Kept whole: one getopt
+ * loop.
+ */
 static int
 sim_main_options(int argc, char **argv, legacy_sim_config_t *cfg,
     sim_main_opts_t *o)

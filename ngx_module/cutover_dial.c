@@ -87,6 +87,11 @@ cutover_bucket(const void *key, size_t len)
 }
 
 
+/*
+ * Kept whole: one scan of a JSON number (sign, digits, fraction, exponent)
+ * with one error exit; split up, the position would have to travel between
+ * helpers.
+ */
 int32_t
 cutover_percent_parse(const char *s, size_t len, cutover_error_t *err)
 {
@@ -401,6 +406,10 @@ cutover_ids_copy(cutover_state_t *dst, const cutover_state_t *src,
 }
 
 
+/*
+ * Kept whole: every check comes before the new state is built, and the
+ * order of the checks is the order of the errors a client sees.
+ */
 int
 cutover_state_dial(cutover_state_t *dst, const cutover_state_t *src,
     const cutover_dial_t *dial, int64_t now, cutover_error_t *err)
@@ -681,6 +690,10 @@ cutover_decode_rule(cutover_state_t *st, char *line, cutover_error_t *err)
 }
 
 
+/*
+ * Kept whole: the state file's lines are read in their fixed order with one
+ * error exit.
+ */
 int
 cutover_state_decode(cutover_state_t *st, const char *text, size_t len,
     cutover_error_t *err)

@@ -246,8 +246,11 @@ ngx_http_cutover_audit_load(ngx_http_cutover_zone_t *zone, ngx_log_t *log)
 }
 
 
-/* Reads the head from the last line of the open trail (size bytes) and
- * publishes it in the zone; on a read error, only audit_ok drops. */
+/*
+ * Reads the head from the last line of the open trail (size bytes) and
+ * publishes it in the zone; on a read error, only audit_ok drops. Kept
+ * whole: one read of the last line and its checks.
+ */
 static ngx_int_t
 ngx_http_cutover_audit_head(ngx_http_cutover_zone_t *zone, ngx_fd_t fd,
     off_t size, ngx_log_t *log)
@@ -343,8 +346,11 @@ failed:
 }
 
 
-/* A damaged end: finds, from the start, the last line that reads as an
- * entry (the head) and so the first damaged line after it. */
+/*
+ * A damaged end: finds, from the start, the last line that reads as an
+ * entry (the head) and so the first damaged line after it. Kept whole: the
+ * scan's position and the last good line are one loop's state.
+ */
 static ngx_int_t
 ngx_http_cutover_audit_scan(ngx_http_cutover_zone_t *zone, ngx_fd_t fd,
     off_t size, u_char *buf, size_t cap, ngx_http_cutover_audit_end_t *e,
@@ -703,11 +709,14 @@ ngx_http_cutover_zone_commit(ngx_http_cutover_zone_t *zone,
 }
 
 
-/* Opens the trail for appending and reads its head again from the last
- * line, so that whatever happened to the file since this zone last wrote
- * it (a write that failed, another writer such as the old binary during an
+/*
+ * Opens the trail for appending and reads its head again from the last
+ * line, so that whatever happened to the file since this zone last wrote it
+ * (a write that failed, another writer such as the old binary during an
  * upgrade, an edit) is seen; records a damaged end with an "audit_break"
- * entry.  The caller holds the writer lock. */
+ * entry.  The caller holds the writer lock. Kept whole: it is one sequence
+ * under the writer lock.
+ */
 static ngx_fd_t
 ngx_http_cutover_audit_open(ngx_http_cutover_zone_t *zone, ngx_log_t *log)
 {
