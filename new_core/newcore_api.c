@@ -186,8 +186,8 @@ newcore_reply_error(newcore_reply_t *reply, int status, const char *code,
     va_list  ap;
 
     reply->status = status;
-    snprintf(reply->err.code, sizeof(reply->err.code), "%s", code);
-    reply->err.status = status;
+    snprintf(reply->err.name, sizeof(reply->err.name), "%s", code);
+    reply->err.code = status;
 
     va_start(ap, fmt);
     vsnprintf(reply->err.message, sizeof(reply->err.message), fmt, ap);
@@ -205,8 +205,8 @@ newcore_reply_err(newcore_reply_t *reply, const newcore_error_t *err)
 
     /* err is often reply->err itself */
     copy = *err;
-    newcore_reply_error(reply, copy.status ? copy.status : 500,
-                        copy.code[0] ? copy.code : "internal", "%s",
+    newcore_reply_error(reply, copy.code ? copy.code : 500,
+                        copy.name[0] ? copy.name : "internal", "%s",
                         copy.message);
 }
 
@@ -346,8 +346,8 @@ newcore_api_health(newcore_pool_t *pool, newcore_reply_t *reply)
     newcore_pool_release(pool, conn);
 
     if (res == NULL) {
-        reply->err.status = 503;
-        snprintf(reply->err.code, sizeof(reply->err.code), "unavailable");
+        reply->err.code = 503;
+        snprintf(reply->err.name, sizeof(reply->err.name), "unavailable");
         newcore_reply_err(reply, &reply->err);
         return;
     }

@@ -188,7 +188,7 @@ ngx_http_cutover_refusal_audit(ngx_http_cutover_answer_t *ans, ngx_log_t *log)
 
     (void) ngx_atomic_fetch_add(&ans->a->zone->sh->changes_refused, 1);
 
-    ngx_sprintf((u_char *) result, "refused:%s%Z", ans->err.code);
+    ngx_sprintf((u_char *) result, "refused:%s%Z", ans->err.name);
 
     ngx_memzero(&e, sizeof(e));
     e.time = ngx_time();

@@ -559,7 +559,7 @@ ngx_http_cutover_written(ngx_event_t *ev)
         rc = ngx_http_cutover_state_reply(r, ans->a, w->next, 0);
 
     } else {
-        rc = ngx_http_cutover_error(r, ans->a, ans->status, ans->err.code,
+        rc = ngx_http_cutover_error(r, ans->a, ans->status, ans->err.name,
                                     ans->err.message);
     }
 
