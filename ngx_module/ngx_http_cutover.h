@@ -263,14 +263,18 @@ ngx_int_t ngx_http_cutover_zone_commit(ngx_http_cutover_zone_t *zone,
     cutover_state_t *st, ngx_str_t *tmp, ngx_log_t *log);
 void ngx_http_cutover_zone_publish(ngx_http_cutover_zone_t *zone,
     cutover_state_t *st);
-ngx_int_t ngx_http_cutover_audit_sync(ngx_http_cutover_zone_t *zone,
-    ngx_log_t *log);
-ngx_int_t ngx_http_cutover_audit_append(ngx_http_cutover_zone_t *zone,
-    cutover_audit_entry_t *e, ngx_log_t *log);
 ssize_t ngx_http_cutover_read_file(const char *path, u_char *buf,
     size_t cap, off_t from_end, ngx_log_t *log, ngx_err_t *err);
 ngx_int_t ngx_http_cutover_nonce_check(ngx_http_cutover_zone_t *zone,
     const cutover_auth_t *auth, int64_t now);
+
+/* ngx_http_cutover_audit.c */
+void ngx_http_cutover_audit_load(ngx_http_cutover_zone_t *zone,
+    ngx_log_t *log);
+ngx_int_t ngx_http_cutover_audit_sync(ngx_http_cutover_zone_t *zone,
+    ngx_log_t *log);
+ngx_int_t ngx_http_cutover_audit_append(ngx_http_cutover_zone_t *zone,
+    cutover_audit_entry_t *e, ngx_log_t *log);
 
 /* ngx_http_cutover_record.c */
 extern const char  *ngx_http_cutover_drop_names[];
