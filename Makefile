@@ -37,7 +37,8 @@ PROGRAMS   :=
 UNIT_TESTS :=
 LIBS       :=
 # Phony targets a folder adds to `make test` (a bounded fuzz run, say).
-EXTRA_CHECKS :=
+# check-deps: the layout's dependency rule (mk/check-deps.sh).
+EXTRA_CHECKS := check-deps
 
 # Compile any project C file to build/obj/<path>.o with dependency tracking.
 $(OBJ)/%.o: %.c
@@ -56,6 +57,7 @@ include $(sort $(wildcard */build.mk))
 
 -include $(shell find $(OBJ) -name '*.d' 2>/dev/null)
 
+.PHONY: check-deps
 .PHONY: nginx-tests all deps module module-asan programs programs-sanitized unit extra integration test demo bench clean
 
 all: module programs
@@ -120,6 +122,9 @@ unit: $(UNIT_TESTS)
 	done
 
 extra: $(EXTRA_CHECKS)
+
+check-deps:
+	@mk/check-deps.sh
 
 # The programs again, built with AddressSanitizer and UndefinedBehavior-
 # Sanitizer into build/sanitized, for the integration tests (a report in a

@@ -155,7 +155,10 @@ ctl_write(char *ptr, size_t size, size_t nmemb, void *userdata)
 }
 
 
-/* One signed call; returns the HTTP status, or -1 when unreachable. */
+/*
+ * One signed call; returns the HTTP status, or -1 when unreachable. Kept
+ * whole: one request built, signed, sent and read.
+ */
 static long
 ctl_call(ctl_t *c, const char *method, const char *call, const char *body,
     ctl_buf_t *out)
@@ -513,9 +516,10 @@ ctl_break_line(const char *line, size_t len, long long *damaged)
 
 /*
  * Walks the chain.  A line that does not chain (torn, edited, removed,
- * reordered) opens a gap; the gap is a recorded break when an
- * "audit_break" entry later chains onto the last good entry and names the
- * gap's first line; otherwise the trail is broken there.
+ * reordered) opens a gap; the gap is a recorded break when an "audit_break"
+ * entry later chains onto the last good entry and names the gap's first
+ * line; otherwise the trail is broken there. Kept whole: the chain's state
+ * (last good entry, open gap) is one loop's state.
  */
 static int
 ctl_audit_verify(const char *path)
@@ -622,6 +626,10 @@ ctl_audit_verify(const char *path)
 }
 
 
+/*
+ * Kept whole (past 80 lines): one getopt loop and one switch over the
+ * commands.
+ */
 int
 main(int argc, char **argv)
 {

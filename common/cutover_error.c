@@ -18,7 +18,7 @@ cutover_error_set(cutover_error_t *err, const char *code, const char *fmt,
         return;
     }
 
-    snprintf(err->code, sizeof(err->code), "%s", code);
+    snprintf(err->name, sizeof(err->name), "%s", code);
     va_start(ap, fmt);
     vsnprintf(err->message, sizeof(err->message), fmt, ap);
     va_end(ap);

@@ -112,6 +112,10 @@ cutover_httpd_parse_uint(const char *s, unsigned long max,
 }
 
 
+/*
+ * Kept whole (past 80 lines): the forms of an address ([v6]:port,
+ * host:port, a port alone) are told apart in one pass with one error path.
+ */
 int
 cutover_httpd_parse_listen(const char *text, cutover_httpd_addr_t *addr,
     cutover_httpd_error_t *err)
@@ -561,6 +565,10 @@ cutover_httpd_nofile(const cutover_httpd_conf_t *conf)
 }
 
 
+/*
+ * Kept whole: libmicrohttpd's options are one list, and the start has one
+ * cleanup path.
+ */
 cutover_httpd_t *
 cutover_httpd_start(const cutover_httpd_conf_t *conf,
     cutover_httpd_error_t *err)

@@ -30,12 +30,12 @@
 
 #include <microhttpd.h>
 
+#include "common/cutover_error.h"
+
 #define CUTOVER_HTTPD_OK     0
 #define CUTOVER_HTTPD_ERROR  (-1)
 
-typedef struct {
-    char  message[256];
-} cutover_httpd_error_t;
+typedef cutover_error_t  cutover_httpd_error_t;
 
 /* A parsed listen address. */
 typedef struct {

@@ -385,9 +385,10 @@ cutover_json_parse_opts(const char *json, size_t len,
     if (opts) {
         opts->too_deep = 0;
 
-        if (opts->max_depth >= 1
-            && opts->max_depth <= CUTOVER_JSON_DEPTH_LIMIT)
-        {
+        if (opts->max_depth > CUTOVER_JSON_DEPTH_LIMIT) {
+            max_depth = CUTOVER_JSON_DEPTH_LIMIT;
+
+        } else if (opts->max_depth > 0) {
             max_depth = (int) opts->max_depth;
         }
     }

@@ -49,7 +49,8 @@ int cutover_json_parse(const char *json, size_t len, cutover_json_tok_t *toks,
 
 /* What a caller may change in the rules (cutover_json_parse_opts()). */
 typedef struct {
-    unsigned  max_depth;          /* in: 1..CUTOVER_JSON_DEPTH_LIMIT */
+    unsigned  max_depth;          /* in: 1..CUTOVER_JSON_DEPTH_LIMIT (more
+                                     is that limit; 0 is the default) */
     unsigned  strict_surrogates;  /* in: refuse \u escapes of a lone or
                                      badly paired UTF-16 surrogate (else
                                      they read as U+FFFD) */

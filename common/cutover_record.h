@@ -105,32 +105,32 @@ typedef struct {
 } cutover_header_t;
 
 typedef struct {
-    cutover_str_t            id;
+    cutover_str_t           id;
     int64_t                 time_us;
-    cutover_str_t            zone;
-    cutover_str_t            rule;
-    cutover_str_t            side;
+    cutover_str_t           zone;
+    cutover_str_t           rule;
+    cutover_str_t           side;
     int32_t                 bucket;
-    cutover_str_t            key;
-    cutover_str_t            store;
-    cutover_str_t            channel;
+    cutover_str_t           key;
+    cutover_str_t           store;
+    cutover_str_t           channel;
     int64_t                 version;
-    cutover_str_t            method;
-    cutover_str_t            uri;
-    const cutover_header_t  *req_headers;
+    cutover_str_t           method;
+    cutover_str_t           uri;
+    const cutover_header_t *req_headers;
     size_t                  n_req_headers;
     const uint8_t          *req_body;
     size_t                  req_body_len;
     int32_t                 status;
-    const cutover_header_t  *resp_headers;
+    const cutover_header_t *resp_headers;
     size_t                  n_resp_headers;
     const uint8_t          *resp_body;
     size_t                  resp_body_len;      /* bytes held in resp_body */
     int64_t                 resp_body_total;    /* resp_body_len field */
     int                     resp_truncated;
-    cutover_str_t            resp_sha256;
+    cutover_str_t           resp_sha256;
     double                  upstream_ms;
-    cutover_str_t            content_type;
+    cutover_str_t           content_type;
 } cutover_record_t;
 
 /* CRC-32C of len bytes, continuing from crc (start with 0). */

@@ -12,13 +12,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/cutover_error.h"
+
 #define COMPARE_OK     0
 #define COMPARE_ERROR  -1
 
-typedef struct {
-    int   code;
-    char  message[256];
-} compare_error_t;
+typedef cutover_error_t  compare_error_t;
 
 /* One side's answer, as recorded or as received.  Borrowed pointers. */
 typedef struct {

@@ -13,6 +13,10 @@
 #include "common/cutover_json.h"
 #include "compare/compare_json.h"
 
+#if (COMPARE_MAX_DEPTH > CUTOVER_JSON_DEPTH_LIMIT)
+#error "COMPARE_MAX_DEPTH is past what the JSON reader takes"
+#endif
+
 
 typedef struct {
     const char          *text;

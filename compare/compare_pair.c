@@ -9,8 +9,17 @@
 #include <string.h>
 
 #include "common/cutover_hash.h"
+#include "common/cutover_json.h"
 #include "compare/compare_diff.h"
 #include "compare/compare_json.h"
+
+
+/* compare_json_quote()'s output buffer */
+typedef struct {
+    char    *out;
+    size_t   o;
+    size_t   size;
+} compare_quote_t;
 
 
 static void compare_side_names(const compare_pair_t *pair, const char **p,
@@ -24,6 +33,7 @@ static void compare_bytes(const compare_response_t *a,
 static const char *compare_header_value(const compare_response_t *r,
     const char *name, size_t *len);
 static void compare_json_quote(const char *s, size_t n, char *out, size_t size);
+static int compare_quote_sink(void *data, const char *p, size_t n);
 static void compare_headers(const compare_route_t *route,
     const compare_pair_t *pair, compare_result_t *res);
 static char *compare_route_guess(const char *method, const char *uri);
@@ -168,26 +178,43 @@ compare_header_value(const compare_response_t *r, const char *name,
 }
 
 
+/* A header value as a JSON string, cut short to fit out (8 bytes are
+ * kept for an escape, the quote and the NUL). */
 static void
 compare_json_quote(const char *s, size_t n, char *out, size_t size)
 {
-    size_t  o = 0, i;
+    compare_quote_t  q;
 
-    out[o++] = '"';
-    for (i = 0; i < n && o + 8 < size; i++) {
-        unsigned char c = (unsigned char) s[i];
+    q.out = out;
+    q.o = 1;
+    q.size = size;
+    out[0] = '"';
+    (void) cutover_json_write(s, n, 0, compare_quote_sink, &q);
+    out[q.o++] = '"';
+    out[q.o] = '\0';
+}
 
-        if (c == '"' || c == '\\') {
-            out[o++] = '\\';
-            out[o++] = (char) c;
-        } else if (c < 0x20) {
-            o += (size_t) snprintf(out + o, size - o, "\\u%04x", c);
-        } else {
-            out[o++] = (char) c;
-        }
+
+static int
+compare_quote_sink(void *data, const char *p, size_t n)
+{
+    size_t            k;
+    compare_quote_t  *q = data;
+
+    if (q->o + 8 >= q->size) {
+        return 1;
     }
-    out[o++] = '"';
-    out[o] = '\0';
+
+    if (p[0] != '\\') {
+        /* a run of plain bytes (an escape starts with '\\'), taken while
+         * there is room */
+        k = q->size - 8 - q->o;
+        n = n < k ? n : k;
+    }
+
+    memcpy(q->out + q->o, p, n);
+    q->o += n;
+    return 0;
 }
 
 

@@ -278,7 +278,7 @@ failed:
         fprintf(stderr, "%s\n", run.detail);
     }
     if (results != NULL
-        && strcmp(err.code, "results") != 0
+        && strcmp(err.name, "results") != 0
         && reconcile_store_write(results, &run, err.message, &serr)
            != RECONCILE_OK)
     {

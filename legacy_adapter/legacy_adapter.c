@@ -429,6 +429,10 @@ adapter_business_error(const legacy_map_t *map, int64_t code,
 }
 
 
+/*
+ * Kept whole (past 80 lines): request, legacy call and answer are one
+ * sequence with one cleanup path.
+ */
 int
 legacy_adapter_translate(const legacy_map_t *map, int route,
     int http_status, const char *content_type, const uint8_t *body,
@@ -640,6 +644,10 @@ adapter_health(legacy_adapter_t *ad, legacy_response_t *resp)
 }
 
 
+/*
+ * Kept whole (past 80 lines): the order of the checks is the order of the
+ * errors a client sees.
+ */
 void
 legacy_adapter_handle(void *data, const legacy_request_t *req,
     legacy_response_t *resp)

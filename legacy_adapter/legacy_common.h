@@ -7,6 +7,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/cutover_error.h"
+
 #define LEGACY_OK     0
 #define LEGACY_ERROR  -1
 
@@ -22,10 +24,7 @@ typedef enum {
     LEGACY_E_INTERNAL
 } legacy_error_code_t;
 
-typedef struct {
-    int   code;               /* legacy_error_code_t */
-    char  message[256];
-} legacy_error_t;
+typedef cutover_error_t  legacy_error_t;   /* code: legacy_error_code_t */
 
 /* Log levels passed to a program's log callback; libraries never log. */
 typedef enum {

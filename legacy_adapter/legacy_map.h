@@ -116,4 +116,7 @@ const legacy_errmap_t *legacy_map_error(const legacy_map_t *map,
 int legacy_map_convert(const legacy_map_t *map, const legacy_object_t *obj,
     int to_legacy, const bson_t *in, bson_t *out, legacy_error_t *err);
 
+/* The value of an int32 or int64 element; LEGACY_ERROR for other types. */
+int legacy_iter_int64(const bson_iter_t *it, int64_t *v);
+
 #endif

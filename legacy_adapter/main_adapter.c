@@ -348,6 +348,10 @@ adapter_main_options(int argc, char **argv, legacy_adapter_config_t *cfg,
 }
 
 
+/*
+ * Kept whole (past 80 lines): start-up in order, then the signal wait, with
+ * one cleanup path.
+ */
 int
 main(int argc, char **argv)
 {

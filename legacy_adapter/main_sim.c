@@ -88,7 +88,6 @@ sim_main_usage(FILE *out)
 }
 
 
-/* Reads the flags; -1 to go on, else the exit code. */
 /* --seed-stores (1-999) and --seed-skus (1-99999): the ids' widths. */
 static int
 sim_main_seed_arg(int opt, const char *arg, sim_main_opts_t *o)
@@ -113,6 +112,10 @@ sim_main_seed_arg(int opt, const char *arg, sim_main_opts_t *o)
 }
 
 
+/*
+ * Reads the flags; -1 to go on, else the exit code. Kept whole: one getopt
+ * loop.
+ */
 static int
 sim_main_options(int argc, char **argv, legacy_sim_config_t *cfg,
     sim_main_opts_t *o)

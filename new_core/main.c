@@ -143,7 +143,10 @@ newcore_check_ledger(const char *db)
 }
 
 
-/* Parses the command line; returns -1 to go on, else the exit code. */
+/*
+ * Parses the command line; returns -1 to go on, else the exit code. Kept
+ * whole: one getopt loop.
+ */
 static int
 newcore_args(int argc, char **argv, newcore_args_t *args)
 {

@@ -23,8 +23,8 @@ newcore_error_set(newcore_error_t *err, int status, const char *code,
         return;
     }
 
-    err->status = status;
-    snprintf(err->code, sizeof(err->code), "%s", code);
+    err->code = status;
+    snprintf(err->name, sizeof(err->name), "%s", code);
 
     va_start(ap, fmt);
     vsnprintf(err->message, sizeof(err->message), fmt, ap);
@@ -164,7 +164,7 @@ int
 newcore_buf_error(newcore_buf_t *b, const newcore_error_t *err)
 {
     newcore_buf_puts(b, "{\"error\":{\"code\":");
-    newcore_buf_json_str(b, err->code[0] ? err->code : "internal");
+    newcore_buf_json_str(b, err->name[0] ? err->name : "internal");
     newcore_buf_puts(b, ",\"message\":");
     newcore_buf_json_str(b, err->message);
     return newcore_buf_puts(b, "}}");

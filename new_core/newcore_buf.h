@@ -6,15 +6,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/cutover_error.h"
+
 #define NEWCORE_OK     0
 #define NEWCORE_ERROR  -1
 
-/* Error codes carried in newcore_error_t.code: the HTTP status to answer. */
-typedef struct {
-    int   status;           /* HTTP status, 0 when unset */
-    char  code[40];         /* canonical error code, e.g. "invalid_request" */
-    char  message[256];
-} newcore_error_t;
+/* The library error: code is the HTTP status to answer (0 when unset),
+ * name the canonical error code, e.g. "invalid_request". */
+typedef cutover_error_t  newcore_error_t;
 
 /*
  * A growable buffer, always NUL-terminated once anything was appended.

@@ -458,8 +458,8 @@ newcore_db_exec(PGconn *conn, newcore_stmt_e stmt, int nparams,
     } else {
         newcore_db_error(conn, newcore_stmts[stmt].name, err);
         if (!retry) {
-            err->status = 500;
-            snprintf(err->code, sizeof(err->code), "internal");
+            err->code = 500;
+            snprintf(err->name, sizeof(err->name), "internal");
         }
     }
 
@@ -486,7 +486,7 @@ newcore_db_init_schema(const char *conninfo, newcore_error_t *err)
     res = PQexec(conn, newcore_schema_sql);
     if (PQresultStatus(res) != PGRES_COMMAND_OK) {
         newcore_db_error(conn, "schema.sql failed", err);
-        err->status = 500;
+        err->code = 500;
         goto cleanup;
     }
 
@@ -519,7 +519,7 @@ newcore_db_seed(const char *conninfo, int *loaded, newcore_error_t *err)
                        NULL, 0);
     if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
         newcore_db_error(conn, "seed failed", err);
-        err->status = 500;
+        err->code = 500;
         goto cleanup;
     }
 
@@ -580,7 +580,7 @@ newcore_db_check_ledger(const char *conninfo, newcore_ledger_check_t *check,
     res = PQexecParams(conn, sql, 0, NULL, NULL, NULL, NULL, 0);
     if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
         newcore_db_error(conn, "ledger check failed", err);
-        err->status = 500;
+        err->code = 500;
         goto cleanup;
     }
 

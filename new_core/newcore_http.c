@@ -87,7 +87,7 @@ newcore_http_handle(void *data, const cutover_httpd_request_t *hr,
 
     if (reply.status >= 500) {
         server->log(server->log_ctx, "ERROR", "%s %s -> %d %s: %s",
-                    hr->method, hr->path, reply.status, reply.err.code,
+                    hr->method, hr->path, reply.status, reply.err.name,
                     reply.err.message);
     }
 

@@ -431,6 +431,10 @@ cutover_audit_number_before(const char *line, const char *end,
 }
 
 
+/*
+ * Kept whole: the fields of an entry's head are taken in their fixed order,
+ * each check reading on from the last.
+ */
 int
 cutover_audit_parse_head(const char *line, size_t len,
     cutover_audit_head_t *head, cutover_error_t *err)

@@ -106,6 +106,11 @@ int cutover_state_route(const cutover_state_t *st, const char *store,
 int cutover_state_dial(cutover_state_t *dst, const cutover_state_t *src,
     const cutover_dial_t *dial, int64_t now, cutover_error_t *err);
 
+/* Adds n ids to the pool of dst (for a rule's stores or channels): *first
+ * and *count say where.  CUTOVER_ERROR with err on a bad or surplus id. */
+int cutover_ids_add(cutover_state_t *dst, const char *const *names,
+    size_t n, uint16_t *first, uint16_t *count, cutover_error_t *err);
+
 /* Every rule to 0, state rolled back.  Bumps the version. */
 void cutover_state_rollback(cutover_state_t *st, int64_t now);
 

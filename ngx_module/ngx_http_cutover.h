@@ -82,7 +82,7 @@ typedef struct {
     ngx_str_t                     path;           /* NUL-terminated */
     off_t                         segment;
     off_t                         max;            /* 0: no limit */
-    cutover_writer_t               writer;
+    cutover_writer_t              writer;
 
     /* the records this worker dropped since it last wrote one: logged
      * when recording resumes, for reconciliation */
@@ -221,11 +221,30 @@ typedef struct {
 extern ngx_module_t  ngx_http_cutover_module;
 
 
-/* ngx_http_cutover_module.c */
+/* A directory the workers write in (for state=, audit=, cutover_log),
+ * made and checked when the configuration is applied. */
+typedef struct {
+    ngx_str_t                     dir;            /* NUL-terminated */
+    ngx_str_t                     file;           /* NUL-terminated */
+    const char                   *what;
+    ngx_str_t                     conf_file;
+    ngx_uint_t                    line;
+} ngx_http_cutover_dir_t;
+
+
+/* ngx_http_cutover_route.c */
 ngx_int_t ngx_http_cutover_request_id(ngx_http_request_t *r, ngx_str_t *id);
 ngx_http_cutover_ctx_t *ngx_http_cutover_get_ctx(ngx_http_request_t *r);
+ngx_int_t ngx_http_cutover_init_process(ngx_cycle_t *cycle);
+ngx_int_t ngx_http_cutover_route_handler(ngx_http_request_t *r);
+ngx_int_t ngx_http_cutover_add_variables(ngx_conf_t *cf);
+
+/* ngx_http_cutover_init.c */
+ngx_int_t ngx_http_cutover_init(ngx_conf_t *cf);
 ngx_int_t ngx_http_cutover_add_dir(ngx_conf_t *cf, ngx_str_t *file,
     const char *what);
+ngx_int_t ngx_http_cutover_init_zone_dirs(ngx_shm_zone_t *shm_zone,
+    void *data);
 
 /* ngx_http_cutover_zone.c */
 ngx_int_t ngx_http_cutover_init_zone(ngx_shm_zone_t *shm_zone, void *data);
@@ -244,14 +263,18 @@ ngx_int_t ngx_http_cutover_zone_commit(ngx_http_cutover_zone_t *zone,
     cutover_state_t *st, ngx_str_t *tmp, ngx_log_t *log);
 void ngx_http_cutover_zone_publish(ngx_http_cutover_zone_t *zone,
     cutover_state_t *st);
-ngx_int_t ngx_http_cutover_audit_sync(ngx_http_cutover_zone_t *zone,
-    ngx_log_t *log);
-ngx_int_t ngx_http_cutover_audit_append(ngx_http_cutover_zone_t *zone,
-    cutover_audit_entry_t *e, ngx_log_t *log);
 ssize_t ngx_http_cutover_read_file(const char *path, u_char *buf,
     size_t cap, off_t from_end, ngx_log_t *log, ngx_err_t *err);
 ngx_int_t ngx_http_cutover_nonce_check(ngx_http_cutover_zone_t *zone,
     const cutover_auth_t *auth, int64_t now);
+
+/* ngx_http_cutover_audit.c */
+void ngx_http_cutover_audit_load(ngx_http_cutover_zone_t *zone,
+    ngx_log_t *log);
+ngx_int_t ngx_http_cutover_audit_sync(ngx_http_cutover_zone_t *zone,
+    ngx_log_t *log);
+ngx_int_t ngx_http_cutover_audit_append(ngx_http_cutover_zone_t *zone,
+    cutover_audit_entry_t *e, ngx_log_t *log);
 
 /* ngx_http_cutover_record.c */
 extern const char  *ngx_http_cutover_drop_names[];
@@ -270,7 +293,7 @@ char *ngx_http_cutover_record_headers(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 void ngx_http_cutover_record_exit(ngx_cycle_t *cycle);
 
-/* ngx_http_cutover_admin.c */
+/* ngx_http_cutover_admin*.c */
 ngx_int_t ngx_http_cutover_admin_handler(ngx_http_request_t *r);
 ngx_int_t ngx_http_cutover_metrics_handler(ngx_http_request_t *r);
 

@@ -60,6 +60,10 @@ ngx_http_cutover_endpoint(ngx_http_request_t *r)
 }
 
 
+/*
+ * Kept whole (past 80 lines): the order of the checks (endpoint, method,
+ * body size) is the order of the refusals a client sees.
+ */
 ngx_int_t
 ngx_http_cutover_admin_handler(ngx_http_request_t *r)
 {

@@ -39,6 +39,10 @@ ngx_http_cutover_auth_fail(ngx_http_request_t *r, ngx_http_cutover_admin_t *a,
 }
 
 
+/*
+ * Kept whole: each step of the check (header, key, time window, signature,
+ * nonce, role) refuses with its own reason, in this order.
+ */
 ngx_uint_t
 ngx_http_cutover_authenticate(ngx_http_request_t *r,
     ngx_http_cutover_admin_t *a, ngx_int_t *out)
@@ -184,7 +188,7 @@ ngx_http_cutover_refusal_audit(ngx_http_cutover_answer_t *ans, ngx_log_t *log)
 
     (void) ngx_atomic_fetch_add(&ans->a->zone->sh->changes_refused, 1);
 
-    ngx_sprintf((u_char *) result, "refused:%s%Z", ans->err.code);
+    ngx_sprintf((u_char *) result, "refused:%s%Z", ans->err.name);
 
     ngx_memzero(&e, sizeof(e));
     e.time = ngx_time();
@@ -350,9 +354,12 @@ ngx_http_cutover_refusal_count(ngx_http_request_t *r,
 }
 
 
-/* Writes the counts of unauthenticated refusals as one "refusals" entry,
- * when there are some and the period since the last one is over; the
- * caller holds the writer lock. */
+/*
+ * Writes the counts of unauthenticated refusals as one "refusals" entry,
+ * when there are some and the period since the last one is over; the caller
+ * holds the writer lock. Kept whole (past 80 lines): taking the counts and
+ * writing the entry are one critical section.
+ */
 void
 ngx_http_cutover_refusals_flush(ngx_http_cutover_zone_t *zone,
     ngx_log_t *log)

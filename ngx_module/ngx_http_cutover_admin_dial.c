@@ -81,7 +81,11 @@ typedef struct {
 } ngx_http_cutover_change_t;
 
 
-/* Parses a dial or rollback body; on error returns the message. */
+/*
+ * Parses a dial or rollback body; on error returns the message. Kept whole:
+ * the members of the body are checked in one place, in the order of the
+ * errors a client sees.
+ */
 static const char *
 ngx_http_cutover_parse_change(ngx_http_request_t *r,
     ngx_http_cutover_admin_t *a, ngx_http_cutover_change_t *c,
@@ -308,11 +312,14 @@ ngx_http_cutover_change(ngx_http_request_t *r, ngx_http_cutover_admin_t *a)
 }
 
 
-/* In a thread-pool thread: no request pool, no event loop.  A rollback
+/*
+ * In a thread-pool thread: no request pool, no event loop.  A rollback
  * fails safe: neither the audit trail's state nor a failed write of the
  * state file or of its entry keeps it from taking effect (each failure is
  * logged and counted).  A dial needs a sound trail with no unaccepted
- * break. */
+ * break. Kept whole: it is one sequence under the writer lock (state file,
+ * audit entry, publish), and the order of its steps is what makes it safe.
+ */
 static void
 ngx_http_cutover_change_write(void *data, ngx_log_t *log)
 {
@@ -552,7 +559,7 @@ ngx_http_cutover_written(ngx_event_t *ev)
         rc = ngx_http_cutover_state_reply(r, ans->a, w->next, 0);
 
     } else {
-        rc = ngx_http_cutover_error(r, ans->a, ans->status, ans->err.code,
+        rc = ngx_http_cutover_error(r, ans->a, ans->status, ans->err.name,
                                     ans->err.message);
     }
 

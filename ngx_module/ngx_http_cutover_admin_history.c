@@ -110,7 +110,10 @@ ngx_http_cutover_history_shows(ngx_http_cutover_history_t *h, u_char *line,
 }
 
 
-/* In a thread-pool thread: reads windows of the trail from its end. */
+/*
+ * In a thread-pool thread: reads windows of the trail from its end. Kept
+ * whole: the window's position and the output are one loop's state.
+ */
 static void
 ngx_http_cutover_history_read(void *data, ngx_log_t *log)
 {

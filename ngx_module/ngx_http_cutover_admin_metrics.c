@@ -38,6 +38,10 @@ ngx_http_cutover_metrics_handler(ngx_http_request_t *r)
 }
 
 
+/*
+ * GET metrics: the Prometheus text.  Kept whole (past 80 lines): it is one
+ * buffer written metric after metric, in the order scrapers see them.
+ */
 ngx_int_t
 ngx_http_cutover_metrics(ngx_http_request_t *r, ngx_http_cutover_admin_t *a)
 {

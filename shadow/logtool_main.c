@@ -41,7 +41,7 @@ logtool_dump(const char *log, shadow_pos_t from)
     shadow_frame_t    f;
     shadow_error_t    err;
     shadow_reader_t  *r;
-    cutover_record_t   rec;
+    cutover_record_t  rec;
 
     r = shadow_reader_new(log, from, 0, &err);
     if (r == NULL) {
@@ -102,7 +102,7 @@ logtool_write(const char *log, unsigned long long segment_size)
     uint8_t               *frame = NULL, *nf;
     unsigned long          lineno = 0;
     shadow_error_t         err;
-    cutover_writer_t        w;
+    cutover_writer_t       w;
     shadow_json_record_t   jr;
 
     cutover_writer_init(&w, log, segment_size);

@@ -109,6 +109,10 @@ shadow_config_order(bson_iter_t *it, shadow_config_t *cfg,
 }
 
 
+/*
+ * One key of the configuration file.  Kept whole (past 80 lines): it is the
+ * table of keys, one line each.
+ */
 static int
 shadow_config_key(bson_iter_t *it, shadow_config_t *cfg, shadow_error_t *err)
 {

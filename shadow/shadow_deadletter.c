@@ -300,6 +300,10 @@ shadow_dl_read(const char *path, shadow_dl_entry_pt cb, void *ctx,
 }
 
 
+/*
+ * Kept whole (past 80 lines): open, check the tail, write and fsync are one
+ * sequence on one descriptor.
+ */
 int
 shadow_dl_append(shadow_dl_t *dl, const shadow_dl_entry_t *e,
     off_t *verified, shadow_error_t *err)

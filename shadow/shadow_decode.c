@@ -41,7 +41,7 @@ shadow_decode_headers(bson_iter_t *it, cutover_header_t **out, size_t *n,
     size_t            cap = 0;
     uint32_t          len;
     bson_iter_t       arr, pair;
-    cutover_header_t  *h = NULL, *p;
+    cutover_header_t *h = NULL, *p;
 
     if (!BSON_ITER_HOLDS_ARRAY(it) || !bson_iter_recurse(it, &arr)) {
         return shadow_error_set(err, SHADOW_ERROR, "headers: not an array");

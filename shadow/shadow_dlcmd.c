@@ -78,7 +78,7 @@ static int
 shadow_dlcmd_entry(void *ctx, const shadow_dl_entry_t *e)
 {
     char                  at[32];
-    cutover_record_t       rec;
+    cutover_record_t      rec;
     shadow_error_t        err;
     shadow_dlcmd_file_t  *f = ctx;
 
@@ -243,6 +243,10 @@ shadow_dlcmd_file(shadow_dl_t *dl, const char *action, const char *name,
 }
 
 
+/*
+ * Kept whole (past 80 lines): the options and the sub-commands are one
+ * switch with one cleanup path.
+ */
 int
 shadow_dead_letter_main(int argc, char **argv)
 {

@@ -371,6 +371,10 @@ shadow_json_body(bson_iter_t *it, int b64, uint8_t **keep,
 }
 
 
+/*
+ * One member of a JSON record.  Kept whole (past 80 lines): it is the table
+ * of the record's fields, one test each.
+ */
 static int
 shadow_json_field(bson_iter_t *it, shadow_json_record_t *jr,
     shadow_error_t *err)

@@ -20,9 +20,9 @@
  * body's length, resp_sha256 computed.
  */
 typedef struct {
-    cutover_record_t   rec;
+    cutover_record_t  rec;
     void             *doc;          /* the parsed bson_t, owns the strings */
-    cutover_header_t  *headers[2];
+    cutover_header_t *headers[2];
     uint8_t          *bodies[2];
     char              id[33];
     char              sha256[65];

@@ -43,6 +43,10 @@ static enum MHD_Result shadow_metrics_answer(void *cls,
     void **state);
 
 
+/*
+ * Kept whole (past 80 lines): one buffer written metric after metric, in
+ * the order scrapers see them.
+ */
 size_t
 shadow_metrics_render(const shadow_stats_t *s, char *buf, size_t cap)
 {
@@ -135,9 +139,12 @@ shadow_metrics_render(const shadow_stats_t *s, char *buf, size_t cap)
 }
 
 
-/* What became of every record read, and the writes waiting for the other
+/*
+ * What became of every record read, and the writes waiting for the other
  * side: read = replayed + failed + primary_refused + indeterminate +
- * dead_lettered + lost + corrupt_records once the lag is 0. */
+ * dead_lettered + lost + corrupt_records once the lag is 0. Kept whole: one
+ * buffer written metric after metric.
+ */
 static size_t
 shadow_metrics_render_outcomes(const shadow_stats_t *s, char *buf,
     size_t cap)

@@ -437,6 +437,10 @@ shadow_reader_eof(shadow_reader_t *r, shadow_error_t *err)
 }
 
 
+/*
+ * Kept whole (past 80 lines): the reader's position, its buffer and the
+ * segment being read are one loop's state.
+ */
 int
 shadow_reader_next(shadow_reader_t *r, shadow_frame_t *frame,
     shadow_error_t *err)

@@ -20,10 +20,7 @@
 #define SHADOW_NOSPACE   CUTOVER_NOSPACE
 #define SHADOW_NOTFOUND  -5
 
-typedef struct {
-    int   code;
-    char  message[256];
-} shadow_error_t;
+typedef cutover_error_t  shadow_error_t;
 
 typedef struct shadow_reader_s  shadow_reader_t;
 

@@ -320,7 +320,7 @@ START_TEST(test_dial_errors)
 
     ck_assert_int_eq(cutover_state_dial(next, st, d, 1, &err),
                      CUTOVER_ERROR);
-    ck_assert_str_eq(err.code, bad_dials[_i].code);
+    ck_assert_str_eq(err.name, bad_dials[_i].code);
     ck_assert_uint_eq(st->version, 1);
 
     free(d);
@@ -351,7 +351,7 @@ START_TEST(test_rules_limit)
     d->nstores = 1;
     d->has_stores = 1;
     ck_assert_int_eq(cutover_state_dial(next, st, d, 1, &err), CUTOVER_ERROR);
-    ck_assert_str_eq(err.code, "too_many_rules");
+    ck_assert_str_eq(err.name, "too_many_rules");
 
     free(d);
     free(st);

@@ -216,8 +216,8 @@ START_TEST(test_order_price)
     ck_assert_int_eq(o->points_earned, 0);
     o->payment_fen = 31434;
     ck_assert_int_eq(newcore_order_price(o, &err), NEWCORE_ERROR);
-    ck_assert_int_eq(err.status, 400);
-    ck_assert_str_eq(err.code, "invalid_request");
+    ck_assert_int_eq(err.code, 400);
+    ck_assert_str_eq(err.name, "invalid_request");
 
     /* a line amount past the bound */
     o->payment_fen = -1;
@@ -302,8 +302,8 @@ START_TEST(test_order_parse_bad)
     ck_assert_msg(newcore_order_parse(o, order_bad[_i], strlen(order_bad[_i]),
                                       &err) == NEWCORE_ERROR,
                   "accepted %s", order_bad[_i]);
-    ck_assert_int_eq(err.status, 400);
-    ck_assert_str_eq(err.code, "invalid_request");
+    ck_assert_int_eq(err.code, 400);
+    ck_assert_str_eq(err.name, "invalid_request");
     ck_assert(err.message[0] != '\0');
     newcore_order_free(o);
 }
@@ -348,7 +348,7 @@ START_TEST(test_order_parse_limits)
     newcore_buf_puts(&b, "\"}");
     ck_assert_int_eq(newcore_order_parse(o, b.data, b.len, &err),
                      NEWCORE_ERROR);
-    ck_assert_int_eq(err.status, 413);
+    ck_assert_int_eq(err.code, 413);
 
     /* an id of 65 characters */
     newcore_buf_reset(&b);
@@ -564,8 +564,8 @@ START_TEST(test_unknown_fields)
         ck_assert_int_eq(newcore_order_parse(o, bad[i].body,
                                              strlen(bad[i].body), &err),
                          NEWCORE_ERROR);
-        ck_assert_int_eq(err.status, 400);
-        ck_assert_str_eq(err.code, "invalid_request");
+        ck_assert_int_eq(err.code, 400);
+        ck_assert_str_eq(err.name, "invalid_request");
         ck_assert_msg(strstr(err.message, bad[i].named) != NULL, "%s",
                       err.message);
     }
@@ -647,9 +647,9 @@ START_TEST(test_corpus)
         /* none of the corpus is an order: everything is refused */
         ck_assert_msg(newcore_order_parse(o, data, len, &err) == NEWCORE_ERROR,
                       "accepted %s", c.name);
-        ck_assert_msg(err.status == 400
-                      || (err.status == 413 && len > NEWCORE_BODY_MAX),
-                      "%s: status %d", c.name, err.status);
+        ck_assert_msg(err.code == 400
+                      || (err.code == 413 && len > NEWCORE_BODY_MAX),
+                      "%s: status %d", c.name, err.code);
         ck_assert_msg(newcore_adjust_parse(&a, data, len, &err)
                       == NEWCORE_ERROR, "accepted %s", c.name);
     }

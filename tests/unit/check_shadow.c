@@ -197,11 +197,11 @@ END_TEST
 
 START_TEST(test_record_round_trip)
 {
-    uint8_t          buf[4096];
-    size_t           len;
-    bson_t           b;
+    uint8_t           buf[4096];
+    size_t            len;
+    bson_t            b;
     cutover_record_t  in, out;
-    shadow_error_t   err;
+    shadow_error_t    err;
 
     sample_record(&in, "0123456789abcdef0123456789abcdef", "{\"a\":1}");
     ck_assert_int_eq(cutover_record_encode(&in, buf, sizeof(buf), &len),
@@ -247,11 +247,11 @@ END_TEST
 
 START_TEST(test_record_empty_fields)
 {
-    uint8_t          buf[1024];
-    size_t           len;
-    bson_t           b;
+    uint8_t           buf[1024];
+    size_t            len;
+    bson_t            b;
     cutover_record_t  in, out;
-    shadow_error_t   err;
+    shadow_error_t    err;
 
     memset(&in, 0, sizeof(in));
     in.id = (cutover_str_t) S("00000000000000000000000000000001");
@@ -282,9 +282,9 @@ END_TEST
 
 START_TEST(test_record_frame)
 {
-    uint8_t          buf[4096];
-    size_t           len;
-    uint32_t         plen, crc;
+    uint8_t           buf[4096];
+    size_t            len;
+    uint32_t          plen, crc;
     cutover_record_t  in;
 
     sample_record(&in, "0123456789abcdef0123456789abcdef", "body");
@@ -301,8 +301,8 @@ END_TEST
 /* Every buffer size short of the record must fail without overrunning. */
 START_TEST(test_record_nospace)
 {
-    uint8_t          buf[1024], *guarded;
-    size_t           len, full, cap;
+    uint8_t           buf[1024], *guarded;
+    size_t            len, full, cap;
     cutover_record_t  in;
 
     sample_record(&in, "0123456789abcdef0123456789abcdef", "body");
@@ -333,8 +333,8 @@ static const char  *bad_payloads[] = {
 START_TEST(test_decode_errors)
 {
     cutover_record_t  out;
-    shadow_error_t   err;
-    size_t           len = strlen(bad_payloads[_i]);
+    shadow_error_t    err;
+    size_t            len = strlen(bad_payloads[_i]);
 
     if (_i >= 2) {
         len = 5;
@@ -413,10 +413,10 @@ log_base(char *buf, size_t cap)
 static void
 write_records(cutover_writer_t *w, int from, int to, size_t body)
 {
-    int              i;
-    char             id[40], *b;
-    uint8_t          frame[8192];
-    size_t           len;
+    int               i;
+    char              id[40], *b;
+    uint8_t           frame[8192];
+    size_t            len;
     cutover_record_t  r;
 
     b = malloc(body + 1);
@@ -439,10 +439,10 @@ write_records(cutover_writer_t *w, int from, int to, size_t body)
 static int
 read_all(shadow_reader_t *r, int expect_from, int *corrupt)
 {
-    int              n = 0, rc, tries = 0;
-    char             id[40];
-    shadow_frame_t   f;
-    shadow_error_t   err;
+    int               n = 0, rc, tries = 0;
+    char              id[40];
+    shadow_frame_t    f;
+    shadow_error_t    err;
     cutover_record_t  rec;
 
     for ( ;; ) {
@@ -480,7 +480,7 @@ START_TEST(test_writer_rotation)
     uint8_t           scratch[4096] __attribute__((aligned(8)));
     uint64_t          first, last;
     shadow_pos_t      pos = { 0, 0 };
-    cutover_writer_t   w1, w2;
+    cutover_writer_t  w1, w2;
     shadow_reader_t  *r;
     struct stat       st;
 
@@ -529,9 +529,9 @@ START_TEST(test_writers_in_processes)
     shadow_pos_t      pos = { 0, 0 };
     shadow_frame_t    f;
     shadow_error_t    err;
-    cutover_writer_t   w;
+    cutover_writer_t  w;
     shadow_reader_t  *r;
-    cutover_record_t   rec;
+    cutover_record_t  rec;
 
     log_base(base, sizeof(base));
 
@@ -587,10 +587,10 @@ END_TEST
 
 START_TEST(test_writer_full_log)
 {
-    int              i, rc, dropped = 0;
-    char             base[300], path[400], id[40];
-    uint8_t          frame[2048];
-    size_t           len;
+    int               i, rc, dropped = 0;
+    char              base[300], path[400], id[40];
+    uint8_t           frame[2048];
+    size_t            len;
     cutover_record_t  r;
     cutover_writer_t  w;
 
@@ -633,18 +633,18 @@ END_TEST
  */
 START_TEST(test_writer_whole_frames)
 {
-    int              i, rc, corrupt = 0;
-    char             base[300], path[400], id[40], *body;
-    uint8_t          frame[8192];
-    size_t           len;
-    off_t            before;
-    sighandler_t     old;
-    struct stat      st;
-    struct rlimit    rl, saved;
-    shadow_pos_t     pos = { 0, 0 };
+    int               i, rc, corrupt = 0;
+    char              base[300], path[400], id[40], *body;
+    uint8_t           frame[8192];
+    size_t            len;
+    off_t             before;
+    sighandler_t      old;
+    struct stat       st;
+    struct rlimit     rl, saved;
+    shadow_pos_t      pos = { 0, 0 };
     cutover_record_t  r;
     cutover_writer_t  w;
-    shadow_reader_t *rd;
+    shadow_reader_t  *rd;
 
     log_base(base, sizeof(base));
     cutover_writer_init(&w, base, 1024 * 1024);
@@ -714,8 +714,8 @@ append_raw(const char *base, uint64_t seq, const void *p, size_t n)
 static size_t
 one_frame(uint8_t *buf, size_t cap, int i)
 {
-    char             id[40];
-    size_t           len;
+    char              id[40];
+    size_t            len;
     cutover_record_t  r;
 
     snprintf(id, sizeof(id), "%032d", i);
@@ -730,13 +730,13 @@ one_frame(uint8_t *buf, size_t cap, int i)
  * the new frame, not the old bytes joined to the new. */
 START_TEST(test_reader_cut_off_tail)
 {
-    int              corrupt = 0;
-    char             base[300], path[400];
-    uint8_t          partial[8192], whole[8192];
-    size_t           plen, wlen;
-    struct stat      st;
-    shadow_pos_t     pos = { 0, 0 };
-    shadow_reader_t *rd;
+    int               corrupt = 0;
+    char              base[300], path[400];
+    uint8_t           partial[8192], whole[8192];
+    size_t            plen, wlen;
+    struct stat       st;
+    shadow_pos_t      pos = { 0, 0 };
+    shadow_reader_t  *rd;
     cutover_writer_t  w;
 
     log_base(base, sizeof(base));
@@ -775,7 +775,7 @@ START_TEST(test_reader_corrupt_resync)
     shadow_frame_t    fr;
     shadow_error_t    err;
     shadow_reader_t  *r;
-    cutover_record_t   rec;
+    cutover_record_t  rec;
 
     log_base(base, sizeof(base));
 
@@ -979,7 +979,7 @@ START_TEST(test_json_round_trip)
     uint8_t                buf[4096];
     size_t                 len;
     shadow_pos_t           pos = { 3, 99 };
-    cutover_record_t        in, out;
+    cutover_record_t       in, out;
     shadow_error_t         err;
     shadow_json_record_t   jr;
 
