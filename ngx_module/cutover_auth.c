@@ -14,7 +14,7 @@
 #include "cutover_auth.h"
 
 
-static const char  *cutover_roles[] = { "none", "viewer", "operator",
+static const char  *cutover_roles[] = { "none", "viewer", "guard", "operator",
                                         "admin" };
 
 
@@ -118,7 +118,7 @@ cutover_key_parse_line(const char *line, size_t len, cutover_key_t *key,
     key->role = cutover_role_parse(f[1]);
     if (key->role == CUTOVER_ROLE_NONE) {
         cutover_error_set(err, "invalid_key", "unknown role \"%.20s\" "
-                          "(viewer, operator or admin)", f[1]);
+                          "(viewer, guard, operator or admin)", f[1]);
         return -1;
     }
 

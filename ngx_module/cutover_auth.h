@@ -22,6 +22,7 @@
 typedef enum {
     CUTOVER_ROLE_NONE = 0,
     CUTOVER_ROLE_VIEWER,
+    CUTOVER_ROLE_GUARD,          /* reads and rolls back, nothing else */
     CUTOVER_ROLE_OPERATOR,
     CUTOVER_ROLE_ADMIN
 } cutover_role_e;

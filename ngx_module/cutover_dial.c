@@ -24,6 +24,8 @@ static int cutover_ids_copy(cutover_state_t *dst, const cutover_state_t *src,
     uint16_t first, uint16_t n, uint16_t *nfirst);
 static int cutover_json_ids(const cutover_state_t *st, uint32_t first,
     uint32_t n, char *buf, size_t cap);
+static int cutover_decode_ramp(cutover_state_t *st, char *line,
+    cutover_error_t *err);
 
 
 uint64_t
@@ -504,6 +506,10 @@ cutover_state_dial(cutover_state_t *dst, const cutover_state_t *src,
     }
 
     r->bp = (uint32_t) dial->bp;
+    r->ramp_to = 0;
+    r->ramp_step = 0;
+    r->ramp_every = 0;
+    r->ramp_next = 0;
     dst->version = src->version + 1;
     dst->changed_at = now;
     dst->rolled_back = 0;
@@ -519,11 +525,160 @@ cutover_state_rollback(cutover_state_t *st, int64_t now)
 
     for (i = 0; i < st->nrules; i++) {
         st->rules[i].bp = 0;
+        st->rules[i].ramp_to = 0;
+        st->rules[i].ramp_step = 0;
+        st->rules[i].ramp_every = 0;
+        st->rules[i].ramp_next = 0;
     }
 
     st->rolled_back = 1;
     st->version++;
     st->changed_at = now;
+}
+
+
+int
+cutover_state_ramp_start(cutover_state_t *dst, const cutover_state_t *src,
+    const char *rule, int32_t to, int32_t step, int64_t every, int64_t now,
+    cutover_error_t *err)
+{
+    int              n;
+    char             pct[16];
+    cutover_rule_t  *r;
+
+    n = cutover_state_find(src, rule);
+    if (n < 0) {
+        cutover_error_set(err, "unknown_rule", "rule \"%.32s\" does not "
+                          "exist", rule);
+        return CUTOVER_ERROR;
+    }
+
+    if (to < 0 || to > CUTOVER_BUCKETS) {
+        cutover_error_set(err, "invalid_percent", "to: percent out of range");
+        return CUTOVER_ERROR;
+    }
+
+    if ((uint32_t) to <= src->rules[n].bp) {
+        cutover_percent_format(src->rules[n].bp, pct);
+        cutover_error_set(err, "invalid_request", "to must be above the "
+                          "rule's dial (%s%%)", pct);
+        return CUTOVER_ERROR;
+    }
+
+    if (step <= 0 || step > CUTOVER_BUCKETS) {
+        cutover_error_set(err, "invalid_request", "step must be above 0 and "
+                          "at most 100");
+        return CUTOVER_ERROR;
+    }
+
+    if (every <= 0 || every > 366 * 86400) {
+        cutover_error_set(err, "invalid_request", "every must be a duration "
+                          "from 1s to 366d (10m, 30s, 1h)");
+        return CUTOVER_ERROR;
+    }
+
+    memcpy(dst, src, sizeof(*dst));
+
+    r = &dst->rules[n];
+    r->ramp_to = (uint32_t) to;
+    r->ramp_step = (uint32_t) step;
+    r->ramp_every = (uint32_t) every;
+    r->ramp_next = now + every;
+
+    dst->version = src->version + 1;
+    dst->changed_at = now;
+
+    return CUTOVER_OK;
+}
+
+
+int
+cutover_state_ramp_due(const cutover_state_t *st, int64_t now)
+{
+    uint32_t  i;
+
+    for (i = 0; i < st->nrules && i < CUTOVER_MAX_RULES; i++) {
+        if (st->rules[i].ramp_step && st->rules[i].ramp_next <= now) {
+            return (int) i;
+        }
+    }
+
+    return -1;
+}
+
+
+int
+cutover_state_ramp_step(cutover_state_t *dst, const cutover_state_t *src,
+    int n, int64_t now, cutover_error_t *err)
+{
+    int64_t                next;
+    uint32_t               bp;
+    cutover_dial_t        *dial;
+    cutover_rule_t        *r;
+    const cutover_rule_t  *s;
+
+    if (n < 0 || (uint32_t) n >= src->nrules || src->rules[n].ramp_step == 0) {
+        cutover_error_set(err, "no_ramp", "the rule has no ramp");
+        return CUTOVER_ERROR;
+    }
+
+    s = &src->rules[n];
+
+    bp = s->bp + s->ramp_step;
+    if (bp > s->ramp_to) {
+        bp = s->ramp_to;
+    }
+
+    /* the dial as POST dial makes it: same rule, same stores */
+    dial = calloc(1, sizeof(cutover_dial_t));
+    if (dial == NULL) {
+        cutover_error_set(err, "no_memory", "out of memory");
+        return CUTOVER_ERROR;
+    }
+
+    snprintf(dial->rule, sizeof(dial->rule), "%s", s->id);
+    dial->bp = (int32_t) bp;
+
+    if (cutover_state_dial(dst, src, dial, now, err) != CUTOVER_OK) {
+        free(dial);
+        return CUTOVER_ERROR;
+    }
+
+    free(dial);
+
+    r = &dst->rules[n];
+
+    if (bp < s->ramp_to) {
+        /* on schedule; a step taken late does not bring the next closer */
+        next = s->ramp_next + s->ramp_every;
+        if (next <= now) {
+            next = now + s->ramp_every;
+        }
+
+        r->ramp_to = s->ramp_to;
+        r->ramp_step = s->ramp_step;
+        r->ramp_every = s->ramp_every;
+        r->ramp_next = next;
+    }
+
+    return CUTOVER_OK;
+}
+
+
+int
+cutover_state_ramp_resume(cutover_state_t *st, int64_t now)
+{
+    int       moved = 0;
+    uint32_t  i;
+
+    for (i = 0; i < st->nrules && i < CUTOVER_MAX_RULES; i++) {
+        if (st->rules[i].ramp_step && st->rules[i].ramp_next <= now) {
+            st->rules[i].ramp_next = now + st->rules[i].ramp_every;
+            moved++;
+        }
+    }
+
+    return moved;
 }
 
 
@@ -586,6 +741,23 @@ cutover_state_encode(const cutover_state_t *st, const char *zone, char *buf,
         }
         n += k;
         buf[n++] = '\n';
+    }
+
+    /* ramps after the rules (a reader finds their rule first) */
+    for (i = 0; i < st->nrules && n >= 0 && (size_t) n < cap; i++) {
+        r = &st->rules[i];
+
+        if (r->ramp_step == 0) {
+            continue;
+        }
+
+        k = snprintf(buf + n, cap - (size_t) n, "ramp %s %u %u %u %lld\n",
+                     r->id, r->ramp_to, r->ramp_step, r->ramp_every,
+                     (long long) r->ramp_next);
+        if (k < 0 || (size_t) (n + k) >= cap) {
+            return -1;
+        }
+        n += k;
     }
 
     if (n < 0 || (size_t) n + 76 >= cap) {
@@ -681,6 +853,42 @@ cutover_decode_rule(cutover_state_t *st, char *line, cutover_error_t *err)
 }
 
 
+/* "RULE TO STEP EVERY NEXT" of a rule read before */
+static int
+cutover_decode_ramp(cutover_state_t *st, char *line, cutover_error_t *err)
+{
+    int              n;
+    char             id[CUTOVER_ID_MAX + 1];
+    unsigned         to, step, every;
+    long long        next;
+    cutover_rule_t  *r;
+
+    if (sscanf(line, "%32s %u %u %u %lld%n", id, &to, &step, &every, &next,
+               &n) != 5
+        || line[n] != '\0')
+    {
+        cutover_error_set(err, "corrupt", "bad ramp line");
+        return CUTOVER_ERROR;
+    }
+
+    n = cutover_state_find(st, id);
+    if (n < 0 || to > CUTOVER_BUCKETS || step == 0 || step > CUTOVER_BUCKETS
+        || every == 0)
+    {
+        cutover_error_set(err, "corrupt", "bad ramp of rule %s", id);
+        return CUTOVER_ERROR;
+    }
+
+    r = &st->rules[n];
+    r->ramp_to = to;
+    r->ramp_step = step;
+    r->ramp_every = every;
+    r->ramp_next = next;
+
+    return CUTOVER_OK;
+}
+
+
 int
 cutover_state_decode(cutover_state_t *st, const char *text, size_t len,
     cutover_error_t *err)
@@ -754,6 +962,11 @@ cutover_state_decode(cutover_state_t *st, const char *text, size_t len,
 
         } else if (strncmp(line, "rule ", 5) == 0) {
             if (cutover_decode_rule(st, line, err) != 0) {
+                goto done;
+            }
+
+        } else if (strncmp(line, "ramp ", 5) == 0) {
+            if (cutover_decode_ramp(st, line + 5, err) != 0) {
                 goto done;
             }
 

@@ -29,6 +29,13 @@ typedef struct {
     uint16_t  nstores;
     uint16_t  first_channel;
     uint16_t  nchannels;
+
+    /* a ramp (POST ramp) while ramp_step != 0: the dial rises by ramp_step
+     * every ramp_every seconds, the next time at ramp_next, up to ramp_to */
+    uint32_t  ramp_to;
+    uint32_t  ramp_step;
+    uint32_t  ramp_every;
+    int64_t   ramp_next;
 } cutover_rule_t;
 
 typedef struct {
@@ -101,13 +108,34 @@ int cutover_state_route(const cutover_state_t *st, const char *store,
     size_t store_len, const char *channel, size_t channel_len,
     uint32_t bucket, cutover_route_t *out);
 
-/* Writes into dst the state src with the dial applied, version bumped.
+/* Writes into dst the state src with the dial applied, version bumped;
+ * a ramp of the dialed rule ends.
  * dst and src must not overlap.  On error dst is undefined. */
 int cutover_state_dial(cutover_state_t *dst, const cutover_state_t *src,
     const cutover_dial_t *dial, int64_t now, cutover_error_t *err);
 
-/* Every rule to 0, state rolled back.  Bumps the version. */
+/* Every rule to 0, state rolled back, every ramp ended.  Bumps the
+ * version. */
 void cutover_state_rollback(cutover_state_t *st, int64_t now);
+
+/* Starts a ramp of a rule (into dst, version bumped): its dial rises by
+ * step basis points every `every` seconds up to `to`, the first step
+ * `every` after now.  to at or below the dial, step 0 or every 0 -> err. */
+int cutover_state_ramp_start(cutover_state_t *dst, const cutover_state_t *src,
+    const char *rule, int32_t to, int32_t step, int64_t every, int64_t now,
+    cutover_error_t *err);
+
+/* The index of a rule whose ramp step is due at now, or -1. */
+int cutover_state_ramp_due(const cutover_state_t *st, int64_t now);
+
+/* Takes the due step of rule n (into dst, version bumped); the ramp ends
+ * when the dial reaches its target.  The caller checks it is due. */
+int cutover_state_ramp_step(cutover_state_t *dst, const cutover_state_t *src,
+    int n, int64_t now, cutover_error_t *err);
+
+/* After a start: a step missed while nothing ran is not taken late, the
+ * next one comes `every` after now.  Returns how many ramps moved. */
+int cutover_state_ramp_resume(cutover_state_t *st, int64_t now);
 
 /* Index of a rule by id, or -1. */
 int cutover_state_find(const cutover_state_t *st, const char *rule);

@@ -158,6 +158,13 @@ static ngx_command_t  ngx_http_cutover_commands[] = {
       0,
       NULL },
 
+    { ngx_string("cutover_guard"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_2MORE,
+      ngx_http_cutover_guard,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
     { ngx_string("cutover_admin_keys"),
       NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
       ngx_http_cutover_admin_keys,
@@ -419,7 +426,7 @@ ngx_http_cutover_init_process(ngx_cycle_t *cycle)
                                    ^ (uint64_t) ngx_random();
     }
 
-    return NGX_OK;
+    return ngx_http_cutover_guard_init_process(cycle);
 }
 
 
@@ -569,6 +576,10 @@ ngx_http_cutover_init(ngx_conf_t *cf)
     }
 
     *h = ngx_http_cutover_route_handler;
+
+    if (ngx_http_cutover_guard_init(cf) != NGX_OK) {
+        return NGX_ERROR;
+    }
 
     return ngx_http_cutover_record_init(cf);
 }
