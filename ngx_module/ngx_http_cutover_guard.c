@@ -662,7 +662,7 @@ ngx_http_cutover_guard_tripped(ngx_event_t *ev)
     wk->trip_busy = 0;
     level = w->persisted ? NGX_LOG_WARN : NGX_LOG_ERR;
 
-    ngx_log_error(level, ev->log, 0,
+    ngx_log_error(level, ngx_cycle->log, 0,
                   "cutover zone \"%V\": rolled back by the guard, version "
                   "%uL%s: %s", &zone->name, w->next->version,
                   w->persisted ? "" : " (in memory only: the state file "
@@ -835,7 +835,7 @@ ngx_http_cutover_step_done(ngx_event_t *ev)
     wk->step_busy = 0;
 
     if (s->done) {
-        ngx_log_error(NGX_LOG_NOTICE, ev->log, 0,
+        ngx_log_error(NGX_LOG_NOTICE, ngx_cycle->log, 0,
                       "cutover zone \"%V\": %s, version %uL",
                       &wk->zone->name, s->reason, s->next->version);
     }
