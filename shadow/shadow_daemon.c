@@ -42,6 +42,7 @@
 #include "compare/compare.h"
 #include "shadow/shadow_daemon.h"
 #include "shadow/shadow_deadletter.h"
+#include "shadow/shadow_guard.h"
 #include "shadow/shadow_metrics.h"
 
 
@@ -176,6 +177,7 @@ struct shadow_daemon_s {
     int                     park_failing;
     int64_t                 indet_logged_ms;
     uint64_t                indet_unlogged;
+    shadow_guard_t         *guard;      /* the mismatch guard, or NULL */
 };
 
 
@@ -335,6 +337,13 @@ shadow_daemon_new(const shadow_config_t *cfg, shadow_log_pt log,
     curl_multi_setopt(d->multi, CURLMOPT_MAX_HOST_CONNECTIONS,
                       (long) cfg->concurrency);
 
+    if (cfg->guard != NULL) {
+        d->guard = shadow_guard_new(cfg->guard, log, err);
+        if (d->guard == NULL) {
+            goto failed;
+        }
+    }
+
     if (cfg->metrics_listen != NULL) {
         d->stats.lag_bytes = shadow_reader_unread(d->reader);
         d->metrics = shadow_metrics_start(cfg->metrics_listen, &d->stats,
@@ -370,6 +379,7 @@ shadow_daemon_free(shadow_daemon_t *d)
     }
 
     shadow_metrics_stop(d->metrics);
+    shadow_guard_free(d->guard);
 
     for (it = d->head; it; it = next) {
         next = it->next;
@@ -1498,6 +1508,11 @@ shadow_count_verdict(shadow_daemon_t *d, const cutover_record_t *r,
                             && memcmp(r->side.data, "new", 3) == 0,
                             (unsigned) v);
 
+    if (v == COMPARE_VERDICT_EQUAL || v == COMPARE_VERDICT_DIFFERENT) {
+        shadow_guard_pair(d->guard, &r->rule,
+                          v == COMPARE_VERDICT_DIFFERENT);
+    }
+
     switch (v) {
     case COMPARE_VERDICT_EQUAL:
         d->stats.equal++;
@@ -2126,6 +2141,8 @@ shadow_daemon_run(shadow_daemon_t *d, volatile sig_atomic_t *stop)
 
         shadow_flush(d, 0);
         shadow_advance(d, 0);
+
+        shadow_guard_poll(d->guard, &d->stats.guard);
 
         now = shadow_mono_ms();
         if (now - last_publish >= 100) {
