@@ -191,7 +191,7 @@ shadow_guard_key_file(const char *path, shadow_guard_conf_t *c,
     shadow_error_t *err)
 {
     FILE             *f;
-    char              line[512], *p;
+    char              line[512], bare[256], *p;
     size_t            n;
     cutover_key_t     key;
     cutover_error_t   cerr;
@@ -217,8 +217,8 @@ shadow_guard_key_file(const char *path, shadow_guard_conf_t *c,
 
         if (strchr(p, ' ') == NULL) {
             /* a bare secret: as a keys-file line of this key id */
-            snprintf(line, sizeof(line), "%s guard %.200s", c->key_id, p);
-            p = line;
+            snprintf(bare, sizeof(bare), "%s guard %.200s", c->key_id, p);
+            p = bare;
         }
 
         if (cutover_key_parse_line(p, strlen(p), &key, &cerr) != 1) {
@@ -248,6 +248,7 @@ shadow_guard_key_file(const char *path, shadow_guard_conf_t *c,
     fclose(f);
     memset(&key, 0, sizeof(key));
     memset(line, 0, sizeof(line));
+    memset(bare, 0, sizeof(bare));
     return rc;
 }
 
@@ -342,8 +343,8 @@ shadow_guard_pair(shadow_guard_t *g, const cutover_str_t *rule,
 
     now = (uint32_t) time(NULL);
 
-    /* one thread: the window is made ready here as well */
-    cutover_guard_rotate(r->w, g->last > now ? 0 : g->last, now);
+    /* one thread: this second's bucket is made ready here as well */
+    cutover_guard_rotate(r->w, now - 1, now);
     (void) cutover_guard_add(r->w, now, differing, 0);
 }
 
