@@ -225,3 +225,24 @@ def test_guard_before_its_zone_fails_nginx_t():
         assert not ok and "no cutover_zone \"erp\" before" in out, out
     finally:
         ng.destroy()
+
+
+def test_cutoverctl_guard(gw, core):
+    gw.dial(100, reason="all to new")
+    load = Load(gw.port)
+    try:
+        time.sleep(1.2)
+        rc, out = gw.ctl("guard")
+        assert rc == 0, out
+        assert "guard: window 3s, action rollback" in out
+        assert re.search(r"^default\s+\d+\s+0\.00\s+[\d.]+$", out, re.M), out
+        assert "last trip: none" in out
+        core.fail_every = 2
+        assert wait_for(lambda: rolled_back(gw), 4) is not None
+    finally:
+        load.stop()
+    rc, out = gw.ctl("guard")
+    assert re.search(r"last trip: \S+ \(rollback\) guard: error_rate", out), \
+        out
+    rc, out = gw.ctl("status")
+    assert rc == 3 and "last trip:" in out, out

@@ -2,6 +2,7 @@
 restart without a burst of missed steps; a rollback or a manual dial ends
 it; bad input changes nothing."""
 
+import re
 import time
 
 import pytest
@@ -206,3 +207,27 @@ def test_guard_trip_ends_the_ramp(core):
         assert st["rules"][0]["ramp"] is None
     finally:
         gw.destroy()
+
+
+def test_cutoverctl_ramp(gw):
+    gw.dial(5, reason="start")
+    rc, out = gw.ctl("ramp", "25", "--step", "5", "--every", "10m",
+                     "--reason", "overnight")
+    assert rc == 0, out
+    assert re.search(r"ramp: rule default to 25% by 5% every 600s, next "
+                     r"step at \d{4}-\d\d-\d\dT", out), out
+    st = gw.status()
+    assert st["rules"][0]["ramp"]["to"] == 25
+    rc, out = gw.ctl("status")
+    assert rc == 0 and "ramp: rule default to 25%" in out, out
+    rc, out = gw.ctl("guard")
+    assert rc == 0 and "no cutover_guard on this zone" in out, out
+    # bad input is refused before anything is sent
+    for args in (["ramp", "25", "--step", "5", "--every", "soon"],
+                 ["ramp", "25", "--every", "1m"],
+                 ["ramp", "250", "--step", "5", "--every", "1m"]):
+        rc, out = gw.ctl(*(args + ["--reason", "x"]))
+        assert rc == 2, (args, out)
+    rc, out = gw.ctl("ramp", "3", "--step", "5", "--every", "1m",
+                     "--reason", "down")
+    assert rc == 1 and "to must be above" in out, out
