@@ -2,6 +2,8 @@
 of the new side, within about a second, and only then; action=alert; the
 role guard; bad thresholds."""
 
+import http.client
+import os
 import re
 import time
 
@@ -246,3 +248,63 @@ def test_cutoverctl_guard(gw, core):
         out
     rc, out = gw.ctl("status")
     assert rc == 3 and "last trip:" in out, out
+
+
+def test_trip_when_the_state_cannot_be_written(gw, core):
+    """The rollback takes effect in memory at once and says so."""
+    gw.dial(100, reason="all to new")
+    state_dir = os.path.dirname(gw.state_file)
+    os.chmod(state_dir, 0o555)          # workers (not root) cannot write
+    try:
+        core.fail_every = 2
+        load = Load(gw.port)
+        try:
+            assert wait_for(lambda: rolled_back(gw), 4) is not None
+            # the new side serves nothing from then on
+            time.sleep(0.3)
+            before = gw.metric("cutover_requests_total", side="new",
+                               rule="default")
+            time.sleep(0.5)
+            assert gw.metric("cutover_requests_total", side="new",
+                             rule="default") == before
+        finally:
+            load.stop()
+        st = gw.status()
+        assert st["guard"]["last_trip"]["persisted"] is False
+        assert gw.history(1)[0]["key_id"] == "guard"     # the trail is
+        assert re.search(r"rolled back by the guard, version \d+ \(in memory "
+                         r"only", gw.nginx.log_text())
+        assert gw.metric("cutover_state_persist_failures_total") >= 1
+    finally:
+        os.chmod(state_dir, 0o777)
+    with open(gw.state_file) as f:
+        assert "state active" in f.read()    # not durable, as it said
+
+
+def send(gw, n):
+    conn = http.client.HTTPConnection("127.0.0.1", gw.port, timeout=10)
+    try:
+        for i in range(n):
+            conn.request("GET", "/api/v1/items",
+                         headers={"X-Store-Id": "S%d" % i})
+            conn.getresponse().read()
+    finally:
+        conn.close()
+
+
+def test_dial_change_starts_the_window_afresh(gw, core):
+    """Errors counted before a dial change do not count after it: 30
+    failing answers (under min_requests=50), a dial, then 60 good ones."""
+    gw.dial(100, reason="all to new")
+    time.sleep(1.1)                     # the dial's own restart is past
+    core.fail_every = 1
+    send(gw, 30)
+    gw.dial(90, reason="a bit less")
+    time.sleep(1.1)                     # the check sees the new dial
+    core.healthy()
+    send(gw, 80)
+    time.sleep(1.1)                     # and the next check the window
+    st = gw.status()
+    assert st["state"] == "active", st["guard"]
+    assert st["guard"]["last_trip"] is None
+    assert st["guard"]["rules"][0]["error_rate"] == 0
