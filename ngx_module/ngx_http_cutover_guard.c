@@ -842,14 +842,14 @@ ngx_http_cutover_step_done(ngx_event_t *ev)
 }
 
 
-/* ,"ramp":{"to","step","every","next_at"} or ,"ramp":null */
+/* ,"ramp":{"to","step","every","next_at"} while a ramp runs */
 u_char *
 ngx_http_cutover_ramp_json(cutover_rule_t *rule, u_char *p)
 {
     char  to[16], step[16];
 
     if (rule->ramp_step == 0) {
-        return ngx_cpymem(p, ",\"ramp\":null", 12);
+        return p;
     }
 
     cutover_percent_format(rule->ramp_to, to);
