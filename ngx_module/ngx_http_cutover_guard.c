@@ -30,6 +30,9 @@ typedef struct {
     uint32_t                   seen_rolled_back[CUTOVER_MAX_RULES];
     uint32_t                   seen[CUTOVER_MAX_RULES];
 
+    /* after an alert, the rule is not checked again for a window */
+    uint32_t                   quiet_until[CUTOVER_MAX_RULES];
+
     ngx_atomic_t               trips[CUTOVER_MAX_RULES][
                                    NGX_HTTP_CUTOVER_GUARD_REASONS];
     ngx_atomic_t               trips_skipped;  /* a trip still in flight */
@@ -532,12 +535,15 @@ ngx_http_cutover_guard_check(ngx_http_cutover_guard_worker_t *wk,
 
         cutover_guard_rotate(w, last, now);
 
-        /* a changed dial (dial, ramp step, rollback) starts afresh */
+        /* a changed dial (dial, ramp step, rollback) starts afresh: the
+         * change was made during the last second, so this second's
+         * requests already count */
         if (!g->seen[slot] || g->seen_bp[slot] != rule->bp
             || g->seen_rolled_back[slot] != st->rolled_back)
         {
             if (g->seen[slot]) {
-                cutover_guard_restart(w, now);
+                cutover_guard_restart(w, now - 1);
+                g->quiet_until[slot] = 0;
             }
 
             g->seen[slot] = 1;
@@ -550,13 +556,23 @@ ngx_http_cutover_guard_check(ngx_http_cutover_guard_worker_t *wk,
             continue;               /* the new side serves nothing */
         }
 
+        if (now < g->quiet_until[slot]) {
+            continue;               /* alerted within the window */
+        }
+
         cutover_guard_sum(w, now, gc->window, &sum);
 
         verdict = cutover_guard_check(gc, &sum, rule->id, reason,
                                       sizeof(reason));
         if (verdict != CUTOVER_GUARD_OK) {
-            /* once per crossing: the next check sees a fresh window */
+            /* once per crossing: a rollback changes the dial, which starts
+             * the window afresh; an alert is not repeated for a window */
             cutover_guard_restart(w, now);
+
+            if (gc->action == CUTOVER_GUARD_ALERT) {
+                g->quiet_until[slot] = now + gc->window;
+            }
+
             ngx_http_cutover_guard_trip(wk, g, rule, verdict, reason);
         }
     }

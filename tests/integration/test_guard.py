@@ -108,8 +108,9 @@ def test_trips_on_latency(gw, core):
     m = re.match(r"^guard: latency p99 (\d+)ms > 300ms over 3s on rule "
                  r"default \((\d+) requests\)$", trip["reason"])
     assert m, trip["reason"]
-    # the histogram reads p99 within 5 %
-    assert 450 * 0.95 <= int(m.group(1)) <= 450 * 1.2, trip["reason"]
+    # every answer took at least 450 ms (the histogram reads within 5 %;
+    # a loaded machine may add queueing on top)
+    assert 450 * 0.95 <= int(m.group(1)) <= 5000, trip["reason"]
     assert gw.metric("cutover_guard_trips_total", rule="default",
                      reason="latency") == 1
 
@@ -142,9 +143,13 @@ def test_alert_changes_nothing(core):
         try:
             took = wait_for(lambda: any(h["action"] == "guard_alert"
                                         for h in gw.history(3)), 4)
+            time.sleep(2)               # still failing, within the window
         finally:
             load.stop()
         assert took is not None and took < 2.5
+        # one alert per window, not one a second
+        assert [h["action"] for h in gw.history(10)].count(
+            "guard_alert") == 1
         st = gw.status()
         assert st["state"] == "active" and st["version"] == version
         assert st["rules"][0]["percent"] == 100
