@@ -183,6 +183,7 @@ def guard_and_ramp(stack):
                 break
             time.sleep(0.2)
 
+        time.sleep(1.5)                 # a while at 40 %
         say("== the new core goes down: nginx answers 502 for its share")
         stack.procs["newcore"].stop()
         t0 = time.monotonic()
