@@ -120,7 +120,7 @@ def test_no_trip_at_one_percent(gw, core):
     core.fail_every = 100
     load = Load(gw.port)
     try:
-        time.sleep(5)
+        time.sleep(4)
         st = gw.status()
     finally:
         statuses = load.stop()

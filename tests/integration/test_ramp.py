@@ -119,7 +119,7 @@ def test_ramp_survives_a_restart_without_a_burst(gw):
     with open(gw.state_file) as f:
         assert "\nramp default 6000 1000 2 " in f.read()
     gw.nginx.stop()
-    time.sleep(4.5)                # two steps missed while down
+    time.sleep(3)                  # a step missed while down
     t0 = time.time()
     gw.nginx.start(gw.port)
     st = gw.status()
