@@ -1,6 +1,7 @@
 /*
- * cutoverctl: status, dial, rollback and history of a cutover zone through
- * the signed admin API, and an offline check of the audit trail.
+ * cutoverctl: status, dial, ramp, rollback, guard and history of a cutover
+ * zone through the signed admin API, and an offline check of the audit
+ * trail.
  */
 
 #include <errno.h>
@@ -14,6 +15,7 @@
 #include <curl/curl.h>
 #include <openssl/rand.h>
 
+#include "common/cutover_guard.h"
 #include "common/cutover_hash.h"
 #include "ngx_module/cutover_auth.h"
 #include "ngx_module/cutover_dial.h"
@@ -41,6 +43,9 @@ typedef struct {
 } ctl_buf_t;
 
 
+static void ctl_print_guard(const bson_t *doc, int always);
+
+
 static const char  *usage_text =
     "usage: cutoverctl [--url URL] [--key-id ID] [--key-file FILE]"
     " [-o text|json] COMMAND\n"
@@ -49,7 +54,12 @@ static const char  *usage_text =
     "  status                      exit 0 active, 3 rolled back, 1 error\n"
     "  dial PERCENT [--rule ID] [--store S1,S2] [--channel C1,C2]\n"
     "       [--expect-version N] --reason TEXT\n"
+    "  ramp TO --step S --every DURATION [--rule ID] --reason TEXT\n"
+    "                              raise the dial by S every DURATION (10m,\n"
+    "                              30s) up to TO percent\n"
     "  rollback --reason TEXT\n"
+    "  guard                       the guard's window figures, the ramps and\n"
+    "                              the last trip\n"
     "  history [--limit N] [--all]  changes, newest first (--all: refusals"
     " too)\n"
     "  metrics\n"
@@ -347,6 +357,126 @@ ctl_print_state(const bson_t *doc)
                (long long) ctl_int(doc, "counters.changes_accepted"),
                (long long) ctl_int(doc, "counters.changes_refused"));
     }
+
+    ctl_print_guard(doc, 0);
+}
+
+
+/* The ramps of the rules and the guard's view of a status answer. */
+static void
+ctl_print_guard(const bson_t *doc, int always)
+{
+    char          pct[2][32];
+    time_t        t;
+    bson_iter_t   it, arr, f;
+    struct tm     tm;
+    char          when[32];
+
+    if (bson_iter_init_find(&it, doc, "rules")
+        && bson_iter_recurse(&it, &arr))
+    {
+        while (bson_iter_next(&arr)) {
+            bson_t          r;
+            uint32_t        len;
+            const uint8_t  *data;
+
+            bson_iter_document(&arr, &len, &data);
+            if (!bson_init_static(&r, data, len)
+                || !bson_iter_init_find(&f, &r, "ramp")
+                || !BSON_ITER_HOLDS_DOCUMENT(&f))
+            {
+                continue;
+            }
+
+            pct[0][0] = pct[1][0] = '\0';
+            if (bson_iter_init(&f, &r)
+                && bson_iter_find_descendant(&f, "ramp.to", &f))
+            {
+                snprintf(pct[0], sizeof(pct[0]), "%g",
+                         bson_iter_as_double(&f));
+            }
+
+            if (bson_iter_init(&f, &r)
+                && bson_iter_find_descendant(&f, "ramp.step", &f))
+            {
+                snprintf(pct[1], sizeof(pct[1]), "%g",
+                         bson_iter_as_double(&f));
+            }
+
+            t = (time_t) ctl_int(&r, "ramp.next_at");
+            gmtime_r(&t, &tm);
+            strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+
+            printf("ramp: rule %s to %s%% by %s%% every %llds, next step "
+                   "at %s\n", ctl_str(&r, "id"), pct[0], pct[1],
+                   (long long) ctl_int(&r, "ramp.every"), when);
+        }
+    }
+
+    if (!bson_iter_init_find(&it, doc, "guard")
+        || !BSON_ITER_HOLDS_DOCUMENT(&it))
+    {
+        if (always) {
+            printf("no cutover_guard on this zone\n");
+        }
+
+        return;
+    }
+
+    printf("guard: window %llds, action %s\n",
+           (long long) ctl_int(doc, "guard.window"),
+           ctl_str(doc, "guard.action"));
+    printf("%-20s %12s %10s %12s\n", "RULE", "REQ NEW", "ERRORS %",
+           "P99 MS");
+
+    if (bson_iter_init(&it, doc)
+        && bson_iter_find_descendant(&it, "guard.rules", &it)
+        && bson_iter_recurse(&it, &arr))
+    {
+        while (bson_iter_next(&arr)) {
+            bson_t          r;
+            uint32_t        len;
+            const uint8_t  *data;
+            double          rate = 0, p99 = 0;
+
+            bson_iter_document(&arr, &len, &data);
+            if (!bson_init_static(&r, data, len)) {
+                continue;
+            }
+
+            if (bson_iter_init_find(&f, &r, "error_rate")) {
+                rate = bson_iter_as_double(&f);
+            }
+
+            if (bson_iter_init_find(&f, &r, "latency_p99_ms")) {
+                p99 = bson_iter_as_double(&f);
+            }
+
+            printf("%-20s %12lld %10.2f %12.1f\n", ctl_str(&r, "id"),
+                   (long long) ctl_int(&r, "requests"), rate, p99);
+        }
+    }
+
+    if (ctl_str(doc, "guard.last_trip.rule")[0] == '\0') {
+        printf("last trip: none\n");
+        return;
+    }
+
+    t = (time_t) ctl_int(doc, "guard.last_trip.time");
+    gmtime_r(&t, &tm);
+    strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+
+    printf("last trip: %s (%s) %s\n", when,
+           ctl_str(doc, "guard.last_trip.action"),
+           ctl_str(doc, "guard.last_trip.reason"));
+
+    if (bson_iter_init(&it, doc)
+        && bson_iter_find_descendant(&it, "guard.last_trip.persisted", &it)
+        && BSON_ITER_HOLDS_BOOL(&it) && !bson_iter_bool(&it))
+    {
+        printf("           rolled back in memory only: the state file could "
+               "not be written\n");
+    }
 }
 
 
@@ -428,6 +558,9 @@ ctl_report(ctl_t *c, long status, ctl_buf_t *out, int history)
     } else if (doc == NULL) {
         fprintf(stderr, "cutoverctl: unreadable answer: %s\n", err.message);
         return EXIT_FAIL;
+
+    } else if (history == 2) {
+        ctl_print_guard(doc, 1);
 
     } else if (history) {
         ctl_print_history(doc);
@@ -638,6 +771,7 @@ main(int argc, char **argv)
     char           *reason_json, path[64];
     const char     *cmd, *reason = NULL, *rule = NULL, *stores = NULL;
     const char     *channels = NULL, *limit = NULL, *expect = NULL;
+    const char     *step = NULL, *every = NULL;
     ctl_t           c;
     ctl_buf_t       out = { NULL, 0 };
     bson_string_t  *body;
@@ -655,6 +789,8 @@ main(int argc, char **argv)
         { "limit", required_argument, NULL, 'l' },
         { "expect-version", required_argument, NULL, 'e' },
         { "all", no_argument, NULL, 'a' },
+        { "step", required_argument, NULL, 'S' },
+        { "every", required_argument, NULL, 'E' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 }
     };
@@ -677,6 +813,8 @@ main(int argc, char **argv)
         case 'l': limit = optarg; break;
         case 'e': expect = optarg; break;
         case 'a': all = 1; break;
+        case 'S': step = optarg; break;
+        case 'E': every = optarg; break;
         case 'o':
             if (strcmp(optarg, "json") != 0 && strcmp(optarg, "text") != 0) {
                 return usage("-o takes text or json");
@@ -731,6 +869,56 @@ main(int argc, char **argv)
         } else {
             rc = ctl_report(&c, status, &out, 0);
         }
+
+    } else if (strcmp(cmd, "guard") == 0) {
+        status = ctl_call(&c, "GET", "status", NULL, &out);
+        rc = ctl_report(&c, status, &out, 2);
+
+    } else if (strcmp(cmd, "ramp") == 0) {
+        if (reason == NULL || reason[0] == '\0') {
+            rc = usage("--reason is required: say why, for the audit trail");
+            goto done;
+        }
+
+        if (argc - optind != 1 || step == NULL || every == NULL) {
+            rc = usage("ramp takes TO, --step S and --every DURATION");
+            goto done;
+        }
+
+        if (cutover_percent_parse(argv[optind], strlen(argv[optind]), &err)
+            < 0
+            || cutover_percent_parse(step, strlen(step), &err) < 0)
+        {
+            rc = usage(err.message);
+            goto done;
+        }
+
+        if (cutover_duration_parse(every, strlen(every)) <= 0) {
+            rc = usage("--every takes a duration: 30s, 10m, 1h");
+            goto done;
+        }
+
+        if (rule && !cutover_id_valid(rule, strlen(rule))) {
+            rc = usage("bad --rule id");
+            goto done;
+        }
+
+        reason_json = ctl_json_reason(reason);
+        body = bson_string_new("{");
+        bson_string_append_printf(body, "\"to\":%s,\"step\":%s,"
+                                  "\"every\":\"%s\",", argv[optind], step,
+                                  every);
+        if (rule) {
+            bson_string_append_printf(body, "\"rule\":\"%s\",", rule);
+        }
+
+        bson_string_append_printf(body, "\"reason\":\"%s\"}",
+                                  reason_json ? reason_json : "");
+        free(reason_json);
+
+        status = ctl_call(&c, "POST", "ramp", body->str, &out);
+        bson_string_free(body, true);
+        rc = ctl_report(&c, status, &out, 0);
 
     } else if (strcmp(cmd, "history") == 0) {
         if (limit && (atoi(limit) < 1 || atoi(limit) > 1000)) {

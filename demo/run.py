@@ -6,7 +6,8 @@ write) and cutover-shadowd; drives store and channel traffic while the dial
 goes 0 -> 10 -> 50 %, rolls back, waits for the shadow to catch up, checks
 that both ledgers moved in step, reconciles the two databases' ledgers
 (then makes one side differ through its API and finds it) and prints the
-comparison report.
+comparison report.  Then the ramp dials up by itself, the new core is made
+to fail, and the guard rolls back by itself.
 
 DEMO_KEEP=1 leaves everything running until Ctrl-C.
 """
@@ -18,6 +19,7 @@ import random
 import shutil
 import subprocess
 import sys
+import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -177,10 +179,83 @@ def run(stack):
     say("\nreport: %s/report.json and report.csv; logs: %s/logs; "
         "nginx: %s/nginx" % (OUT, OUT, OUT))
 
+    guard_and_ramp(stack)
+
+
+def dials(stack):
+    st = json.loads(stack.ctl("-o", "json", "status")[1])
+    return st["state"], st["rules"][-1]["percent"]
+
+
+def guard_and_ramp(stack):
+    """The ramp raises the dial while all is well; the new core fails and
+    the guard (cutover_guard, error_rate=5% over 5s) rolls back."""
+    stop = threading.Event()
+    answers = {"ok": 0, "5xx": 0}
+
+    def background():
+        rnd = random.Random("ramp")
+        i = 0
+        while not stop.is_set():
+            i += 1
+            store = "S%03d" % rnd.randint(1, 200)
+            s, _, _ = harness.http("GET", stack.gateway
+                                   + "/api/v1/inventory/%s/SKU%05d"
+                                   % (store, rnd.randint(1, 2000)), None,
+                                   {"X-Store-Id": store, "X-Channel": "pos"})
+            answers["5xx" if s >= 500 else "ok"] += 1
+
+    say("\n== guard and ramp: dial 10 %, then a ramp to 40 % by 10 % every "
+        "2 s")
+    stack.ctl("dial", "10", "--reason", "demo: restart the cutover")
+    threads = [threading.Thread(target=background) for _ in range(4)]
+    for t in threads:
+        t.start()
+    try:
+        say(stack.ctl("ramp", "40", "--step", "10", "--every", "2s",
+                      "--reason", "demo: dial up while all is well")[1]
+            .rstrip())
+        seen = None
+        deadline = time.monotonic() + 12
+        while time.monotonic() < deadline:
+            state, pct = dials(stack)
+            if pct != seen:
+                say("   dial now %s %%" % pct)
+                seen = pct
+            if pct == 40:
+                break
+            time.sleep(0.2)
+
+        time.sleep(1.5)                 # a while at 40 %
+        say("== the new core goes down: nginx answers 502 for its share")
+        stack.procs["newcore"].stop()
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < 10:
+            if dials(stack)[0] == "rolled_back":
+                break
+            time.sleep(0.1)
+        say("   rolled back by the guard %.1f s after the core went down "
+            "(answers so far: %d ok, %d 5xx)"
+            % (time.monotonic() - t0, answers["ok"], answers["5xx"]))
+        time.sleep(1)
+        say("== cutoverctl guard")
+        say(stack.ctl("guard")[1].rstrip())
+        say("== cutoverctl history (the guard's entry on top)")
+        say(stack.ctl("history", "--limit", "6")[1].rstrip())
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    b = harness.bin_path
+    stack.start("newcore", [b("cutover-newcore"), "--listen",
+                            "127.0.0.1:%d" % stack.ports["newcore"],
+                            "--db", stack.newdb], stack.ports["newcore"])
+
 
 def main():
     shutil.rmtree(OUT, ignore_errors=True)
-    stack = Stack(OUT, rules=os.path.join(HERE, "rules.json"))
+    stack = Stack(OUT, rules=os.path.join(HERE, "rules.json"),
+                  guard="error_rate=5% window=5s min_requests=20")
     try:
         run(stack)
         if os.environ.get("DEMO_KEEP") == "1":

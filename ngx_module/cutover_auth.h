@@ -10,28 +10,13 @@
 #include <stdint.h>
 
 #include "common/cutover_hash.h"
+#include "common/cutover_sign.h"
 #include "cutover_dial.h"
 #include "common/cutover_json.h"
 
 #define CUTOVER_AUTH_WINDOW     300      /* seconds either side of now */
-#define CUTOVER_SECRET_MAX      64       /* bytes */
-#define CUTOVER_SECRET_MIN      16
 #define CUTOVER_NONCE_MAX       64       /* hex digits */
 #define CUTOVER_NONCE_MIN       16
-
-typedef enum {
-    CUTOVER_ROLE_NONE = 0,
-    CUTOVER_ROLE_VIEWER,
-    CUTOVER_ROLE_OPERATOR,
-    CUTOVER_ROLE_ADMIN
-} cutover_role_e;
-
-typedef struct {
-    char            id[CUTOVER_ID_MAX + 1];
-    cutover_role_e  role;
-    unsigned char   secret[CUTOVER_SECRET_MAX];
-    size_t          secret_len;
-} cutover_key_t;
 
 /* The parts of an Authorization header. */
 typedef struct {
@@ -41,24 +26,10 @@ typedef struct {
     char      signature[65];
 } cutover_auth_t;
 
-cutover_role_e cutover_role_parse(const char *s);
-const char *cutover_role_name(cutover_role_e role);
-
-/* One line of a keys file: "<key-id> <role> <hex secret>".  Returns 1 for
- * a key, 0 for a blank or comment line, -1 with err on a bad line. */
-int cutover_key_parse_line(const char *line, size_t len, cutover_key_t *key,
-    cutover_error_t *err);
-
 /* Parses "CUTOVER-HMAC-SHA256 KeyId=.., Timestamp=.., Nonce=..,
  * Signature=..". */
 int cutover_auth_parse(const char *value, size_t len, cutover_auth_t *auth,
     cutover_error_t *err);
-
-/* hex(HMAC-SHA256(secret, METHOD\nPATH\nTS\nNONCE\nhex(SHA-256(body)))). */
-int cutover_auth_sign(const unsigned char *secret, size_t secret_len,
-    const char *method, size_t method_len, const char *path, size_t path_len,
-    int64_t timestamp, const char *nonce, const void *body, size_t body_len,
-    char signature[65]);
 
 /* Constant-time check of auth->signature; 1 when it is right. */
 int cutover_auth_verify(const cutover_key_t *key, const cutover_auth_t *auth,

@@ -220,27 +220,7 @@ cutover_percent_format(uint32_t bp, char buf[16])
 }
 
 
-int
-cutover_id_valid(const char *s, size_t len)
-{
-    size_t  i;
 
-    if (len == 0 || len > CUTOVER_ID_MAX) {
-        return 0;
-    }
-
-    for (i = 0; i < len; i++) {
-        char c = s[i];
-
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
-              || (c >= '0' && c <= '9') || c == '_' || c == '.' || c == '-'))
-        {
-            return 0;
-        }
-    }
-
-    return 1;
-}
 
 
 void
@@ -507,6 +487,10 @@ cutover_state_dial(cutover_state_t *dst, const cutover_state_t *src,
     }
 
     r->bp = (uint32_t) dial->bp;
+    r->ramp_to = 0;
+    r->ramp_step = 0;
+    r->ramp_every = 0;
+    r->ramp_next = 0;
     dst->version = src->version + 1;
     dst->changed_at = now;
     dst->rolled_back = 0;
@@ -522,9 +506,158 @@ cutover_state_rollback(cutover_state_t *st, int64_t now)
 
     for (i = 0; i < st->nrules; i++) {
         st->rules[i].bp = 0;
+        st->rules[i].ramp_to = 0;
+        st->rules[i].ramp_step = 0;
+        st->rules[i].ramp_every = 0;
+        st->rules[i].ramp_next = 0;
     }
 
     st->rolled_back = 1;
     st->version++;
     st->changed_at = now;
+}
+
+
+int
+cutover_state_ramp_start(cutover_state_t *dst, const cutover_state_t *src,
+    const char *rule, int32_t to, int32_t step, int64_t every, int64_t now,
+    cutover_error_t *err)
+{
+    int              n;
+    char             pct[16];
+    cutover_rule_t  *r;
+
+    n = cutover_state_find(src, rule);
+    if (n < 0) {
+        cutover_error_set(err, "unknown_rule", "rule \"%.32s\" does not "
+                          "exist", rule);
+        return CUTOVER_ERROR;
+    }
+
+    if (to < 0 || to > CUTOVER_BUCKETS) {
+        cutover_error_set(err, "invalid_percent", "to: percent out of range");
+        return CUTOVER_ERROR;
+    }
+
+    if ((uint32_t) to <= src->rules[n].bp) {
+        cutover_percent_format(src->rules[n].bp, pct);
+        cutover_error_set(err, "invalid_request", "to must be above the "
+                          "rule's dial (%s%%)", pct);
+        return CUTOVER_ERROR;
+    }
+
+    if (step <= 0 || step > CUTOVER_BUCKETS) {
+        cutover_error_set(err, "invalid_request", "step must be above 0 and "
+                          "at most 100");
+        return CUTOVER_ERROR;
+    }
+
+    if (every <= 0 || every > 366 * 86400) {
+        cutover_error_set(err, "invalid_request", "every must be a duration "
+                          "from 1s to 366d (10m, 30s, 1h)");
+        return CUTOVER_ERROR;
+    }
+
+    memcpy(dst, src, sizeof(*dst));
+
+    r = &dst->rules[n];
+    r->ramp_to = (uint32_t) to;
+    r->ramp_step = (uint32_t) step;
+    r->ramp_every = (uint32_t) every;
+    r->ramp_next = now + every;
+
+    dst->version = src->version + 1;
+    dst->changed_at = now;
+
+    return CUTOVER_OK;
+}
+
+
+int
+cutover_state_ramp_due(const cutover_state_t *st, int64_t now)
+{
+    uint32_t  i;
+
+    for (i = 0; i < st->nrules && i < CUTOVER_MAX_RULES; i++) {
+        if (st->rules[i].ramp_step && st->rules[i].ramp_next <= now) {
+            return (int) i;
+        }
+    }
+
+    return -1;
+}
+
+
+int
+cutover_state_ramp_step(cutover_state_t *dst, const cutover_state_t *src,
+    int n, int64_t now, cutover_error_t *err)
+{
+    int64_t                next;
+    uint32_t               bp;
+    cutover_dial_t        *dial;
+    cutover_rule_t        *r;
+    const cutover_rule_t  *s;
+
+    if (n < 0 || (uint32_t) n >= src->nrules || src->rules[n].ramp_step == 0) {
+        cutover_error_set(err, "no_ramp", "the rule has no ramp");
+        return CUTOVER_ERROR;
+    }
+
+    s = &src->rules[n];
+
+    bp = s->bp + s->ramp_step;
+    if (bp > s->ramp_to) {
+        bp = s->ramp_to;
+    }
+
+    /* the dial as POST dial makes it: same rule, same stores */
+    dial = calloc(1, sizeof(cutover_dial_t));
+    if (dial == NULL) {
+        cutover_error_set(err, "no_memory", "out of memory");
+        return CUTOVER_ERROR;
+    }
+
+    snprintf(dial->rule, sizeof(dial->rule), "%s", s->id);
+    dial->bp = (int32_t) bp;
+
+    if (cutover_state_dial(dst, src, dial, now, err) != CUTOVER_OK) {
+        free(dial);
+        return CUTOVER_ERROR;
+    }
+
+    free(dial);
+
+    r = &dst->rules[n];
+
+    if (bp < s->ramp_to) {
+        /* on schedule; a step taken late does not bring the next closer */
+        next = s->ramp_next + s->ramp_every;
+        if (next <= now) {
+            next = now + s->ramp_every;
+        }
+
+        r->ramp_to = s->ramp_to;
+        r->ramp_step = s->ramp_step;
+        r->ramp_every = s->ramp_every;
+        r->ramp_next = next;
+    }
+
+    return CUTOVER_OK;
+}
+
+
+int
+cutover_state_ramp_resume(cutover_state_t *st, int64_t now)
+{
+    int       moved = 0;
+    uint32_t  i;
+
+    for (i = 0; i < st->nrules && i < CUTOVER_MAX_RULES; i++) {
+        if (st->rules[i].ramp_step && st->rules[i].ramp_next <= now) {
+            st->rules[i].ramp_next = now + st->rules[i].ramp_every;
+            moved++;
+        }
+    }
+
+    return moved;
 }

@@ -14,11 +14,11 @@
 #include <stdint.h>
 
 #include "common/cutover_error.h"
+#include "common/cutover_sign.h"
 
 #define CUTOVER_BUCKETS         10000       /* buckets 0..9999 */
 #define CUTOVER_MAX_RULES       64
 #define CUTOVER_MAX_IDS         2048        /* stores + channels, all rules */
-#define CUTOVER_ID_MAX          32          /* bytes of an id */
 #define CUTOVER_STATE_TEXT_MAX  (96 * 1024) /* encoded state file */
 
 typedef struct {
@@ -29,6 +29,13 @@ typedef struct {
     uint16_t  nstores;
     uint16_t  first_channel;
     uint16_t  nchannels;
+
+    /* a ramp (POST ramp) while ramp_step != 0: the dial rises by ramp_step
+     * every ramp_every seconds, the next time at ramp_next, up to ramp_to */
+    uint32_t  ramp_to;
+    uint32_t  ramp_step;
+    uint32_t  ramp_every;
+    int64_t   ramp_next;
 } cutover_rule_t;
 
 typedef struct {
@@ -87,9 +94,6 @@ void cutover_record_id(uint64_t seed0, uint64_t seed1, uint64_t counter,
 /* Formats basis points as a percent with no needless zeros: "12.5". */
 void cutover_percent_format(uint32_t bp, char buf[16]);
 
-/* Whether s is a valid rule, store or channel id: 1..32 of [A-Za-z0-9_.-]. */
-int cutover_id_valid(const char *s, size_t len);
-
 /* A fresh state: one rule "default" at 0, version 1, active. */
 void cutover_state_init(cutover_state_t *st);
 
@@ -101,7 +105,8 @@ int cutover_state_route(const cutover_state_t *st, const char *store,
     size_t store_len, const char *channel, size_t channel_len,
     uint32_t bucket, cutover_route_t *out);
 
-/* Writes into dst the state src with the dial applied, version bumped.
+/* Writes into dst the state src with the dial applied, version bumped;
+ * a ramp of the dialed rule ends.
  * dst and src must not overlap.  On error dst is undefined. */
 int cutover_state_dial(cutover_state_t *dst, const cutover_state_t *src,
     const cutover_dial_t *dial, int64_t now, cutover_error_t *err);
@@ -111,8 +116,28 @@ int cutover_state_dial(cutover_state_t *dst, const cutover_state_t *src,
 int cutover_ids_add(cutover_state_t *dst, const char *const *names,
     size_t n, uint16_t *first, uint16_t *count, cutover_error_t *err);
 
-/* Every rule to 0, state rolled back.  Bumps the version. */
+/* Every rule to 0, state rolled back, every ramp ended.  Bumps the
+ * version. */
 void cutover_state_rollback(cutover_state_t *st, int64_t now);
+
+/* Starts a ramp of a rule (into dst, version bumped): its dial rises by
+ * step basis points every `every` seconds up to `to`, the first step
+ * `every` after now.  to at or below the dial, step 0 or every 0 -> err. */
+int cutover_state_ramp_start(cutover_state_t *dst, const cutover_state_t *src,
+    const char *rule, int32_t to, int32_t step, int64_t every, int64_t now,
+    cutover_error_t *err);
+
+/* The index of a rule whose ramp step is due at now, or -1. */
+int cutover_state_ramp_due(const cutover_state_t *st, int64_t now);
+
+/* Takes the due step of rule n (into dst, version bumped); the ramp ends
+ * when the dial reaches its target.  The caller checks it is due. */
+int cutover_state_ramp_step(cutover_state_t *dst, const cutover_state_t *src,
+    int n, int64_t now, cutover_error_t *err);
+
+/* After a start: a step missed while nothing ran is not taken late, the
+ * next one comes `every` after now.  Returns how many ramps moved. */
+int cutover_state_ramp_resume(cutover_state_t *st, int64_t now);
 
 /* Index of a rule by id, or -1. */
 int cutover_state_find(const cutover_state_t *st, const char *rule);

@@ -82,6 +82,23 @@ cutover_state_encode(const cutover_state_t *st, const char *zone, char *buf,
         buf[n++] = '\n';
     }
 
+    /* ramps after the rules (a reader finds their rule first) */
+    for (i = 0; i < st->nrules && n >= 0 && (size_t) n < cap; i++) {
+        r = &st->rules[i];
+
+        if (r->ramp_step == 0) {
+            continue;
+        }
+
+        k = snprintf(buf + n, cap - (size_t) n, "ramp %s %u %u %u %lld\n",
+                     r->id, r->ramp_to, r->ramp_step, r->ramp_every,
+                     (long long) r->ramp_next);
+        if (k < 0 || (size_t) (n + k) >= cap) {
+            return -1;
+        }
+        n += k;
+    }
+
     if (n < 0 || (size_t) n + 76 >= cap) {
         return -1;
     }
@@ -179,6 +196,42 @@ cutover_decode_rule(cutover_state_t *st, char *line, cutover_error_t *err)
  * Kept whole: the state file's lines are read in their fixed order with one
  * error exit.
  */
+/* "RULE TO STEP EVERY NEXT" of a rule read before */
+static int
+cutover_decode_ramp(cutover_state_t *st, char *line, cutover_error_t *err)
+{
+    int              n;
+    char             id[CUTOVER_ID_MAX + 1];
+    unsigned         to, step, every;
+    long long        next;
+    cutover_rule_t  *r;
+
+    if (sscanf(line, "%32s %u %u %u %lld%n", id, &to, &step, &every, &next,
+               &n) != 5
+        || line[n] != '\0')
+    {
+        cutover_error_set(err, "corrupt", "bad ramp line");
+        return CUTOVER_ERROR;
+    }
+
+    n = cutover_state_find(st, id);
+    if (n < 0 || to > CUTOVER_BUCKETS || step == 0 || step > CUTOVER_BUCKETS
+        || every == 0)
+    {
+        cutover_error_set(err, "corrupt", "bad ramp of rule %s", id);
+        return CUTOVER_ERROR;
+    }
+
+    r = &st->rules[n];
+    r->ramp_to = to;
+    r->ramp_step = step;
+    r->ramp_every = every;
+    r->ramp_next = next;
+
+    return CUTOVER_OK;
+}
+
+
 int
 cutover_state_decode(cutover_state_t *st, const char *text, size_t len,
     cutover_error_t *err)
@@ -252,6 +305,11 @@ cutover_state_decode(cutover_state_t *st, const char *text, size_t len,
 
         } else if (strncmp(line, "rule ", 5) == 0) {
             if (cutover_decode_rule(st, line, err) != 0) {
+                goto done;
+            }
+
+        } else if (strncmp(line, "ramp ", 5) == 0) {
+            if (cutover_decode_ramp(st, line + 5, err) != 0) {
                 goto done;
             }
 

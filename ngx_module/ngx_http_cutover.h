@@ -23,6 +23,7 @@
 #include "common/cutover_record.h"
 #include "cutover_auth.h"
 #include "common/cutover_json.h"
+#include "common/cutover_guard.h"
 
 
 #define NGX_HTTP_CUTOVER_NONCES        4096
@@ -39,6 +40,9 @@
 #define NGX_HTTP_CUTOVER_REFUSAL_ADDRS  16      /* addresses named in one */
 #define NGX_HTTP_CUTOVER_ADDR_MAX       48
 #define NGX_HTTP_CUTOVER_MIN_ZONE      (512 * 1024)
+
+/* cutover_upstream_response_seconds: its buckets' bounds (ms), +Inf last */
+#define NGX_HTTP_CUTOVER_UP_BUCKETS    12
 
 typedef enum {
     NGX_HTTP_CUTOVER_AUTH_MISSING = 0,
@@ -158,6 +162,17 @@ typedef struct {
     time_t                        refusals_written;
     ngx_atomic_t                  refusals_flushing;
 
+    /* the last second the guard and ramp check ran (one worker a second,
+     * ngx_http_cutover_guard.c) */
+    ngx_atomic_t                  tick_sec;
+    void                         *guard;      /* ngx_http_cutover_guard_sh_t */
+
+    /* upstream answers by rule slot and side (0 legacy, 1 new) */
+    ngx_atomic_t                  upstream_hist[CUTOVER_MAX_RULES][2][
+                                      NGX_HTTP_CUTOVER_UP_BUCKETS];
+    ngx_atomic_t                  upstream_ms[CUTOVER_MAX_RULES][2];
+    ngx_atomic_t                  upstream_errors[CUTOVER_MAX_RULES][2];
+
     ngx_http_cutover_nonce_t      nonces[NGX_HTTP_CUTOVER_NONCES];
 } ngx_http_cutover_shctx_t;
 
@@ -169,6 +184,8 @@ typedef struct {
     ngx_str_t                     state_path;     /* NUL-terminated */
     ngx_str_t                     audit_path;     /* NUL-terminated */
     ngx_thread_pool_t            *thread_pool;    /* file writes and fsyncs */
+    cutover_guard_conf_t         *guard;          /* cutover_guard, or NULL */
+    void                         *guard_worker;   /* this worker's part */
 } ngx_http_cutover_zone_t;
 
 
@@ -292,6 +309,20 @@ char *ngx_http_cutover_log(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 char *ngx_http_cutover_record_headers(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 void ngx_http_cutover_record_exit(ngx_cycle_t *cycle);
+
+/* ngx_http_cutover_guard.c */
+char *ngx_http_cutover_guard(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+ngx_int_t ngx_http_cutover_guard_init(ngx_conf_t *cf);
+ngx_int_t ngx_http_cutover_guard_init_zone(ngx_http_cutover_zone_t *zone,
+    ngx_log_t *log);
+ngx_int_t ngx_http_cutover_guard_init_process(ngx_cycle_t *cycle);
+u_char *ngx_http_cutover_guard_status(ngx_http_cutover_zone_t *zone,
+    cutover_state_t *st, u_char *p);
+size_t ngx_http_cutover_guard_status_size(cutover_state_t *st);
+u_char *ngx_http_cutover_ramp_json(cutover_rule_t *rule, u_char *p);
+u_char *ngx_http_cutover_guard_metrics(ngx_http_cutover_zone_t *zone,
+    cutover_state_t *st, u_char *p);
+size_t ngx_http_cutover_guard_metrics_size(cutover_state_t *st);
 
 /* ngx_http_cutover_admin*.c */
 ngx_int_t ngx_http_cutover_admin_handler(ngx_http_request_t *r);

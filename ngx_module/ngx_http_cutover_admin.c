@@ -56,6 +56,10 @@ ngx_http_cutover_endpoint(ngx_http_request_t *r)
         return NGX_HTTP_CUTOVER_EP_ACCEPT;
     }
 
+    if (name.len == 4 && ngx_strncmp(p, "ramp", 4) == 0) {
+        return NGX_HTTP_CUTOVER_EP_RAMP;
+    }
+
     return NGX_HTTP_CUTOVER_EP_UNKNOWN;
 }
 
@@ -95,7 +99,7 @@ ngx_http_cutover_admin_handler(ngx_http_request_t *r)
         return ngx_http_cutover_error(r, a, NGX_HTTP_NOT_FOUND, "not_found",
                                       "unknown admin call; see status, "
                                       "metrics, history, dial, rollback, "
-                                      "accept");
+                                      "accept, ramp");
     }
 
     if (a->ep >= NGX_HTTP_CUTOVER_EP_DIAL) {
@@ -244,6 +248,9 @@ ngx_http_cutover_admin_process(ngx_http_request_t *r,
     case NGX_HTTP_CUTOVER_EP_HISTORY:
         return ngx_http_cutover_history(r, a);
 
+    case NGX_HTTP_CUTOVER_EP_RAMP:
+        return ngx_http_cutover_ramp(r, a);
+
     default:
         return ngx_http_cutover_change(r, a);
     }
@@ -341,8 +348,10 @@ ngx_http_cutover_rules_json(ngx_http_request_t *r, ngx_http_cutover_zone_t *z,
 
         p += n - 1;                                 /* reopen the object */
         c = st->rules[i].counter % CUTOVER_MAX_RULES;
-        p = ngx_sprintf(p, ",\"requests\":{\"new\":%uA,\"legacy\":%uA}}",
+        p = ngx_sprintf(p, ",\"requests\":{\"new\":%uA,\"legacy\":%uA}",
                         z->sh->requests[c][1], z->sh->requests[c][0]);
+        p = ngx_http_cutover_ramp_json(&st->rules[i], p);
+        *p++ = '}';
     }
 
     *p++ = ']';
@@ -353,7 +362,8 @@ ngx_http_cutover_rules_json(ngx_http_request_t *r, ngx_http_cutover_zone_t *z,
 static size_t
 ngx_http_cutover_state_size(cutover_state_t *st)
 {
-    return 2048 + st->nrules * 400 + st->nids * (CUTOVER_ID_MAX + 4);
+    return 2048 + st->nrules * 500 + st->nids * (CUTOVER_ID_MAX + 4)
+           + ngx_http_cutover_guard_status_size(st);
 }
 
 
@@ -419,6 +429,8 @@ ngx_http_cutover_state_reply(ngx_http_request_t *r,
         p = ngx_cpymem(p, ",\"damaged_line\":", 16);
         p = sh->audit_damaged ? ngx_sprintf(p, "%uL}", sh->audit_damaged)
                               : ngx_cpymem(p, "null}", 5);
+
+        p = ngx_http_cutover_guard_status(a->zone, st, p);
     }
 
     p = ngx_cpymem(p, "}\n", 2);

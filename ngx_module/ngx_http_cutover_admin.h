@@ -25,6 +25,7 @@ typedef enum {
     NGX_HTTP_CUTOVER_EP_DIAL,
     NGX_HTTP_CUTOVER_EP_ROLLBACK,
     NGX_HTTP_CUTOVER_EP_ACCEPT,
+    NGX_HTTP_CUTOVER_EP_RAMP,
     NGX_HTTP_CUTOVER_EP_UNKNOWN
 } ngx_http_cutover_endpoint_e;
 
@@ -50,6 +51,34 @@ typedef struct {
     ngx_uint_t                 aggregated;   /* unauthenticated refusal */
     cutover_error_t            err;
 } ngx_http_cutover_answer_t;
+
+
+typedef struct {
+    cutover_dial_t   dial;
+    int64_t          expect_version;      /* -1: not given */
+    char             reason[NGX_HTTP_CUTOVER_REASON_MAX + 1];
+
+    /* POST ramp */
+    int32_t          ramp_to;
+    int32_t          ramp_step;
+    int64_t          ramp_every;
+} ngx_http_cutover_change_t;
+
+
+/* A dial or rollback (or a ramp), written by a thread-pool thread: the
+ * state file, the audit entry and the directory are fsynced there, never
+ * in the event loop; the answer goes out when the thread is done.  The
+ * guard's rollback goes the same way without a request (answer.r NULL). */
+typedef struct {
+    ngx_http_cutover_answer_t   answer;       /* first: see the answer */
+    ngx_http_cutover_change_t  *c;
+    cutover_state_t            *cur;
+    cutover_state_t            *next;
+    char                       *from;
+    char                       *to;
+    ngx_uint_t                  persisted;    /* a rollback's state file */
+    u_char                      tmpname[NGX_MAX_PATH];
+} ngx_http_cutover_write_t;
 
 
 /* the auth reasons, then the other unauthenticated refusals */
@@ -82,5 +111,11 @@ void ngx_http_cutover_refusals_flush(ngx_http_cutover_zone_t *zone,
 ngx_int_t ngx_http_cutover_change(ngx_http_request_t *r,
     ngx_http_cutover_admin_t *a);
 void ngx_http_cutover_written(ngx_event_t *ev);
+void ngx_http_cutover_change_write(void *data, ngx_log_t *log);
+void ngx_http_cutover_audit_rule(cutover_state_t *st, int n, char *buf);
+
+/* ngx_http_cutover_admin_ramp.c */
+ngx_int_t ngx_http_cutover_ramp(ngx_http_request_t *r,
+    ngx_http_cutover_admin_t *a);
 
 #endif /* NGX_HTTP_CUTOVER_ADMIN_H */

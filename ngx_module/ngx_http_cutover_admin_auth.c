@@ -142,6 +142,7 @@ ngx_http_cutover_authenticate(ngx_http_request_t *r,
     }
 
     need = a->ep == NGX_HTTP_CUTOVER_EP_ACCEPT ? CUTOVER_ROLE_ADMIN
+           : a->ep == NGX_HTTP_CUTOVER_EP_ROLLBACK ? CUTOVER_ROLE_GUARD
            : a->ep >= NGX_HTTP_CUTOVER_EP_DIAL ? CUTOVER_ROLE_OPERATOR
            : CUTOVER_ROLE_VIEWER;
 
@@ -153,6 +154,8 @@ ngx_http_cutover_authenticate(ngx_http_request_t *r,
                                        ? "this call needs the admin role"
                                        : need == CUTOVER_ROLE_OPERATOR
                                        ? "this call needs the operator role"
+                                       : need == CUTOVER_ROLE_GUARD
+                                       ? "this call needs the guard role"
                                        : "this call needs the viewer role");
         return 0;
     }
@@ -166,6 +169,7 @@ ngx_http_cutover_action(ngx_http_cutover_admin_t *a)
 {
     return a->ep == NGX_HTTP_CUTOVER_EP_DIAL ? "dial"
            : a->ep == NGX_HTTP_CUTOVER_EP_ROLLBACK ? "rollback"
+           : a->ep == NGX_HTTP_CUTOVER_EP_RAMP ? "ramp"
            : "audit_accept";
 }
 

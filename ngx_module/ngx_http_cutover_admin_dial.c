@@ -55,7 +55,7 @@ ngx_http_cutover_ids(ngx_http_request_t *r, const char *json,
 
 /* A rule as the audit trail shows it: whole, or counted when its lists
  * would not fit in an entry (the state file keeps them). */
-static void
+void
 ngx_http_cutover_audit_rule(cutover_state_t *st, int n, char *buf)
 {
     char                   pct[16];
@@ -72,13 +72,6 @@ ngx_http_cutover_audit_rule(cutover_state_t *st, int n, char *buf)
                 "\"channels\":%uD,\"percent\":%s}%Z", rule->id,
                 (uint32_t) rule->nstores, (uint32_t) rule->nchannels, pct);
 }
-
-
-typedef struct {
-    cutover_dial_t   dial;
-    int64_t          expect_version;      /* -1: not given */
-    char             reason[NGX_HTTP_CUTOVER_REASON_MAX + 1];
-} ngx_http_cutover_change_t;
 
 
 /*
@@ -239,21 +232,6 @@ ngx_http_cutover_parse_change(ngx_http_request_t *r,
 }
 
 
-/* A dial or rollback, written by a thread-pool thread: the state file, the
- * audit entry and the directory are fsynced there, never in the event
- * loop; the answer goes out when the thread is done. */
-typedef struct {
-    ngx_http_cutover_answer_t   answer;       /* first: see the answer */
-    ngx_http_cutover_change_t  *c;
-    cutover_state_t            *cur;
-    cutover_state_t            *next;
-    char                       *from;
-    char                       *to;
-    u_char                      tmpname[NGX_MAX_PATH];
-} ngx_http_cutover_write_t;
-
-
-static void ngx_http_cutover_change_write(void *data, ngx_log_t *log);
 static ngx_int_t ngx_http_cutover_dial_prepare(ngx_http_cutover_write_t *w);
 static ngx_int_t ngx_http_cutover_change_audit(ngx_http_cutover_write_t *w,
     ngx_log_t *log);
@@ -320,7 +298,7 @@ ngx_http_cutover_change(ngx_http_request_t *r, ngx_http_cutover_admin_t *a)
  * break. Kept whole: it is one sequence under the writer lock (state file,
  * audit entry, publish), and the order of its steps is what makes it safe.
  */
-static void
+void
 ngx_http_cutover_change_write(void *data, ngx_log_t *log)
 {
     ngx_http_cutover_write_t  *w = data;
@@ -434,6 +412,7 @@ audit:
 rollback:
 
     persisted = ngx_http_cutover_zone_persist(z, next, log, &tmp) == NGX_OK;
+    w->persisted = 1;
 
     if (ngx_http_cutover_change_audit(w, log) != NGX_OK) {
         (void) ngx_atomic_fetch_add(&sh->persist_failures, 1);
@@ -446,6 +425,7 @@ rollback:
     if (!persisted || ngx_http_cutover_zone_commit(z, next, &tmp, log)
                       != NGX_OK)
     {
+        w->persisted = 0;
         (void) ngx_atomic_fetch_add(&sh->persist_failures, 1);
         ngx_log_error(NGX_LOG_ERR, log, 0,
                       "cutover zone \"%V\": rollback applied in memory only: "

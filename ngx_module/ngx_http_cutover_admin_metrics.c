@@ -60,7 +60,8 @@ ngx_http_cutover_metrics(ngx_http_request_t *r, ngx_http_cutover_admin_t *a)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    size = 12288 + st->nrules * 600;
+    size = 12288 + st->nrules * 600
+           + ngx_http_cutover_guard_metrics_size(st);
     buf = ngx_pnalloc(r->pool, size);
     if (buf == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -184,6 +185,8 @@ ngx_http_cutover_metrics(ngx_http_request_t *r, ngx_http_cutover_admin_t *a)
                         ngx_http_cutover_drop_names[i],
                         sh->records_dropped[i]);
     }
+
+    p = ngx_http_cutover_guard_metrics(a->zone, st, p);
 
     return ngx_http_cutover_send(r, NGX_HTTP_OK, buf, p - buf,
                                  "text/plain; version=0.0.4");

@@ -44,6 +44,10 @@ ngx_http_cutover_init(ngx_conf_t *cf)
 
     *h = ngx_http_cutover_route_handler;
 
+    if (ngx_http_cutover_guard_init(cf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
     return ngx_http_cutover_record_init(cf);
 }
 

@@ -120,6 +120,13 @@ static ngx_command_t  ngx_http_cutover_commands[] = {
       0,
       NULL },
 
+    { ngx_string("cutover_guard"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_2MORE,
+      ngx_http_cutover_guard,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
     { ngx_string("cutover_admin_keys"),
       NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
       ngx_http_cutover_admin_keys,

@@ -26,14 +26,14 @@ ngx_http_cutover_init_zone(ngx_shm_zone_t *shm_zone, void *data)
         /* reload with the zone kept: the live state and counters go on */
         zone->sh = ozone->sh;
         zone->shpool = ozone->shpool;
-        return NGX_OK;
+        return ngx_http_cutover_guard_init_zone(zone, shm_zone->shm.log);
     }
 
     zone->shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
 
     if (shm_zone->shm.exists) {
         zone->sh = zone->shpool->data;
-        return NGX_OK;
+        return ngx_http_cutover_guard_init_zone(zone, shm_zone->shm.log);
     }
 
     sh = ngx_slab_alloc(zone->shpool, sizeof(ngx_http_cutover_shctx_t));
@@ -60,7 +60,7 @@ ngx_http_cutover_init_zone(ngx_shm_zone_t *shm_zone, void *data)
     ngx_http_cutover_zone_load(zone, shm_zone->shm.log);
     ngx_http_cutover_audit_load(zone, shm_zone->shm.log);
 
-    return NGX_OK;
+    return ngx_http_cutover_guard_init_zone(zone, shm_zone->shm.log);
 }
 
 
@@ -151,6 +151,14 @@ ngx_http_cutover_zone_load(ngx_http_cutover_zone_t *zone, ngx_log_t *log)
                       "cutover zone \"%V\": state version %uL loaded from "
                       "\"%V\"", &zone->name, sh->slot[0].version,
                       &zone->state_path);
+
+        /* a ramp's steps missed while down are not taken in a burst */
+        if (cutover_state_ramp_resume(&sh->slot[0], ngx_time())) {
+            ngx_log_error(NGX_LOG_NOTICE, log, 0,
+                          "cutover zone \"%V\": a ramp resumes, its next "
+                          "step in its interval from now", &zone->name);
+        }
+
         goto done;
     }
 

@@ -11,6 +11,7 @@
 #include <bson/bson.h>
 
 #include "shadow/shadow_daemon.h"
+#include "shadow/shadow_guard.h"
 #include "shadow/shadow_json.h"
 
 
@@ -152,6 +153,10 @@ shadow_config_key(bson_iter_t *it, shadow_config_t *cfg, shadow_error_t *err)
 
     if (strcmp(k, "replay") == 0) {
         return shadow_config_replay(it, cfg, err);
+    }
+
+    if (strcmp(k, "guard") == 0) {
+        return shadow_guard_config(it, &cfg->guard, err);
     }
 
     if (strcmp(k, "max_inflight_per_key") == 0) {
@@ -527,6 +532,7 @@ shadow_config_clear(shadow_config_t *cfg)
     free(cfg->metrics_listen);
     free(cfg->dead_letter);
     shadow_config_replay_free(cfg);
+    shadow_guard_config_free(cfg->guard);
     memset(cfg, 0, sizeof(*cfg));
 }
 

@@ -140,6 +140,13 @@ shadow_daemon_new(const shadow_config_t *cfg, shadow_log_pt log,
     curl_multi_setopt(d->multi, CURLMOPT_MAX_HOST_CONNECTIONS,
                       (long) cfg->concurrency);
 
+    if (cfg->guard != NULL) {
+        d->guard = shadow_guard_new(cfg->guard, log, err);
+        if (d->guard == NULL) {
+            goto failed;
+        }
+    }
+
     if (cfg->metrics_listen != NULL) {
         d->stats.lag_bytes = shadow_reader_unread(d->reader);
         d->metrics = shadow_metrics_start(cfg->metrics_listen, &d->stats,
@@ -175,6 +182,7 @@ shadow_daemon_free(shadow_daemon_t *d)
     }
 
     shadow_metrics_stop(d->metrics);
+    shadow_guard_free(d->guard);
 
     for (it = d->head; it; it = next) {
         next = it->next;
@@ -351,6 +359,8 @@ shadow_daemon_run(shadow_daemon_t *d, volatile sig_atomic_t *stop)
 
         shadow_flush(d, 0);
         shadow_advance(d, 0);
+
+        shadow_guard_poll(d->guard, &d->stats.guard);
 
         now = shadow_mono_ms();
         if (now - last_publish >= 100) {

@@ -62,6 +62,7 @@ typedef struct {
     shadow_replay_rule_t  *replay;    /* first match wins */
     size_t           nreplay;
     shadow_replay_t  replay_default;  /* writes no rule names */
+    struct shadow_guard_conf_s  *guard;   /* NULL: no mismatch guard */
 } shadow_config_t;
 
 /* The replay mode of a write (method, URI with its query) under cfg. */

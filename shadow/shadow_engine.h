@@ -26,6 +26,7 @@
 #include "compare/compare.h"
 #include "shadow/shadow_daemon.h"
 #include "shadow/shadow_deadletter.h"
+#include "shadow/shadow_guard.h"
 #include "shadow/shadow_metrics.h"
 
 
@@ -160,6 +161,7 @@ struct shadow_daemon_s {
     int                     park_failing;
     int64_t                 indet_logged_ms;
     uint64_t                indet_unlogged;
+    shadow_guard_t         *guard;      /* the mismatch guard, or NULL */
 };
 
 

@@ -330,6 +330,27 @@ shadow_metrics_render_zones(const shadow_stats_t *s, char *buf, size_t cap)
         }
     }
 
+    shadow_metrics_add(buf, cap, &len,
+        "# HELP cutover_guard_trips_total Mismatch guard trips.\n"
+        "# TYPE cutover_guard_trips_total counter\n"
+        "cutover_guard_trips_total{reason=\"mismatch\"} %llu\n"
+        "# HELP cutover_guard_rollbacks_total Rollbacks the gateway made "
+        "for the mismatch guard.\n"
+        "# TYPE cutover_guard_rollbacks_total counter\n"
+        "cutover_guard_rollbacks_total %llu\n"
+        "# HELP cutover_guard_rollback_failures_total Rollback calls that "
+        "failed (gateway unreachable or refusing); each is tried again.\n"
+        "# TYPE cutover_guard_rollback_failures_total counter\n"
+        "cutover_guard_rollback_failures_total %llu\n"
+        "# HELP cutover_guard_rollback_pending 1 while a rollback is still "
+        "to be made.\n"
+        "# TYPE cutover_guard_rollback_pending gauge\n"
+        "cutover_guard_rollback_pending %lld\n",
+        (unsigned long long) s->guard.trips,
+        (unsigned long long) s->guard.rollbacks,
+        (unsigned long long) s->guard.rollback_failures,
+        (long long) s->guard.pending);
+
     return len;
 }
 

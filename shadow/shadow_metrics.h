@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "shadow/shadow_guard.h"
 #include "shadow/shadow_reader.h"
 
 #define SHADOW_STATS_ZONES  8       /* zones told apart; then "other" */
@@ -68,6 +69,7 @@ typedef struct {
     uint64_t  ckpt_off;
     unsigned             nzones;
     shadow_zone_stats_t  zones[SHADOW_STATS_ZONES];
+    shadow_guard_stats_t guard;
 } shadow_stats_t;
 
 /* Counts one compared pair of zone (served by side "new" or not) with the

@@ -75,6 +75,11 @@ shadow_count_verdict(shadow_daemon_t *d, const cutover_record_t *r,
                             && memcmp(r->side.data, "new", 3) == 0,
                             (unsigned) v);
 
+    if (v == COMPARE_VERDICT_EQUAL || v == COMPARE_VERDICT_DIFFERENT) {
+        shadow_guard_pair(d->guard, &r->rule,
+                          v == COMPARE_VERDICT_DIFFERENT);
+    }
+
     switch (v) {
     case COMPARE_VERDICT_EQUAL:
         d->stats.equal++;

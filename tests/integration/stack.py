@@ -48,7 +48,7 @@ NGINX_CONF = """
 
 class Stack:
     def __init__(self, directory, reads="10%", rules=None, pg=None,
-                 legacy_pg=None, shadowd=None):
+                 legacy_pg=None, shadowd=None, guard=None):
         self.dir = directory
         os.makedirs(self.dir, exist_ok=True)
         os.chmod(self.dir, 0o777)
@@ -63,6 +63,7 @@ class Stack:
         self.own_pg = pg is None
         self.legacy_pg = legacy_pg      # the legacy ledger's own cluster
         self.shadowd_extra = shadowd or {}
+        self.guard = guard              # cutover_guard parameters
         self.ports = {k: harness.free_port() for k in
                       ("newcore", "legacy", "adapter", "gateway", "shadow")}
 
@@ -122,10 +123,15 @@ class Stack:
         for name in ("keys", "operator.key"):
             with open(os.path.join(self.dir, name), "w") as f:
                 f.write("release-mgr operator %s\n" % OPERATOR_SECRET)
-        self.nginx = harness.Nginx(NGINX_CONF.format(
+        conf = NGINX_CONF.format(
             dir=self.dir, newcore=self.ports["newcore"],
             adapter=self.ports["adapter"], port=self.ports["gateway"],
-            reads=self.reads), directory=os.path.join(self.dir, "nginx"))
+            reads=self.reads)
+        if self.guard:
+            conf = conf.replace("erp.state;\n", "erp.state;\n    cutover_guard "
+                                "erp %s;\n" % self.guard, 1)
+        self.nginx = harness.Nginx(conf,
+                                   directory=os.path.join(self.dir, "nginx"))
         self.nginx.start(self.ports["gateway"])
 
         say("== starting cutover-shadowd")

@@ -13,6 +13,7 @@
 #include <check.h>
 
 #include "common/cutover_api.h"
+#include "common/cutover_guard.h"
 #include "common/cutover_hash.h"
 #include "common/cutover_json.h"
 #include "common/cutover_httpd.h"
@@ -498,11 +499,285 @@ START_TEST(test_hashes)
 END_TEST
 
 
+/* ---- the guard's window, histogram and thresholds --------------------- */
+
+static cutover_guard_window_t *
+guard_window(uint32_t seconds)
+{
+    cutover_guard_window_t  *w;
+
+    w = malloc(cutover_guard_window_size(seconds));
+    ck_assert_ptr_nonnull(w);
+    cutover_guard_window_init(w, seconds);
+    return w;
+}
+
+
+START_TEST(test_guard_window_sums)
+{
+    int                      i;
+    uint32_t                 t = 1000000;
+    cutover_guard_sum_t      sum;
+    cutover_guard_window_t  *w = guard_window(3);
+
+    /* not ready: nothing counts */
+    ck_assert_int_eq(cutover_guard_add(w, t, 0, 5), 0);
+
+    cutover_guard_rotate(w, 0, t);
+    for (i = 0; i < 10; i++) {
+        ck_assert_int_eq(cutover_guard_add(w, t, i < 2, 5), 1);
+    }
+
+    /* the next second was made ready ahead */
+    ck_assert_int_eq(cutover_guard_add(w, t + 1, 1, 5), 1);
+
+    /* and is kept, counts and all, when its turn comes */
+    cutover_guard_rotate(w, t, t + 1);
+    ck_assert_int_eq(cutover_guard_add(w, t + 1, 0, 5), 1);
+
+    cutover_guard_sum(w, t + 1, 3, &sum);
+    ck_assert_uint_eq(sum.requests, 12);
+    ck_assert_uint_eq(sum.errors, 3);
+    ck_assert_double_eq_tol(cutover_guard_error_rate(&sum), 25.0, 1e-9);
+
+    /* a 1 s window leaves second t out */
+    cutover_guard_sum(w, t + 1, 1, &sum);
+    ck_assert_uint_eq(sum.requests, 2);
+
+    /* the 3 s window slides */
+    cutover_guard_rotate(w, t + 1, t + 3);
+    cutover_guard_sum(w, t + 3, 3, &sum);
+    ck_assert_uint_eq(sum.requests, 2);
+    cutover_guard_rotate(w, t + 3, t + 4);
+    cutover_guard_sum(w, t + 4, 3, &sum);
+    ck_assert_uint_eq(sum.requests, 0);
+
+    free(w);
+}
+END_TEST
+
+
+START_TEST(test_guard_window_idle_gap)
+{
+    uint32_t                 t = 2000000, s;
+    cutover_guard_sum_t      sum;
+    cutover_guard_window_t  *w = guard_window(5);
+
+    cutover_guard_rotate(w, 0, t);
+    for (s = t; s < t + 5; s++) {
+        cutover_guard_rotate(w, s - 1, s);
+        ck_assert_int_eq(cutover_guard_add(w, s, 1, 10), 1);
+    }
+
+    cutover_guard_sum(w, t + 4, 5, &sum);
+    ck_assert_uint_eq(sum.requests, 5);
+
+    /* idle for longer than the ring (7 buckets): the buckets of old
+     * seconds count nothing for the new ones */
+    s = t + 4 + 11;
+    cutover_guard_sum(w, s, 5, &sum);
+    ck_assert_uint_eq(sum.requests, 0);
+
+    cutover_guard_rotate(w, t + 4, s);
+    ck_assert_int_eq(cutover_guard_add(w, s, 0, 10), 1);
+    cutover_guard_sum(w, s, 5, &sum);
+    ck_assert_uint_eq(sum.requests, 1);
+    ck_assert_uint_eq(sum.errors, 0);
+
+    /* idle for less than the ring: the seconds in between are cleared,
+     * the seconds still in the window are kept */
+    cutover_guard_rotate(w, s, s + 3);
+    ck_assert_int_eq(cutover_guard_add(w, s + 3, 1, 10), 1);
+    cutover_guard_sum(w, s + 3, 5, &sum);
+    ck_assert_uint_eq(sum.requests, 2);
+    ck_assert_uint_eq(sum.errors, 1);
+
+    /* a restart: only seconds after it count */
+    cutover_guard_restart(w, s + 3);
+    cutover_guard_sum(w, s + 3, 5, &sum);
+    ck_assert_uint_eq(sum.requests, 0);
+    cutover_guard_rotate(w, s + 3, s + 4);
+    ck_assert_int_eq(cutover_guard_add(w, s + 4, 0, 10), 1);
+    cutover_guard_sum(w, s + 4, 5, &sum);
+    ck_assert_uint_eq(sum.requests, 1);
+
+    free(w);
+}
+END_TEST
+
+
+START_TEST(test_guard_percentile)
+{
+    unsigned  v;
+    uint64_t  hist[CUTOVER_GUARD_HIST];
+    double    p;
+
+    memset(hist, 0, sizeof(hist));
+    ck_assert(cutover_guard_percentile(hist, 99) == 0);
+
+    ck_assert_uint_eq(cutover_guard_hist_index(0), 0);
+    ck_assert_uint_eq(cutover_guard_hist_index(1), 1);
+    ck_assert_uint_eq(cutover_guard_hist_index(100000000),
+                      CUTOVER_GUARD_HIST - 1);
+
+    /* every value from 1 ms to 60 s reads back within 5 % */
+    for (v = 1; v <= 60000; v += (v < 100 ? 1 : v / 50)) {
+        p = cutover_guard_hist_value(cutover_guard_hist_index(v));
+        ck_assert_msg(p >= v * 0.95 && p <= v * 1.05, "%u ms read as %g",
+                      v, p);
+    }
+
+    /* 990 fast requests, 10 slow ones: p99 is fast, p99.5 slow */
+    hist[cutover_guard_hist_index(20)] = 990;
+    hist[cutover_guard_hist_index(800)] = 10;
+    p = cutover_guard_percentile(hist, 99);
+    ck_assert_msg(p >= 19 && p <= 21, "%g", p);
+    p = cutover_guard_percentile(hist, 99.5);
+    ck_assert_msg(p >= 760 && p <= 840, "%g", p);
+
+    /* one more slow one and p99 is slow */
+    hist[cutover_guard_hist_index(800)] = 11;
+    p = cutover_guard_percentile(hist, 99);
+    ck_assert_msg(p >= 760 && p <= 840, "%g", p);
+
+    memset(hist, 0, sizeof(hist));
+    hist[cutover_guard_hist_index(450)] = 1;
+    p = cutover_guard_percentile(hist, 99);
+    ck_assert(p >= 450 * 0.95 && p <= 450 * 1.05);
+}
+END_TEST
+
+
+START_TEST(test_guard_thresholds)
+{
+    char                  reason[256];
+    cutover_error_t       err;
+    cutover_guard_sum_t   sum;
+    cutover_guard_conf_t  c;
+
+    memset(&c, 0, sizeof(c));
+    ck_assert_int_eq(cutover_guard_param(&c, "error_rate=2%", 13, &err), 0);
+    ck_assert_uint_eq(c.error_rate_bp, 200);
+    ck_assert_int_eq(cutover_guard_param(&c, "latency_p99=800ms", 17, &err),
+                     0);
+    ck_assert_uint_eq(c.latency_ms, 800);
+    ck_assert_int_eq(cutover_guard_param(&c, "window=30s", 10, &err), 0);
+    ck_assert_int_eq(cutover_guard_param(&c, "min_requests=200", 16, &err),
+                     0);
+    ck_assert_int_eq(cutover_guard_param(&c, "action=alert", 12, &err), 0);
+    ck_assert_int_eq(c.action, CUTOVER_GUARD_ALERT);
+    ck_assert_int_eq(cutover_guard_conf_check(&c, &err), 0);
+
+    memset(&sum, 0, sizeof(sum));
+    sum.requests = 412;
+    sum.errors = 31;                   /* 7.52 % */
+    sum.hist[cutover_guard_hist_index(10)] = 412;
+
+    ck_assert_int_eq(cutover_guard_check(&c, &sum, "default", reason,
+                                         sizeof(reason)),
+                     CUTOVER_GUARD_ERROR_RATE);
+    ck_assert_str_eq(reason, "guard: error_rate 7.5% > 2% over 30s on rule "
+                     "default (412 requests)");
+
+    /* under min_requests: no verdict */
+    sum.requests = 199;
+    sum.errors = 199;
+    ck_assert_int_eq(cutover_guard_check(&c, &sum, "default", reason,
+                                         sizeof(reason)), CUTOVER_GUARD_OK);
+
+    /* exactly at the threshold is not over it */
+    sum.requests = 1000;
+    sum.errors = 20;
+    ck_assert_int_eq(cutover_guard_check(&c, &sum, "default", reason,
+                                         sizeof(reason)), CUTOVER_GUARD_OK);
+    sum.errors = 21;
+    ck_assert_int_eq(cutover_guard_check(&c, &sum, "default", reason,
+                                         sizeof(reason)),
+                     CUTOVER_GUARD_ERROR_RATE);
+
+    /* latency */
+    sum.errors = 0;
+    memset(sum.hist, 0, sizeof(sum.hist));
+    sum.hist[cutover_guard_hist_index(100)] = 980;
+    sum.hist[cutover_guard_hist_index(2000)] = 20;
+    ck_assert_int_eq(cutover_guard_check(&c, &sum, "pilot", reason,
+                                         sizeof(reason)),
+                     CUTOVER_GUARD_LATENCY);
+    ck_assert_msg(strncmp(reason, "guard: latency p99 ", 19) == 0
+                  && strstr(reason, "ms > 800ms over 30s on rule pilot "
+                            "(1000 requests)") != NULL, "%s", reason);
+
+    /* no thresholds, no window */
+    memset(&c, 0, sizeof(c));
+    c.window = 30;
+    ck_assert_int_eq(cutover_guard_conf_check(&c, &err), -1);
+
+    /* mismatch */
+    c.mismatch_bp = 100;
+    c.window = 60;
+    c.min_requests = 100;
+    ck_assert_int_eq(cutover_guard_check_mismatch(&c, 340, 11, "default",
+                                                  reason, sizeof(reason)),
+                     CUTOVER_GUARD_MISMATCH);
+    ck_assert_str_eq(reason, "guard: mismatch 3.2% > 1% over 60s on rule "
+                     "default (340 pairs)");
+    ck_assert_int_eq(cutover_guard_check_mismatch(&c, 340, 3, "default",
+                                                  reason, sizeof(reason)),
+                     CUTOVER_GUARD_OK);
+    ck_assert_int_eq(cutover_guard_check_mismatch(&c, 99, 99, "default",
+                                                  reason, sizeof(reason)),
+                     CUTOVER_GUARD_OK);
+}
+END_TEST
+
+
+static const char  *bad_guard_params[] = {
+    "error_rate=150%", "error_rate=0%", "error_rate=-1%", "error_rate=2.%",
+    "error_rate=0.001%", "error_rate=", "window=0s", "window=301s",
+    "window=1h", "window=30x", "latency_p99=0ms", "latency_p99=fast",
+    "latency_p99=2h", "min_requests=-1", "min_requests=10s", "action=panic",
+    "colour=red", "error_rate",
+};
+
+
+START_TEST(test_guard_bad_params)
+{
+    cutover_error_t       err;
+    cutover_guard_conf_t  c;
+    const char           *p = bad_guard_params[_i];
+
+    memset(&c, 0, sizeof(c));
+    ck_assert_msg(cutover_guard_param(&c, p, strlen(p), &err) == -1,
+                  "%s accepted", p);
+    ck_assert_str_eq(err.name, "invalid_guard");
+}
+END_TEST
+
+
+START_TEST(test_guard_parse_units)
+{
+    ck_assert_int_eq(cutover_duration_parse("30s", 3), 30);
+    ck_assert_int_eq(cutover_duration_parse("10m", 3), 600);
+    ck_assert_int_eq(cutover_duration_parse("2h", 2), 7200);
+    ck_assert_int_eq(cutover_duration_parse("45", 2), 45);
+    ck_assert_int_eq(cutover_duration_parse("", 0), -1);
+    ck_assert_int_eq(cutover_duration_parse("s", 1), -1);
+    ck_assert_int_eq(cutover_duration_parse("1.5m", 4), -1);
+    ck_assert_int_eq(cutover_msec_parse("800ms", 5), 800);
+    ck_assert_int_eq(cutover_msec_parse("1.5s", 4), 1500);
+    ck_assert_int_eq(cutover_msec_parse("2s", 2), 2000);
+    ck_assert_int_eq(cutover_msec_parse("250", 3), 250);
+    ck_assert_int_eq(cutover_msec_parse("1.5ms", 5), -1);
+    ck_assert_int_eq(cutover_msec_parse(".5s", 3), -1);
+}
+END_TEST
+
+
 static Suite *
 common_suite(void)
 {
     Suite  *s;
-    TCase  *parse, *live;
+    TCase  *parse, *live, *guard;
 
     s = suite_create("common");
 
@@ -521,6 +796,17 @@ common_suite(void)
     tcase_add_test(parse, test_json_reader_opts);
     tcase_add_test(parse, test_hashes);
     suite_add_tcase(s, parse);
+
+    guard = tcase_create("guard");
+    tcase_add_test(guard, test_guard_window_sums);
+    tcase_add_test(guard, test_guard_window_idle_gap);
+    tcase_add_test(guard, test_guard_percentile);
+    tcase_add_test(guard, test_guard_thresholds);
+    tcase_add_loop_test(guard, test_guard_bad_params, 0,
+                        sizeof(bad_guard_params)
+                        / sizeof(bad_guard_params[0]));
+    tcase_add_test(guard, test_guard_parse_units);
+    suite_add_tcase(s, guard);
 
     live = tcase_create("live");
     tcase_set_timeout(live, 20);

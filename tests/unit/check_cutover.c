@@ -733,6 +733,161 @@ START_TEST(test_json_escape)
 END_TEST
 
 
+/* --- ramps -------------------------------------------------------------- */
+
+static void
+ramp_start(cutover_state_t *st, const char *rule, int32_t to, int32_t step,
+    int64_t every, int64_t now)
+{
+    cutover_state_t  *next = malloc(sizeof(cutover_state_t));
+    cutover_error_t   err;
+
+    ck_assert_int_eq(cutover_state_ramp_start(next, st, rule, to, step,
+                                              every, now, &err), CUTOVER_OK);
+    memcpy(st, next, sizeof(*st));
+    free(next);
+}
+
+
+static void
+ramp_step(cutover_state_t *st, int64_t now)
+{
+    int               n;
+    cutover_state_t  *next = malloc(sizeof(cutover_state_t));
+    cutover_error_t   err;
+
+    n = cutover_state_ramp_due(st, now);
+    ck_assert_int_ge(n, 0);
+    ck_assert_int_eq(cutover_state_ramp_step(next, st, n, now, &err),
+                     CUTOVER_OK);
+    memcpy(st, next, sizeof(*st));
+    free(next);
+}
+
+
+START_TEST(test_ramp_schedule)
+{
+    uint64_t          v;
+    cutover_state_t  *st = state_new();
+
+    dial(st, "default", 500, NULL, NULL);
+    v = st->version;
+
+    ramp_start(st, "default", 2000, 700, 600, 1000);
+    ck_assert_uint_eq(st->version, v + 1);
+    ck_assert_uint_eq(st->rules[0].bp, 500);
+    ck_assert_int_eq(st->rules[0].ramp_next, 1600);
+
+    /* nothing before its time */
+    ck_assert_int_eq(cutover_state_ramp_due(st, 1599), -1);
+
+    ramp_step(st, 1600);
+    ck_assert_uint_eq(st->rules[0].bp, 1200);
+    ck_assert_int_eq(st->rules[0].ramp_next, 2200);
+
+    /* a step taken late keeps the schedule when it can */
+    ramp_step(st, 2203);
+    ck_assert_uint_eq(st->rules[0].bp, 1900);
+    ck_assert_int_eq(st->rules[0].ramp_next, 2800);
+
+    /* the last step stops at "to" and ends the ramp */
+    ramp_step(st, 2800);
+    ck_assert_uint_eq(st->rules[0].bp, 2000);
+    ck_assert_uint_eq(st->rules[0].ramp_step, 0);
+    ck_assert_int_eq(cutover_state_ramp_due(st, 99999), -1);
+
+    free(st);
+}
+END_TEST
+
+
+START_TEST(test_ramp_ends)
+{
+    cutover_state_t  *st = state_new();
+
+    dial(st, "pilot", 100, "S001", NULL);
+    dial(st, "default", 100, NULL, NULL);
+    ramp_start(st, "pilot", 5000, 100, 60, 0);
+    ramp_start(st, "default", 5000, 100, 60, 0);
+
+    /* a dial of another rule keeps the ramp, of the rule ends it */
+    dial(st, "default", 200, NULL, NULL);
+    ck_assert_uint_eq(st->rules[0].ramp_step, 100);
+    ck_assert_uint_eq(st->rules[1].ramp_step, 0);
+
+    /* a rollback ends every ramp */
+    cutover_state_rollback(st, 5);
+    ck_assert_uint_eq(st->rules[0].ramp_step, 0);
+    ck_assert_int_eq(cutover_state_ramp_due(st, 99999), -1);
+
+    free(st);
+}
+END_TEST
+
+
+START_TEST(test_ramp_bad)
+{
+    cutover_state_t  *st = state_new(), *next = state_new();
+    cutover_error_t   err;
+
+    dial(st, "default", 1000, NULL, NULL);
+
+    ck_assert_int_eq(cutover_state_ramp_start(next, st, "default", 1000, 100,
+                                              60, 0, &err), CUTOVER_ERROR);
+    ck_assert_int_eq(cutover_state_ramp_start(next, st, "default", 900, 100,
+                                              60, 0, &err), CUTOVER_ERROR);
+    ck_assert_int_eq(cutover_state_ramp_start(next, st, "default", 2000, 0,
+                                              60, 0, &err), CUTOVER_ERROR);
+    ck_assert_int_eq(cutover_state_ramp_start(next, st, "default", 2000, 100,
+                                              0, 0, &err), CUTOVER_ERROR);
+    ck_assert_int_eq(cutover_state_ramp_start(next, st, "default", 10001,
+                                              100, 60, 0, &err),
+                     CUTOVER_ERROR);
+    ck_assert_int_eq(cutover_state_ramp_start(next, st, "nosuch", 2000, 100,
+                                              60, 0, &err), CUTOVER_ERROR);
+    ck_assert_str_eq(err.name, "unknown_rule");
+
+    free(st);
+    free(next);
+}
+END_TEST
+
+
+START_TEST(test_ramp_state_file)
+{
+    int               n;
+    char             *buf = malloc(CUTOVER_STATE_TEXT_MAX);
+    cutover_state_t  *st = state_new(), *back = state_new();
+    cutover_error_t   err;
+
+    dial(st, "pilot", 100, "S001", NULL);
+    ramp_start(st, "pilot", 5000, 250, 600, 1000);
+
+    n = cutover_state_encode(st, "erp", buf, CUTOVER_STATE_TEXT_MAX);
+    ck_assert_int_gt(n, 0);
+    ck_assert_ptr_nonnull(strstr(buf, "\nramp pilot 5000 250 600 1600\n"));
+    ck_assert_int_eq(cutover_state_decode(back, buf, (size_t) n, &err),
+                     CUTOVER_OK);
+    ck_assert_uint_eq(back->rules[0].ramp_to, 5000);
+    ck_assert_uint_eq(back->rules[0].ramp_step, 250);
+    ck_assert_uint_eq(back->rules[0].ramp_every, 600);
+    ck_assert_int_eq(back->rules[0].ramp_next, 1600);
+    ck_assert_uint_eq(back->rules[1].ramp_step, 0);
+
+    /* after a start: a missed step is not taken late */
+    ck_assert_int_eq(cutover_state_ramp_resume(back, 1500), 0);
+    ck_assert_int_eq(back->rules[0].ramp_next, 1600);
+    ck_assert_int_eq(cutover_state_ramp_resume(back, 5000), 1);
+    ck_assert_int_eq(back->rules[0].ramp_next, 5600);
+    ck_assert_int_eq(cutover_state_ramp_due(back, 5599), -1);
+
+    free(buf);
+    free(st);
+    free(back);
+}
+END_TEST
+
+
 static Suite *
 cutover_suite(void)
 {
@@ -763,6 +918,13 @@ cutover_suite(void)
 
     tc = tcase_create("state_file");
     tcase_add_test(tc, test_state_roundtrip);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("ramp");
+    tcase_add_test(tc, test_ramp_schedule);
+    tcase_add_test(tc, test_ramp_ends);
+    tcase_add_test(tc, test_ramp_bad);
+    tcase_add_test(tc, test_ramp_state_file);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("json");

@@ -1,0 +1,320 @@
+/*
+ * ngx_http_cutover_admin_ramp: POST ramp {"rule","to","step","every",
+ * "reason"}: the ramp is part of the dial state (state file, audit entry),
+ * written by a thread-pool thread like a dial; its steps are taken by
+ * ngx_http_cutover_guard.c.
+ */
+
+#include "ngx_http_cutover_admin.h"
+
+
+static const char *ngx_http_cutover_ramp_parse(ngx_http_request_t *r,
+    ngx_http_cutover_admin_t *a, ngx_http_cutover_change_t *c,
+    const char **code);
+static void ngx_http_cutover_ramp_write(void *data, ngx_log_t *log);
+
+
+ngx_int_t
+ngx_http_cutover_ramp(ngx_http_request_t *r, ngx_http_cutover_admin_t *a)
+{
+    const char                 *msg, *code;
+    ngx_thread_task_t          *task;
+    ngx_http_cutover_zone_t    *z = a->zone;
+    ngx_http_cutover_write_t   *w;
+    ngx_http_cutover_change_t  *c;
+
+    task = ngx_thread_task_alloc(r->pool, sizeof(ngx_http_cutover_write_t));
+    c = ngx_pcalloc(r->pool, sizeof(ngx_http_cutover_change_t));
+    if (task == NULL || c == NULL || z->state_path.len + 5 > NGX_MAX_PATH) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    w = task->ctx;
+    w->answer.r = r;
+    w->answer.a = a;
+    w->c = c;
+    w->cur = ngx_palloc(r->pool, sizeof(cutover_state_t));
+    w->next = ngx_palloc(r->pool, sizeof(cutover_state_t));
+    w->from = ngx_pnalloc(r->pool, NGX_HTTP_CUTOVER_AUDIT_RULE_MAX);
+    w->to = ngx_pnalloc(r->pool, 512);
+    if (w->cur == NULL || w->next == NULL || w->from == NULL
+        || w->to == NULL)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    msg = ngx_http_cutover_ramp_parse(r, a, c, &code);
+    if (msg) {
+        return ngx_http_cutover_refuse(r, a, -1, NGX_HTTP_BAD_REQUEST, code,
+                                       msg);
+    }
+
+    task->handler = ngx_http_cutover_ramp_write;
+    task->event.handler = ngx_http_cutover_written;
+    task->event.data = w;
+
+    if (ngx_thread_task_post(z->thread_pool, task) != NGX_OK) {
+        return ngx_http_cutover_error(r, a, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                      "busy", "the gateway's thread pool is "
+                                      "full; retry");
+    }
+
+    r->main->count++;
+    return NGX_DONE;
+}
+
+
+/* A percent field: -1 and the message in msg when bad. */
+static int32_t
+ngx_http_cutover_ramp_percent(const char *json, cutover_json_tok_t *t,
+    const char *name, char *msg)
+{
+    int32_t          bp;
+    cutover_error_t  err;
+
+    if (t->type != CUTOVER_JSON_NUMBER) {
+        ngx_sprintf((u_char *) msg, "%s must be a number from 0 to 100%Z",
+                    name);
+        return -1;
+    }
+
+    bp = cutover_percent_parse(json + t->start, t->end - t->start, &err);
+    if (bp < 0) {
+        ngx_sprintf((u_char *) msg, "%s: %s%Z", name, err.message);
+    }
+
+    return bp;
+}
+
+
+static const char *
+ngx_http_cutover_ramp_parse(ngx_http_request_t *r,
+    ngx_http_cutover_admin_t *a, ngx_http_cutover_change_t *c,
+    const char **code)
+{
+    int                  n, i, v;
+    char                *json = (char *) a->body;
+    char                *msg, name[32];
+    uint32_t             k;
+    const char          *p;
+    cutover_json_tok_t  *toks;
+
+    *code = "invalid_request";
+    ngx_cpystrn((u_char *) c->dial.rule, (u_char *) "default",
+                sizeof(c->dial.rule));
+    c->ramp_to = -1;
+    c->ramp_step = -1;
+    c->ramp_every = -1;
+
+    msg = ngx_pnalloc(r->pool, 256);
+    toks = ngx_palloc(r->pool, 64 * sizeof(cutover_json_tok_t));
+    if (msg == NULL || toks == NULL) {
+        return "out of memory";
+    }
+
+    n = cutover_json_parse(json, a->body_len, toks, 64, msg, 200);
+    if (n < 0) {
+        *code = "malformed_json";
+        return msg;
+    }
+
+    if (toks[0].type != CUTOVER_JSON_OBJECT) {
+        return "the body must be a JSON object";
+    }
+
+    v = cutover_json_get(json, toks, 0, "reason");
+    if (v > 0 && toks[v].type == CUTOVER_JSON_STRING
+        && cutover_json_string(json, &toks[v], c->reason, sizeof(c->reason))
+           >= 0)
+    {
+        a->reason = c->reason;
+    }
+
+    i = 1;
+
+    for (k = 0; k < toks[0].size; k++, i = cutover_json_next(toks, i + 1)) {
+        if (cutover_json_string(json, &toks[i], name, sizeof(name)) < 0) {
+            return "unknown field";
+        }
+
+        if (cutover_json_get(json, toks, 0, name) != i + 1) {
+            ngx_sprintf((u_char *) msg, "duplicate field \"%s\"%Z", name);
+            return msg;
+        }
+
+        v = i + 1;
+
+        if (ngx_strcmp(name, "reason") == 0) {
+            if (a->reason != c->reason) {
+                return "reason must be a string of at most 1024 bytes";
+            }
+
+        } else if (ngx_strcmp(name, "rule") == 0) {
+            if (toks[v].type != CUTOVER_JSON_STRING
+                || cutover_json_string(json, &toks[v], c->dial.rule,
+                                       sizeof(c->dial.rule)) < 1
+                || !cutover_id_valid(c->dial.rule, ngx_strlen(c->dial.rule)))
+            {
+                return "rule must be an id of 1 to 32 of A-Z a-z 0-9 _ . -";
+            }
+
+        } else if (ngx_strcmp(name, "to") == 0) {
+            c->ramp_to = ngx_http_cutover_ramp_percent(json, &toks[v], "to",
+                                                       msg);
+            if (c->ramp_to < 0) {
+                *code = "invalid_percent";
+                return msg;
+            }
+
+        } else if (ngx_strcmp(name, "step") == 0) {
+            c->ramp_step = ngx_http_cutover_ramp_percent(json, &toks[v],
+                                                         "step", msg);
+            if (c->ramp_step < 0) {
+                *code = "invalid_percent";
+                return msg;
+            }
+
+            if (c->ramp_step == 0) {
+                return "step must be above 0";
+            }
+
+        } else if (ngx_strcmp(name, "every") == 0) {
+            if (toks[v].type == CUTOVER_JSON_STRING) {
+                c->ramp_every = cutover_duration_parse(json + toks[v].start,
+                                                       toks[v].end
+                                                       - toks[v].start);
+            }
+
+            if (c->ramp_every <= 0 || c->ramp_every > 366 * 86400) {
+                return "every must be a duration of 1s to 366d "
+                       "(\"30s\", \"10m\", \"1h\")";
+            }
+
+        } else {
+            ngx_sprintf((u_char *) msg, "unknown field \"%s\" (ramp takes "
+                        "rule, to, step, every, reason)%Z", name);
+            return msg;
+        }
+    }
+
+    if (c->ramp_to < 0 || c->ramp_step < 0 || c->ramp_every < 0) {
+        return "to, step and every are required";
+    }
+
+    for (p = c->reason; *p == ' '; p++) { /* void */ }
+
+    if (*p == '\0') {
+        return "reason is required: say why, for the audit trail";
+    }
+
+    return NULL;
+}
+
+
+/* In a thread-pool thread, as a dial: a sound trail, the state file, the
+ * entry, the commit. */
+static void
+ngx_http_cutover_ramp_write(void *data, ngx_log_t *log)
+{
+    ngx_http_cutover_write_t  *w = data;
+
+    int                         n;
+    char                        to[16], step[16];
+    ngx_str_t                   tmp;
+    cutover_audit_entry_t       e;
+    cutover_state_t            *cur = w->cur, *next = w->next;
+    ngx_http_cutover_change_t  *c = w->c;
+    ngx_http_cutover_admin_t   *a = w->answer.a;
+    ngx_http_cutover_zone_t    *z = a->zone;
+    ngx_http_cutover_shctx_t   *sh = z->sh;
+
+    tmp.data = w->tmpname;
+    w->answer.status = NGX_HTTP_OK;
+
+    ngx_http_cutover_writer_lock(sh);
+
+    ngx_http_cutover_refusals_flush(z, log);
+    ngx_http_cutover_zone_copy(z, cur);
+    (void) ngx_http_cutover_audit_sync(z, log);
+
+    if (!sh->audit_ok) {
+        ngx_http_cutover_refused(&w->answer, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                 "audit_unavailable", "the audit trail cannot "
+                                 "be read or written; no change is made "
+                                 "(rollback is still possible)");
+        goto failed;
+    }
+
+    if (sh->audit_pending_break) {
+        ngx_http_cutover_refused(&w->answer, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                 "audit_break_unaccepted", "the audit trail "
+                                 "was damaged: an admin must accept it "
+                                 "before a ramp; rollback is still possible");
+        goto refused;
+    }
+
+    if (cutover_state_ramp_start(next, cur, c->dial.rule, c->ramp_to,
+                                 c->ramp_step, c->ramp_every, ngx_time(),
+                                 &w->answer.err)
+        != CUTOVER_OK)
+    {
+        w->answer.status = ngx_strcmp(w->answer.err.name, "unknown_rule") == 0
+                           ? NGX_HTTP_NOT_FOUND : NGX_HTTP_BAD_REQUEST;
+        goto refused;
+    }
+
+    n = cutover_state_find(cur, c->dial.rule);
+    ngx_http_cutover_audit_rule(cur, n, w->from);
+
+    cutover_percent_format((uint32_t) c->ramp_to, to);
+    cutover_percent_format((uint32_t) c->ramp_step, step);
+    ngx_sprintf((u_char *) w->to, "{\"rule\":\"%s\",\"ramp\":{\"to\":%s,"
+                "\"step\":%s,\"every\":%L,\"next_at\":%L}}%Z", c->dial.rule,
+                to, step, c->ramp_every, next->rules[n].ramp_next);
+
+    if (ngx_http_cutover_zone_persist(z, next, log, &tmp) != NGX_OK) {
+        ngx_http_cutover_refused(&w->answer, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                 "persist_failed", "the state file cannot be "
+                                 "written; no change is made");
+        goto failed;
+    }
+
+    ngx_memzero(&e, sizeof(e));
+    e.time = ngx_time();
+    e.key_id = a->key_id;
+    e.action = "ramp";
+    e.result = "accepted";
+    e.from = w->from;
+    e.to = w->to;
+    e.reason = a->reason;
+
+    if (ngx_http_cutover_audit_append(z, &e, log) != NGX_OK) {
+        (void) ngx_delete_file(tmp.data);
+        ngx_http_cutover_refused(&w->answer, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                 "audit_unavailable", "the audit trail cannot "
+                                 "be written; no change is made");
+        goto failed;
+    }
+
+    if (ngx_http_cutover_zone_commit(z, next, &tmp, log) != NGX_OK) {
+        ngx_http_cutover_refused(&w->answer, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                 "persist_failed", "the state file cannot be "
+                                 "written; no change is made");
+        goto failed;
+    }
+
+    ngx_http_cutover_zone_publish(z, next);
+    ngx_http_cutover_writer_unlock(sh);
+
+    (void) ngx_atomic_fetch_add(&sh->changes_accepted, 1);
+    return;
+
+failed:
+
+    (void) ngx_atomic_fetch_add(&sh->persist_failures, 1);
+
+refused:
+
+    ngx_http_cutover_refusal_audit(&w->answer, log);
+    ngx_http_cutover_writer_unlock(sh);
+}
