@@ -239,7 +239,7 @@ ngx_http_cutover_init_process(ngx_cycle_t *cycle)
                                    ^ (uint64_t) ngx_random();
     }
 
-    return NGX_OK;
+    return ngx_http_cutover_fleet_init_process(cycle);
 }
 
 
