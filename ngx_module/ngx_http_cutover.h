@@ -308,6 +308,11 @@ ngx_int_t ngx_http_cutover_fleet_write(ngx_http_cutover_zone_t *zone,
     ngx_log_t *log);
 ngx_int_t ngx_http_cutover_fleet_local(ngx_http_cutover_zone_t *zone,
     cutover_state_t *next, cutover_audit_entry_t *e, ngx_log_t *log);
+#define NGX_HTTP_CUTOVER_FLEET_METRICS_MAX  2048
+u_char *ngx_http_cutover_fleet_status(ngx_http_cutover_zone_t *zone,
+    u_char *p);
+u_char *ngx_http_cutover_fleet_metrics(ngx_http_cutover_zone_t *zone,
+    u_char *p);
 void ngx_http_cutover_fleet_pend(ngx_http_cutover_zone_t *zone,
     cutover_audit_entry_t *e);
 ngx_int_t ngx_http_cutover_fleet_init_process(ngx_cycle_t *cycle);

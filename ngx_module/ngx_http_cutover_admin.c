@@ -419,6 +419,7 @@ ngx_http_cutover_state_reply(ngx_http_request_t *r,
         p = ngx_cpymem(p, ",\"damaged_line\":", 16);
         p = sh->audit_damaged ? ngx_sprintf(p, "%uL}", sh->audit_damaged)
                               : ngx_cpymem(p, "null}", 5);
+        p = ngx_http_cutover_fleet_status(a->zone, p);
     }
 
     p = ngx_cpymem(p, "}\n", 2);

@@ -60,7 +60,7 @@ ngx_http_cutover_metrics(ngx_http_request_t *r, ngx_http_cutover_admin_t *a)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    size = 12288 + st->nrules * 600;
+    size = 12288 + st->nrules * 600 + NGX_HTTP_CUTOVER_FLEET_METRICS_MAX;
     buf = ngx_pnalloc(r->pool, size);
     if (buf == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -184,6 +184,8 @@ ngx_http_cutover_metrics(ngx_http_request_t *r, ngx_http_cutover_admin_t *a)
                         ngx_http_cutover_drop_names[i],
                         sh->records_dropped[i]);
     }
+
+    p = ngx_http_cutover_fleet_metrics(a->zone, p);
 
     return ngx_http_cutover_send(r, NGX_HTTP_OK, buf, p - buf,
                                  "text/plain; version=0.0.4");

@@ -894,3 +894,67 @@ ngx_http_cutover_fleet_exit_process(ngx_cycle_t *cycle)
         }
     }
 }
+
+
+/* GET status: ,"fleet":{"gateway","connected","version_seen"} */
+u_char *
+ngx_http_cutover_fleet_status(ngx_http_cutover_zone_t *zone, u_char *p)
+{
+    ngx_http_cutover_fleet_sh_t  *fl = &zone->sh->fleet;
+
+    if (zone->fleet.len == 0) {
+        return p;
+    }
+
+    return ngx_sprintf(p, ",\"fleet\":{\"gateway\":\"%V\",\"connected\":%s,"
+                       "\"version_seen\":%uA,\"rollback_pending\":%s}",
+                       &zone->gateway, fl->connected ? "true" : "false",
+                       fl->version_seen, fl->pending ? "true" : "false");
+}
+
+
+/* GET metrics: the fleet's connection and what it applied. */
+u_char *
+ngx_http_cutover_fleet_metrics(ngx_http_cutover_zone_t *zone, u_char *p)
+{
+    ngx_str_t                    *zn = &zone->name;
+    ngx_http_cutover_fleet_sh_t  *fl = &zone->sh->fleet;
+
+    if (zone->fleet.len == 0) {
+        return p;
+    }
+
+    return ngx_sprintf(p,
+            "# HELP cutover_fleet_connected 1 while the listener is connected "
+            "to the fleet's database.\n"
+            "# TYPE cutover_fleet_connected gauge\n"
+            "cutover_fleet_connected{zone=\"%V\",gateway=\"%V\"} %uA\n"
+            "# HELP cutover_fleet_version_seen The fleet's last version seen."
+            "\n# TYPE cutover_fleet_version_seen gauge\n"
+            "cutover_fleet_version_seen{zone=\"%V\"} %uA\n"
+            "# HELP cutover_fleet_rollback_pending 1 while a rollback made "
+            "without the fleet waits to be written to it.\n"
+            "# TYPE cutover_fleet_rollback_pending gauge\n"
+            "cutover_fleet_rollback_pending{zone=\"%V\"} %ui\n"
+            "# HELP cutover_fleet_applies_total Fleet states applied here.\n"
+            "# TYPE cutover_fleet_applies_total counter\n"
+            "cutover_fleet_applies_total{zone=\"%V\"} %uA\n"
+            "# HELP cutover_fleet_connects_total Listener connections made.\n"
+            "# TYPE cutover_fleet_connects_total counter\n"
+            "cutover_fleet_connects_total{zone=\"%V\"} %uA\n"
+            "# HELP cutover_fleet_errors_total Failed connections and "
+            "transactions.\n"
+            "# TYPE cutover_fleet_errors_total counter\n"
+            "cutover_fleet_errors_total{zone=\"%V\"} %uA\n"
+            "# HELP cutover_fleet_unavailable_total Dials refused because "
+            "the fleet could not be reached.\n"
+            "# TYPE cutover_fleet_unavailable_total counter\n"
+            "cutover_fleet_unavailable_total{zone=\"%V\"} %uA\n"
+            "# HELP cutover_fleet_writebacks_total Rollbacks made without "
+            "the fleet, written to it later.\n"
+            "# TYPE cutover_fleet_writebacks_total counter\n"
+            "cutover_fleet_writebacks_total{zone=\"%V\"} %uA\n",
+            zn, &zone->gateway, fl->connected, zn, fl->version_seen, zn,
+            fl->pending, zn, fl->applies, zn, fl->connects, zn, fl->errors,
+            zn, fl->unavailable, zn, fl->writebacks);
+}
