@@ -29,7 +29,7 @@
 #define NGX_HTTP_CUTOVER_FLEET_ELECT        500     /* ms between tries */
 #define NGX_HTTP_CUTOVER_FLEET_BACKOFF_MIN  100
 #define NGX_HTTP_CUTOVER_FLEET_BACKOFF_MAX  2000
-#define NGX_HTTP_CUTOVER_FLEET_SCHEMA       1
+#define NGX_HTTP_CUTOVER_FLEET_REPORT       5       /* s, gateways row */
 
 
 /* The schema, version 1; created under an advisory lock so that gateways
@@ -78,6 +78,8 @@ typedef struct {
     ngx_msec_t                backoff;
     ngx_uint_t                busy;
     ngx_uint_t                ok;           /* the last run reached it */
+    ngx_atomic_uint_t         reported;     /* version in cutover.gateways */
+    time_t                    reported_at;
     ngx_log_t                *log;
     cutover_state_t          *cur;
     cutover_state_t          *next;
@@ -658,6 +660,7 @@ ngx_http_cutover_fleet_listen(void *data, ngx_log_t *log)
             goto lost;
         }
 
+        f->reported_at = 0;
         (void) ngx_atomic_fetch_add(&sh->fleet.connects, 1);
         ngx_log_error(NGX_LOG_NOTICE, log, 0, "cutover zone \"%V\": "
                       "connected to the fleet as \"%V\"", &zone->name,
@@ -682,6 +685,16 @@ ngx_http_cutover_fleet_listen(void *data, ngx_log_t *log)
 
     sh->fleet.connected = 1;
 
+    /* the gateway's row: when its version moved, else every few seconds */
+    if (f->reported == sh->fleet.version_seen
+        && ngx_time() - f->reported_at < NGX_HTTP_CUTOVER_FLEET_REPORT)
+    {
+        goto wait;
+    }
+
+    f->reported = sh->fleet.version_seen;
+    f->reported_at = ngx_time();
+
     ngx_sprintf((u_char *) ver, "%uA%Z", sh->fleet.version_seen);
     p[0] = (char *) zone->name.data;
     p[1] = (char *) zone->gateway.data;
@@ -696,6 +709,8 @@ ngx_http_cutover_fleet_listen(void *data, ngx_log_t *log)
     }
 
     PQclear(res);
+
+wait:
 
     /* wait for a change, a while at most */
     pfd.fd = PQsocket(f->conn);

@@ -105,6 +105,17 @@ def test_propagation_within_one_second(fleet):
     assert 20 < sides.count("new") < 90, sides.count("new")
     assert pg.psql("fleet", "SELECT version FROM cutover.zones "
                    "WHERE zone = 'erp'") == str(v0 + 1)
+    # every gateway reports what it applied
+    wait_for(lambda: fleet_rows(pg, "SELECT gateway, version_applied FROM "
+                                    "cutover.gateways ORDER BY gateway")
+             == [["gw1", str(v0 + 1)], ["gw2", str(v0 + 1)],
+                 ["gw3", str(v0 + 1)]], 2, "the gateways' rows")
+    assert pg.psql("fleet", "SELECT version FROM cutover.schema_version") \
+        == "1"
+    m = harness.http("GET", "http://127.0.0.1:%d/metrics" % gws[1].port)[2]
+    assert 'cutover_fleet_connected{zone="erp",gateway="gw2"} 1' \
+        in m.decode()
+    assert 'cutover_fleet_applies_total{zone="erp"} 1' in m.decode()
 
 
 def test_racing_dials_one_wins(fleet):
@@ -221,6 +232,22 @@ def test_restarted_gateway_catches_up(fleet):
         assert ("\nversion %d\n" % out["version"]) in f.read()
 
 
+def test_fleet_parameters_checked(tmpdir_w):
+    conf = gateway.GATEWAY.format(new=1, legacy=2, port=harness.free_port(),
+                                  dir=tmpdir_w)
+    for params, msg in (('"fleet=dbname=x"', "fleet= and gateway= go "
+                                             "together"),
+                        ("gateway=gw1", "fleet= and gateway= go together"),
+                        ('"fleet=dbname=x" gateway=a/b',
+                         'invalid gateway name "a/b"')):
+        ngx = harness.Nginx(conf.replace(
+            "state=%s/state/erp.state;" % tmpdir_w,
+            "state=%s/state/erp.state %s;" % (tmpdir_w, params)),
+            directory=tmpdir_w)
+        ok, out = ngx.test_config()
+        assert not ok and msg in out, out
+
+
 def ctl(gws, *args):
     urls = ",".join(g.admin_url for g in gws)
     r = subprocess.run([harness.bin_path("cutoverctl"), "--url", urls,
@@ -261,3 +288,21 @@ def test_cutoverctl_three_urls(fleet):
     wait_for(lambda: all(g.status()["state"] == "rolled_back" for g in gws),
              2, "all rolled back")
     wait_for(lambda: ctl(gws, "status")[0] == 3, 2, "status exit 3")
+
+    # gateways that disagree: exit 4 (one rolled back while the fleet's
+    # database is away), then one state again when it is back
+    gws[0].dial(20, reason="active again")
+    wait_for(lambda: ctl(gws, "status")[0] == 0, 2, "status exit 0")
+    pg.stop()
+    try:
+        wait_for(lambda: not gws[1].status()["fleet"]["connected"], 5,
+                 "gw2 to notice")
+        s, _, out = gws[1].admin("POST", "rollback", {"reason": "gw2 alone"})
+        assert s == 200, out
+        rc, out, err = ctl(gws, "-o", "json", "status")
+        assert rc == 4, (out, err)
+        assert [r["state"] for r in json.loads(out)] == \
+            ["active", "rolled_back", "active"]
+    finally:
+        pg.start()
+    wait_for(lambda: ctl(gws, "status")[0] == 3, 6, "one state again")
