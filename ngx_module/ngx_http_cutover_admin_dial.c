@@ -354,7 +354,9 @@ ngx_http_cutover_change_write(void *data, ngx_log_t *log)
     if (a->ep == NGX_HTTP_CUTOVER_EP_ROLLBACK) {
 
         if (z->fleet.len) {
-            rc = ngx_http_cutover_change_fleet(w, log);
+            /* without the fleet's listener connected, no wait for it */
+            rc = sh->fleet.connected ? ngx_http_cutover_change_fleet(w, log)
+                                     : NGX_BUSY;
             if (rc == NGX_OK) {
                 goto publish;
             }

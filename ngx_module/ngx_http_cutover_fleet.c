@@ -78,6 +78,7 @@ typedef struct {
     ngx_msec_t                backoff;
     ngx_uint_t                busy;
     ngx_uint_t                ok;           /* the last run reached it */
+    ngx_uint_t                loaded;       /* the pending file was read */
     ngx_atomic_uint_t         reported;     /* version in cutover.gateways */
     time_t                    reported_at;
     ngx_log_t                *log;
@@ -111,9 +112,29 @@ static void ngx_http_cutover_fleet_elect(ngx_event_t *ev);
 static PGconn *
 ngx_http_cutover_fleet_connect(ngx_http_cutover_zone_t *zone, ngx_log_t *log)
 {
-    PGconn  *conn;
+    PGconn       *conn;
+    const char   *vals[9];
 
-    conn = PQconnectdb((char *) zone->fleet.data);
+    /* bounds on every wait, so that no thread (nor the writer lock it may
+     * hold) waits on a database that stopped answering; the conninfo
+     * given in fleet= overrides any of them */
+    static const char *const  keys[] = {
+        "connect_timeout", "tcp_user_timeout", "keepalives_idle",
+        "keepalives_interval", "keepalives_count", "options",
+        "application_name", "dbname", NULL
+    };
+
+    vals[0] = "2";
+    vals[1] = "5000";
+    vals[2] = "5";
+    vals[3] = "2";
+    vals[4] = "2";
+    vals[5] = "-c statement_timeout=5000 -c lock_timeout=3000";
+    vals[6] = "cutover-gateway";
+    vals[7] = (char *) zone->fleet.data;
+    vals[8] = NULL;
+
+    conn = PQconnectdbParams(keys, vals, 1);
 
     if (conn == NULL || PQstatus(conn) != CONNECTION_OK) {
         ngx_log_error(NGX_LOG_WARN, log, 0,
@@ -429,12 +450,27 @@ ngx_http_cutover_fleet_local(ngx_http_cutover_zone_t *zone,
 }
 
 
+/* "<state>.fleet-pending": a rollback not yet written to the fleet, kept
+ * across restarts ("<time>\n<key id>\n<reason>"). */
+static void
+ngx_http_cutover_fleet_pending_path(ngx_http_cutover_zone_t *zone,
+    u_char *buf)
+{
+    ngx_snprintf(buf, NGX_MAX_PATH - 1, "%V.fleet-pending%Z",
+                 &zone->state_path);
+    buf[NGX_MAX_PATH - 1] = '\0';
+}
+
+
 /* A rollback applied locally while the fleet cannot be reached: written
- * back by the listener when it is.  The caller holds the writer lock. */
+ * back by the listener when it is.  The caller (a thread) holds the writer
+ * lock. */
 void
 ngx_http_cutover_fleet_pend(ngx_http_cutover_zone_t *zone,
     cutover_audit_entry_t *e)
 {
+    u_char                        path[NGX_MAX_PATH], *buf, *p;
+    ngx_fd_t                      fd;
     ngx_http_cutover_fleet_sh_t  *fl = &zone->sh->fleet;
 
     if (fl->pending) {
@@ -448,6 +484,81 @@ ngx_http_cutover_fleet_pend(ngx_http_cutover_zone_t *zone,
                 sizeof(fl->pending_key));
     ngx_cpystrn((u_char *) fl->pending_reason, (u_char *) e->reason,
                 sizeof(fl->pending_reason));
+
+    /* kept on disk too, so that a restart does not lose it */
+    buf = ngx_alloc(sizeof(fl->pending_key) + sizeof(fl->pending_reason)
+                    + 32, ngx_cycle->log);
+    if (buf == NULL) {
+        return;
+    }
+
+    p = ngx_sprintf(buf, "%L\n%s\n%s", fl->pending_time, fl->pending_key,
+                    fl->pending_reason);
+
+    ngx_http_cutover_fleet_pending_path(zone, path);
+    fd = ngx_open_file(path, NGX_FILE_WRONLY, NGX_FILE_TRUNCATE,
+                       NGX_FILE_DEFAULT_ACCESS);
+
+    if (fd == NGX_INVALID_FILE
+        || ngx_write_fd(fd, buf, p - buf) != p - buf
+        || fsync(fd) == -1)
+    {
+        (void) ngx_atomic_fetch_add(&zone->sh->persist_failures, 1);
+        ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, ngx_errno,
+                      "cutover zone \"%V\": \"%s\" cannot be written: a "
+                      "restart before the fleet is back would forget the "
+                      "rollback", &zone->name, path);
+    }
+
+    if (fd != NGX_INVALID_FILE) {
+        ngx_close_file(fd);
+    }
+
+    ngx_free(buf);
+}
+
+
+/* The pending rollback of an earlier run, if any; writer lock held. */
+static void
+ngx_http_cutover_fleet_pending_load(ngx_http_cutover_fleet_t *f,
+    ngx_log_t *log)
+{
+    u_char                       *key, *reason, *nl;
+    u_char                        path[NGX_MAX_PATH];
+    ssize_t                       n;
+    ngx_err_t                     err;
+    ngx_http_cutover_fleet_sh_t  *fl = &f->zone->sh->fleet;
+
+    ngx_http_cutover_fleet_pending_path(f->zone, path);
+
+    n = ngx_http_cutover_read_file((char *) path, (u_char *) f->text,
+                                   CUTOVER_STATE_TEXT_MAX, 0, log, &err);
+    if (n <= 0 || fl->pending) {
+        return;
+    }
+
+    f->text[n] = '\0';
+    key = (u_char *) ngx_strchr(f->text, '\n');
+    nl = key ? (u_char *) ngx_strchr(key + 1, '\n') : NULL;
+    if (nl == NULL) {
+        ngx_log_error(NGX_LOG_ERR, log, 0, "cutover zone \"%V\": \"%s\" is "
+                      "not valid, ignored", &f->zone->name, path);
+        return;
+    }
+
+    *key++ = '\0';
+    *nl = '\0';
+    reason = nl + 1;
+
+    fl->pending = 1;
+    fl->pending_time = ngx_atoof((u_char *) f->text,
+                                 ngx_strlen(f->text));
+    ngx_cpystrn((u_char *) fl->pending_key, key, sizeof(fl->pending_key));
+    ngx_cpystrn((u_char *) fl->pending_reason, reason,
+                sizeof(fl->pending_reason));
+
+    ngx_log_error(NGX_LOG_NOTICE, log, 0, "cutover zone \"%V\": a rollback "
+                  "not yet written to the fleet is pending", &f->zone->name);
 }
 
 
@@ -477,10 +588,13 @@ ngx_http_cutover_fleet_rollback_cb(void *data, cutover_state_t *cur,
 }
 
 
-/* The pending rollback written to the fleet; writer lock held. */
+/* The pending rollback written to the fleet.  The writer lock is taken
+ * only to read it and to apply the result, never across the database. */
 static ngx_int_t
 ngx_http_cutover_fleet_writeback(ngx_http_cutover_fleet_t *f, ngx_log_t *log)
 {
+    u_char                        path[NGX_MAX_PATH];
+    char                          key[CUTOVER_ID_MAX + 1], reason[1025];
     ngx_int_t                     rc;
     cutover_audit_entry_t         e;
     ngx_http_cutover_fleet_rb_t   rb;
@@ -488,11 +602,25 @@ ngx_http_cutover_fleet_writeback(ngx_http_cutover_fleet_t *f, ngx_log_t *log)
     ngx_http_cutover_fleet_sh_t  *fl = &zone->sh->fleet;
 
     ngx_memzero(&e, sizeof(e));
+
+    ngx_http_cutover_writer_lock(zone->sh);
+
+    rc = fl->pending;
     e.time = fl->pending_time;
-    e.key_id = fl->pending_key;
+    ngx_cpystrn((u_char *) key, (u_char *) fl->pending_key, sizeof(key));
+    ngx_cpystrn((u_char *) reason, (u_char *) fl->pending_reason,
+                sizeof(reason));
+
+    ngx_http_cutover_writer_unlock(zone->sh);
+
+    if (!rc) {
+        return NGX_OK;
+    }
+
+    e.key_id = key;
     e.action = "rollback";
     e.result = "accepted";
-    e.reason = fl->pending_reason;
+    e.reason = reason;
 
     rc = ngx_http_cutover_fleet_txn(f->conn, zone,
                                     ngx_http_cutover_fleet_rollback_cb, &rb,
@@ -502,16 +630,26 @@ ngx_http_cutover_fleet_writeback(ngx_http_cutover_fleet_t *f, ngx_log_t *log)
         return NGX_ERROR;
     }
 
-    fl->pending = 0;
     (void) ngx_atomic_fetch_add(&fl->writebacks, 1);
 
     ngx_log_error(NGX_LOG_NOTICE, log, 0, "cutover zone \"%V\": the rollback "
                   "made while the fleet was unreachable is written to it, "
                   "version %uL", &zone->name, f->next->version);
 
+    ngx_http_cutover_writer_lock(zone->sh);
+
+    fl->pending = 0;
+    ngx_http_cutover_fleet_pending_path(zone, path);
+    if (ngx_delete_file(path) == NGX_FILE_ERROR && ngx_errno != NGX_ENOENT) {
+        ngx_log_error(NGX_LOG_ERR, log, ngx_errno, "cutover zone \"%V\": "
+                      ngx_delete_file_n " \"%s\" failed", &zone->name, path);
+    }
+
     /* the local trail has its entry since the rollback: only the state */
     (void) ngx_http_cutover_fleet_local(zone, f->next, NULL, log);
     ngx_http_cutover_zone_publish(zone, f->next);
+
+    ngx_http_cutover_writer_unlock(zone->sh);
 
     return NGX_OK;
 }
@@ -520,30 +658,35 @@ ngx_http_cutover_fleet_writeback(ngx_http_cutover_fleet_t *f, ngx_log_t *log)
 /*
  * The fleet's state applied when its version differs from ours (only the
  * fleet's version moves the dial), with the entries other gateways made
- * since ours, in order.  Writer lock held.
+ * since ours, in order.  The database is read without the writer lock;
+ * the lock is taken to apply, and nothing is applied if our state moved
+ * meanwhile (the next round sees it).
  */
 static ngx_int_t
 ngx_http_cutover_fleet_sync(ngx_http_cutover_fleet_t *f, ngx_log_t *log)
 {
     int                       i, n;
     char                      ver[32];
-    PGresult                 *res;
+    uint64_t                  local;
+    PGresult                 *res, *entries;
     const char               *p[3];
     cutover_error_t           err;
     cutover_audit_entry_t     e;
     ngx_http_cutover_zone_t  *zone = f->zone;
 
+    ngx_http_cutover_zone_copy(zone, f->cur);
+    local = f->cur->version;
+
+    ngx_sprintf((u_char *) ver, "%uL%Z", local);
     p[0] = (char *) zone->name.data;
-    p[1] = (char *) zone->gateway.data;
+    p[1] = ver;
 
     res = ngx_http_cutover_fleet_query(f->conn,
-              "SELECT version, state FROM cutover.zones WHERE zone = $1",
-              1, p, log);
+              "SELECT version, CASE WHEN version <> $2 THEN state END "
+              "FROM cutover.zones WHERE zone = $1", 2, p, log);
     if (res == NULL) {
         return NGX_ERROR;
     }
-
-    ngx_http_cutover_zone_copy(zone, f->cur);
 
     if (PQntuples(res) == 0) {
         PQclear(res);
@@ -556,8 +699,6 @@ ngx_http_cutover_fleet_sync(ngx_http_cutover_fleet_t *f, ngx_log_t *log)
         }
 
         f->text[n] = '\0';
-        ngx_sprintf((u_char *) ver, "%uL%Z", f->cur->version);
-        p[1] = ver;
         p[2] = f->text;
 
         res = ngx_http_cutover_fleet_query(f->conn,
@@ -569,7 +710,14 @@ ngx_http_cutover_fleet_sync(ngx_http_cutover_fleet_t *f, ngx_log_t *log)
         }
 
         PQclear(res);
-        zone->sh->fleet.version_seen = f->cur->version;
+        return NGX_OK;
+    }
+
+    zone->sh->fleet.version_seen = ngx_atoof(
+        (u_char *) PQgetvalue(res, 0, 0), PQgetlength(res, 0, 0));
+
+    if (PQgetisnull(res, 0, 1)) {
+        PQclear(res);
         return NGX_OK;
     }
 
@@ -583,44 +731,51 @@ ngx_http_cutover_fleet_sync(ngx_http_cutover_fleet_t *f, ngx_log_t *log)
     }
 
     PQclear(res);
-    zone->sh->fleet.version_seen = f->next->version;
 
-    if (f->next->version == f->cur->version) {
-        return NGX_OK;
-    }
-
-    ngx_sprintf((u_char *) ver, "%uL%Z", f->cur->version);
+    p[1] = (char *) zone->gateway.data;
     p[2] = ver;
 
-    res = ngx_http_cutover_fleet_query(f->conn,
+    entries = ngx_http_cutover_fleet_query(f->conn,
               "SELECT time, key_id, action, result, from_json, to_json, "
               "reason FROM cutover.audit WHERE zone = $1 AND gateway <> $2 "
               "AND version > $3 ORDER BY seq", 3, p, log);
-    if (res == NULL) {
+    if (entries == NULL) {
         return NGX_ERROR;
     }
 
-    n = PQntuples(res);
+    ngx_http_cutover_writer_lock(zone->sh);
+
+    ngx_http_cutover_zone_copy(zone, f->cur);
+
+    if (f->cur->version != local || zone->sh->fleet.pending) {
+        ngx_http_cutover_writer_unlock(zone->sh);
+        PQclear(entries);
+        return NGX_OK;
+    }
+
+    n = PQntuples(entries);
 
     for (i = 0; i < n; i++) {
         ngx_memzero(&e, sizeof(e));
-        e.time = ngx_atoof((u_char *) PQgetvalue(res, i, 0),
-                           PQgetlength(res, i, 0));
-        e.key_id = PQgetvalue(res, i, 1);
-        e.action = PQgetvalue(res, i, 2);
-        e.result = PQgetvalue(res, i, 3);
-        e.from = PQgetisnull(res, i, 4) ? NULL : PQgetvalue(res, i, 4);
-        e.to = PQgetisnull(res, i, 5) ? NULL : PQgetvalue(res, i, 5);
-        e.reason = PQgetvalue(res, i, 6);
+        e.time = ngx_atoof((u_char *) PQgetvalue(entries, i, 0),
+                           PQgetlength(entries, i, 0));
+        e.key_id = PQgetvalue(entries, i, 1);
+        e.action = PQgetvalue(entries, i, 2);
+        e.result = PQgetvalue(entries, i, 3);
+        e.from = PQgetisnull(entries, i, 4) ? NULL
+                                            : PQgetvalue(entries, i, 4);
+        e.to = PQgetisnull(entries, i, 5) ? NULL : PQgetvalue(entries, i, 5);
+        e.reason = PQgetvalue(entries, i, 6);
 
         (void) ngx_http_cutover_fleet_local(zone, NULL, &e, log);
     }
 
-    PQclear(res);
-
     (void) ngx_http_cutover_fleet_local(zone, f->next, NULL, log);
     ngx_http_cutover_zone_publish(zone, f->next);
     (void) ngx_atomic_fetch_add(&zone->sh->fleet.applies, 1);
+
+    ngx_http_cutover_writer_unlock(zone->sh);
+    PQclear(entries);
 
     ngx_log_error(NGX_LOG_NOTICE, log, 0, "cutover zone \"%V\": fleet state "
                   "applied, version %uL (%s)", &zone->name, f->next->version,
@@ -636,7 +791,6 @@ ngx_http_cutover_fleet_listen(void *data, ngx_log_t *log)
 {
     ngx_http_cutover_fleet_t  *f = data;
 
-    int                        rc;
     char                       ver[32];
     PGresult                  *res;
     PGnotify                  *nt;
@@ -646,6 +800,13 @@ ngx_http_cutover_fleet_listen(void *data, ngx_log_t *log)
     ngx_http_cutover_shctx_t  *sh = zone->sh;
 
     f->ok = 0;
+
+    if (!f->loaded) {
+        f->loaded = 1;
+        ngx_http_cutover_writer_lock(sh);
+        ngx_http_cutover_fleet_pending_load(f, log);
+        ngx_http_cutover_writer_unlock(sh);
+    }
 
     if (f->conn == NULL) {
         f->conn = ngx_http_cutover_fleet_connect(zone, log);
@@ -667,19 +828,9 @@ ngx_http_cutover_fleet_listen(void *data, ngx_log_t *log)
                       &zone->gateway);
     }
 
-    ngx_http_cutover_writer_lock(sh);
-
-    if (sh->fleet.pending
-        && ngx_http_cutover_fleet_writeback(f, log) != NGX_OK)
+    if (ngx_http_cutover_fleet_writeback(f, log) != NGX_OK
+        || ngx_http_cutover_fleet_sync(f, log) != NGX_OK)
     {
-        ngx_http_cutover_writer_unlock(sh);
-        goto lost;
-    }
-
-    rc = ngx_http_cutover_fleet_sync(f, log);
-    ngx_http_cutover_writer_unlock(sh);
-
-    if (rc != NGX_OK) {
         goto lost;
     }
 

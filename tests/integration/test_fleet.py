@@ -7,6 +7,7 @@ propagation, a race, the audit chain, PostgreSQL down, a restart, cutoverctl.
 
 import json
 import os
+import signal
 import subprocess
 import threading
 import time
@@ -212,6 +213,55 @@ def test_database_down(fleet):
     assert "cutover_fleet_writebacks_total{zone=\"erp\"} 1" in \
         harness.http("GET", "http://127.0.0.1:%d/metrics" % gws[2].port)[2] \
         .decode()
+
+
+def test_pending_rollback_survives_restart(fleet):
+    """A rollback made without the fleet, then a restart of that gateway
+    before the database is back: the rollback is not forgotten."""
+    pg, gws = fleet
+    out = gws[0].dial(15, reason="active before the outage")
+    wait_for(lambda: all(g.status()["version"] == out["version"]
+                         for g in gws), 2, "one version")
+    pg.stop()
+    try:
+        wait_for(lambda: not gws[2].status()["fleet"]["connected"], 5,
+                 "gw3 to notice")
+        s, _, body = gws[2].admin("POST", "rollback",
+                                  {"reason": "outage, then a restart"})
+        assert s == 200, body
+        gws[2].nginx.stop()
+    finally:
+        pg.start()
+    wait_for(lambda: all(g.status()["fleet"]["connected"] for g in gws[:2]),
+             5, "gw1 and gw2 back")
+    assert gws[0].status()["state"] == "active"
+    gws[2].nginx.start(gws[2].port)
+    wait_for(lambda: all(g.status()["state"] == "rolled_back" for g in gws),
+             5, "the rollback to reach the fleet after the restart")
+    rows = fleet_rows(pg, "SELECT gateway FROM cutover.audit WHERE reason = "
+                          "'outage, then a restart'")
+    assert rows == [["gw3"]], rows
+    assert not os.path.exists(gws[2].state_file + ".fleet-pending")
+
+
+def test_listener_taken_over(fleet):
+    """The worker that listens exits: another worker of that gateway takes
+    its place, and changes still arrive."""
+    pg, gws = fleet
+    g = gws[1]
+
+    def listener():
+        lines = [l for l in g.nginx.log_text().splitlines()
+                 if "this worker listens to the fleet" in l]
+        return int(lines[-1].split("] ")[1].split("#")[0]) if lines else 0
+
+    pid = listener()
+    assert pid in g.nginx.worker_pids()
+    os.kill(pid, signal.SIGQUIT)
+    wait_for(lambda: listener() not in (0, pid), 5, "another listener")
+    out = gws[0].dial(35, reason="after the takeover")
+    wait_for(lambda: g.status()["version"] == out["version"], 1.5,
+             "gw2 to follow")
 
 
 def test_restarted_gateway_catches_up(fleet):
