@@ -140,7 +140,8 @@ def test_racing_dials_one_wins(fleet):
     assert codes == [200, 409], results
     winner = [k for k, r in results.items() if r[0] == 200][0]
     loser = [k for k, r in results.items() if r[0] == 409][0]
-    assert results[loser][2]["error"]["code"] == "version_conflict", results[loser]
+    assert results[loser][2]["error"]["code"] == "version_conflict", \
+        results[loser]
     pct = 30 if winner == "gw1" else 40
     wait_for(lambda: all(g.status()["version"] == v + 1 for g in gws), 2,
              "the winner everywhere")
@@ -181,7 +182,8 @@ def test_database_down(fleet):
         # no dial without the fleet
         s, _, out = gws[1].admin("POST", "dial", {"percent": 80,
                                                   "reason": "no fleet"})
-        assert s == 503 and out["error"]["code"] == "fleet_unavailable", (s, out)
+        assert s == 503, (s, out)
+        assert out["error"]["code"] == "fleet_unavailable", out
         # a rollback applies here at once
         t0 = time.monotonic()
         s, _, out = gws[2].admin("POST", "rollback",
