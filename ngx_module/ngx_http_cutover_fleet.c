@@ -913,6 +913,9 @@ ngx_http_cutover_fleet_listened(ngx_event_t *ev)
     }
 
     if (ngx_exiting || ngx_terminate || ngx_quit) {
+        /* a worker of the next configuration takes over at once */
+        (void) ngx_atomic_cmp_set(&f->zone->sh->fleet.owner,
+                                  (ngx_atomic_uint_t) ngx_pid, 0);
         return;
     }
 

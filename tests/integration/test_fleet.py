@@ -265,6 +265,12 @@ def test_listener_taken_over(fleet):
     wait_for(lambda: g.status()["version"] == out["version"], 1.5,
              "gw2 to follow")
 
+    # a reload: the new workers take the listener over
+    g.nginx.reload()
+    out = gws[0].dial(36, reason="after a reload")
+    wait_for(lambda: g.status()["version"] == out["version"], 1.5,
+             "gw2 to follow after the reload")
+
 
 def test_restarted_gateway_catches_up(fleet):
     pg, gws = fleet
