@@ -93,12 +93,27 @@ static PGconn *ngx_http_cutover_fleet_connect(ngx_http_cutover_zone_t *zone,
 static ngx_int_t ngx_http_cutover_fleet_exec(PGconn *conn, const char *sql,
     ngx_log_t *log);
 static PGresult *ngx_http_cutover_fleet_query(PGconn *conn, const char *sql,
-    int n, const char *const *params, ngx_log_t *log);
+    int n, const char *const *params, ExecStatusType expect, ngx_log_t *log);
 static ngx_int_t ngx_http_cutover_fleet_txn(PGconn *conn,
     ngx_http_cutover_zone_t *zone, ngx_http_cutover_fleet_change_pt change,
     void *data, cutover_state_t *cur, cutover_state_t *next,
     cutover_audit_entry_t *e, char *text, ngx_log_t *log);
+static ngx_int_t ngx_http_cutover_fleet_entry(PGconn *conn,
+    ngx_http_cutover_zone_t *zone, const char *version,
+    cutover_audit_entry_t *e, char *text, ngx_log_t *log);
+static void ngx_http_cutover_fleet_pending_path(
+    ngx_http_cutover_zone_t *zone, u_char *buf);
+static void ngx_http_cutover_fleet_pending_load(ngx_http_cutover_fleet_t *f,
+    ngx_log_t *log);
 static ngx_int_t ngx_http_cutover_fleet_sync(ngx_http_cutover_fleet_t *f,
+    ngx_log_t *log);
+static ngx_int_t ngx_http_cutover_fleet_first(ngx_http_cutover_fleet_t *f,
+    const char **p, ngx_log_t *log);
+static void ngx_http_cutover_fleet_apply(ngx_http_cutover_fleet_t *f,
+    PGresult *entries, uint64_t local, ngx_log_t *log);
+static ngx_int_t ngx_http_cutover_fleet_attach(ngx_http_cutover_fleet_t *f,
+    ngx_log_t *log);
+static ngx_int_t ngx_http_cutover_fleet_report(ngx_http_cutover_fleet_t *f,
     ngx_log_t *log);
 static ngx_int_t ngx_http_cutover_fleet_writeback(
     ngx_http_cutover_fleet_t *f, ngx_log_t *log);
@@ -137,7 +152,7 @@ ngx_http_cutover_fleet_connect(ngx_http_cutover_zone_t *zone, ngx_log_t *log)
     conn = PQconnectdbParams(keys, vals, 1);
 
     if (conn == NULL || PQstatus(conn) != CONNECTION_OK) {
-        ngx_log_error(NGX_LOG_WARN, log, 0,
+        ngx_log_error(NGX_LOG_ERR, log, 0,
                       "cutover zone \"%V\": fleet database unreachable: %s",
                       &zone->name,
                       conn ? PQerrorMessage(conn) : "out of memory");
@@ -168,12 +183,11 @@ ngx_http_cutover_fleet_exec(PGconn *conn, const char *sql, ngx_log_t *log)
 {
     PGresult  *res;
 
+    /* commands only (a script's status is its last statement's) */
     res = PQexec(conn, sql);
 
-    if (PQresultStatus(res) != PGRES_COMMAND_OK
-        && PQresultStatus(res) != PGRES_TUPLES_OK)
-    {
-        ngx_log_error(NGX_LOG_WARN, log, 0, "cutover fleet: %s",
+    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+        ngx_log_error(NGX_LOG_ERR, log, 0, "cutover fleet: %s",
                       PQerrorMessage(conn));
         PQclear(res);
         return NGX_ERROR;
@@ -186,16 +200,14 @@ ngx_http_cutover_fleet_exec(PGconn *conn, const char *sql, ngx_log_t *log)
 
 static PGresult *
 ngx_http_cutover_fleet_query(PGconn *conn, const char *sql, int n,
-    const char *const *params, ngx_log_t *log)
+    const char *const *params, ExecStatusType expect, ngx_log_t *log)
 {
     PGresult  *res;
 
     res = PQexecParams(conn, sql, n, NULL, params, NULL, NULL, 0);
 
-    if (PQresultStatus(res) != PGRES_COMMAND_OK
-        && PQresultStatus(res) != PGRES_TUPLES_OK)
-    {
-        ngx_log_error(NGX_LOG_WARN, log, 0, "cutover fleet: %s",
+    if (PQresultStatus(res) != expect) {
+        ngx_log_error(NGX_LOG_ERR, log, 0, "cutover fleet: %s",
                       PQerrorMessage(conn));
         PQclear(res);
         return NULL;
@@ -256,8 +268,10 @@ ngx_http_cutover_fleet_write(ngx_http_cutover_zone_t *zone,
 }
 
 
-/* Kept whole: it is one transaction, its steps in the order that makes
- * the compare-and-set and the chain hold. */
+/* One change in one transaction: the zone's row locked, the change made
+ * from the fleet's state, the version compare-and-set, the entry, NOTIFY.
+ * Kept whole (past 80 lines): its steps in the order that makes the
+ * compare-and-set and the chain hold. */
 static ngx_int_t
 ngx_http_cutover_fleet_txn(PGconn *conn, ngx_http_cutover_zone_t *zone,
     ngx_http_cutover_fleet_change_pt change, void *data,
@@ -265,13 +279,11 @@ ngx_http_cutover_fleet_txn(PGconn *conn, ngx_http_cutover_zone_t *zone,
     char *text, ngx_log_t *log)
 {
     int               n;
-    char              ver[32], oldver[32], seq[32], tm[32], prev[65];
-    char              hash[65];
+    char              ver[32], oldver[32];
     ngx_int_t         rc;
     PGresult         *res;
-    const char       *p[13];
+    const char       *p[4];
     cutover_error_t   err;
-    cutover_audit_entry_t  fe;
 
     if (ngx_http_cutover_fleet_exec(conn, "BEGIN", log) != NGX_OK) {
         return NGX_ERROR;
@@ -281,7 +293,7 @@ ngx_http_cutover_fleet_txn(PGconn *conn, ngx_http_cutover_zone_t *zone,
 
     res = ngx_http_cutover_fleet_query(conn,
               "SELECT version, state FROM cutover.zones WHERE zone = $1 "
-              "FOR UPDATE", 1, p, log);
+              "FOR UPDATE", 1, p, PGRES_TUPLES_OK, log);
     if (res == NULL) {
         return NGX_ERROR;
     }
@@ -328,7 +340,8 @@ ngx_http_cutover_fleet_txn(PGconn *conn, ngx_http_cutover_zone_t *zone,
               "INSERT INTO cutover.zones (zone, version, state) "
               "VALUES ($1, $2, $3) ON CONFLICT (zone) DO UPDATE "
               "SET version = $2, state = $3, changed_at = now() "
-              "WHERE cutover.zones.version = $4", 4, p, log);
+              "WHERE cutover.zones.version = $4", 4, p,
+              PGRES_COMMAND_OK, log);
     if (res == NULL) {
         return NGX_ERROR;
     }
@@ -343,10 +356,44 @@ ngx_http_cutover_fleet_txn(PGconn *conn, ngx_http_cutover_zone_t *zone,
         return NGX_ERROR;
     }
 
-    /* the entry, chained on the fleet's last one */
+    if (ngx_http_cutover_fleet_entry(conn, zone, ver, e, text, log)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    if (ngx_http_cutover_fleet_exec(conn, "NOTIFY cutover_fleet", log)
+        != NGX_OK
+        || ngx_http_cutover_fleet_exec(conn, "COMMIT", log) != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    zone->sh->fleet.version_seen = next->version;
+
+    return NGX_OK;
+}
+
+
+/* The change's entry in the fleet's trail, chained on its last one, in
+ * the change's transaction.  text is the caller's buffer. */
+static ngx_int_t
+ngx_http_cutover_fleet_entry(PGconn *conn, ngx_http_cutover_zone_t *zone,
+    const char *version, cutover_audit_entry_t *e, char *text,
+    ngx_log_t *log)
+{
+    int                     n;
+    char                    seq[32], tm[32], prev[65], hash[65];
+    PGresult               *res;
+    const char             *p[13];
+    cutover_audit_entry_t   fe;
+
+    p[0] = (char *) zone->name.data;
+    p[1] = version;
+
     res = ngx_http_cutover_fleet_query(conn,
               "SELECT seq, hash FROM cutover.audit WHERE zone = $1 "
-              "ORDER BY seq DESC LIMIT 1", 1, p, log);
+              "ORDER BY seq DESC LIMIT 1", 1, p, PGRES_TUPLES_OK, log);
     if (res == NULL) {
         return NGX_ERROR;
     }
@@ -392,21 +439,12 @@ ngx_http_cutover_fleet_txn(PGconn *conn, ngx_http_cutover_zone_t *zone,
               "INSERT INTO cutover.audit (zone, version, seq, gateway, time, "
               "key_id, action, result, from_json, to_json, reason, hash, "
               "line) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, "
-              "$12, $13)", 13, p, log);
+              "$12, $13)", 13, p, PGRES_COMMAND_OK, log);
     if (res == NULL) {
         return NGX_ERROR;
     }
 
     PQclear(res);
-
-    if (ngx_http_cutover_fleet_exec(conn, "NOTIFY cutover_fleet", log)
-        != NGX_OK
-        || ngx_http_cutover_fleet_exec(conn, "COMMIT", log) != NGX_OK)
-    {
-        return NGX_ERROR;
-    }
-
-    zone->sh->fleet.version_seen = next->version;
 
     return NGX_OK;
 }
@@ -658,20 +696,16 @@ ngx_http_cutover_fleet_writeback(ngx_http_cutover_fleet_t *f, ngx_log_t *log)
 /*
  * The fleet's state applied when its version differs from ours (only the
  * fleet's version moves the dial), with the entries other gateways made
- * since ours, in order.  The database is read without the writer lock;
- * the lock is taken to apply, and nothing is applied if our state moved
- * meanwhile (the next round sees it).
+ * since ours.  The database is read without the writer lock.
  */
 static ngx_int_t
 ngx_http_cutover_fleet_sync(ngx_http_cutover_fleet_t *f, ngx_log_t *log)
 {
-    int                       i, n;
     char                      ver[32];
     uint64_t                  local;
-    PGresult                 *res, *entries;
+    PGresult                 *res;
     const char               *p[3];
     cutover_error_t           err;
-    cutover_audit_entry_t     e;
     ngx_http_cutover_zone_t  *zone = f->zone;
 
     ngx_http_cutover_zone_copy(zone, f->cur);
@@ -683,34 +717,15 @@ ngx_http_cutover_fleet_sync(ngx_http_cutover_fleet_t *f, ngx_log_t *log)
 
     res = ngx_http_cutover_fleet_query(f->conn,
               "SELECT version, CASE WHEN version <> $2 THEN state END "
-              "FROM cutover.zones WHERE zone = $1", 2, p, log);
+              "FROM cutover.zones WHERE zone = $1", 2, p, PGRES_TUPLES_OK,
+              log);
     if (res == NULL) {
         return NGX_ERROR;
     }
 
     if (PQntuples(res) == 0) {
         PQclear(res);
-
-        /* the first gateway of the fleet: its state is the fleet's */
-        n = cutover_state_encode(f->cur, (char *) zone->name.data, f->text,
-                                 CUTOVER_STATE_TEXT_MAX);
-        if (n < 0) {
-            return NGX_ERROR;
-        }
-
-        f->text[n] = '\0';
-        p[2] = f->text;
-
-        res = ngx_http_cutover_fleet_query(f->conn,
-                  "INSERT INTO cutover.zones (zone, version, state) "
-                  "VALUES ($1, $2, $3) ON CONFLICT (zone) DO NOTHING",
-                  3, p, log);
-        if (res == NULL) {
-            return NGX_ERROR;
-        }
-
-        PQclear(res);
-        return NGX_OK;
+        return ngx_http_cutover_fleet_first(f, p, log);
     }
 
     zone->sh->fleet.version_seen = ngx_atoof(
@@ -735,13 +750,62 @@ ngx_http_cutover_fleet_sync(ngx_http_cutover_fleet_t *f, ngx_log_t *log)
     p[1] = (char *) zone->gateway.data;
     p[2] = ver;
 
-    entries = ngx_http_cutover_fleet_query(f->conn,
+    res = ngx_http_cutover_fleet_query(f->conn,
               "SELECT time, key_id, action, result, from_json, to_json, "
               "reason FROM cutover.audit WHERE zone = $1 AND gateway <> $2 "
-              "AND version > $3 ORDER BY seq", 3, p, log);
-    if (entries == NULL) {
+              "AND version > $3 ORDER BY seq", 3, p, PGRES_TUPLES_OK, log);
+    if (res == NULL) {
         return NGX_ERROR;
     }
+
+    ngx_http_cutover_fleet_apply(f, res, local, log);
+    PQclear(res);
+
+    return NGX_OK;
+}
+
+
+/* The first gateway of the fleet: its state is the fleet's.  p holds the
+ * zone's name and our version. */
+static ngx_int_t
+ngx_http_cutover_fleet_first(ngx_http_cutover_fleet_t *f, const char **p,
+    ngx_log_t *log)
+{
+    int        n;
+    PGresult  *res;
+
+    n = cutover_state_encode(f->cur, (char *) f->zone->name.data, f->text,
+                             CUTOVER_STATE_TEXT_MAX);
+    if (n < 0) {
+        return NGX_ERROR;
+    }
+
+    f->text[n] = '\0';
+    p[2] = f->text;
+
+    res = ngx_http_cutover_fleet_query(f->conn,
+              "INSERT INTO cutover.zones (zone, version, state) "
+              "VALUES ($1, $2, $3) ON CONFLICT (zone) DO NOTHING",
+              3, p, PGRES_COMMAND_OK, log);
+    if (res == NULL) {
+        return NGX_ERROR;
+    }
+
+    PQclear(res);
+    return NGX_OK;
+}
+
+
+/* f->next and its entries made ours, under the writer lock; nothing is
+ * applied if our state moved since it was read (the next round sees it)
+ * or a rollback waits to be written back. */
+static void
+ngx_http_cutover_fleet_apply(ngx_http_cutover_fleet_t *f, PGresult *entries,
+    uint64_t local, ngx_log_t *log)
+{
+    int                       i, n;
+    cutover_audit_entry_t     e;
+    ngx_http_cutover_zone_t  *zone = f->zone;
 
     ngx_http_cutover_writer_lock(zone->sh);
 
@@ -749,8 +813,7 @@ ngx_http_cutover_fleet_sync(ngx_http_cutover_fleet_t *f, ngx_log_t *log)
 
     if (f->cur->version != local || zone->sh->fleet.pending) {
         ngx_http_cutover_writer_unlock(zone->sh);
-        PQclear(entries);
-        return NGX_OK;
+        return;
     }
 
     n = PQntuples(entries);
@@ -775,29 +838,23 @@ ngx_http_cutover_fleet_sync(ngx_http_cutover_fleet_t *f, ngx_log_t *log)
     (void) ngx_atomic_fetch_add(&zone->sh->fleet.applies, 1);
 
     ngx_http_cutover_writer_unlock(zone->sh);
-    PQclear(entries);
 
     ngx_log_error(NGX_LOG_NOTICE, log, 0, "cutover zone \"%V\": fleet state "
                   "applied, version %uL (%s)", &zone->name, f->next->version,
                   f->next->rolled_back ? "rolled back" : "active");
-
-    return NGX_OK;
 }
 
 
-/* The listener's task, in a thread-pool thread. */
+/* The listener's task, in a thread-pool thread: connect if need be, write
+ * back a pending rollback, follow the fleet, then wait for a change. */
 static void
 ngx_http_cutover_fleet_listen(void *data, ngx_log_t *log)
 {
     ngx_http_cutover_fleet_t  *f = data;
 
-    char                       ver[32];
-    PGresult                  *res;
     PGnotify                  *nt;
-    const char                *p[3];
     struct pollfd              pfd;
-    ngx_http_cutover_zone_t   *zone = f->zone;
-    ngx_http_cutover_shctx_t  *sh = zone->sh;
+    ngx_http_cutover_shctx_t  *sh = f->zone->sh;
 
     f->ok = 0;
 
@@ -808,24 +865,9 @@ ngx_http_cutover_fleet_listen(void *data, ngx_log_t *log)
         ngx_http_cutover_writer_unlock(sh);
     }
 
-    if (f->conn == NULL) {
-        f->conn = ngx_http_cutover_fleet_connect(zone, log);
-        if (f->conn == NULL) {
-            sh->fleet.connected = 0;
-            return;
-        }
-
-        if (ngx_http_cutover_fleet_exec(f->conn, "LISTEN cutover_fleet", log)
-            != NGX_OK)
-        {
-            goto lost;
-        }
-
-        f->reported_at = 0;
-        (void) ngx_atomic_fetch_add(&sh->fleet.connects, 1);
-        ngx_log_error(NGX_LOG_NOTICE, log, 0, "cutover zone \"%V\": "
-                      "connected to the fleet as \"%V\"", &zone->name,
-                      &zone->gateway);
+    if (f->conn == NULL && ngx_http_cutover_fleet_attach(f, log) != NGX_OK) {
+        sh->fleet.connected = 0;
+        return;
     }
 
     if (ngx_http_cutover_fleet_writeback(f, log) != NGX_OK
@@ -836,32 +878,9 @@ ngx_http_cutover_fleet_listen(void *data, ngx_log_t *log)
 
     sh->fleet.connected = 1;
 
-    /* the gateway's row: when its version moved, else every few seconds */
-    if (f->reported == sh->fleet.version_seen
-        && ngx_time() - f->reported_at < NGX_HTTP_CUTOVER_FLEET_REPORT)
-    {
-        goto wait;
-    }
-
-    f->reported = sh->fleet.version_seen;
-    f->reported_at = ngx_time();
-
-    ngx_sprintf((u_char *) ver, "%uA%Z", sh->fleet.version_seen);
-    p[0] = (char *) zone->name.data;
-    p[1] = (char *) zone->gateway.data;
-    p[2] = ver;
-
-    res = ngx_http_cutover_fleet_query(f->conn,
-              "INSERT INTO cutover.gateways (zone, gateway, version_applied) "
-              "VALUES ($1, $2, $3) ON CONFLICT (zone, gateway) DO UPDATE "
-              "SET version_applied = $3, last_contact = now()", 3, p, log);
-    if (res == NULL) {
+    if (ngx_http_cutover_fleet_report(f, log) != NGX_OK) {
         goto lost;
     }
-
-    PQclear(res);
-
-wait:
 
     /* wait for a change, a while at most */
     pfd.fd = PQsocket(f->conn);
@@ -885,13 +904,78 @@ wait:
 
 lost:
 
-    ngx_log_error(NGX_LOG_WARN, log, 0, "cutover zone \"%V\": fleet "
-                  "connection lost: %s", &zone->name,
+    ngx_log_error(NGX_LOG_ERR, log, 0, "cutover zone \"%V\": fleet "
+                  "connection lost: %s", &f->zone->name,
                   PQerrorMessage(f->conn));
     (void) ngx_atomic_fetch_add(&sh->fleet.errors, 1);
     sh->fleet.connected = 0;
     PQfinish(f->conn);
     f->conn = NULL;
+}
+
+
+/* The listener's connection: made, and listening. */
+static ngx_int_t
+ngx_http_cutover_fleet_attach(ngx_http_cutover_fleet_t *f, ngx_log_t *log)
+{
+    f->conn = ngx_http_cutover_fleet_connect(f->zone, log);
+    if (f->conn == NULL) {
+        return NGX_ERROR;
+    }
+
+    if (ngx_http_cutover_fleet_exec(f->conn, "LISTEN cutover_fleet", log)
+        != NGX_OK)
+    {
+        PQfinish(f->conn);
+        f->conn = NULL;
+        (void) ngx_atomic_fetch_add(&f->zone->sh->fleet.errors, 1);
+        return NGX_ERROR;
+    }
+
+    f->reported_at = 0;
+    (void) ngx_atomic_fetch_add(&f->zone->sh->fleet.connects, 1);
+    ngx_log_error(NGX_LOG_NOTICE, log, 0, "cutover zone \"%V\": connected to "
+                  "the fleet as \"%V\"", &f->zone->name, &f->zone->gateway);
+
+    return NGX_OK;
+}
+
+
+/* This gateway's row in cutover.gateways: when its version moved, else
+ * every few seconds. */
+static ngx_int_t
+ngx_http_cutover_fleet_report(ngx_http_cutover_fleet_t *f, ngx_log_t *log)
+{
+    char                      ver[32];
+    PGresult                 *res;
+    const char               *p[3];
+    ngx_http_cutover_zone_t  *zone = f->zone;
+
+    if (f->reported == zone->sh->fleet.version_seen
+        && ngx_time() - f->reported_at < NGX_HTTP_CUTOVER_FLEET_REPORT)
+    {
+        return NGX_OK;
+    }
+
+    f->reported = zone->sh->fleet.version_seen;
+    f->reported_at = ngx_time();
+
+    ngx_sprintf((u_char *) ver, "%uA%Z", f->reported);
+    p[0] = (char *) zone->name.data;
+    p[1] = (char *) zone->gateway.data;
+    p[2] = ver;
+
+    res = ngx_http_cutover_fleet_query(f->conn,
+              "INSERT INTO cutover.gateways (zone, gateway, version_applied) "
+              "VALUES ($1, $2, $3) ON CONFLICT (zone, gateway) DO UPDATE "
+              "SET version_applied = $3, last_contact = now()", 3, p,
+              PGRES_COMMAND_OK, log);
+    if (res == NULL) {
+        return NGX_ERROR;
+    }
+
+    PQclear(res);
+    return NGX_OK;
 }
 
 
