@@ -343,6 +343,21 @@ ctl_print_state(const bson_t *doc)
                (long long) ctl_int(&r, "requests.legacy"), stores, channels);
     }
 
+    if (ctl_str(doc, "fleet.gateway")[0]) {
+        bson_iter_t  c;
+
+        printf("fleet: gateway %s, %s, version seen %lld%s\n",
+               ctl_str(doc, "fleet.gateway"),
+               bson_iter_init(&c, doc)
+               && bson_iter_find_descendant(&c, "fleet.connected", &c)
+               && bson_iter_as_bool(&c) ? "connected" : "NOT connected",
+               (long long) ctl_int(doc, "fleet.version_seen"),
+               bson_iter_init(&c, doc)
+               && bson_iter_find_descendant(&c, "fleet.rollback_pending", &c)
+               && bson_iter_as_bool(&c)
+               ? ", a rollback waits to be written to it" : "");
+    }
+
     if (bson_iter_init_find(&it, doc, "counters")) {
         printf("requests: new %lld, legacy %lld; empty key %lld; "
                "auth failures %lld; changes accepted %lld, refused %lld\n",

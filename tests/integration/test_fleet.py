@@ -325,6 +325,10 @@ def test_cutoverctl_three_urls(fleet):
     for g in gws:
         assert g.gw_name in out
 
+    rc, out = gws[0].ctl("status")
+    assert rc == 0, out
+    assert "fleet: gateway gw1, connected, version seen %d" % v in out, out
+
     rc, out, err = ctl(gws, "-o", "json", "status")
     assert rc == 0, (out, err)
     rows = json.loads(out)
