@@ -160,6 +160,7 @@ demo:
 	@$(MAKE) --no-print-directory deps
 	@$(MAKE) --no-print-directory all
 	@$(PYTHON) demo/run.py
+	@$(PYTHON) demo/fleet.py
 
 bench:
 	@$(MAKE) --no-print-directory deps

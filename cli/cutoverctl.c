@@ -27,6 +27,7 @@
 #define EXIT_ROLLED_BACK 3
 #define EXIT_BREAKS      4      /* audit verify: breaks, all accepted */
 #define EXIT_UNACCEPTED  5      /* audit verify: a break not accepted */
+#define EXIT_DISAGREE    4      /* status of a fleet: gateways disagree */
 
 
 typedef struct {
@@ -52,6 +53,9 @@ static const char  *usage_text =
     "\n"
     "commands:\n"
     "  status                      exit 0 active, 3 rolled back, 1 error\n"
+    "                              (several URLs: 0 all active on one\n"
+    "                              version, 3 all rolled back, 4 they\n"
+    "                              disagree, 1 any unreachable)\n"
     "  dial PERCENT [--rule ID] [--store S1,S2] [--channel C1,C2]\n"
     "       [--expect-version N] --reason TEXT\n"
     "  ramp TO --step S --every DURATION [--rule ID] --reason TEXT\n"
@@ -71,7 +75,9 @@ static const char  *usage_text =
     "                              key): dial is allowed again\n"
     "\n"
     "URL is the admin location, e.g. http://127.0.0.1:8080/cutover/ or\n"
-    "http://[::1]:8080/cutover/.\n"
+    "http://[::1]:8080/cutover/.  For a fleet, --url takes several,\n"
+    "comma separated: status and rollback go to each gateway and report\n"
+    "each (rollback exits 1 unless every one confirmed it).\n"
     "The key file holds the operator's line of the gateway's keys file\n"
     "(\"<key-id> <role> <hex secret>\") or just the hex secret.\n"
     "CUTOVER_URL, CUTOVER_KEY_ID and CUTOVER_KEY_FILE stand in for the\n"
@@ -345,6 +351,21 @@ ctl_print_state(const bson_t *doc)
         printf("%-20s %8s %12lld %12lld  %-24.24s %s\n", ctl_str(&r, "id"),
                pct, (long long) ctl_int(&r, "requests.new"),
                (long long) ctl_int(&r, "requests.legacy"), stores, channels);
+    }
+
+    if (ctl_str(doc, "fleet.gateway")[0]) {
+        bson_iter_t  c;
+
+        printf("fleet: gateway %s, %s, version seen %lld%s\n",
+               ctl_str(doc, "fleet.gateway"),
+               bson_iter_init(&c, doc)
+               && bson_iter_find_descendant(&c, "fleet.connected", &c)
+               && bson_iter_as_bool(&c) ? "connected" : "NOT connected",
+               (long long) ctl_int(doc, "fleet.version_seen"),
+               bson_iter_init(&c, doc)
+               && bson_iter_find_descendant(&c, "fleet.rollback_pending", &c)
+               && bson_iter_as_bool(&c)
+               ? ", a rollback waits to be written to it" : "");
     }
 
     if (bson_iter_init_find(&it, doc, "counters")) {
@@ -760,6 +781,135 @@ ctl_audit_verify(const char *path)
 
 
 /*
+ * status or rollback of a fleet: --url holds several URLs, comma
+ * separated; each gateway is asked and reported (a line, or with -o json
+ * an array of {url, gateway, state, version}).  status exits 0 when all
+ * are active on one version, 3 when all are rolled back, 4 when they
+ * disagree, 1 when any is unreachable; rollback 0 when every gateway
+ * confirmed it, 1 otherwise.  Kept whole: one loop over the gateways.
+ */
+static int
+ctl_fleet(ctl_t *c, const char *cmd, const char *body)
+{
+    int           n, unreachable = 0, active = 0, rolled = 0, failed = 0;
+    int64_t       version, first = -1;
+    long          status;
+    char         *urls, *url, *save;
+    bson_t       *doc;
+    ctl_buf_t     out;
+    const char   *state, *gw;
+    bson_error_t  err;
+
+    urls = strdup(c->url);
+    if (urls == NULL) {
+        return EXIT_FAIL;
+    }
+
+    if (c->json) {
+        printf("[");
+    }
+
+    n = 0;
+
+    for (url = strtok_r(urls, ",", &save); url;
+         url = strtok_r(NULL, ",", &save))
+    {
+        out.data = NULL;
+        out.len = 0;
+        c->url = url;
+
+        status = ctl_call(c, cmd[0] == 's' ? "GET" : "POST", cmd, body, &out);
+
+        doc = status == 200 && out.len
+              ? bson_new_from_json((uint8_t *) out.data, (ssize_t) out.len,
+                                   &err)
+              : NULL;
+
+        state = doc ? ctl_str(doc, "state") : "";
+        gw = doc ? ctl_str(doc, "fleet.gateway") : "";
+        version = doc ? ctl_int(doc, "version") : 0;
+
+        if (doc == NULL) {
+            if (status < 0) {
+                unreachable++;
+            }
+
+            failed++;
+            state = status < 0 ? "unreachable" : "error";
+
+        } else if (strcmp(state, "rolled_back") == 0) {
+            rolled++;
+
+        } else {
+            active++;
+        }
+
+        if (doc && strcmp(state, "active") == 0) {
+            if (first >= 0 && version != first) {
+                first = -2;
+
+            } else if (first == -1) {
+                first = version;
+            }
+        }
+
+        if (c->json) {
+            printf("%s{\"url\":\"%s\",\"gateway\":\"%s\",\"state\":\"%s\","
+                   "\"version\":", n ? "," : "", url, gw, state);
+            printf(doc ? "%lld" : "null", (long long) version);
+            if (doc == NULL) {
+                printf(",\"http_status\":%ld", status);
+            }
+            printf("}");
+
+        } else if (doc) {
+            printf("%-40s %-16s %-12s version %lld\n", url, gw[0] ? gw : "-",
+                   state, (long long) version);
+
+        } else {
+            printf("%-40s %-16s %-12s HTTP %ld\n", url, "-", state, status);
+        }
+
+        n++;
+
+        if (doc) {
+            bson_destroy(doc);
+        }
+
+        free(out.data);
+    }
+
+    if (c->json) {
+        printf("]\n");
+    }
+
+    free(urls);
+
+    if (cmd[0] == 'r') {
+        return failed ? EXIT_FAIL : EXIT_OK;
+    }
+
+    if (unreachable || failed) {
+        return EXIT_FAIL;
+    }
+
+    if (rolled == n) {
+        return EXIT_ROLLED_BACK;
+    }
+
+    if (active == n && first >= 0) {
+        return EXIT_OK;
+    }
+
+    if (!c->json) {
+        printf("the gateways disagree\n");
+    }
+
+    return EXIT_DISAGREE;
+}
+
+
+/*
  * Kept whole (past 80 lines): one getopt loop and one switch over the
  * commands.
  */
@@ -859,7 +1009,10 @@ main(int argc, char **argv)
     curl_global_init(CURL_GLOBAL_DEFAULT);
     rc = EXIT_USAGE;
 
-    if (strcmp(cmd, "status") == 0 || strcmp(cmd, "metrics") == 0) {
+    if (strchr(c.url, ',') && strcmp(cmd, "status") == 0) {
+        rc = ctl_fleet(&c, cmd, NULL);
+
+    } else if (strcmp(cmd, "status") == 0 || strcmp(cmd, "metrics") == 0) {
         status = ctl_call(&c, "GET", cmd, NULL, &out);
 
         if (cmd[0] == 'm' && status == 200) {
@@ -991,6 +1144,12 @@ main(int argc, char **argv)
         bson_string_append_printf(body, "\"reason\":\"%s\"}",
                                   reason_json ? reason_json : "");
         free(reason_json);
+
+        if (strchr(c.url, ',') && cmd[0] == 'r') {
+            rc = ctl_fleet(&c, cmd, body->str);
+            bson_string_free(body, true);
+            goto done;
+        }
 
         status = ctl_call(&c, "POST", cmd, body->str, &out);
         bson_string_free(body, true);

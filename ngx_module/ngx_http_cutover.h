@@ -99,6 +99,24 @@ typedef struct {
 } ngx_http_cutover_log_t;
 
 
+/* Fleet mode (ngx_http_cutover_fleet.c): who listens, what it saw, and a
+ * rollback made while PostgreSQL was out of reach, to be written back. */
+typedef struct {
+    ngx_atomic_t                  owner;          /* pid of the listener */
+    ngx_atomic_t                  connected;
+    ngx_atomic_t                  version_seen;
+    ngx_atomic_t                  applies;        /* fleet states applied */
+    ngx_atomic_t                  errors;         /* failed attempts */
+    ngx_atomic_t                  connects;
+    ngx_atomic_t                  unavailable;    /* dials refused */
+    ngx_atomic_t                  writebacks;     /* rollbacks written back */
+    ngx_uint_t                    pending;        /* under the writer lock */
+    int64_t                       pending_time;
+    char                          pending_key[CUTOVER_ID_MAX + 1];
+    char                          pending_reason[1025];
+} ngx_http_cutover_fleet_sh_t;
+
+
 typedef struct {
     uint64_t                      h1;
     uint64_t                      h2;
@@ -174,6 +192,8 @@ typedef struct {
     ngx_atomic_t                  upstream_errors[CUTOVER_MAX_RULES][2];
 
     ngx_http_cutover_nonce_t      nonces[NGX_HTTP_CUTOVER_NONCES];
+
+    ngx_http_cutover_fleet_sh_t   fleet;          /* fleet mode */
 } ngx_http_cutover_shctx_t;
 
 
@@ -186,6 +206,9 @@ typedef struct {
     ngx_thread_pool_t            *thread_pool;    /* file writes and fsyncs */
     cutover_guard_conf_t         *guard;          /* cutover_guard, or NULL */
     void                         *guard_worker;   /* this worker's part */
+    ngx_str_t                     fleet;          /* conninfo, NUL-ended */
+    ngx_str_t                     gateway;        /* NUL-terminated */
+    void                         *fleet_ctx;      /* per worker */
 } ngx_http_cutover_zone_t;
 
 
@@ -292,6 +315,25 @@ ngx_int_t ngx_http_cutover_audit_sync(ngx_http_cutover_zone_t *zone,
     ngx_log_t *log);
 ngx_int_t ngx_http_cutover_audit_append(ngx_http_cutover_zone_t *zone,
     cutover_audit_entry_t *e, ngx_log_t *log);
+
+/* ngx_http_cutover_fleet.c */
+typedef ngx_int_t (*ngx_http_cutover_fleet_change_pt)(void *data,
+    cutover_state_t *cur, cutover_state_t *next, cutover_audit_entry_t *e);
+ngx_int_t ngx_http_cutover_fleet_write(ngx_http_cutover_zone_t *zone,
+    ngx_http_cutover_fleet_change_pt change, void *data,
+    cutover_state_t *cur, cutover_state_t *next, cutover_audit_entry_t *e,
+    ngx_log_t *log);
+ngx_int_t ngx_http_cutover_fleet_local(ngx_http_cutover_zone_t *zone,
+    cutover_state_t *next, cutover_audit_entry_t *e, ngx_log_t *log);
+#define NGX_HTTP_CUTOVER_FLEET_METRICS_MAX  2048
+u_char *ngx_http_cutover_fleet_status(ngx_http_cutover_zone_t *zone,
+    u_char *p);
+u_char *ngx_http_cutover_fleet_metrics(ngx_http_cutover_zone_t *zone,
+    u_char *p);
+void ngx_http_cutover_fleet_pend(ngx_http_cutover_zone_t *zone,
+    cutover_audit_entry_t *e);
+ngx_int_t ngx_http_cutover_fleet_init_process(ngx_cycle_t *cycle);
+void ngx_http_cutover_fleet_exit_process(ngx_cycle_t *cycle);
 
 /* ngx_http_cutover_record.c */
 extern const char  *ngx_http_cutover_drop_names[];

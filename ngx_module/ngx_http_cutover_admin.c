@@ -362,8 +362,9 @@ ngx_http_cutover_rules_json(ngx_http_request_t *r, ngx_http_cutover_zone_t *z,
 static size_t
 ngx_http_cutover_state_size(cutover_state_t *st)
 {
+    /* the fleet object: a gateway id and three figures */
     return 2048 + st->nrules * 500 + st->nids * (CUTOVER_ID_MAX + 4)
-           + ngx_http_cutover_guard_status_size(st);
+           + ngx_http_cutover_guard_status_size(st) + 256;
 }
 
 
@@ -431,6 +432,7 @@ ngx_http_cutover_state_reply(ngx_http_request_t *r,
                               : ngx_cpymem(p, "null}", 5);
 
         p = ngx_http_cutover_guard_status(a->zone, st, p);
+        p = ngx_http_cutover_fleet_status(a->zone, p);
     }
 
     p = ngx_cpymem(p, "}\n", 2);

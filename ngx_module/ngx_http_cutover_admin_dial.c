@@ -235,6 +235,12 @@ ngx_http_cutover_parse_change(ngx_http_request_t *r,
 static ngx_int_t ngx_http_cutover_dial_prepare(ngx_http_cutover_write_t *w);
 static ngx_int_t ngx_http_cutover_change_audit(ngx_http_cutover_write_t *w,
     ngx_log_t *log);
+static ngx_int_t ngx_http_cutover_change_fleet(ngx_http_cutover_write_t *w,
+    ngx_log_t *log);
+static ngx_int_t ngx_http_cutover_fleet_dial(void *data,
+    cutover_state_t *cur, cutover_state_t *next, cutover_audit_entry_t *e);
+static ngx_int_t ngx_http_cutover_fleet_rollback(void *data,
+    cutover_state_t *cur, cutover_state_t *next, cutover_audit_entry_t *e);
 
 
 ngx_int_t
@@ -304,7 +310,9 @@ ngx_http_cutover_change_write(void *data, ngx_log_t *log)
     ngx_http_cutover_write_t  *w = data;
 
     ngx_str_t                   tmp;
+    ngx_int_t                   rc;
     ngx_uint_t                  persisted;
+    cutover_audit_entry_t       e;
     cutover_state_t            *cur = w->cur, *next = w->next;
     ngx_http_cutover_admin_t   *a = w->answer.a;
     ngx_http_cutover_zone_t    *z = a->zone;
@@ -322,6 +330,25 @@ ngx_http_cutover_change_write(void *data, ngx_log_t *log)
     (void) ngx_http_cutover_audit_sync(z, log);
 
     if (a->ep == NGX_HTTP_CUTOVER_EP_ROLLBACK) {
+
+        if (z->fleet.len) {
+            /* without the fleet's listener connected, no wait for it */
+            rc = sh->fleet.connected ? ngx_http_cutover_change_fleet(w, log)
+                                     : NGX_BUSY;
+            if (rc == NGX_OK) {
+                goto publish;
+            }
+
+            /* the fleet cannot be reached: rolled back here at once, and
+             * written to the fleet when it can be */
+            ngx_http_cutover_zone_copy(z, cur);
+            ngx_memzero(&e, sizeof(e));
+            e.time = ngx_time();
+            e.key_id = a->key_id;
+            e.reason = a->reason;
+            ngx_http_cutover_fleet_pend(z, &e);
+        }
+
         ngx_memcpy(next, cur, sizeof(cutover_state_t));
         cutover_state_rollback(next, ngx_time());
         ngx_sprintf((u_char *) w->from, "{\"version\":%uL,\"state\":\"%s\"}%Z",
@@ -364,6 +391,26 @@ ngx_http_cutover_change_write(void *data, ngx_log_t *log)
                           "audit accept --reason ...) before a dial; "
                           "rollback is still possible",
                           (unsigned long long) sh->audit_pending_break);
+        goto refused;
+    }
+
+    if (z->fleet.len) {
+        rc = sh->fleet.pending ? NGX_BUSY
+                               : ngx_http_cutover_change_fleet(w, log);
+        if (rc == NGX_OK) {
+            goto publish;
+        }
+
+        if (rc == NGX_BUSY) {
+            (void) ngx_atomic_fetch_add(&sh->fleet.unavailable, 1);
+            ngx_http_cutover_refused(&w->answer, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                     "fleet_unavailable", "the fleet's "
+                                     "database cannot be reached (or a "
+                                     "rollback made without it is not yet "
+                                     "written back); no change is made "
+                                     "(rollback is still possible)");
+        }
+
         goto refused;
     }
 
@@ -489,6 +536,77 @@ ngx_http_cutover_dial_prepare(ngx_http_cutover_write_t *w)
 
     ngx_http_cutover_audit_rule(next, cutover_state_find(next, c->dial.rule),
                                 w->to);
+
+    return NGX_OK;
+}
+
+
+/*
+ * A dial or rollback through the fleet (ngx_http_cutover_fleet.c): made in
+ * PostgreSQL from the fleet's state, then written here.  NGX_OK: next is
+ * the new state, to publish; NGX_DECLINED: refused (the answer says why);
+ * NGX_BUSY: the fleet cannot be reached.
+ */
+static ngx_int_t
+ngx_http_cutover_change_fleet(ngx_http_cutover_write_t *w, ngx_log_t *log)
+{
+    ngx_int_t                  rc;
+    cutover_audit_entry_t      e;
+    ngx_http_cutover_admin_t  *a = w->answer.a;
+
+    ngx_memzero(&e, sizeof(e));
+    e.time = ngx_time();
+    e.key_id = a->key_id;
+    e.action = ngx_http_cutover_action(a);
+    e.result = "accepted";
+    e.reason = a->reason;
+
+    rc = ngx_http_cutover_fleet_write(a->zone,
+                                      a->ep == NGX_HTTP_CUTOVER_EP_ROLLBACK
+                                      ? ngx_http_cutover_fleet_rollback
+                                      : ngx_http_cutover_fleet_dial,
+                                      w, w->cur, w->next, &e, log);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    (void) ngx_http_cutover_fleet_local(a->zone, w->next, &e, log);
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_cutover_fleet_dial(void *data, cutover_state_t *cur,
+    cutover_state_t *next, cutover_audit_entry_t *e)
+{
+    ngx_http_cutover_write_t  *w = data;
+
+    if (ngx_http_cutover_dial_prepare(w) != NGX_OK) {
+        return NGX_DECLINED;
+    }
+
+    e->from = w->from;
+    e->to = w->to;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_cutover_fleet_rollback(void *data, cutover_state_t *cur,
+    cutover_state_t *next, cutover_audit_entry_t *e)
+{
+    ngx_http_cutover_write_t  *w = data;
+
+    ngx_memcpy(next, cur, sizeof(cutover_state_t));
+    cutover_state_rollback(next, e->time);
+    ngx_sprintf((u_char *) w->from, "{\"version\":%uL,\"state\":\"%s\"}%Z",
+                cur->version, cur->rolled_back ? "rolled_back" : "active");
+    ngx_sprintf((u_char *) w->to, "{\"version\":%uL,\"state\":"
+                "\"rolled_back\"}%Z", next->version);
+    e->from = w->from;
+    e->to = w->to;
 
     return NGX_OK;
 }

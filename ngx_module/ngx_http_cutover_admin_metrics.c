@@ -61,7 +61,8 @@ ngx_http_cutover_metrics(ngx_http_request_t *r, ngx_http_cutover_admin_t *a)
     }
 
     size = 12288 + st->nrules * 600
-           + ngx_http_cutover_guard_metrics_size(st);
+           + ngx_http_cutover_guard_metrics_size(st)
+           + NGX_HTTP_CUTOVER_FLEET_METRICS_MAX;
     buf = ngx_pnalloc(r->pool, size);
     if (buf == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -187,6 +188,7 @@ ngx_http_cutover_metrics(ngx_http_request_t *r, ngx_http_cutover_admin_t *a)
     }
 
     p = ngx_http_cutover_guard_metrics(a->zone, st, p);
+    p = ngx_http_cutover_fleet_metrics(a->zone, p);
 
     return ngx_http_cutover_send(r, NGX_HTTP_OK, buf, p - buf,
                                  "text/plain; version=0.0.4");

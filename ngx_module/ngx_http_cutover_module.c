@@ -173,6 +173,7 @@ static void
 ngx_http_cutover_exit_process(ngx_cycle_t *cycle)
 {
     ngx_http_cutover_record_exit(cycle);
+    ngx_http_cutover_fleet_exit_process(cycle);
 }
 
 
@@ -313,7 +314,8 @@ ngx_http_cutover_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 
 
 /*
- * cutover_zone <name> [size=<size>] state=<path> [audit=<path>]. Kept
+ * cutover_zone <name> [size=<size>] state=<path> [audit=<path>]
+ * [fleet=<conninfo> gateway=<name>]. Kept
  * whole: the directive's arguments are read once, in order, each error
  * quoting its value.
  */
@@ -323,7 +325,7 @@ ngx_http_cutover_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     ngx_http_cutover_main_conf_t  *cmcf = conf;
 
     ssize_t                   size;
-    ngx_str_t                *value, s, name, state, audit;
+    ngx_str_t                *value, s, name, state, audit, fleet, gw;
     ngx_uint_t                i;
     ngx_shm_zone_t           *shm_zone, **zp;
     ngx_http_cutover_zone_t  *zone;
@@ -333,6 +335,8 @@ ngx_http_cutover_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     size = 1024 * 1024;
     ngx_str_null(&state);
     ngx_str_null(&audit);
+    ngx_str_null(&fleet);
+    ngx_str_null(&gw);
 
     if (!cutover_id_valid((char *) name.data, name.len)) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "invalid zone name \"%V\": "
@@ -372,8 +376,37 @@ ngx_http_cutover_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
             continue;
         }
 
+        if (ngx_strncmp(value[i].data, "fleet=", 6) == 0
+            && value[i].len > 6)
+        {
+            fleet.data = value[i].data + 6;
+            fleet.len = value[i].len - 6;
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "gateway=", 8) == 0) {
+            gw.data = value[i].data + 8;
+            gw.len = value[i].len - 8;
+
+            if (!cutover_id_valid((char *) gw.data, gw.len)) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "invalid gateway "
+                                   "name \"%V\": 1 to 32 of A-Z a-z 0-9 _ "
+                                   ". -", &gw);
+                return NGX_CONF_ERROR;
+            }
+
+            continue;
+        }
+
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "invalid parameter \"%V\"", &value[i]);
+        return NGX_CONF_ERROR;
+    }
+
+    if ((fleet.len == 0) != (gw.len == 0)) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "zone \"%V\": fleet= and "
+                           "gateway= go together (the fleet names each "
+                           "gateway)", &name);
         return NGX_CONF_ERROR;
     }
 
@@ -398,6 +431,20 @@ ngx_http_cutover_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     zone->name = name;
     zone->state_path = state;
+
+    /* used as C strings by libpq and in the fleet's rows */
+    if (fleet.len) {
+        zone->fleet.len = fleet.len;
+        zone->fleet.data = ngx_pnalloc(cf->pool, fleet.len + 1);
+        zone->gateway.len = gw.len;
+        zone->gateway.data = ngx_pnalloc(cf->pool, gw.len + 1);
+        if (zone->fleet.data == NULL || zone->gateway.data == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        ngx_cpystrn(zone->fleet.data, fleet.data, fleet.len + 1);
+        ngx_cpystrn(zone->gateway.data, gw.data, gw.len + 1);
+    }
 
     /* nginx's "default" pool (32 threads unless thread_pool says else):
      * changes and audit entries are written and fsynced there */

@@ -239,7 +239,11 @@ ngx_http_cutover_init_process(ngx_cycle_t *cycle)
                                    ^ (uint64_t) ngx_random();
     }
 
-    return ngx_http_cutover_guard_init_process(cycle);
+    if (ngx_http_cutover_guard_init_process(cycle) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_cutover_fleet_init_process(cycle);
 }
 
 
