@@ -118,4 +118,12 @@ void ngx_http_cutover_audit_rule(cutover_state_t *st, int n, char *buf);
 ngx_int_t ngx_http_cutover_ramp(ngx_http_request_t *r,
     ngx_http_cutover_admin_t *a);
 
+/* the start of a change body and its members' names (admin_dial.c) */
+const char *ngx_http_cutover_change_open(ngx_http_request_t *r,
+    ngx_http_cutover_admin_t *a, ngx_http_cutover_change_t *c,
+    ngx_uint_t max, cutover_json_tok_t **toks, char **msg,
+    const char **code);
+const char *ngx_http_cutover_change_field(ngx_http_cutover_admin_t *a,
+    cutover_json_tok_t *toks, int i, char *name, size_t size, char *msg);
+
 #endif /* NGX_HTTP_CUTOVER_ADMIN_H */

@@ -75,6 +75,73 @@ ngx_http_cutover_audit_rule(cutover_state_t *st, int n, char *buf)
 
 
 /*
+ * The start of a change body (dial, rollback, accept, ramp): parsed into at
+ * most max tokens, an object, and its reason taken first, so that even a
+ * refusal is audited with it.  NULL with the tokens in *toks and a message
+ * buffer in *msg, or the message of the refusal.
+ */
+const char *
+ngx_http_cutover_change_open(ngx_http_request_t *r,
+    ngx_http_cutover_admin_t *a, ngx_http_cutover_change_t *c,
+    ngx_uint_t max, cutover_json_tok_t **toks, char **msg,
+    const char **code)
+{
+    int                  v;
+    char                *json = (char *) a->body;
+    cutover_json_tok_t  *t;
+
+    *msg = ngx_pnalloc(r->pool, 256);
+    *toks = ngx_palloc(r->pool, max * sizeof(cutover_json_tok_t));
+    if (*msg == NULL || *toks == NULL) {
+        return "out of memory";
+    }
+
+    t = *toks;
+
+    if (cutover_json_parse(json, a->body_len, t, max, *msg, 200) < 0) {
+        *code = "malformed_json";
+        return *msg;
+    }
+
+    if (t[0].type != CUTOVER_JSON_OBJECT) {
+        return "the body must be a JSON object";
+    }
+
+    v = cutover_json_get(json, t, 0, "reason");
+    if (v > 0 && t[v].type == CUTOVER_JSON_STRING
+        && cutover_json_string(json, &t[v], c->reason, sizeof(c->reason))
+           >= 0)
+    {
+        a->reason = c->reason;
+    }
+
+    return NULL;
+}
+
+
+/* The name of the member at token i, into name (size bytes), not repeated
+ * in the object: NULL, or the message of the refusal (in msg). */
+const char *
+ngx_http_cutover_change_field(ngx_http_cutover_admin_t *a,
+    cutover_json_tok_t *toks, int i, char *name, size_t size, char *msg)
+{
+    char  *json = (char *) a->body;
+
+    if (cutover_json_string(json, &toks[i], name, size) < 0) {
+        return "unknown field";
+    }
+
+    /* duplicates would make the meaning depend on the parser */
+    if (cutover_json_get(json, toks, 0, name) != i + 1) {
+        ngx_sprintf((u_char *) msg, "duplicate field \"%s\"%Z", name);
+        return msg;
+    }
+
+    return NULL;
+}
+
+
+/*
  * Parses a dial or rollback body; on error returns the message. Kept whole:
  * the members of the body are checked in one place, in the order of the
  * errors a client sees.
@@ -84,7 +151,7 @@ ngx_http_cutover_parse_change(ngx_http_request_t *r,
     ngx_http_cutover_admin_t *a, ngx_http_cutover_change_t *c,
     const char **code)
 {
-    int                  n, i, v;
+    int                  i, v;
     char                *json = (char *) a->body;
     char                *msg, name[32];
     uint32_t             k;
@@ -98,44 +165,19 @@ ngx_http_cutover_parse_change(ngx_http_request_t *r,
                 sizeof(c->dial.rule));
     c->dial.bp = -1;
 
-    msg = ngx_pnalloc(r->pool, 256);
-    toks = ngx_palloc(r->pool, NGX_HTTP_CUTOVER_MAX_TOKENS
-                               * sizeof(cutover_json_tok_t));
-    if (msg == NULL || toks == NULL) {
-        return "out of memory";
-    }
-
-    n = cutover_json_parse(json, a->body_len, toks,
-                           NGX_HTTP_CUTOVER_MAX_TOKENS, msg, 200);
-    if (n < 0) {
-        *code = "malformed_json";
-        return msg;
-    }
-
-    if (toks[0].type != CUTOVER_JSON_OBJECT) {
-        return "the body must be a JSON object";
-    }
-
-    /* the reason first, so that even a refusal is audited with it */
-    v = cutover_json_get(json, toks, 0, "reason");
-    if (v > 0 && toks[v].type == CUTOVER_JSON_STRING
-        && cutover_json_string(json, &toks[v], c->reason, sizeof(c->reason))
-           >= 0)
-    {
-        a->reason = c->reason;
+    what = ngx_http_cutover_change_open(r, a, c, NGX_HTTP_CUTOVER_MAX_TOKENS,
+                                        &toks, &msg, code);
+    if (what != NULL) {
+        return what;
     }
 
     i = 1;
 
     for (k = 0; k < toks[0].size; k++, i = cutover_json_next(toks, i + 1)) {
-        if (cutover_json_string(json, &toks[i], name, sizeof(name)) < 0) {
-            return "unknown field";
-        }
-
-        /* duplicates would make the meaning depend on the parser */
-        if (cutover_json_get(json, toks, 0, name) != i + 1) {
-            ngx_sprintf((u_char *) msg, "duplicate field \"%s\"%Z", name);
-            return msg;
+        what = ngx_http_cutover_change_field(a, toks, i, name, sizeof(name),
+                                             msg);
+        if (what != NULL) {
+            return what;
         }
 
         v = i + 1;

@@ -92,7 +92,7 @@ ngx_http_cutover_ramp_parse(ngx_http_request_t *r,
     ngx_http_cutover_admin_t *a, ngx_http_cutover_change_t *c,
     const char **code)
 {
-    int                  n, i, v;
+    int                  i, v;
     char                *json = (char *) a->body;
     char                *msg, name[32];
     uint32_t             k;
@@ -106,40 +106,17 @@ ngx_http_cutover_ramp_parse(ngx_http_request_t *r,
     c->ramp_step = -1;
     c->ramp_every = -1;
 
-    msg = ngx_pnalloc(r->pool, 256);
-    toks = ngx_palloc(r->pool, 64 * sizeof(cutover_json_tok_t));
-    if (msg == NULL || toks == NULL) {
-        return "out of memory";
-    }
-
-    n = cutover_json_parse(json, a->body_len, toks, 64, msg, 200);
-    if (n < 0) {
-        *code = "malformed_json";
-        return msg;
-    }
-
-    if (toks[0].type != CUTOVER_JSON_OBJECT) {
-        return "the body must be a JSON object";
-    }
-
-    v = cutover_json_get(json, toks, 0, "reason");
-    if (v > 0 && toks[v].type == CUTOVER_JSON_STRING
-        && cutover_json_string(json, &toks[v], c->reason, sizeof(c->reason))
-           >= 0)
-    {
-        a->reason = c->reason;
+    p = ngx_http_cutover_change_open(r, a, c, 64, &toks, &msg, code);
+    if (p != NULL) {
+        return p;
     }
 
     i = 1;
 
     for (k = 0; k < toks[0].size; k++, i = cutover_json_next(toks, i + 1)) {
-        if (cutover_json_string(json, &toks[i], name, sizeof(name)) < 0) {
-            return "unknown field";
-        }
-
-        if (cutover_json_get(json, toks, 0, name) != i + 1) {
-            ngx_sprintf((u_char *) msg, "duplicate field \"%s\"%Z", name);
-            return msg;
+        p = ngx_http_cutover_change_field(a, toks, i, name, sizeof(name), msg);
+        if (p != NULL) {
+            return p;
         }
 
         v = i + 1;
