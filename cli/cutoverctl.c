@@ -13,7 +13,6 @@
 
 #include <bson/bson.h>
 #include <curl/curl.h>
-#include <openssl/rand.h>
 
 #include "common/cutover_guard.h"
 #include "common/cutover_hash.h"
@@ -180,46 +179,23 @@ ctl_call(ctl_t *c, const char *method, const char *call, const char *body,
     ctl_buf_t *out)
 {
     long                status = -1;
-    char                url[2048], auth[512], sig[65], nonce[33];
-    const char         *path;
+    char                url[2048], auth[512];
     CURL               *curl;
     CURLcode            rc;
-    unsigned char       rnd[16];
+    cutover_error_t     err;
     struct curl_slist  *hdrs = NULL;
-    int                 i;
     int64_t             now = (int64_t) time(NULL);
 
     snprintf(url, sizeof(url), "%s%s%s", c->url,
              c->url[strlen(c->url) - 1] == '/' ? "" : "/", call);
 
-    /* the signed path is the path and query as sent */
-    path = strstr(url, "://");
-    path = path ? strchr(path + 3, '/') : NULL;
-    if (path == NULL) {
-        fprintf(stderr, "cutoverctl: bad URL %s\n", c->url);
-        return -1;
-    }
-
-    if (RAND_bytes(rnd, sizeof(rnd)) != 1) {
-        fprintf(stderr, "cutoverctl: no randomness for a nonce\n");
-        return -1;
-    }
-
-    for (i = 0; i < 16; i++) {
-        snprintf(nonce + 2 * i, 3, "%02x", rnd[i]);
-    }
-
-    if (cutover_auth_sign(c->key.secret, c->key.secret_len, method,
-                          strlen(method), path, strlen(path), now, nonce,
-                          body, body ? strlen(body) : 0, sig) != 0)
+    if (cutover_auth_header(c->key.id, c->key.secret, c->key.secret_len,
+                            method, url, body, now, auth, sizeof(auth), &err)
+        != CUTOVER_OK)
     {
-        fprintf(stderr, "cutoverctl: cannot sign the request\n");
+        fprintf(stderr, "cutoverctl: %s: %s\n", c->url, err.message);
         return -1;
     }
-
-    snprintf(auth, sizeof(auth), "Authorization: CUTOVER-HMAC-SHA256 "
-             "KeyId=%s, Timestamp=%lld, Nonce=%s, Signature=%s", c->key.id,
-             (long long) now, nonce, sig);
 
     curl = curl_easy_init();
     if (curl == NULL) {

@@ -10,6 +10,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <openssl/rand.h>
 
 #include "common/cutover_hash.h"
 #include "common/cutover_sign.h"
@@ -220,4 +221,51 @@ failed:
     EVP_MD_CTX_free(ctx);
     EVP_PKEY_free(pkey);
     return -1;
+}
+
+
+int
+cutover_auth_header(const char *key_id, const unsigned char *secret,
+    size_t secret_len, const char *method, const char *url,
+    const char *body, int64_t now, char *out, size_t cap,
+    cutover_error_t *err)
+{
+    int             n;
+    char            sig[65], nonce[33];
+    const char     *path;
+    unsigned char   rnd[16];
+
+    /* the signed path is the path and query as sent */
+    path = strstr(url, "://");
+    path = path ? strchr(path + 3, '/') : NULL;
+    if (path == NULL) {
+        cutover_error_set(err, "bad_url", "no path in the URL \"%.200s\"",
+                          url);
+        return CUTOVER_ERROR;
+    }
+
+    if (RAND_bytes(rnd, sizeof(rnd)) != 1) {
+        cutover_error_set(err, "no_random", "no randomness for a nonce");
+        return CUTOVER_ERROR;
+    }
+
+    cutover_hex(rnd, sizeof(rnd), nonce);
+
+    if (cutover_auth_sign(secret, secret_len, method, strlen(method), path,
+                          strlen(path), now, nonce, body,
+                          body ? strlen(body) : 0, sig) != 0)
+    {
+        cutover_error_set(err, "sign_failed", "cannot sign the request");
+        return CUTOVER_ERROR;
+    }
+
+    n = snprintf(out, cap, "Authorization: CUTOVER-HMAC-SHA256 KeyId=%s, "
+                 "Timestamp=%lld, Nonce=%s, Signature=%s", key_id,
+                 (long long) now, nonce, sig);
+    if (n < 0 || (size_t) n >= cap) {
+        cutover_error_set(err, "too_long", "key id too long");
+        return CUTOVER_ERROR;
+    }
+
+    return CUTOVER_OK;
 }

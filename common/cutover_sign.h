@@ -54,4 +54,14 @@ int cutover_auth_sign(const unsigned char *secret, size_t secret_len,
     int64_t timestamp, const char *nonce, const void *body, size_t body_len,
     char signature[65]);
 
+/* The whole "Authorization: CUTOVER-HMAC-SHA256 KeyId=.., Timestamp=..,
+ * Nonce=.., Signature=.." header line of a request to the admin API, with
+ * a fresh random nonce; url is the full URL whose path and query are
+ * signed.  CUTOVER_OK, or CUTOVER_ERROR with err (a URL without a path,
+ * no randomness, a line over cap). */
+int cutover_auth_header(const char *key_id, const unsigned char *secret,
+    size_t secret_len, const char *method, const char *url,
+    const char *body, int64_t now, char *out, size_t cap,
+    cutover_error_t *err);
+
 #endif /* CUTOVER_SIGN_H */

@@ -10,7 +10,6 @@
 #include <time.h>
 
 #include <curl/curl.h>
-#include <openssl/rand.h>
 
 #include "common/cutover_json.h"
 #include "common/cutover_sign.h"
@@ -455,13 +454,12 @@ shadow_guard_rollback(shadow_guard_t *g, char *answer, size_t cap)
 {
     int                  i, n;
     long                 status = -1;
-    char                 url[2048], auth[512], sig[65], nonce[33];
+    char                 url[2048], auth[512];
     char                 body[2 * SHADOW_GUARD_REASON + 32];
-    const char          *path;
     CURL                *curl;
     CURLcode             rc;
     int64_t              now = (int64_t) time(NULL);
-    unsigned char        rnd[16];
+    cutover_error_t      err;
     shadow_guard_buf_t   b = { answer, 0, cap };
     struct curl_slist   *hdrs = NULL;
 
@@ -471,33 +469,19 @@ shadow_guard_rollback(shadow_guard_t *g, char *answer, size_t cap)
              g->conf->admin_url[strlen(g->conf->admin_url) - 1] == '/'
              ? "" : "/");
 
-    path = strchr(strstr(url, "://") + 3, '/');
-    if (path == NULL || RAND_bytes(rnd, sizeof(rnd)) != 1) {
-        snprintf(answer, cap, "bad admin_url or no randomness");
-        return -1;
-    }
-
-    for (i = 0; i < 16; i++) {
-        snprintf(nonce + 2 * i, 3, "%02x", rnd[i]);
-    }
-
     n = snprintf(body, sizeof(body), "{\"reason\":\"");
     i = cutover_json_escape(g->reason, strlen(g->reason), body + n,
                             sizeof(body) - (size_t) n - 4);
     n += i < 0 ? 0 : i;
     snprintf(body + n, sizeof(body) - (size_t) n, "\"}");
 
-    if (cutover_auth_sign(g->conf->secret, g->conf->secret_len, "POST", 4,
-                          path, strlen(path), now, nonce, body, strlen(body),
-                          sig) != 0)
+    if (cutover_auth_header(g->conf->key_id, g->conf->secret,
+                            g->conf->secret_len, "POST", url, body, now,
+                            auth, sizeof(auth), &err) != CUTOVER_OK)
     {
-        snprintf(answer, cap, "cannot sign");
+        snprintf(answer, cap, "%s", err.message);
         return -1;
     }
-
-    snprintf(auth, sizeof(auth), "Authorization: CUTOVER-HMAC-SHA256 "
-             "KeyId=%s, Timestamp=%lld, Nonce=%s, Signature=%s",
-             g->conf->key_id, (long long) now, nonce, sig);
 
     curl = curl_easy_init();
     if (curl == NULL) {
