@@ -509,6 +509,44 @@ START_TEST(test_sign_known_vector)
 END_TEST
 
 
+/* What cutoverctl and shadowd's guard send is what the module accepts. */
+START_TEST(test_auth_header_round_trip)
+{
+    char             line[512];
+    cutover_key_t    key;
+    cutover_auth_t   auth;
+    cutover_error_t  err;
+    const char      *k = "ops operator 000102030405060708090a0b0c0d0e0f\n";
+    const char      *prefix = "Authorization: ";
+
+    ck_assert_int_eq(cutover_key_parse_line(k, strlen(k), &key, &err), 1);
+    ck_assert_int_eq(cutover_auth_header(key.id, key.secret, key.secret_len,
+                                         "POST",
+                                         "http://[::1]:8080/cutover/dial?x=1",
+                                         "{\"reason\":\"r\"}", 42, line,
+                                         sizeof(line), &err), CUTOVER_OK);
+    ck_assert(strncmp(line, prefix, strlen(prefix)) == 0);
+    ck_assert_int_eq(cutover_auth_parse(line + strlen(prefix),
+                                        strlen(line) - strlen(prefix),
+                                        &auth, &err), 0);
+    ck_assert_str_eq(auth.key_id, "ops");
+    ck_assert_int_eq(auth.timestamp, 42);
+    ck_assert_int_eq(cutover_auth_verify(&key, &auth, "POST", 4,
+                                         "/cutover/dial?x=1", 17,
+                                         "{\"reason\":\"r\"}", 14), 1);
+    /* the body is signed */
+    ck_assert_int_eq(cutover_auth_verify(&key, &auth, "POST", 4,
+                                         "/cutover/dial?x=1", 17,
+                                         "{\"reason\":\"s\"}", 14), 0);
+    /* no path to sign */
+    ck_assert_int_eq(cutover_auth_header(key.id, key.secret, key.secret_len,
+                                         "GET", "http://gw", NULL, 42, line,
+                                         sizeof(line), &err), CUTOVER_ERROR);
+    ck_assert_str_eq(err.name, "bad_url");
+}
+END_TEST
+
+
 START_TEST(test_verify)
 {
     char             sig[65], hdr[300];
@@ -936,6 +974,7 @@ cutover_suite(void)
 
     tc = tcase_create("auth");
     tcase_add_test(tc, test_sign_known_vector);
+    tcase_add_test(tc, test_auth_header_round_trip);
     tcase_add_test(tc, test_verify);
     tcase_add_loop_test(tc, test_bad_headers, 0,
                         sizeof(bad_headers) / sizeof(bad_headers[0]));
