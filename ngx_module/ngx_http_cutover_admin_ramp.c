@@ -49,6 +49,14 @@ ngx_http_cutover_ramp(ngx_http_request_t *r, ngx_http_cutover_admin_t *a)
                                        msg);
     }
 
+    /* a ramp is kept in this gateway's state, and a fleet zone follows the
+     * fleet's: its steps would be undone by the next apply */
+    if (z->fleet.len) {
+        return ngx_http_cutover_refuse(r, a, -1, NGX_HTTP_CONFLICT,
+                                       "fleet_zone", "ramps are not kept in "
+                                       "the fleet yet: dial each step");
+    }
+
     task->handler = ngx_http_cutover_ramp_write;
     task->event.handler = ngx_http_cutover_written;
     task->event.data = w;

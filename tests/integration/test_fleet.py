@@ -149,6 +149,18 @@ def test_racing_dials_one_wins(fleet):
         assert g.status()["rules"][-1]["percent"] == pct
 
 
+def test_ramp_refused_on_a_fleet_zone(fleet):
+    """A ramp is kept per gateway; on a fleet zone the fleet's next apply
+    would undo its steps, so it is refused and nothing changes."""
+    pg, gws = fleet
+    v = gws[0].status()["version"]
+    s, _, out = gws[0].admin("POST", "ramp", {
+        "rule": "default", "to": 50, "step": 5, "every": "1s",
+        "reason": "ramp on a fleet"})
+    assert s == 409 and out["error"]["code"] == "fleet_zone", (s, out)
+    assert all(g.status()["version"] == v for g in gws)
+
+
 def test_same_audit_chain_everywhere(fleet):
     pg, gws = fleet
     rows = fleet_rows(pg, "SELECT seq, hash, line, time, action, to_json, "
