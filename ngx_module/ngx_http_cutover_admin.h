@@ -118,6 +118,20 @@ void ngx_http_cutover_audit_rule(cutover_state_t *st, int n, char *buf);
 ngx_int_t ngx_http_cutover_ramp(ngx_http_request_t *r,
     ngx_http_cutover_admin_t *a);
 
+/* parses a change call's body: NULL, or the refusal with its code (and
+ * *status when it is not 400) */
+typedef const char *(*ngx_http_cutover_parse_pt)(ngx_http_request_t *r,
+    ngx_http_cutover_admin_t *a, ngx_http_cutover_change_t *c,
+    const char **code, ngx_uint_t *status);
+
+ngx_int_t ngx_http_cutover_change_post(ngx_http_request_t *r,
+    ngx_http_cutover_admin_t *a, ngx_http_cutover_parse_pt parse,
+    void (*handler)(void *data, ngx_log_t *log));
+const char *ngx_http_cutover_change_rule(const char *json,
+    cutover_json_tok_t *t, ngx_http_cutover_change_t *c);
+int32_t ngx_http_cutover_change_percent(const char *json,
+    cutover_json_tok_t *t, const char *name, char *msg);
+
 /* the start of a change body and its members' names (admin_dial.c) */
 const char *ngx_http_cutover_change_open(ngx_http_request_t *r,
     ngx_http_cutover_admin_t *a, ngx_http_cutover_change_t *c,

@@ -141,6 +141,51 @@ ngx_http_cutover_change_field(ngx_http_cutover_admin_t *a,
 }
 
 
+/* The rule member: an id, into c->dial.rule; NULL or the refusal. */
+const char *
+ngx_http_cutover_change_rule(const char *json, cutover_json_tok_t *t,
+    ngx_http_cutover_change_t *c)
+{
+    if (t->type != CUTOVER_JSON_STRING
+        || cutover_json_string(json, t, c->dial.rule, sizeof(c->dial.rule))
+           < 1
+        || !cutover_id_valid(c->dial.rule, ngx_strlen(c->dial.rule)))
+    {
+        return "rule must be an id of 1 to 32 of A-Z a-z 0-9 _ . -";
+    }
+
+    return NULL;
+}
+
+
+/* A percent member (dial's percent, ramp's to and step) in basis points,
+ * or -1 with the message, naming the member, in msg. */
+int32_t
+ngx_http_cutover_change_percent(const char *json, cutover_json_tok_t *t,
+    const char *name, char *msg)
+{
+    int32_t          bp;
+    u_char          *p;
+    cutover_error_t  err;
+
+    if (t->type != CUTOVER_JSON_NUMBER) {
+        ngx_sprintf((u_char *) msg, "%s must be a number from 0 to 100%Z",
+                    name);
+        return -1;
+    }
+
+    bp = cutover_percent_parse(json + t->start, t->end - t->start, &err);
+    if (bp < 0) {
+        p = ngx_strncmp(err.message, name, ngx_strlen(name)) == 0
+            ? ngx_snprintf((u_char *) msg, 200, "%s", err.message)
+            : ngx_snprintf((u_char *) msg, 200, "%s: %s", name, err.message);
+        *p = '\0';
+    }
+
+    return bp;
+}
+
+
 /*
  * Parses a dial or rollback body; on error returns the message. Kept whole:
  * the members of the body are checked in one place, in the order of the
@@ -149,14 +194,13 @@ ngx_http_cutover_change_field(ngx_http_cutover_admin_t *a,
 static const char *
 ngx_http_cutover_parse_change(ngx_http_request_t *r,
     ngx_http_cutover_admin_t *a, ngx_http_cutover_change_t *c,
-    const char **code)
+    const char **code, ngx_uint_t *status)
 {
     int                  i, v;
     char                *json = (char *) a->body;
     char                *msg, name[32];
     uint32_t             k;
     const char          *what;
-    cutover_error_t      err;
     cutover_json_tok_t  *toks;
 
     *code = "invalid_request";
@@ -199,26 +243,16 @@ ngx_http_cutover_parse_change(ngx_http_request_t *r,
         }
 
         if (ngx_strcmp(name, "rule") == 0) {
-            if (toks[v].type != CUTOVER_JSON_STRING
-                || cutover_json_string(json, &toks[v], c->dial.rule,
-                                       sizeof(c->dial.rule)) < 1
-                || !cutover_id_valid(c->dial.rule, ngx_strlen(c->dial.rule)))
-            {
-                return "rule must be an id of 1 to 32 of A-Z a-z 0-9 _ . -";
+            what = ngx_http_cutover_change_rule(json, &toks[v], c);
+            if (what != NULL) {
+                return what;
             }
 
         } else if (ngx_strcmp(name, "percent") == 0) {
-            if (toks[v].type != CUTOVER_JSON_NUMBER) {
-                *code = "invalid_percent";
-                return "percent must be a number from 0 to 100";
-            }
-
-            c->dial.bp = cutover_percent_parse(json + toks[v].start,
-                                               toks[v].end - toks[v].start,
-                                               &err);
+            c->dial.bp = ngx_http_cutover_change_percent(json, &toks[v],
+                                                         "percent", msg);
             if (c->dial.bp < 0) {
                 *code = "invalid_percent";
-                ngx_cpystrn((u_char *) msg, (u_char *) err.message, 200);
                 return msg;
             }
 
@@ -288,7 +322,23 @@ static ngx_int_t ngx_http_cutover_fleet_rollback(void *data,
 ngx_int_t
 ngx_http_cutover_change(ngx_http_request_t *r, ngx_http_cutover_admin_t *a)
 {
+    return ngx_http_cutover_change_post(r, a, ngx_http_cutover_parse_change,
+                                        ngx_http_cutover_change_write);
+}
+
+
+/*
+ * A change call (dial, rollback, accept, ramp): its body parsed by parse
+ * (a refusal answered at once, audited), then written by handler in the
+ * thread pool; the request lives on until the thread is done.
+ */
+ngx_int_t
+ngx_http_cutover_change_post(ngx_http_request_t *r,
+    ngx_http_cutover_admin_t *a, ngx_http_cutover_parse_pt parse,
+    void (*handler)(void *data, ngx_log_t *log))
+{
     const char                 *msg, *code;
+    ngx_uint_t                  status;
     ngx_thread_task_t          *task;
     ngx_http_cutover_zone_t    *z = a->zone;
     ngx_http_cutover_write_t   *w;
@@ -316,13 +366,13 @@ ngx_http_cutover_change(ngx_http_request_t *r, ngx_http_cutover_admin_t *a)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    msg = ngx_http_cutover_parse_change(r, a, c, &code);
+    status = NGX_HTTP_BAD_REQUEST;
+    msg = parse(r, a, c, &code, &status);
     if (msg) {
-        return ngx_http_cutover_refuse(r, a, -1, NGX_HTTP_BAD_REQUEST, code,
-                                       msg);
+        return ngx_http_cutover_refuse(r, a, -1, status, code, msg);
     }
 
-    task->handler = ngx_http_cutover_change_write;
+    task->handler = handler;
     task->event.handler = ngx_http_cutover_written;
     task->event.data = w;
 
@@ -332,7 +382,6 @@ ngx_http_cutover_change(ngx_http_request_t *r, ngx_http_cutover_admin_t *a)
                                       "full; retry");
     }
 
-    /* the request lives on until the thread is done */
     r->main->count++;
     return NGX_DONE;
 }

@@ -10,95 +10,22 @@
 
 static const char *ngx_http_cutover_ramp_parse(ngx_http_request_t *r,
     ngx_http_cutover_admin_t *a, ngx_http_cutover_change_t *c,
-    const char **code);
+    const char **code, ngx_uint_t *status);
 static void ngx_http_cutover_ramp_write(void *data, ngx_log_t *log);
 
 
 ngx_int_t
 ngx_http_cutover_ramp(ngx_http_request_t *r, ngx_http_cutover_admin_t *a)
 {
-    const char                 *msg, *code;
-    ngx_thread_task_t          *task;
-    ngx_http_cutover_zone_t    *z = a->zone;
-    ngx_http_cutover_write_t   *w;
-    ngx_http_cutover_change_t  *c;
-
-    task = ngx_thread_task_alloc(r->pool, sizeof(ngx_http_cutover_write_t));
-    c = ngx_pcalloc(r->pool, sizeof(ngx_http_cutover_change_t));
-    if (task == NULL || c == NULL || z->state_path.len + 5 > NGX_MAX_PATH) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    w = task->ctx;
-    w->answer.r = r;
-    w->answer.a = a;
-    w->c = c;
-    w->cur = ngx_palloc(r->pool, sizeof(cutover_state_t));
-    w->next = ngx_palloc(r->pool, sizeof(cutover_state_t));
-    w->from = ngx_pnalloc(r->pool, NGX_HTTP_CUTOVER_AUDIT_RULE_MAX);
-    w->to = ngx_pnalloc(r->pool, 512);
-    if (w->cur == NULL || w->next == NULL || w->from == NULL
-        || w->to == NULL)
-    {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    msg = ngx_http_cutover_ramp_parse(r, a, c, &code);
-    if (msg) {
-        return ngx_http_cutover_refuse(r, a, -1, NGX_HTTP_BAD_REQUEST, code,
-                                       msg);
-    }
-
-    /* a ramp is kept in this gateway's state, and a fleet zone follows the
-     * fleet's: its steps would be undone by the next apply */
-    if (z->fleet.len) {
-        return ngx_http_cutover_refuse(r, a, -1, NGX_HTTP_CONFLICT,
-                                       "fleet_zone", "ramps are not kept in "
-                                       "the fleet yet: dial each step");
-    }
-
-    task->handler = ngx_http_cutover_ramp_write;
-    task->event.handler = ngx_http_cutover_written;
-    task->event.data = w;
-
-    if (ngx_thread_task_post(z->thread_pool, task) != NGX_OK) {
-        return ngx_http_cutover_error(r, a, NGX_HTTP_SERVICE_UNAVAILABLE,
-                                      "busy", "the gateway's thread pool is "
-                                      "full; retry");
-    }
-
-    r->main->count++;
-    return NGX_DONE;
-}
-
-
-/* A percent field: -1 and the message in msg when bad. */
-static int32_t
-ngx_http_cutover_ramp_percent(const char *json, cutover_json_tok_t *t,
-    const char *name, char *msg)
-{
-    int32_t          bp;
-    cutover_error_t  err;
-
-    if (t->type != CUTOVER_JSON_NUMBER) {
-        ngx_sprintf((u_char *) msg, "%s must be a number from 0 to 100%Z",
-                    name);
-        return -1;
-    }
-
-    bp = cutover_percent_parse(json + t->start, t->end - t->start, &err);
-    if (bp < 0) {
-        ngx_sprintf((u_char *) msg, "%s: %s%Z", name, err.message);
-    }
-
-    return bp;
+    return ngx_http_cutover_change_post(r, a, ngx_http_cutover_ramp_parse,
+                                        ngx_http_cutover_ramp_write);
 }
 
 
 static const char *
 ngx_http_cutover_ramp_parse(ngx_http_request_t *r,
     ngx_http_cutover_admin_t *a, ngx_http_cutover_change_t *c,
-    const char **code)
+    const char **code, ngx_uint_t *status)
 {
     int                  i, v;
     char                *json = (char *) a->body;
@@ -135,16 +62,13 @@ ngx_http_cutover_ramp_parse(ngx_http_request_t *r,
             }
 
         } else if (ngx_strcmp(name, "rule") == 0) {
-            if (toks[v].type != CUTOVER_JSON_STRING
-                || cutover_json_string(json, &toks[v], c->dial.rule,
-                                       sizeof(c->dial.rule)) < 1
-                || !cutover_id_valid(c->dial.rule, ngx_strlen(c->dial.rule)))
-            {
-                return "rule must be an id of 1 to 32 of A-Z a-z 0-9 _ . -";
+            p = ngx_http_cutover_change_rule(json, &toks[v], c);
+            if (p != NULL) {
+                return p;
             }
 
         } else if (ngx_strcmp(name, "to") == 0) {
-            c->ramp_to = ngx_http_cutover_ramp_percent(json, &toks[v], "to",
+            c->ramp_to = ngx_http_cutover_change_percent(json, &toks[v], "to",
                                                        msg);
             if (c->ramp_to < 0) {
                 *code = "invalid_percent";
@@ -152,7 +76,7 @@ ngx_http_cutover_ramp_parse(ngx_http_request_t *r,
             }
 
         } else if (ngx_strcmp(name, "step") == 0) {
-            c->ramp_step = ngx_http_cutover_ramp_percent(json, &toks[v],
+            c->ramp_step = ngx_http_cutover_change_percent(json, &toks[v],
                                                          "step", msg);
             if (c->ramp_step < 0) {
                 *code = "invalid_percent";
@@ -190,6 +114,14 @@ ngx_http_cutover_ramp_parse(ngx_http_request_t *r,
 
     if (*p == '\0') {
         return "reason is required: say why, for the audit trail";
+    }
+
+    /* a ramp is kept in this gateway's state, and a fleet zone follows the
+     * fleet's: its steps would be undone by the next apply */
+    if (a->zone->fleet.len) {
+        *status = NGX_HTTP_CONFLICT;
+        *code = "fleet_zone";
+        return "ramps are not kept in the fleet yet: dial each step";
     }
 
     return NULL;
