@@ -89,7 +89,7 @@ def bson_decode(data, as_list=False):
     return [v for _, v in items] if as_list else dict(items)
 
 
-# --- seed formulas (../shared seed brief) ----------------------------------
+# --- seed formulas (the deterministic demo data set, README "Programs") ---
 
 def price_fen(n):
     return 100 + (n * 7919) % 49900
