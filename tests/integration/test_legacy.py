@@ -89,7 +89,7 @@ def bson_decode(data, as_list=False):
     return [v for _, v in items] if as_list else dict(items)
 
 
-# --- seed formulas (the deterministic demo data set, README "Programs") ---
+# --- seed formulas (the demo data set of --seed, new_core/README.md) -------
 
 def price_fen(n):
     return 100 + (n * 7919) % 49900
