@@ -14,6 +14,7 @@
 #include <bson/bson.h>
 #include <curl/curl.h>
 
+#include "common/cutover_admin_call.h"
 #include "common/cutover_guard.h"
 #include "common/cutover_hash.h"
 #include "ngx_module/cutover_auth.h"
@@ -170,64 +171,25 @@ ctl_write(char *ptr, size_t size, size_t nmemb, void *userdata)
 }
 
 
-/*
- * One signed call; returns the HTTP status, or -1 when unreachable. Kept
- * whole: one request built, signed, sent and read.
- */
+/* One signed call; returns the HTTP status, or -1 when unreachable. */
 static long
 ctl_call(ctl_t *c, const char *method, const char *call, const char *body,
     ctl_buf_t *out)
 {
-    long                status = -1;
-    char                url[2048], auth[512];
-    CURL               *curl;
-    CURLcode            rc;
-    cutover_error_t     err;
-    struct curl_slist  *hdrs = NULL;
-    int64_t             now = (int64_t) time(NULL);
+    long                    status;
+    char                    url[2048];
+    cutover_error_t         err;
+    cutover_admin_client_t  cl = { c->key.id, c->key.secret,
+                                   c->key.secret_len, 10000 };
 
     snprintf(url, sizeof(url), "%s%s%s", c->url,
              c->url[strlen(c->url) - 1] == '/' ? "" : "/", call);
 
-    if (cutover_auth_header(c->key.id, c->key.secret, c->key.secret_len,
-                            method, url, body, now, auth, sizeof(auth), &err)
-        != CUTOVER_OK)
-    {
-        fprintf(stderr, "cutoverctl: %s: %s\n", c->url, err.message);
-        return -1;
+    status = cutover_admin_call(&cl, method, url, body, ctl_write, out,
+                                &err);
+    if (status < 0) {
+        fprintf(stderr, "cutoverctl: %s: %s\n", url, err.message);
     }
-
-    curl = curl_easy_init();
-    if (curl == NULL) {
-        return -1;
-    }
-
-    hdrs = curl_slist_append(hdrs, auth);
-    hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
-    hdrs = curl_slist_append(hdrs, "Expect:");
-
-    curl_easy_setopt(curl, CURLOPT_URL, url);
-    curl_easy_setopt(curl, CURLOPT_HTTPHEADER, hdrs);
-    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, ctl_write);
-    curl_easy_setopt(curl, CURLOPT_WRITEDATA, out);
-    curl_easy_setopt(curl, CURLOPT_TIMEOUT, 10L);
-    curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-
-    if (body) {
-        curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body);
-    }
-
-    rc = curl_easy_perform(curl);
-
-    if (rc != CURLE_OK) {
-        fprintf(stderr, "cutoverctl: %s: %s\n", url, curl_easy_strerror(rc));
-
-    } else {
-        curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
-    }
-
-    curl_slist_free_all(hdrs);
-    curl_easy_cleanup(curl);
 
     return status;
 }

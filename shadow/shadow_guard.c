@@ -9,8 +9,8 @@
 #include <string.h>
 #include <time.h>
 
-#include <curl/curl.h>
 
+#include "common/cutover_admin_call.h"
 #include "common/cutover_json.h"
 #include "common/cutover_sign.h"
 #include "shadow/shadow_guard.h"
@@ -452,16 +452,14 @@ shadow_guard_body(char *p, size_t size, size_t n, void *ctx)
 static long
 shadow_guard_rollback(shadow_guard_t *g, char *answer, size_t cap)
 {
-    int                  i, n;
-    long                 status = -1;
-    char                 url[2048], auth[512];
-    char                 body[2 * SHADOW_GUARD_REASON + 32];
-    CURL                *curl;
-    CURLcode             rc;
-    int64_t              now = (int64_t) time(NULL);
-    cutover_error_t      err;
-    shadow_guard_buf_t   b = { answer, 0, cap };
-    struct curl_slist   *hdrs = NULL;
+    int                     i, n;
+    long                    status;
+    char                    url[2048];
+    char                    body[2 * SHADOW_GUARD_REASON + 32];
+    cutover_error_t         err;
+    shadow_guard_buf_t      b = { answer, 0, cap };
+    cutover_admin_client_t  cl = { g->conf->key_id, g->conf->secret,
+                                   g->conf->secret_len, 2000 };
 
     answer[0] = '\0';
 
@@ -475,43 +473,11 @@ shadow_guard_rollback(shadow_guard_t *g, char *answer, size_t cap)
     n += i < 0 ? 0 : i;
     snprintf(body + n, sizeof(body) - (size_t) n, "\"}");
 
-    if (cutover_auth_header(g->conf->key_id, g->conf->secret,
-                            g->conf->secret_len, "POST", url, body, now,
-                            auth, sizeof(auth), &err) != CUTOVER_OK)
-    {
+    status = cutover_admin_call(&cl, "POST", url, body, shadow_guard_body,
+                                &b, &err);
+    if (status < 0) {
         snprintf(answer, cap, "%s", err.message);
-        return -1;
     }
-
-    curl = curl_easy_init();
-    if (curl == NULL) {
-        return -1;
-    }
-
-    hdrs = curl_slist_append(hdrs, auth);
-    hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
-    hdrs = curl_slist_append(hdrs, "Expect:");
-
-    curl_easy_setopt(curl, CURLOPT_URL, url);
-    curl_easy_setopt(curl, CURLOPT_HTTPHEADER, hdrs);
-    curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body);
-    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, shadow_guard_body);
-    curl_easy_setopt(curl, CURLOPT_WRITEDATA, &b);
-    curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, 2000L);
-    curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, 1000L);
-    curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-
-    rc = curl_easy_perform(curl);
-
-    if (rc != CURLE_OK) {
-        snprintf(answer, cap, "%s", curl_easy_strerror(rc));
-
-    } else {
-        curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
-    }
-
-    curl_slist_free_all(hdrs);
-    curl_easy_cleanup(curl);
 
     return status;
 }
