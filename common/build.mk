@@ -6,6 +6,7 @@ COMMON_SRCS := common/cutover_json.c common/cutover_error.c \
     common/cutover_hash.c common/cutover_frame.c common/cutover_record.c \
     common/cutover_segment.c common/cutover_log.c common/cutover_httpd.c \
     common/cutover_guard.c common/cutover_sign.c common/cutover_admin_call.c \
+    common/cutover_duration.c \
     common/cutover_api.c common/cutover_purge.c
 $(eval $(call static_lib,common,$(COMMON_SRCS)))
 
@@ -13,7 +14,8 @@ $(eval $(call static_lib,common,$(COMMON_SRCS)))
 # no allocation.  Checked here with nginx's own warning flags.
 COMMON_NGX_SRCS := common/cutover_json.c common/cutover_error.c \
     common/cutover_hash.c common/cutover_frame.c common/cutover_record.c \
-    common/cutover_segment.c common/cutover_guard.c common/cutover_sign.c
+    common/cutover_segment.c common/cutover_guard.c common/cutover_sign.c \
+    common/cutover_duration.c
 COMMON_NGX_FLAGS := -c -O2 -W -Wall -Wpointer-arith -Wno-unused-parameter \
     -Werror -I.
 

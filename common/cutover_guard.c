@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "common/cutover_duration.h"
 #include "common/cutover_guard.h"
 
 
@@ -410,87 +411,16 @@ cutover_guard_bp_parse(const char *s, size_t len)
 int64_t
 cutover_duration_parse(const char *s, size_t len)
 {
-    size_t   i;
-    int64_t  v = 0, unit = 1;
+    int64_t  ms = cutover_duration_ms(s, len, 1000, 0);
 
-    for (i = 0; i < len && s[i] >= '0' && s[i] <= '9'; i++) {
-        if (v > 100000000) {
-            return -1;
-        }
-
-        v = v * 10 + (s[i] - '0');
-    }
-
-    if (i == 0) {
-        return -1;
-    }
-
-    if (i + 1 == len) {
-        switch (s[i]) {
-        case 's': unit = 1; break;
-        case 'm': unit = 60; break;
-        case 'h': unit = 3600; break;
-        case 'd': unit = 86400; break;
-        default: return -1;
-        }
-
-    } else if (i != len) {
-        return -1;
-    }
-
-    return v * unit;
+    return ms < 0 || ms % 1000 ? -1 : ms / 1000;
 }
 
 
 int64_t
 cutover_msec_parse(const char *s, size_t len)
 {
-    size_t   i;
-    int64_t  v = 0, frac = 0, scale = 1;
-    int      dot = 0;
-
-    for (i = 0; i < len; i++) {
-        if (s[i] == '.' && !dot && i > 0) {
-            dot = 1;
-            continue;
-        }
-
-        if (s[i] < '0' || s[i] > '9') {
-            break;
-        }
-
-        if (v > 100000000) {
-            return -1;
-        }
-
-        if (dot) {
-            if (scale < 1000) {
-                frac = frac * 10 + (s[i] - '0');
-                scale *= 10;
-            }
-
-        } else {
-            v = v * 10 + (s[i] - '0');
-        }
-    }
-
-    if (i == 0 || s[i - 1] == '.') {
-        return -1;
-    }
-
-    if (len - i == 2 && s[i] == 'm' && s[i + 1] == 's' && !dot) {
-        return v;
-    }
-
-    if (len - i == 1 && s[i] == 's') {
-        return v * 1000 + frac * 1000 / scale;
-    }
-
-    if (len == i && !dot) {
-        return v;                   /* plain milliseconds */
-    }
-
-    return -1;
+    return cutover_duration_ms(s, len, 1, 1);
 }
 
 

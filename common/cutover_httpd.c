@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/cutover_duration.h"
 #include "common/cutover_json.h"
 #include "common/cutover_httpd.h"
 #include "common/cutover_log.h"
@@ -224,34 +225,14 @@ cutover_httpd_addr_text(const cutover_httpd_addr_t *addr, char *buf,
 int
 cutover_httpd_parse_duration(const char *text, uint64_t *seconds)
 {
-    char           *end;
-    unsigned long   v, unit;
+    int64_t  ms;
 
-    if (text == NULL || *text < '0' || *text > '9') {
+    ms = text ? cutover_duration_ms(text, strlen(text), 1000, 0) : -1;
+    if (ms <= 0 || ms % 1000) {
         return CUTOVER_HTTPD_ERROR;
     }
 
-    errno = 0;
-    v = strtoul(text, &end, 10);
-    if (errno != 0) {
-        return CUTOVER_HTTPD_ERROR;
-    }
-
-    switch (*end) {
-    case '\0': case 's': unit = 1; break;
-    case 'm': unit = 60; break;
-    case 'h': unit = 3600; break;
-    case 'd': unit = 86400; break;
-    default: return CUTOVER_HTTPD_ERROR;
-    }
-
-    if ((*end != '\0' && end[1] != '\0') || v == 0
-        || v > 10UL * 365 * 86400 / unit)
-    {
-        return CUTOVER_HTTPD_ERROR;
-    }
-
-    *seconds = (uint64_t) v * unit;
+    *seconds = (uint64_t) ms / 1000;
     return CUTOVER_HTTPD_OK;
 }
 

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/cutover_duration.h"
 #include "common/cutover_json.h"
 #include "compare/reconcile.h"
 
@@ -427,26 +428,14 @@ failed:
 int
 reconcile_parse_duration(const char *s, uint64_t *ms)
 {
-    char                *end;
-    unsigned long long   v;
+    int64_t  v;
 
-    if (*s < '0' || *s > '9') {
+    /* a unit is required, but for "0" (no settling) */
+    v = strcmp(s, "0") == 0 ? 0 : cutover_duration_ms(s, strlen(s), 0, 0);
+    if (v < 0 || v > 86400000) {
         return RECONCILE_ERROR;
     }
-    v = strtoull(s, &end, 10);
-    if (v > 86400000ULL) {
-        return RECONCILE_ERROR;
-    }
-    if (strcmp(end, "ms") == 0) {
-        *ms = v;
-    } else if (strcmp(end, "s") == 0 || (*end == '\0' && v == 0)) {
-        *ms = v * 1000;
-    } else if (strcmp(end, "m") == 0) {
-        *ms = v * 60000;
-    } else if (strcmp(end, "h") == 0) {
-        *ms = v * 3600000;
-    } else {
-        return RECONCILE_ERROR;
-    }
+
+    *ms = (uint64_t) v;
     return RECONCILE_OK;
 }

@@ -13,6 +13,7 @@
 #include <check.h>
 
 #include "common/cutover_api.h"
+#include "common/cutover_duration.h"
 #include "common/cutover_guard.h"
 #include "common/cutover_hash.h"
 #include "common/cutover_json.h"
@@ -754,6 +755,50 @@ START_TEST(test_guard_bad_params)
 END_TEST
 
 
+/* the one duration reader: text, what a bare number counts, fractions,
+ * and the milliseconds (-1: refused) */
+static const struct {
+    const char  *text;
+    int64_t      bare_ms;
+    int          fractions;
+    int64_t      ms;
+} durations[] = {
+    { "800ms", 1, 1, 800 },
+    { "1.5s", 1, 1, 1500 },
+    { "1.25s", 1000, 1, 1250 },
+    { "1.2345s", 1, 1, 1234 },
+    { "2m", 0, 0, 120000 },
+    { "3h", 0, 0, 10800000 },
+    { "7d", 1000, 0, 604800000 },
+    { "90", 1000, 0, 90000 },
+    { "90", 1, 0, 90 },
+    { "90", 0, 0, -1 },             /* a unit is required */
+    { "1.5s", 1000, 0, -1 },        /* no fractions here */
+    { "1.5ms", 1, 1, -1 },          /* never a fraction of a ms */
+    { "2.s", 1, 1, -1 },
+    { ".5s", 1, 1, -1 },
+    { "", 1000, 0, -1 },
+    { "s", 1000, 0, -1 },
+    { "-1s", 1000, 0, -1 },
+    { "7w", 1000, 0, -1 },
+    { "7dd", 1000, 0, -1 },
+    { "3651d", 1000, 0, -1 },       /* past ten years */
+    { "3650d", 1000, 0, 315360000000LL },
+    { "99999999999999999999s", 1000, 0, -1 },
+};
+
+
+START_TEST(test_duration_ms)
+{
+    const char  *t = durations[_i].text;
+
+    ck_assert_msg(cutover_duration_ms(t, strlen(t), durations[_i].bare_ms,
+                                      durations[_i].fractions)
+                  == durations[_i].ms, "\"%s\"", t);
+}
+END_TEST
+
+
 START_TEST(test_guard_parse_units)
 {
     ck_assert_int_eq(cutover_duration_parse("30s", 3), 30);
@@ -787,6 +832,8 @@ common_suite(void)
     tcase_add_loop_test(parse, test_listen_bad, 0,
                         sizeof(bad_listen) / sizeof(bad_listen[0]));
     tcase_add_test(parse, test_durations);
+    tcase_add_loop_test(parse, test_duration_ms, 0,
+                        sizeof(durations) / sizeof(durations[0]));
     tcase_add_test(parse, test_options);
     tcase_add_test(parse, test_error_body);
     tcase_add_test(parse, test_api_ids);
