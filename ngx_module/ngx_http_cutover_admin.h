@@ -127,6 +127,8 @@ typedef const char *(*ngx_http_cutover_parse_pt)(ngx_http_request_t *r,
 ngx_int_t ngx_http_cutover_change_post(ngx_http_request_t *r,
     ngx_http_cutover_admin_t *a, ngx_http_cutover_parse_pt parse,
     void (*handler)(void *data, ngx_log_t *log));
+ngx_int_t ngx_http_cutover_change_commit(ngx_http_cutover_write_t *w,
+    ngx_log_t *log);
 const char *ngx_http_cutover_change_rule(const char *json,
     cutover_json_tok_t *t, ngx_http_cutover_change_t *c);
 int32_t ngx_http_cutover_change_percent(const char *json,

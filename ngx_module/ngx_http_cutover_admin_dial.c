@@ -509,25 +509,7 @@ ngx_http_cutover_change_write(void *data, ngx_log_t *log)
         goto refused;
     }
 
-    if (ngx_http_cutover_zone_persist(z, next, log, &tmp) != NGX_OK) {
-        ngx_http_cutover_refused(&w->answer, NGX_HTTP_SERVICE_UNAVAILABLE,
-                                 "persist_failed", "the state file cannot be "
-                                 "written; no change is made");
-        goto failed;
-    }
-
-    if (ngx_http_cutover_change_audit(w, log) != NGX_OK) {
-        (void) ngx_delete_file(tmp.data);
-        ngx_http_cutover_refused(&w->answer, NGX_HTTP_SERVICE_UNAVAILABLE,
-                                 "audit_unavailable", "the audit trail cannot "
-                                 "be written; no change is made");
-        goto failed;
-    }
-
-    if (ngx_http_cutover_zone_commit(z, next, &tmp, log) != NGX_OK) {
-        ngx_http_cutover_refused(&w->answer, NGX_HTTP_SERVICE_UNAVAILABLE,
-                                 "persist_failed", "the state file cannot be "
-                                 "written; no change is made");
+    if (ngx_http_cutover_change_commit(w, log) != NGX_OK) {
         goto failed;
     }
 
@@ -720,6 +702,46 @@ ngx_http_cutover_change_audit(ngx_http_cutover_write_t *w, ngx_log_t *log)
     e.reason = a->reason;
 
     return ngx_http_cutover_audit_append(a->zone, &e, log);
+}
+
+
+/*
+ * A dial's or a ramp's next state made durable, under the writer lock: the
+ * state file written aside, the entry appended, the state file put in
+ * place.  NGX_OK, or NGX_ERROR with the refusal in the answer and nothing
+ * changed.
+ */
+ngx_int_t
+ngx_http_cutover_change_commit(ngx_http_cutover_write_t *w, ngx_log_t *log)
+{
+    ngx_str_t                 tmp;
+    ngx_http_cutover_zone_t  *z = w->answer.a->zone;
+
+    tmp.data = w->tmpname;
+
+    if (ngx_http_cutover_zone_persist(z, w->next, log, &tmp) != NGX_OK) {
+        ngx_http_cutover_refused(&w->answer, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                 "persist_failed", "the state file cannot be "
+                                 "written; no change is made");
+        return NGX_ERROR;
+    }
+
+    if (ngx_http_cutover_change_audit(w, log) != NGX_OK) {
+        (void) ngx_delete_file(tmp.data);
+        ngx_http_cutover_refused(&w->answer, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                 "audit_unavailable", "the audit trail cannot "
+                                 "be written; no change is made");
+        return NGX_ERROR;
+    }
+
+    if (ngx_http_cutover_zone_commit(z, w->next, &tmp, log) != NGX_OK) {
+        ngx_http_cutover_refused(&w->answer, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                 "persist_failed", "the state file cannot be "
+                                 "written; no change is made");
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
 }
 
 

@@ -137,15 +137,12 @@ ngx_http_cutover_ramp_write(void *data, ngx_log_t *log)
 
     int                         n;
     char                        to[16], step[16];
-    ngx_str_t                   tmp;
-    cutover_audit_entry_t       e;
     cutover_state_t            *cur = w->cur, *next = w->next;
     ngx_http_cutover_change_t  *c = w->c;
     ngx_http_cutover_admin_t   *a = w->answer.a;
     ngx_http_cutover_zone_t    *z = a->zone;
     ngx_http_cutover_shctx_t   *sh = z->sh;
 
-    tmp.data = w->tmpname;
     w->answer.status = NGX_HTTP_OK;
 
     ngx_http_cutover_writer_lock(sh);
@@ -189,34 +186,7 @@ ngx_http_cutover_ramp_write(void *data, ngx_log_t *log)
                 "\"step\":%s,\"every\":%L,\"next_at\":%L}}%Z", c->dial.rule,
                 to, step, c->ramp_every, next->rules[n].ramp_next);
 
-    if (ngx_http_cutover_zone_persist(z, next, log, &tmp) != NGX_OK) {
-        ngx_http_cutover_refused(&w->answer, NGX_HTTP_SERVICE_UNAVAILABLE,
-                                 "persist_failed", "the state file cannot be "
-                                 "written; no change is made");
-        goto failed;
-    }
-
-    ngx_memzero(&e, sizeof(e));
-    e.time = ngx_time();
-    e.key_id = a->key_id;
-    e.action = "ramp";
-    e.result = "accepted";
-    e.from = w->from;
-    e.to = w->to;
-    e.reason = a->reason;
-
-    if (ngx_http_cutover_audit_append(z, &e, log) != NGX_OK) {
-        (void) ngx_delete_file(tmp.data);
-        ngx_http_cutover_refused(&w->answer, NGX_HTTP_SERVICE_UNAVAILABLE,
-                                 "audit_unavailable", "the audit trail cannot "
-                                 "be written; no change is made");
-        goto failed;
-    }
-
-    if (ngx_http_cutover_zone_commit(z, next, &tmp, log) != NGX_OK) {
-        ngx_http_cutover_refused(&w->answer, NGX_HTTP_SERVICE_UNAVAILABLE,
-                                 "persist_failed", "the state file cannot be "
-                                 "written; no change is made");
+    if (ngx_http_cutover_change_commit(w, log) != NGX_OK) {
         goto failed;
     }
 
