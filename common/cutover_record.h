@@ -58,9 +58,10 @@
  * Everything declared here is implemented by cutover_frame.c,
  * cutover_record.c and cutover_segment.c, which include no nginx header, never
  * allocate (they write into buffers the caller passes), never log, and make
- * no blocking call but the one write(2) of a frame, an lseek(2) per frame
- * (to notice a full segment), an fallocate(2) per CUTOVER_RESERVE bytes
- * written and open(2)/getdents64(2) when rotating.
+ * no blocking call but the one write(2) of a frame (or writev(2) of a
+ * batch), an lseek(2) per write (to notice a full segment), an
+ * fallocate(2) per CUTOVER_RESERVE bytes written and open(2)/getdents64(2)
+ * when rotating.
  *
  * A writer (an nginx worker) does, per record:
  *
@@ -205,6 +206,13 @@ void cutover_writer_init(cutover_writer_t *w, const char *base,
  * next append succeeds: nothing needs resetting. */
 int cutover_writer_append(cutover_writer_t *w, const uint8_t *frame,
     size_t len);
+
+/* The same for a batch of whole frames in n pieces (at most IOV_MAX),
+ * written with one writev(2): all of them or none, into one segment (a
+ * segment may end up to one batch past its size). */
+struct iovec;
+int cutover_writer_appendv(cutover_writer_t *w, const struct iovec *iov,
+    int n);
 
 void cutover_writer_close(cutover_writer_t *w);
 

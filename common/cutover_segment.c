@@ -1,7 +1,7 @@
 /*
  * cutover_segment: segment names and the append-only writer that nginx
- * workers share (O_APPEND, one write(2) per frame, rotation by size,
- * frames written whole or not at all).
+ * workers share (O_APPEND, one write(2) per frame or per batch of frames,
+ * rotation by size, frames written whole or not at all).
  */
 
 #ifndef _GNU_SOURCE
@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "common/cutover_record.h"
@@ -225,12 +226,30 @@ cutover_writer_find_current(cutover_writer_t *w)
 int
 cutover_writer_append(cutover_writer_t *w, const uint8_t *frame, size_t len)
 {
-    int      rc;
+    struct iovec  iov;
+
+    iov.iov_base = (void *) frame;
+    iov.iov_len = len;
+
+    return cutover_writer_appendv(w, &iov, 1);
+}
+
+
+int
+cutover_writer_appendv(cutover_writer_t *w, const struct iovec *iov, int n)
+{
+    int      i, rc;
     off_t    size;
-    ssize_t  n;
+    size_t   len;
+    ssize_t  done;
 
     if (w->fd == -1 && cutover_writer_find_current(w) != CUTOVER_OK) {
         return CUTOVER_ERROR;
+    }
+
+    len = 0;
+    for (i = 0; i < n; i++) {
+        len += iov[i].iov_len;
     }
 
     /*
@@ -262,18 +281,18 @@ cutover_writer_append(cutover_writer_t *w, const uint8_t *frame, size_t len)
     }
 
     do {
-        n = write(w->fd, frame, len);
-    } while (n == -1 && errno == EINTR);
+        done = writev(w->fd, iov, n);
+    } while (done == -1 && errno == EINTR);
 
-    if (n == -1) {
+    if (done == -1) {
         w->err = errno;
         return CUTOVER_ERROR;
     }
 
-    if ((size_t) n != len) {
+    if ((size_t) done != len) {
         /* a short write to a regular file: the disk or quota ran out
-         * (or RLIMIT_FSIZE), never a frame to leave half-written */
-        cutover_writer_undo(w, (size_t) n);
+         * (or RLIMIT_FSIZE), never frames to leave half-written */
+        cutover_writer_undo(w, (size_t) done);
         w->err = ENOSPC;
         return CUTOVER_ERROR;
     }

@@ -81,12 +81,22 @@ typedef enum {
 #define NGX_HTTP_CUTOVER_RECORD_ALL     2
 
 
-/* One dual-run log; the writer state is per worker process. */
+typedef struct ngx_http_cutover_ring_s  ngx_http_cutover_ring_t;
+typedef struct ngx_http_cutover_zone_s  ngx_http_cutover_zone_t;
+
+/* One dual-run log; the writer state is per worker process, the buffer
+ * (ngx_http_cutover_logbuf.c) is shared by the workers. */
 typedef struct {
     ngx_str_t                     path;           /* NUL-terminated */
     off_t                         segment;
     off_t                         max;            /* 0: no limit */
+    size_t                        buffer;         /* 0: buffer=off */
     cutover_writer_t              writer;
+    ngx_http_cutover_ring_t      *ring;           /* NULL: buffer=off */
+    ngx_event_t                   flush_ev;       /* posted: flush */
+    ngx_http_cutover_zone_t      *first_zone;     /* a zone recording here */
+    uint32_t                      zone_hash;      /* the last zone looked */
+    void                         *zone_sh;        /* up, by name hash */
 
     /* the records this worker dropped since it last wrote one: logged
      * when recording resumes, for reconciliation */
@@ -197,7 +207,7 @@ typedef struct {
 } ngx_http_cutover_shctx_t;
 
 
-typedef struct {
+struct ngx_http_cutover_zone_s {
     ngx_http_cutover_shctx_t     *sh;
     ngx_slab_pool_t              *shpool;
     ngx_str_t                     name;
@@ -209,7 +219,7 @@ typedef struct {
     ngx_str_t                     fleet;          /* conninfo, NUL-ended */
     ngx_str_t                     gateway;        /* NUL-terminated */
     void                         *fleet_ctx;      /* per worker */
-} ngx_http_cutover_zone_t;
+};
 
 
 typedef struct {
@@ -316,6 +326,20 @@ ngx_int_t ngx_http_cutover_audit_sync(ngx_http_cutover_zone_t *zone,
 ngx_int_t ngx_http_cutover_audit_append(ngx_http_cutover_zone_t *zone,
     cutover_audit_entry_t *e, ngx_log_t *log);
 
+/* ngx_http_cutover_logbuf.c */
+ngx_int_t ngx_http_cutover_logbuf_add(ngx_conf_t *cf,
+    ngx_http_cutover_log_t *log, size_t size);
+void ngx_http_cutover_logbuf_init_process(ngx_cycle_t *cycle);
+void ngx_http_cutover_log_write(ngx_http_cutover_log_t *log,
+    ngx_http_cutover_zone_t *zone, u_char *id, ngx_uint_t truncated,
+    u_char *frame, size_t len, ngx_log_t *errlog);
+void ngx_http_cutover_logbuf_flush(ngx_http_cutover_log_t *log,
+    ngx_log_t *errlog);
+size_t ngx_http_cutover_logbuf_metrics_size(
+    ngx_http_cutover_main_conf_t *cmcf);
+u_char *ngx_http_cutover_logbuf_metrics(ngx_http_cutover_main_conf_t *cmcf,
+    u_char *p);
+
 /* ngx_http_cutover_fleet.c */
 typedef ngx_int_t (*ngx_http_cutover_fleet_change_pt)(void *data,
     cutover_state_t *cur, cutover_state_t *next, cutover_audit_entry_t *e);
@@ -351,6 +375,9 @@ char *ngx_http_cutover_log(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 char *ngx_http_cutover_record_headers(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 void ngx_http_cutover_record_exit(ngx_cycle_t *cycle);
+void ngx_http_cutover_log_result(ngx_http_cutover_log_t *log,
+    ngx_http_cutover_shctx_t *sh, const u_char *id, ngx_uint_t truncated,
+    int rc, ngx_log_t *errlog);
 
 /* ngx_http_cutover_guard.c */
 char *ngx_http_cutover_guard(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);

@@ -45,15 +45,17 @@ ngx_http_cutover_metrics_handler(ngx_http_request_t *r)
 ngx_int_t
 ngx_http_cutover_metrics(ngx_http_request_t *r, ngx_http_cutover_admin_t *a)
 {
-    char                       pct[16];
-    u_char                    *buf, *p;
-    size_t                     size;
-    ngx_str_t                 *zn = &a->zone->name;
-    ngx_uint_t                 i, c;
-    cutover_rule_t            *rule;
-    cutover_state_t           *st;
-    ngx_http_cutover_shctx_t  *sh = a->zone->sh;
+    char                           pct[16];
+    u_char                        *buf, *p;
+    size_t                         size;
+    ngx_str_t                     *zn = &a->zone->name;
+    ngx_uint_t                     i, c;
+    cutover_rule_t                *rule;
+    cutover_state_t               *st;
+    ngx_http_cutover_shctx_t      *sh = a->zone->sh;
+    ngx_http_cutover_main_conf_t  *cmcf;
 
+    cmcf = ngx_http_get_module_main_conf(r, ngx_http_cutover_module);
     st = ngx_http_cutover_zone_snapshot(a->zone, r->pool);
 
     if (st == NULL) {
@@ -62,7 +64,8 @@ ngx_http_cutover_metrics(ngx_http_request_t *r, ngx_http_cutover_admin_t *a)
 
     size = 12288 + st->nrules * 600
            + ngx_http_cutover_guard_metrics_size(st)
-           + NGX_HTTP_CUTOVER_FLEET_METRICS_MAX;
+           + NGX_HTTP_CUTOVER_FLEET_METRICS_MAX
+           + ngx_http_cutover_logbuf_metrics_size(cmcf);
     buf = ngx_pnalloc(r->pool, size);
     if (buf == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -189,6 +192,7 @@ ngx_http_cutover_metrics(ngx_http_request_t *r, ngx_http_cutover_admin_t *a)
 
     p = ngx_http_cutover_guard_metrics(a->zone, st, p);
     p = ngx_http_cutover_fleet_metrics(a->zone, p);
+    p = ngx_http_cutover_logbuf_metrics(cmcf, p);
 
     return ngx_http_cutover_send(r, NGX_HTTP_OK, buf, p - buf,
                                  "text/plain; version=0.0.4");

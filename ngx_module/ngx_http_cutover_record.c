@@ -1,8 +1,8 @@
 /*
  * ngx_http_cutover_record: the dual-run log.  A body filter tees the
  * primary's response (a prefix up to the body limit and a SHA-256 of all
- * of it); when the request ends, one framed record goes to the log with one
- * write(2).  Recording never changes, delays or fails the client's answer:
+ * of it); when the request ends, one framed record goes to the log's shared
+ * buffer, written out at the end of the event loop iteration.  Recording never changes, delays or fails the client's answer:
  * a record that cannot be written is counted as dropped.
  */
 
@@ -41,7 +41,10 @@ static ngx_int_t ngx_http_cutover_tee_file(ngx_http_request_t *r,
 static ngx_int_t ngx_http_cutover_add_header(ngx_http_request_t *r,
     const char *name, size_t name_len, ngx_str_t *value, ngx_uint_t keep);
 static void ngx_http_cutover_dropped(ngx_http_request_t *r,
-    ngx_http_cutover_ctx_t *ctx, ngx_uint_t reason, ngx_err_t err);
+    ngx_http_cutover_ctx_t *ctx, ngx_uint_t reason);
+static void ngx_http_cutover_drop(ngx_http_cutover_log_t *log,
+    ngx_http_cutover_shctx_t *sh, const u_char *id, ngx_uint_t reason,
+    ngx_err_t err);
 static void ngx_http_cutover_gap_report(ngx_http_cutover_log_t *log,
     ngx_log_t *errlog, ngx_uint_t resumed);
 
@@ -306,8 +309,7 @@ ngx_http_cutover_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
                                            lcf->body_limit) != NGX_OK)
         {
             /* the client still gets its answer; the record is dropped */
-            ngx_http_cutover_dropped(r, ctx, NGX_HTTP_CUTOVER_DROP_ERROR,
-                                     0);
+            ngx_http_cutover_dropped(r, ctx, NGX_HTTP_CUTOVER_DROP_ERROR);
             ctx->tee = NULL;
             break;
         }
@@ -481,12 +483,12 @@ ngx_http_cutover_frame_release(u_char *frame)
 /*
  * The log phase: one record per request to the log.  Kept whole (past 80
  * lines): the record's fields are gathered from the request into one stack
- * frame and written with one write(2); every exit counts a drop.
+ * frame and handed to the log's buffer (ngx_http_cutover_logbuf.c); every
+ * exit counts a drop.
  */
 static ngx_int_t
 ngx_http_cutover_log_handler(ngx_http_request_t *r)
 {
-    int                           rc;
     u_char                       *frame, hash[SHA256_DIGEST_LENGTH];
     u_char                        hex[2 * SHA256_DIGEST_LENGTH];
     size_t                        size, len;
@@ -495,10 +497,8 @@ ngx_http_cutover_log_handler(ngx_http_request_t *r)
     cutover_header_t              req_h[NGX_HTTP_CUTOVER_MAX_HEADERS];
     cutover_header_t              resp_h[NGX_HTTP_CUTOVER_MAX_HEADERS];
     cutover_record_t              rec;
-    ngx_err_t                     err;
     ngx_http_cutover_ctx_t       *ctx;
     ngx_http_cutover_tee_t       *tee;
-    ngx_http_cutover_shctx_t     *sh;
     ngx_str_t                     id;
     ngx_http_cutover_loc_conf_t  *lcf;
     ngx_http_upstream_state_t    *us;
@@ -513,7 +513,6 @@ ngx_http_cutover_log_handler(ngx_http_request_t *r)
 
     lcf = ctx->lcf;
     tee = ctx->tee;
-    sh = ctx->zone->sh;
 
     if (lcf->log == NULL) {
         return NGX_OK;
@@ -527,7 +526,7 @@ ngx_http_cutover_log_handler(ngx_http_request_t *r)
     if (rec.req_body == NULL) {
         ngx_http_cutover_dropped(r, ctx,
                                  too_large ? NGX_HTTP_CUTOVER_DROP_TOO_LARGE
-                                           : NGX_HTTP_CUTOVER_DROP_ERROR, 0);
+                                           : NGX_HTTP_CUTOVER_DROP_ERROR);
         return NGX_OK;
     }
 
@@ -608,38 +607,54 @@ ngx_http_cutover_log_handler(ngx_http_request_t *r)
         || cutover_record_frame(&rec, frame, size, &len) != CUTOVER_OK)
     {
         ngx_http_cutover_frame_release(frame);
-        ngx_http_cutover_dropped(r, ctx, NGX_HTTP_CUTOVER_DROP_ERROR, 0);
+        ngx_http_cutover_dropped(r, ctx, NGX_HTTP_CUTOVER_DROP_ERROR);
         return NGX_OK;
     }
 
-    rc = cutover_writer_append(&lcf->log->writer, frame, len);
+    ngx_http_cutover_log_write(lcf->log, ctx->zone, id.data, tee->truncated,
+                               frame, len, r->connection->log);
     ngx_http_cutover_frame_release(frame);
 
+    return NGX_OK;
+}
+
+
+/* A record reached the log (rc CUTOVER_OK) or did not: counted either
+ * way, in the zone it was routed in. */
+void
+ngx_http_cutover_log_result(ngx_http_cutover_log_t *log,
+    ngx_http_cutover_shctx_t *sh, const u_char *id, ngx_uint_t truncated,
+    int rc, ngx_log_t *errlog)
+{
+    ngx_err_t  err;
+
+    if (sh == NULL) {
+        return;
+    }
+
     if (rc == CUTOVER_NOSPACE) {
-        ngx_http_cutover_dropped(r, ctx, NGX_HTTP_CUTOVER_DROP_FULL, 0);
-        return NGX_OK;
+        ngx_http_cutover_drop(log, sh, id, NGX_HTTP_CUTOVER_DROP_FULL, 0);
+        return;
     }
 
     if (rc != CUTOVER_OK) {
-        err = lcf->log->writer.err;
-        ngx_http_cutover_dropped(r, ctx,
-                                 (err == NGX_ENOSPC || err == EDQUOT)
-                                 ? NGX_HTTP_CUTOVER_DROP_DISK_FULL
-                                 : NGX_HTTP_CUTOVER_DROP_ERROR, err);
-        return NGX_OK;
+        err = log->writer.err;
+        ngx_http_cutover_drop(log, sh, id,
+                              (err == NGX_ENOSPC || err == EDQUOT)
+                              ? NGX_HTTP_CUTOVER_DROP_DISK_FULL
+                              : NGX_HTTP_CUTOVER_DROP_ERROR, err);
+        return;
     }
 
-    if (lcf->log->gap) {
-        ngx_http_cutover_gap_report(lcf->log, r->connection->log, 1);
+    if (log->gap) {
+        ngx_http_cutover_gap_report(log, errlog, 1);
     }
 
     (void) ngx_atomic_fetch_add(&sh->records, 1);
 
-    if (tee->truncated) {
+    if (truncated) {
         (void) ngx_atomic_fetch_add(&sh->records_truncated, 1);
     }
-
-    return NGX_OK;
 }
 
 
@@ -686,32 +701,38 @@ ngx_http_cutover_dropped_total(ngx_http_cutover_shctx_t *sh)
  */
 static void
 ngx_http_cutover_dropped(ngx_http_request_t *r, ngx_http_cutover_ctx_t *ctx,
-    ngx_uint_t reason, ngx_err_t err)
+    ngx_uint_t reason)
 {
-    u_char                       *p, text[128];
-    time_t                        now;
-    ngx_str_t                     id;
-    ngx_atomic_uint_t             sec, last, total;
-    ngx_http_cutover_log_t       *log;
-    ngx_http_cutover_shctx_t     *sh;
-
-    sh = ctx->zone->sh;
-    log = ctx->lcf->log;
-    now = ngx_time();
-
-    (void) ngx_atomic_fetch_add(&sh->records_dropped[reason], 1);
+    ngx_str_t  id;
 
     if (ngx_http_cutover_request_id(r, &id) != NGX_OK || id.len != 32) {
         ngx_str_set(&id, "00000000000000000000000000000000");
     }
 
+    ngx_http_cutover_drop(ctx->lcf->log, ctx->zone->sh, id.data, reason, 0);
+}
+
+
+static void
+ngx_http_cutover_drop(ngx_http_cutover_log_t *log,
+    ngx_http_cutover_shctx_t *sh, const u_char *id, ngx_uint_t reason,
+    ngx_err_t err)
+{
+    u_char             *p, text[128];
+    time_t              now;
+    ngx_atomic_uint_t   sec, last, total;
+
+    now = ngx_time();
+
+    (void) ngx_atomic_fetch_add(&sh->records_dropped[reason], 1);
+
     if (log->gap == 0) {
         ngx_memzero(log->gap_reasons, sizeof(log->gap_reasons));
-        ngx_memcpy(log->gap_first, id.data, 32);
+        ngx_memcpy(log->gap_first, id, 32);
         log->gap_first_sec = now;
     }
 
-    ngx_memcpy(log->gap_last, id.data, 32);
+    ngx_memcpy(log->gap_last, id, 32);
     log->gap_last_sec = now;
     log->gap++;
     log->gap_reasons[reason]++;
@@ -792,7 +813,8 @@ ngx_http_cutover_gap_report(ngx_http_cutover_log_t *log, ngx_log_t *errlog,
 }
 
 
-/* A worker that exits with records in its gap still says so. */
+/* A worker that exits writes out the log's buffer, and with records in
+ * its gap still says so. */
 void
 ngx_http_cutover_record_exit(ngx_cycle_t *cycle)
 {
@@ -808,6 +830,8 @@ ngx_http_cutover_record_exit(ngx_cycle_t *cycle)
 
     lp = cmcf->logs.elts;
     for (i = 0; i < cmcf->logs.nelts; i++) {
+        ngx_http_cutover_logbuf_flush(lp[i], cycle->log);
+
         if (lp[i]->gap) {
             ngx_http_cutover_gap_report(lp[i], cycle->log, 0);
         }

@@ -84,7 +84,8 @@ ngx_http_cutover_record_reads(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
 
 /*
- * cutover_log <path> [segment=<size>] [max=<size>]. Kept whole: the
+ * cutover_log <path> [segment=<size>] [max=<size>] [buffer=<size>|off].
+ * Kept whole: the
  * directive's arguments are read once, in order, each error quoting its
  * value.
  */
@@ -120,8 +121,8 @@ ngx_http_cutover_log(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         {
             if (cf->args->nelts > 2) {
                 ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "log \"%V\" is "
-                                   "already defined; give segment= and max= "
-                                   "once", &path);
+                                   "already defined; give segment=, max= and "
+                                   "buffer= once", &path);
                 return NGX_CONF_ERROR;
             }
 
@@ -143,6 +144,7 @@ ngx_http_cutover_log(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     ngx_cpystrn(log->path.data, path.data, path.len + 1);
     log->path.len = path.len;
     log->segment = 64 * 1024 * 1024;
+    log->buffer = 1024 * 1024;
 
     for (i = 2; i < cf->args->nelts; i++) {
         if (ngx_strncmp(value[i].data, "segment=", 8) == 0) {
@@ -175,6 +177,28 @@ ngx_http_cutover_log(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
             continue;
         }
 
+        if (ngx_strncmp(value[i].data, "buffer=", 7) == 0) {
+            s.data = value[i].data + 7;
+            s.len = value[i].len - 7;
+
+            if (s.len == 3 && ngx_strncmp(s.data, "off", 3) == 0) {
+                log->buffer = 0;
+                continue;
+            }
+
+            size = ngx_parse_size(&s);
+
+            if (size < 64 * 1024 || size > 1024 * 1024 * 1024) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "invalid buffer "
+                                   "size \"%V\": from 64k to 1g, or off",
+                                   &value[i]);
+                return NGX_CONF_ERROR;
+            }
+
+            log->buffer = (size_t) size;
+            continue;
+        }
+
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "invalid parameter \"%V\"",
                            &value[i]);
         return NGX_CONF_ERROR;
@@ -187,6 +211,12 @@ ngx_http_cutover_log(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
 
     if (ngx_http_cutover_add_dir(cf, &log->path, "cutover_log") != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    if (log->buffer
+        && ngx_http_cutover_logbuf_add(cf, log, log->buffer) != NGX_OK)
+    {
         return NGX_CONF_ERROR;
     }
 
@@ -278,6 +308,12 @@ ngx_http_cutover_record_merge(ngx_conf_t *cf,
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "cutover_record needs "
                            "cutover_log");
         return NGX_CONF_ERROR;
+    }
+
+    if (conf->log != NULL && conf->log->first_zone == NULL
+        && conf->zone != NULL)
+    {
+        conf->log->first_zone = conf->zone->data;
     }
 
     return NGX_CONF_OK;

@@ -243,6 +243,8 @@ ngx_http_cutover_init_process(ngx_cycle_t *cycle)
         return NGX_ERROR;
     }
 
+    ngx_http_cutover_logbuf_init_process(cycle);
+
     return ngx_http_cutover_fleet_init_process(cycle);
 }
 
