@@ -348,11 +348,19 @@ ngx_http_cutover_flush_locked(ngx_http_cutover_log_t *log, ngx_log_t *errlog)
         ngx_http_cutover_flush_batch(log, n, errlog);
     }
 
-    if (pos != ring->tail) {
-        ngx_http_cutover_spin_lock(&ring->lock);
-        ring->tail = pos;
-        ngx_http_cutover_spin_unlock(&ring->lock);
+    ngx_http_cutover_spin_lock(&ring->lock);
+
+    ring->tail = pos;
+
+    if (ring->head == pos) {
+        /* empty: the next frame goes to the start again, so the buffer's
+         * memory in use stays that of one batch, warm in the cache (a
+         * buffer gone round and round costs a cache miss a line) */
+        ring->head = (pos + ring->size - 1) / ring->size * ring->size;
+        ring->tail = ring->head;
     }
+
+    ngx_http_cutover_spin_unlock(&ring->lock);
 }
 
 
@@ -541,4 +549,3 @@ ngx_http_cutover_logbuf_metrics(ngx_http_cutover_main_conf_t *cmcf, u_char *p)
 
     return p;
 }
-
