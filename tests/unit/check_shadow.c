@@ -12,6 +12,7 @@
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <arpa/inet.h>
@@ -691,6 +692,75 @@ START_TEST(test_writer_whole_frames)
     i = read_all(rd, 0, &corrupt);
     ck_assert_int_eq(corrupt, 0);
     ck_assert_int_eq(i, 6);
+    shadow_reader_free(rd);
+    cutover_writer_close(&w);
+}
+END_TEST
+
+
+/*
+ * A batch (the nginx workers' log buffer written out with one writev(2))
+ * is written whole or not at all: cut short in its second frame, the
+ * segment ends where it ended before; written again, all of its frames
+ * follow in order.
+ */
+START_TEST(test_writer_batch_whole_or_none)
+{
+    int               i, rc, corrupt = 0;
+    char              base[300], path[400], id[40];
+    uint8_t           frames[3][2048];
+    size_t            len[3];
+    off_t             before;
+    sighandler_t      old;
+    struct iovec      iov[3];
+    struct stat       st;
+    struct rlimit     rl, saved;
+    shadow_pos_t      pos = { 0, 0 };
+    cutover_record_t  r;
+    cutover_writer_t  w;
+    shadow_reader_t  *rd;
+
+    log_base(base, sizeof(base));
+    cutover_writer_init(&w, base, 1024 * 1024);
+    write_records(&w, 0, 2, 100);
+
+    for (i = 0; i < 3; i++) {
+        snprintf(id, sizeof(id), "%032d", 2 + i);
+        sample_record(&r, id, "batched");
+        ck_assert_int_eq(cutover_record_frame(&r, frames[i], sizeof(frames[i]),
+                                              &len[i]), SHADOW_OK);
+        iov[i].iov_base = frames[i];
+        iov[i].iov_len = len[i];
+    }
+
+    cutover_segment_path(path, sizeof(path), base, 1);
+    ck_assert_int_eq(stat(path, &st), 0);
+    before = st.st_size;
+
+    old = signal(SIGXFSZ, SIG_IGN);
+    ck_assert_int_eq(getrlimit(RLIMIT_FSIZE, &saved), 0);
+    rl = saved;
+    rl.rlim_cur = (rlim_t) (before + len[0] + len[1] / 2);
+    ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &rl), 0);
+
+    rc = cutover_writer_appendv(&w, iov, 3);
+
+    ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &saved), 0);
+    signal(SIGXFSZ, old);
+
+    ck_assert_int_eq(rc, SHADOW_ERROR);
+    ck_assert_int_eq(w.err, ENOSPC);
+    ck_assert_int_eq(stat(path, &st), 0);
+    ck_assert_int_eq(st.st_size, before);
+
+    ck_assert_int_eq(cutover_writer_appendv(&w, iov, 3), SHADOW_OK);
+    ck_assert_int_eq(stat(path, &st), 0);
+    ck_assert_int_eq(st.st_size, before + len[0] + len[1] + len[2]);
+
+    rd = shadow_reader_new(base, pos, 0, NULL);
+    ck_assert_ptr_nonnull(rd);
+    ck_assert_int_eq(read_all(rd, 0, &corrupt), 5);
+    ck_assert_int_eq(corrupt, 0);
     shadow_reader_free(rd);
     cutover_writer_close(&w);
 }
@@ -1516,6 +1586,7 @@ shadow_suite(void)
     tcase_add_test(tc, test_record_nospace);
     tcase_add_test(tc, test_writer_full_log);
     tcase_add_test(tc, test_writer_whole_frames);
+    tcase_add_test(tc, test_writer_batch_whole_or_none);
     tcase_add_test(tc, test_reader_grace);
     tcase_add_test(tc, test_json_corpus);
     tcase_set_timeout(tc, 60);
