@@ -92,7 +92,7 @@
 #define CUTOVER_FRAME_HEADER  12
 #define CUTOVER_FRAME_MAX     (64u * 1024 * 1024)
 #define CUTOVER_SEQ_DIGITS    20
-#define CUTOVER_RESERVE       (256u * 1024)
+#define CUTOVER_RESERVE       (2u * 1024 * 1024)
 
 /* A byte string that need not be NUL-terminated (nginx's ngx_str_t). */
 typedef struct {
