@@ -329,7 +329,8 @@ ngx_int_t ngx_http_cutover_audit_append(ngx_http_cutover_zone_t *zone,
 /* ngx_http_cutover_logbuf.c */
 ngx_int_t ngx_http_cutover_logbuf_add(ngx_conf_t *cf,
     ngx_http_cutover_log_t *log, size_t size);
-void ngx_http_cutover_logbuf_init_process(ngx_cycle_t *cycle);
+void ngx_http_cutover_logbuf_start(ngx_http_cutover_log_t *log,
+    ngx_log_t *errlog);
 void ngx_http_cutover_log_write(ngx_http_cutover_log_t *log,
     ngx_http_cutover_zone_t *zone, u_char *id, ngx_uint_t truncated,
     u_char *frame, size_t len, ngx_log_t *errlog);
@@ -374,7 +375,7 @@ char *ngx_http_cutover_record_reads(ngx_conf_t *cf, ngx_command_t *cmd,
 char *ngx_http_cutover_log(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 char *ngx_http_cutover_record_headers(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
-void ngx_http_cutover_record_exit(ngx_cycle_t *cycle);
+void ngx_http_cutover_record_process(ngx_cycle_t *cycle, ngx_uint_t exiting);
 void ngx_http_cutover_log_result(ngx_http_cutover_log_t *log,
     ngx_http_cutover_shctx_t *sh, const u_char *id, ngx_uint_t truncated,
     int rc, ngx_log_t *errlog);

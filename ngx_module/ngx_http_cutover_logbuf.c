@@ -147,30 +147,17 @@ ngx_http_cutover_ring_init(ngx_shm_zone_t *shm_zone, void *data)
 }
 
 
-/* Each worker: its flush event, and a first flush of what a worker that
- * died before it left in the buffer. */
+/* A worker's flush event for the log, and a first flush of what a worker
+ * that died before it left in the buffer. */
 void
-ngx_http_cutover_logbuf_init_process(ngx_cycle_t *cycle)
+ngx_http_cutover_logbuf_start(ngx_http_cutover_log_t *log, ngx_log_t *errlog)
 {
-    ngx_uint_t                     i;
-    ngx_http_cutover_log_t       **lp;
-    ngx_http_cutover_main_conf_t  *cmcf;
+    log->flush_ev.handler = ngx_http_cutover_flush_handler;
+    log->flush_ev.data = log;
+    log->flush_ev.log = errlog;
 
-    cmcf = ngx_http_cycle_get_module_main_conf(cycle,
-                                               ngx_http_cutover_module);
-    if (cmcf == NULL) {
-        return;
-    }
-
-    lp = cmcf->logs.elts;
-    for (i = 0; i < cmcf->logs.nelts; i++) {
-        lp[i]->flush_ev.handler = ngx_http_cutover_flush_handler;
-        lp[i]->flush_ev.data = lp[i];
-        lp[i]->flush_ev.log = cycle->log;
-
-        if (lp[i]->ring != NULL) {
-            ngx_post_event(&lp[i]->flush_ev, &ngx_posted_events);
-        }
+    if (log->ring != NULL) {
+        ngx_post_event(&log->flush_ev, &ngx_posted_events);
     }
 }
 

@@ -172,7 +172,7 @@ ngx_module_t  ngx_http_cutover_module = {
 static void
 ngx_http_cutover_exit_process(ngx_cycle_t *cycle)
 {
-    ngx_http_cutover_record_exit(cycle);
+    ngx_http_cutover_record_process(cycle, 1);
     ngx_http_cutover_fleet_exit_process(cycle);
 }
 

@@ -2,8 +2,9 @@
  * ngx_http_cutover_record: the dual-run log.  A body filter tees the
  * primary's response (a prefix up to the body limit and a SHA-256 of all
  * of it); when the request ends, one framed record goes to the log's shared
- * buffer, written out at the end of the event loop iteration.  Recording never changes, delays or fails the client's answer:
- * a record that cannot be written is counted as dropped.
+ * buffer, written out at the end of the event loop iteration.  Recording
+ * never changes, delays or fails the client's answer: a record that cannot
+ * be written is counted as dropped.
  */
 
 #define OPENSSL_SUPPRESS_DEPRECATED  /* SHA256_CTX lives in r->pool */
@@ -813,10 +814,10 @@ ngx_http_cutover_gap_report(ngx_http_cutover_log_t *log, ngx_log_t *errlog,
 }
 
 
-/* A worker that exits writes out the log's buffer, and with records in
- * its gap still says so. */
+/* A worker that starts readies its logs' buffers; one that exits writes
+ * them out, and with records in its gap still says so. */
 void
-ngx_http_cutover_record_exit(ngx_cycle_t *cycle)
+ngx_http_cutover_record_process(ngx_cycle_t *cycle, ngx_uint_t exiting)
 {
     ngx_uint_t                     i;
     ngx_http_cutover_log_t       **lp;
@@ -830,6 +831,11 @@ ngx_http_cutover_record_exit(ngx_cycle_t *cycle)
 
     lp = cmcf->logs.elts;
     for (i = 0; i < cmcf->logs.nelts; i++) {
+        if (!exiting) {
+            ngx_http_cutover_logbuf_start(lp[i], cycle->log);
+            continue;
+        }
+
         ngx_http_cutover_logbuf_flush(lp[i], cycle->log);
 
         if (lp[i]->gap) {

@@ -243,7 +243,7 @@ ngx_http_cutover_init_process(ngx_cycle_t *cycle)
         return NGX_ERROR;
     }
 
-    ngx_http_cutover_logbuf_init_process(cycle);
+    ngx_http_cutover_record_process(cycle, 0);
 
     return ngx_http_cutover_fleet_init_process(cycle);
 }
