@@ -626,6 +626,32 @@ START_TEST(test_writer_full_log)
 END_TEST
 
 
+/* Appends with the file size limit set to limit (a disk that fills up
+ * mid-write: the write comes back short). */
+static int
+append_capped(cutover_writer_t *w, const void *frame, size_t len,
+    const struct iovec *iov, int n, off_t limit)
+{
+    int            rc;
+    sighandler_t   old;
+    struct rlimit  rl, saved;
+
+    old = signal(SIGXFSZ, SIG_IGN);
+    ck_assert_int_eq(getrlimit(RLIMIT_FSIZE, &saved), 0);
+    rl = saved;
+    rl.rlim_cur = (rlim_t) limit;
+    ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &rl), 0);
+
+    rc = iov ? cutover_writer_appendv(w, iov, n)
+             : cutover_writer_append(w, frame, len);
+
+    ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &saved), 0);
+    signal(SIGXFSZ, old);
+
+    return rc;
+}
+
+
 /*
  * A frame is written whole or not at all: the writer reserves the space
  * ahead (allocated beyond the end of the file), and a write that still
@@ -639,9 +665,7 @@ START_TEST(test_writer_whole_frames)
     uint8_t           frame[8192];
     size_t            len;
     off_t             before;
-    sighandler_t      old;
     struct stat       st;
-    struct rlimit     rl, saved;
     shadow_pos_t      pos = { 0, 0 };
     cutover_record_t  r;
     cutover_writer_t  w;
@@ -668,16 +692,7 @@ START_TEST(test_writer_whole_frames)
     ck_assert_int_eq(cutover_record_frame(&r, frame, sizeof(frame), &len),
                      SHADOW_OK);
 
-    old = signal(SIGXFSZ, SIG_IGN);
-    ck_assert_int_eq(getrlimit(RLIMIT_FSIZE, &saved), 0);
-    rl = saved;
-    rl.rlim_cur = (rlim_t) before + 100;
-    ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &rl), 0);
-
-    rc = cutover_writer_append(&w, frame, len);
-
-    ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &saved), 0);
-    signal(SIGXFSZ, old);
+    rc = append_capped(&w, frame, len, NULL, 0, before + 100);
 
     ck_assert_int_eq(rc, SHADOW_ERROR);
     ck_assert_int_eq(stat(path, &st), 0);
@@ -712,10 +727,8 @@ START_TEST(test_writer_batch_whole_or_none)
     uint8_t           frames[3][2048];
     size_t            len[3];
     off_t             before;
-    sighandler_t      old;
     struct iovec      iov[3];
     struct stat       st;
-    struct rlimit     rl, saved;
     shadow_pos_t      pos = { 0, 0 };
     cutover_record_t  r;
     cutover_writer_t  w;
@@ -738,16 +751,7 @@ START_TEST(test_writer_batch_whole_or_none)
     ck_assert_int_eq(stat(path, &st), 0);
     before = st.st_size;
 
-    old = signal(SIGXFSZ, SIG_IGN);
-    ck_assert_int_eq(getrlimit(RLIMIT_FSIZE, &saved), 0);
-    rl = saved;
-    rl.rlim_cur = (rlim_t) (before + len[0] + len[1] / 2);
-    ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &rl), 0);
-
-    rc = cutover_writer_appendv(&w, iov, 3);
-
-    ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &saved), 0);
-    signal(SIGXFSZ, old);
+    rc = append_capped(&w, NULL, 0, iov, 3, before + len[0] + len[1] / 2);
 
     ck_assert_int_eq(rc, SHADOW_ERROR);
     ck_assert_int_eq(w.err, ENOSPC);
