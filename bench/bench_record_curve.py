@@ -170,6 +170,8 @@ def main(rounds=int(os.environ.get("BENCH_ROUNDS", "3")),
                 wrk.figure(figure_name(key, conns), rows[-1]["ratio"], 1.0)
                 wrk.figure(figure_name(key, conns, "cpu"),
                            rows[-1]["cpu_ratio"], 1.0, "lower")
+        for line in front.bad_log_lines() + up.bad_log_lines():
+            print("  error log: %s" % line)
     finally:
         front.destroy()
         up.destroy()
