@@ -15,6 +15,7 @@ import json
 import math
 import os
 import sys
+import textwrap
 import time
 import traceback
 
@@ -87,7 +88,9 @@ def check(measured, pub):
                  "-" if pct is None else "%+.1f%%" % pct, status))
     missing = sorted(set(pub) - set(measured))
     if missing:
-        print("not measured in this run: %s" % ", ".join(missing))
+        print(textwrap.fill("not measured in this run (%d): %s"
+                            % (len(missing), ", ".join(missing)), 79,
+                            subsequent_indent="  "))
     print("summary: %d figures: %d as published, %d better, %d regressed%s, "
           "%d unpublished"
           % (len(rows), sum(1 for r in rows if r[4] == "ok"),
