@@ -84,7 +84,8 @@ def test_unpublished_and_unmeasurable(figures, capsys):
     assert "REGRESSION: record_cpu_per_request nan" in out
     assert re.search(r"^no_such_figure +0\.500 +- +- +unpublished$", out,
                      re.M)
-    assert "not measured in this run: " in out
+    assert "not measured in this run (%d): " % (len(pub) - 1) in out
+    assert "routing_rps" in out.split("not measured in this run")[1]
 
 
 def test_bad_figures_file_is_refused(tmp_path):
