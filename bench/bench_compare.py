@@ -8,8 +8,11 @@ import os
 import subprocess
 
 import harness
+import wrk
 
 BENCH = os.path.join(harness.BUILD, "tests", "bench_compare")
+PAIRS_GOAL = 50000.0        # 1 KB pairs compared per second per core
+STORE_GOAL = 20000.0        # results stored per second
 
 
 def run(*args):
@@ -36,6 +39,9 @@ def main():
         out = run("pairs", size, 3)
         line("%s (%d B)" % (name, out["pairs"][0]), out["pairs"][1],
              "pairs/s/core", out["baseline"][1])
+        if name == "compare_pairs_1k":
+            wrk.figure("compare_pairs_1k_vs_goal", out["pairs"][1],
+                       PAIRS_GOAL)
     pg = harness.Pg("bench-compare").start()
     try:
         db = pg.createdb("bench_compare")
@@ -43,6 +49,7 @@ def main():
         batched = run("store", db, 40000, 500)["store"][1]
         single = run("store", db, 2000, 1)["store"][1]
         line("compare_store", batched, "results/s", single)
+        wrk.figure("compare_store_vs_goal", batched, STORE_GOAL)
         rows = pg.psql("bench_compare", "SELECT count(*) FROM compare_pairs")
         print("compare_store_rows: %s rows  (baseline: 42010, ratio: %.2f)"
               % (rows, int(rows) / 42010.0))

@@ -79,9 +79,10 @@ def main(rounds=int(os.environ.get("BENCH_ROUNDS", "3")),
         print("plain proxy_pass vs cutover 50 %%, wrk -c32, %d x %d s, "
               "medians" % (rounds, seconds))
         wrk.line("requests/s (cutover / plain)", tm["rps"], "req/s",
-                 bm["rps"])
-        wrk.line("p50 latency", tm["p50"], "ms", bm["p50"])
-        wrk.line("p99 latency", tm["p99"], "ms", bm["p99"])
+                 bm["rps"], figure_name="routing_rps")
+        wrk.line("p50 latency", tm["p50"], "ms", bm["p50"], better="lower")
+        wrk.line("p99 latency", tm["p99"], "ms", bm["p99"], better="lower",
+                 figure_name="routing_p99")
         print("p99 added by cutover: %+.3f ms; non-2xx: %d"
               % (tm["p99"] - bm["p99"], tm["non2xx"] + bm["non2xx"]))
         h = harness.sign_headers("GET", "/cutover/status", "", "ops",

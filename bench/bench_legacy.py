@@ -116,7 +116,7 @@ wrk.body = '{"mdbh":"S001","qd":1,"mx":[{"spbm":"SKU00001","sl":1}],' ..
         d, a = measure((base + "/lsapi/xsd/create", direct_order),
                        (front + "/api/v1/orders", adapter_order))
         wrk.line("legacy order create req/s, saturated", a["rps"], "req/s",
-                 d["rps"])
+                 d["rps"], figure_name="legacy_order_saturated_rps")
         wrk.line("legacy order create p99, saturated", a["p99"], "ms",
                  d["p99"], better="lower")
         wrk.line("legacy order create p99 added, saturated",
@@ -131,9 +131,9 @@ wrk.body = '{"mdbh":"S001","qd":1,"mx":[{"spbm":"SKU00001","sl":1}],' ..
         d, a = measure((base + "/lsapi/xsd/create", direct_order),
                        (front + "/api/v1/orders", adapter_order))
         wrk.line("legacy order create req/s, paced", a["rps"], "req/s",
-                 d["rps"])
+                 d["rps"], figure_name="legacy_order_paced_rps")
         wrk.line("legacy order create p99, paced", a["p99"], "ms", d["p99"],
-                 better="lower")
+                 better="lower", figure_name="legacy_order_paced_p99")
         wrk.line("legacy order create p99 added, paced", a["p99"] - d["p99"],
                  "ms", 1.0, better="lower")
         bad += a["non2xx"]

@@ -13,6 +13,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests", "integration"))
 
 import harness  # noqa: E402
+import wrk as bench_wrk  # noqa: E402
 
 DURATION = int(os.environ.get("NEWCORE_BENCH_SECONDS", "10"))
 THREADS = os.environ.get("NEWCORE_BENCH_THREADS", "8")
@@ -121,10 +122,12 @@ def main():
               "ratio: %.2f)" % (o_p50, h_p50, o_p50 / max(h_p50, 0.001)))
         print("newcore_orders_goal: %.0f orders/s  (baseline: 2000 orders/s "
               "goal, ratio: %.2f)" % (o_rate, o_rate / 2000.0))
+        bench_wrk.figure("newcore_orders_vs_goal", o_rate, 2000.0)
         print("newcore_orders_paced: %.0f orders/s  (baseline: 2000 orders/s "
               "goal, ratio: %.2f)" % (p_rate, p_rate / 2000.0))
         print("newcore_orders_paced_p99: %.2f ms  (baseline: 20 ms goal, "
               "ratio: %.2f)" % (p_p99, p_p99 / 20.0))
+        bench_wrk.figure("newcore_paced_p99_vs_goal", p_p99, 20.0, "lower")
         print("newcore_flash_sale: %.0f orders/s  (baseline: %.0f orders/s "
               "spread over stores, ratio: %.3f)"
               % (f_rate, o_rate, f_rate / o_rate))

@@ -18,6 +18,7 @@ sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "tests", "integration"))
 
 import harness  # noqa: E402
+import wrk  # noqa: E402
 
 RECONCILE = harness.bin_path("cutover-reconcile")
 CORE = harness.bin_path("cutover-newcore")
@@ -97,6 +98,12 @@ def case(pg, new, legacy, stores, n, baseline=False):
                         wall / bwall,
                         led["stats"]["bytes"] / bled["stats"]["bytes"]))
         print(line, flush=True)
+        if baseline and stores * SKUS == 1000000:
+            wrk.figure("reconcile_1m_time_vs_fetch_all", wall, bwall,
+                       "lower")
+            wrk.figure("reconcile_1m_bytes_vs_fetch_all",
+                       led["stats"]["bytes"], bled["stats"]["bytes"],
+                       "lower")
         return wall, found == want, led
     finally:
         differ(pg, stores, n, -1)

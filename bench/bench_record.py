@@ -26,6 +26,16 @@ UPSTREAMS = """
               location / {{ echo_sleep 0.2; echo '{body}'; }} }}
 """
 
+# The cutover location of the recorded front: routing (dial at 0 %, every
+# request to legacy=primary) and every request recorded.
+RECORDED = """
+                  cutover erp;
+                  cutover_upstreams new=shadow legacy=primary;
+                  cutover_record all;
+                  cutover_log {dir}/log/erp.log;
+                  proxy_pass http://$cutover_upstream;
+"""
+
 FRONT = """
     cutover_zone erp size=1m state={dir}/erp.state;
     upstream primary {{ server 127.0.0.1:{a}; keepalive 64; }}
@@ -39,20 +49,15 @@ FRONT = """
               location = /m {{ internal;
                                proxy_pass http://shadow$request_uri; }} }}
     server {{ listen 127.0.0.1:{rec};
-              location / {{
-                  cutover erp;
-                  cutover_upstreams new=shadow legacy=primary;
-                  cutover_record all;
-                  cutover_log {dir}/log/erp.log;
-                  proxy_pass http://$cutover_upstream;
-              }} }}
+              location / {{""" + RECORDED + """              }} }}
 """
 
 
 def metric(port, name):
+    """The sum of a metric's series (all labels) on port's /metrics."""
     _, _, body = harness.http("GET", "http://127.0.0.1:%d/metrics" % port)
-    m = re.search(r"^%s(?:\{[^}]*\})? (\S+)$" % name, body.decode(), re.M)
-    return float(m.group(1)) if m else 0.0
+    return sum(float(v) for v in re.findall(
+        r"^%s(?:\{[^}]*\})? (\S+)$" % name, body.decode(), re.M))
 
 
 class Shadowd:
@@ -97,12 +102,19 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def measured(worker, url, seconds, script, cpu):
+def measured(worker, url, seconds, script, cpu, conns=32):
     """wrk's figures, and the front worker's CPU per request into cpu."""
     c0 = cpu_seconds(worker)
-    r = wrk.run(url, seconds, script=script)
-    cpu.append((cpu_seconds(worker) - c0) / (r["rps"] * seconds) * 1e6)
+    r = wrk.run(url, seconds, conns=conns, script=script)
+    cpu.append((cpu_seconds(worker) - c0) / r["requests"] * 1e6)
     return r
+
+
+def alternate(i, a, b):
+    """Round i's order of a pair measured back to back: a first in even
+    rounds, b first in odd ones, so drift on a shared machine falls on
+    both alike."""
+    return (a, b) if i % 2 == 0 else (b, a)
 
 
 def restart(shadowd, d, target):
@@ -150,8 +162,7 @@ def main(rounds=int(os.environ.get("BENCH_ROUNDS", "5")),
             # lag grows) back to back, their order alternating by round, so
             # drift on this shared machine falls on both alike
             shadowd.proc.signal(signal.SIGSTOP)
-            for k in (("plain", "alone") if i % 2 == 0
-                      else ("alone", "plain")):
+            for k in alternate(i, "plain", "alone"):
                 res[k].append(measured(worker, url % (plain if k == "plain"
                                                       else rec),
                                        seconds, script, cpu[k]))
@@ -175,33 +186,39 @@ def main(rounds=int(os.environ.get("BENCH_ROUNDS", "5")),
         print("wrk -c32 -t1, %d x %d s per figure, medians; every request "
               "recorded on the cutover front" % (rounds, seconds))
         wrk.line("req/s recorded (shadowd paused) vs plain",
-                 m["alone"]["rps"], "req/s", m["plain"]["rps"])
+                 m["alone"]["rps"], "req/s", m["plain"]["rps"],
+                 figure_name="record_rps")
         pairs = [r["rps"] / p["rps"]
                  for r, p in zip(res["alone"], res["plain"])]
         print("  same, per round (back-to-back pairs): %s; median %.3f"
               % (" ".join("%.3f" % x for x in pairs),
                  statistics.median(pairs)))
         wrk.line("p99 recorded (shadowd paused) vs plain",
-                 m["alone"]["p99"], "ms", m["plain"]["p99"])
+                 m["alone"]["p99"], "ms", m["plain"]["p99"],
+                 better="lower", figure_name="record_p99")
         wrk.line("front worker CPU per request, recorded vs plain",
                  statistics.median(cpu["alone"]), "us",
-                 statistics.median(cpu["plain"]))
+                 statistics.median(cpu["plain"]), better="lower",
+                 figure_name="record_cpu_per_request")
         wrk.line("req/s recorded + shadowd replaying vs plain",
-                 m["rec"]["rps"], "req/s", m["plain"]["rps"])
+                 m["rec"]["rps"], "req/s", m["plain"]["rps"],
+                 figure_name="record_replaying_rps")
         wrk.line("req/s nginx mirror vs plain proxy_pass",
                  m["mirror"]["rps"], "req/s", m["plain"]["rps"])
         wrk.line("req/s recorded vs nginx mirror", m["rec"]["rps"], "req/s",
-                 m["mirror"]["rps"])
+                 m["mirror"]["rps"], figure_name="record_vs_mirror_rps")
         wrk.line("p99 recorded + shadowd replaying vs plain",
-                 m["rec"]["p99"], "ms", m["plain"]["p99"])
+                 m["rec"]["p99"], "ms", m["plain"]["p99"], better="lower")
         print("p99 added by recording: %+.3f ms (shadowd paused), %+.3f ms "
               "(shadowd replaying on the same 2 cores)"
               % (m["alone"]["p99"] - m["plain"]["p99"],
                  m["rec"]["p99"] - m["plain"]["p99"]))
         wrk.line("req/s with a 200 ms shadow vs fast shadow",
-                 m["slow"]["rps"], "req/s", m["rec"]["rps"])
+                 m["slow"]["rps"], "req/s", m["rec"]["rps"],
+                 figure_name="record_slow_shadow_rps")
         wrk.line("p99 with a 200 ms shadow vs fast shadow",
-                 m["slow"]["p99"], "ms", m["rec"]["p99"])
+                 m["slow"]["p99"], "ms", m["rec"]["p99"], better="lower",
+                 figure_name="record_slow_shadow_p99")
         rate.sort()
         print("shadowd replay rate while recording (fast shadow, median): "
               "%.0f records/s (goal 20000, ratio %.2f)"

@@ -103,7 +103,8 @@ def main():
         rate = RECORDS / (time.monotonic() - start)
         wrk.line("shadow replay records/s vs shadow capacity", rate,
                  "rec/s", base)
-        wrk.line("shadow replay records/s vs goal", rate, "rec/s", GOAL)
+        wrk.line("shadow replay records/s vs goal", rate, "rec/s", GOAL,
+                 figure_name="shadow_replay_vs_goal")
     finally:
         if shadowd is not None:
             shadowd.stop()
