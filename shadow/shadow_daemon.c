@@ -134,6 +134,7 @@ shadow_daemon_new(const shadow_config_t *cfg, shadow_log_pt log,
 
     d->cfg = cfg;
     d->log = log;
+    d->epfd = -1;
 
     /* before any thread starts (metrics, resolver): they inherit it */
     shadow_set_nice(d);
@@ -180,7 +181,7 @@ shadow_daemon_new(const shadow_config_t *cfg, shadow_log_pt log,
     }
 
     d->multi = curl_multi_init();
-    if (d->multi == NULL) {
+    if (d->multi == NULL || shadow_curl_setup(d) != SHADOW_OK) {
         shadow_error_set(err, SHADOW_ERROR, "cannot set up libcurl");
         goto failed;
     }
@@ -251,6 +252,10 @@ shadow_daemon_free(shadow_daemon_t *d)
 
     if (d->multi != NULL) {
         curl_multi_cleanup(d->multi);
+    }
+
+    if (d->epfd != -1) {
+        close(d->epfd);
     }
 
     compare_store_free(d->store);
@@ -380,7 +385,7 @@ shadow_publish(shadow_daemon_t *d)
 int
 shadow_daemon_run(shadow_daemon_t *d, volatile sig_atomic_t *stop)
 {
-    int             still, wait_ms;
+    int             wait_ms;
     int64_t         last_publish = 0, now;
     shadow_item_t  *it;
 
@@ -391,7 +396,7 @@ shadow_daemon_run(shadow_daemon_t *d, volatile sig_atomic_t *stop)
     while (!*stop) {
         shadow_read_more(d);
         shadow_dispatch(d);
-        curl_multi_perform(d->multi, &still);
+        shadow_curl_timer(d);
         shadow_reap(d);
         shadow_dl_poll(d, 0);
         if (d->parking != NULL) {
@@ -424,7 +429,7 @@ shadow_daemon_run(shadow_daemon_t *d, volatile sig_atomic_t *stop)
             wait_ms = d->cfg->rate_limit > 0 ? 1 : 0;
         }
 
-        curl_multi_poll(d->multi, NULL, 0, wait_ms, NULL);
+        shadow_curl_wait(d, wait_ms);
     }
 
     /* abandon what is in flight: it is replayed after the restart */

@@ -157,6 +157,8 @@ struct shadow_daemon_s {
     compare_rules_t        *rules;
     compare_store_t        *store;
     CURLM                  *multi;
+    int                     epfd;       /* the sockets curl watches */
+    int64_t                 curl_due_ms; /* curl's timer, -1: none */
     shadow_metrics_t       *metrics;
     shadow_stats_t          stats;
 
@@ -231,6 +233,9 @@ void shadow_keys_free(shadow_daemon_t *d);
 void shadow_dispatch(shadow_daemon_t *d);
 void shadow_reset_response(shadow_item_t *it);
 void shadow_reap(shadow_daemon_t *d);
+int shadow_curl_setup(shadow_daemon_t *d);
+void shadow_curl_timer(shadow_daemon_t *d);
+void shadow_curl_wait(shadow_daemon_t *d, int wait_ms);
 void shadow_wait_clear(shadow_daemon_t *d, shadow_item_t *it);
 void shadow_release_handle(shadow_daemon_t *d, shadow_item_t *it);
 void shadow_xfer_free(shadow_xfer_t *x);

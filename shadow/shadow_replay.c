@@ -4,6 +4,8 @@
  * other side could not take waits out a capped, jittered backoff.
  */
 
+#include <sys/epoll.h>
+
 #include "shadow/shadow_engine.h"
 
 
@@ -21,6 +23,121 @@ static int shadow_retry_transient(int reason);
 static void shadow_wait_set(shadow_daemon_t *d, shadow_item_t *it, int reason);
 static void shadow_key_next(shadow_daemon_t *d, shadow_keyq_t *kq);
 static void shadow_finish(shadow_daemon_t *d, shadow_item_t *it, CURLcode cc);
+static int shadow_on_socket(CURL *easy, curl_socket_t s, int what,
+    void *ctx, void *sp);
+static int shadow_on_timer(CURLM *multi, long ms, void *ctx);
+
+
+/* ---- the wake-ups ----------------------------------------------------- */
+
+/*
+ * curl tells which sockets to watch and when its next timeout is; epoll
+ * wakes the loop for those sockets only, and curl_multi_socket_action()
+ * handles only the transfer whose socket is ready, so a wake-up costs the
+ * same with 256 replays waiting on a slow side as with one.
+ */
+int
+shadow_curl_setup(shadow_daemon_t *d)
+{
+    d->curl_due_ms = -1;
+    d->epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (d->epfd == -1) {
+        return SHADOW_ERROR;
+    }
+
+    curl_multi_setopt(d->multi, CURLMOPT_SOCKETFUNCTION, shadow_on_socket);
+    curl_multi_setopt(d->multi, CURLMOPT_SOCKETDATA, d);
+    curl_multi_setopt(d->multi, CURLMOPT_TIMERFUNCTION, shadow_on_timer);
+    curl_multi_setopt(d->multi, CURLMOPT_TIMERDATA, d);
+    return SHADOW_OK;
+}
+
+
+static int
+shadow_on_socket(CURL *easy, curl_socket_t s, int what, void *ctx, void *sp)
+{
+    shadow_daemon_t     *d = ctx;
+    struct epoll_event   ev;
+
+    (void) easy;
+    (void) sp;
+
+    if (what == CURL_POLL_REMOVE) {
+        /* a socket already closed has left the set by itself */
+        epoll_ctl(d->epfd, EPOLL_CTL_DEL, s, NULL);
+        return 0;
+    }
+
+    memset(&ev, 0, sizeof(ev));
+    ev.events = ((what & CURL_POLL_IN) ? EPOLLIN : 0)
+                | ((what & CURL_POLL_OUT) ? EPOLLOUT : 0);
+    ev.data.fd = s;
+
+    if (epoll_ctl(d->epfd, EPOLL_CTL_MOD, s, &ev) == -1
+        && (errno != ENOENT
+            || epoll_ctl(d->epfd, EPOLL_CTL_ADD, s, &ev) == -1))
+    {
+        shadow_log(d, SHADOW_LOG_ERR, "epoll_ctl(%d): %s", (int) s,
+                   strerror(errno));
+        return -1;
+    }
+
+    return 0;
+}
+
+
+static int
+shadow_on_timer(CURLM *multi, long ms, void *ctx)
+{
+    shadow_daemon_t  *d = ctx;
+
+    (void) multi;
+    d->curl_due_ms = ms < 0 ? -1 : shadow_mono_ms() + ms;
+    return 0;
+}
+
+
+/* curl's timeout, when due: new transfers start, timed out ones end. */
+void
+shadow_curl_timer(shadow_daemon_t *d)
+{
+    int  still;
+
+    if (d->curl_due_ms >= 0 && shadow_mono_ms() >= d->curl_due_ms) {
+        d->curl_due_ms = -1;
+        curl_multi_socket_action(d->multi, CURL_SOCKET_TIMEOUT, 0, &still);
+    }
+}
+
+
+/* Sleeps up to wait_ms (less when curl's timer is due sooner) and hands
+ * each ready socket to curl. */
+void
+shadow_curl_wait(shadow_daemon_t *d, int wait_ms)
+{
+    int                 i, n, still, mask;
+    int64_t             left;
+    struct epoll_event  ev[64];
+
+    if (d->curl_due_ms >= 0) {
+        left = d->curl_due_ms - shadow_mono_ms();
+        if (left < wait_ms) {
+            wait_ms = left < 0 ? 0 : (int) left;
+        }
+    }
+
+    n = epoll_wait(d->epfd, ev, 64, wait_ms);
+
+    for (i = 0; i < n; i++) {
+        mask = ((ev[i].events & EPOLLIN) ? CURL_CSELECT_IN : 0)
+               | ((ev[i].events & EPOLLOUT) ? CURL_CSELECT_OUT : 0)
+               | ((ev[i].events & (EPOLLERR | EPOLLHUP))
+                  ? CURL_CSELECT_ERR : 0);
+        curl_multi_socket_action(d->multi, ev[i].data.fd, mask, &still);
+    }
+
+    shadow_curl_timer(d);
+}
 
 
 /* ---- replaying -------------------------------------------------------- */
