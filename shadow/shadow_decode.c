@@ -39,7 +39,7 @@ shadow_decode_headers(bson_iter_t *it, cutover_header_t **out, size_t *n,
     shadow_error_t *err)
 {
     size_t            cap = 0;
-    uint32_t          len;
+    uint32_t          len, end, alen, plen;
     bson_iter_t       arr, pair;
     cutover_header_t *h = NULL, *p;
 
@@ -48,14 +48,18 @@ shadow_decode_headers(bson_iter_t *it, cutover_header_t **out, size_t *n,
     }
 
     *n = 0;
+    end = arr.next_off;
+    alen = arr.len;
 
     while (bson_iter_next(&arr)) {
-        if (!BSON_ITER_HOLDS_ARRAY(&arr) || !bson_iter_recurse(&arr, &pair)
-            || !bson_iter_next(&pair) || !BSON_ITER_HOLDS_UTF8(&pair))
-        {
-            free(h);
-            return shadow_error_set(err, SHADOW_ERROR,
-                                    "headers: not a [name, value] pair");
+        end = arr.next_off;
+        if (!BSON_ITER_HOLDS_ARRAY(&arr) || !bson_iter_recurse(&arr, &pair)) {
+            goto not_a_pair;
+        }
+
+        plen = pair.len;
+        if (!bson_iter_next(&pair) || !BSON_ITER_HOLDS_UTF8(&pair)) {
+            goto not_a_pair;
         }
 
         if (*n == cap) {
@@ -72,10 +76,11 @@ shadow_decode_headers(bson_iter_t *it, cutover_header_t **out, size_t *n,
         h[*n].name.data = bson_iter_utf8(&pair, &len);
         h[*n].name.len = len;
 
-        if (!bson_iter_next(&pair) || !BSON_ITER_HOLDS_UTF8(&pair)) {
-            free(h);
-            return shadow_error_set(err, SHADOW_ERROR,
-                                    "headers: not a [name, value] pair");
+        /* the value, and nothing after it up to the pair's closing NUL */
+        if (!bson_iter_next(&pair) || !BSON_ITER_HOLDS_UTF8(&pair)
+            || pair.next_off + 1 != plen)
+        {
+            goto not_a_pair;
         }
 
         h[*n].value.data = bson_iter_utf8(&pair, &len);
@@ -83,8 +88,20 @@ shadow_decode_headers(bson_iter_t *it, cutover_header_t **out, size_t *n,
         (*n)++;
     }
 
+    /* as for the record: whole only up to the array's closing NUL */
+    if (end + 1 != alen) {
+        free(h);
+        return shadow_error_set(err, SHADOW_ERROR, "headers: damaged");
+    }
+
     *out = h;
     return SHADOW_OK;
+
+not_a_pair:
+
+    free(h);
+    return shadow_error_set(err, SHADOW_ERROR,
+                            "headers: not a [name, value] pair");
 }
 
 
@@ -172,24 +189,35 @@ shadow_record_decode(const uint8_t *payload, size_t len,
     cutover_record_t *rec, shadow_error_t *err)
 {
     bson_t       b;
-    size_t       off;
+    uint32_t     end;
     bson_iter_t  it;
 
     memset(rec, 0, sizeof(*rec));
 
-    if (!bson_init_static(&b, payload, len)
-        || !bson_validate(&b, BSON_VALIDATE_NONE, &off)
-        || !bson_iter_init(&it, &b))
-    {
+    /* no bson_validate(): it walks the record once more and checks every
+     * key's UTF-8 (none is needed here); the iterator checks each
+     * element's bounds, and the record is whole only when the last
+     * element ends at the document's closing NUL */
+    if (!bson_init_static(&b, payload, len) || !bson_iter_init(&it, &b)) {
         return shadow_error_set(err, SHADOW_ERROR, "record is not a valid "
                                 "BSON document");
     }
 
+    end = it.next_off;
+
     while (bson_iter_next(&it)) {
+        end = it.next_off;
         if (shadow_decode_field(&it, rec, err) != SHADOW_OK) {
             shadow_record_clear(rec);
             return SHADOW_ERROR;
         }
+    }
+
+    if (end + 1 != len) {
+        shadow_record_clear(rec);
+        return shadow_error_set(err, SHADOW_ERROR, "record is not a valid "
+                                "BSON document (damaged at offset %u)",
+                                (unsigned) end);
     }
 
     if (rec->id.len == 0 || rec->method.len == 0 || rec->uri.len == 0) {

@@ -53,14 +53,16 @@ shadow_curl_setup(shadow_daemon_t *d)
 }
 
 
+/* curl remembers for us what a socket is watched for (its socketp, the
+ * events + 1): an unchanged one costs no epoll_ctl(2). */
 static int
 shadow_on_socket(CURL *easy, curl_socket_t s, int what, void *ctx, void *sp)
 {
+    int                  op;
     shadow_daemon_t     *d = ctx;
     struct epoll_event   ev;
 
     (void) easy;
-    (void) sp;
 
     if (what == CURL_POLL_REMOVE) {
         /* a socket already closed has left the set by itself */
@@ -68,20 +70,29 @@ shadow_on_socket(CURL *easy, curl_socket_t s, int what, void *ctx, void *sp)
         return 0;
     }
 
+    if ((intptr_t) sp == what + 1) {
+        return 0;
+    }
+
     memset(&ev, 0, sizeof(ev));
     ev.events = ((what & CURL_POLL_IN) ? EPOLLIN : 0)
                 | ((what & CURL_POLL_OUT) ? EPOLLOUT : 0);
     ev.data.fd = s;
+    op = sp == NULL ? EPOLL_CTL_ADD : EPOLL_CTL_MOD;
 
-    if (epoll_ctl(d->epfd, EPOLL_CTL_MOD, s, &ev) == -1
-        && (errno != ENOENT
-            || epoll_ctl(d->epfd, EPOLL_CTL_ADD, s, &ev) == -1))
+    if (epoll_ctl(d->epfd, op, s, &ev) == -1
+        && (errno != (op == EPOLL_CTL_ADD ? EEXIST : ENOENT)
+            || epoll_ctl(d->epfd, op == EPOLL_CTL_ADD ? EPOLL_CTL_MOD
+                                                      : EPOLL_CTL_ADD,
+                         s, &ev)
+               == -1))
     {
         shadow_log(d, SHADOW_LOG_ERR, "epoll_ctl(%d): %s", (int) s,
                    strerror(errno));
         return -1;
     }
 
+    curl_multi_assign(d->multi, s, (void *) (intptr_t) (what + 1));
     return 0;
 }
 
@@ -382,6 +393,13 @@ shadow_xfer_get(shadow_daemon_t *d)
         return NULL;
     }
 
+    /* what every replay shares; the rest is set per replay (the handle
+     * is not reset between replays: a reset costs more than the replay's
+     * own options) */
+    curl_easy_setopt(x->easy, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(x->easy, CURLOPT_TIMEOUT_MS, (long) d->cfg->timeout_ms);
+    curl_easy_setopt(x->easy, CURLOPT_WRITEFUNCTION, shadow_on_body);
+    curl_easy_setopt(x->easy, CURLOPT_HEADERFUNCTION, shadow_on_header);
     return x;
 }
 
@@ -428,7 +446,6 @@ shadow_start(shadow_daemon_t *d, shadow_item_t *it)
     x = it->x;
     shadow_reset_response(it);
     x->body.limit = d->cfg->body_limit;
-    curl_easy_reset(x->easy);
     it->attempts++;
 
     if (!it->have_hdrs) {
@@ -452,18 +469,22 @@ shadow_start(shadow_daemon_t *d, shadow_item_t *it)
 
     curl_easy_setopt(x->easy, CURLOPT_URL, x->url);
     curl_easy_setopt(x->easy, CURLOPT_HTTPHEADER, x->hlist);
-    curl_easy_setopt(x->easy, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(x->easy, CURLOPT_TIMEOUT_MS, (long) d->cfg->timeout_ms);
-    curl_easy_setopt(x->easy, CURLOPT_WRITEFUNCTION, shadow_on_body);
     curl_easy_setopt(x->easy, CURLOPT_WRITEDATA, it);
-    curl_easy_setopt(x->easy, CURLOPT_HEADERFUNCTION, shadow_on_header);
     curl_easy_setopt(x->easy, CURLOPT_HEADERDATA, it);
     curl_easy_setopt(x->easy, CURLOPT_PRIVATE, it);
     curl_easy_setopt(x->easy, CURLOPT_ERRORBUFFER, it->errbuf);
     it->errbuf[0] = '\0';
 
+    /* the method from a clean GET, whatever the last replay was: no
+     * body, no HEAD, no custom method */
+    curl_easy_setopt(x->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t) -1);
+    curl_easy_setopt(x->easy, CURLOPT_POSTFIELDS, NULL);
+    curl_easy_setopt(x->easy, CURLOPT_NOBODY, 0L);
+    curl_easy_setopt(x->easy, CURLOPT_HTTPGET, 1L);
+    curl_easy_setopt(x->easy, CURLOPT_CUSTOMREQUEST, NULL);
+
     if (strcmp(m, "GET") == 0 && r->req_body_len == 0) {
-        curl_easy_setopt(x->easy, CURLOPT_HTTPGET, 1L);
+        /* as set */
 
     } else if (strcmp(m, "HEAD") == 0) {
         curl_easy_setopt(x->easy, CURLOPT_NOBODY, 1L);
