@@ -8,7 +8,9 @@ replays the backlog with no client load.  Measured: the drain rate
 BENCH_ROUNDS (3).  Baselines in the same run: the front nginx worker's CPU
 for recording the same number of requests, and the 20 000 records/s goal;
 with SHADOWD_BASELINE=<path of another cutover-shadowd> also that binary,
-measured the same way (a before/after comparison)."""
+measured the same way (a before/after comparison); SHADOWD_NICE sets the
+measured binary's "nice" (default 10: with other work on the machine it
+drains slower by design, 0 compares like with like)."""
 
 import json
 import os
@@ -28,7 +30,7 @@ PER = 100000
 
 
 class Shadowd:
-    def __init__(self, binary, d, target):
+    def __init__(self, binary, d, target, nice=None):
         self.port = harness.free_port()
         self.d = d
         cfg = {"log": os.path.join(d, "log", "erp.log"),
@@ -37,6 +39,8 @@ class Shadowd:
                "timeout_ms": 5000, "retries": 1,
                "outbox": os.path.join(d, "outbox"),
                "metrics_listen": "127.0.0.1:%d" % self.port}
+        if nice is not None:
+            cfg["nice"] = nice
         shutil.rmtree(cfg["outbox"], ignore_errors=True)
         os.makedirs(cfg["outbox"])
         path = os.path.join(d, "shadowd-cpu.json")
@@ -72,10 +76,11 @@ class Shadowd:
         self.proc.stop()
 
 
-def backlog(binary, d, target, url, seconds, conns, script, worker):
+def backlog(binary, d, target, url, seconds, conns, script, worker,
+            nice=None):
     """One round: a backlog recorded with shadowd stopped, then drained.
     Returns (records, drain seconds, shadowd CPU s, front worker CPU s)."""
-    sd = Shadowd(binary, d, target)
+    sd = Shadowd(binary, d, target, nice)
     try:
         sd.drain()
         n0 = sd.done()
@@ -129,6 +134,10 @@ def main(rounds=int(os.environ.get("BENCH_ROUNDS", "3")),
     binary = os.environ.get("SHADOWD_BIN",
                             harness.bin_path("cutover-shadowd"))
     baseline = os.environ.get("SHADOWD_BASELINE")
+    # the niceness of the measured binary (a baseline built before the
+    # "nice" setting takes none); unset: its default
+    nice = os.environ.get("SHADOWD_NICE")
+    nice = int(nice) if nice else None
     a, b, s, plain, mirror, rec = (harness.free_port() for _ in range(6))
     up = harness.Nginx(UPSTREAMS.format(a=a, b=b, s=s, body=BODY), workers=1,
                        name="bench-up", log_level="warn",
@@ -160,11 +169,13 @@ def main(rounds=int(os.environ.get("BENCH_ROUNDS", "3")),
         # machine falls on both alike
         for i in range(rounds):
             for tag, path in (bins if i % 2 == 0 else bins[::-1]):
+                n = nice if tag == "shadowd" else None
                 rows[tag, "fast"].append(backlog(
                     path, d, targets["fast"], url, fast_s, 32, script,
-                    worker))
+                    worker, n))
                 rows[tag, "slow"].append(backlog(
-                    path, d, targets["slow"], url, 1, 2, script, worker))
+                    path, d, targets["slow"], url, 1, 2, script, worker,
+                    n))
         runs = {t: {k: summary(rows[t, k]) for k in targets}
                 for t, _ in bins}
         if "baseline" in runs:
