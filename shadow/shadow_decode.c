@@ -15,6 +15,11 @@
 #include "shadow/shadow_reader.h"
 
 
+/* A record has about twenty fields, each compared with the names until
+ * one matches: the first byte turns most strcmp(3) calls away. */
+#define SHADOW_KEY_IS(k, name)  ((k)[0] == (name)[0] && strcmp(k, name) == 0)
+
+
 static int shadow_decode_headers(bson_iter_t *it, cutover_header_t **out,
     size_t *n, shadow_error_t *err);
 static int shadow_decode_field(bson_iter_t *it, cutover_record_t *rec,
@@ -114,13 +119,13 @@ shadow_decode_field(bson_iter_t *it, cutover_record_t *rec,
     const char     *k = bson_iter_key(it);
     const uint8_t  *bin;
 
-    if (strcmp(k, "req_headers") == 0) {
+    if (SHADOW_KEY_IS(k, "req_headers")) {
         return shadow_decode_headers(it, (cutover_header_t **)
                                      &rec->req_headers, &rec->n_req_headers,
                                      err);
     }
 
-    if (strcmp(k, "resp_headers") == 0) {
+    if (SHADOW_KEY_IS(k, "resp_headers")) {
         return shadow_decode_headers(it, (cutover_header_t **)
                                      &rec->resp_headers,
                                      &rec->n_resp_headers, err);
@@ -128,11 +133,11 @@ shadow_decode_field(bson_iter_t *it, cutover_record_t *rec,
 
     if (BSON_ITER_HOLDS_BINARY(it)) {
         bson_iter_binary(it, &sub, &len, &bin);
-        if (strcmp(k, "req_body") == 0) {
+        if (SHADOW_KEY_IS(k, "req_body")) {
             rec->req_body = bin;
             rec->req_body_len = len;
 
-        } else if (strcmp(k, "resp_body") == 0) {
+        } else if (SHADOW_KEY_IS(k, "resp_body")) {
             rec->resp_body = bin;
             rec->resp_body_len = len;
         }
@@ -141,7 +146,7 @@ shadow_decode_field(bson_iter_t *it, cutover_record_t *rec,
     }
 
 #define SHADOW_STR_FIELD(f)                                                 \
-    if (strcmp(k, #f) == 0) {                                               \
+    if (SHADOW_KEY_IS(k, #f)) {                                             \
         shadow_decode_str(it, &rec->f);                                     \
         return SHADOW_OK;                                                   \
     }
@@ -158,25 +163,25 @@ shadow_decode_field(bson_iter_t *it, cutover_record_t *rec,
     SHADOW_STR_FIELD(resp_sha256)
     SHADOW_STR_FIELD(content_type)
 
-    if (strcmp(k, "time_us") == 0) {
+    if (SHADOW_KEY_IS(k, "time_us")) {
         rec->time_us = bson_iter_as_int64(it);
 
-    } else if (strcmp(k, "version") == 0) {
+    } else if (SHADOW_KEY_IS(k, "version")) {
         rec->version = bson_iter_as_int64(it);
 
-    } else if (strcmp(k, "bucket") == 0) {
+    } else if (SHADOW_KEY_IS(k, "bucket")) {
         rec->bucket = (int32_t) bson_iter_as_int64(it);
 
-    } else if (strcmp(k, "status") == 0) {
+    } else if (SHADOW_KEY_IS(k, "status")) {
         rec->status = (int32_t) bson_iter_as_int64(it);
 
-    } else if (strcmp(k, "resp_body_len") == 0) {
+    } else if (SHADOW_KEY_IS(k, "resp_body_len")) {
         rec->resp_body_total = bson_iter_as_int64(it);
 
-    } else if (strcmp(k, "resp_truncated") == 0) {
+    } else if (SHADOW_KEY_IS(k, "resp_truncated")) {
         rec->resp_truncated = bson_iter_as_bool(it);
 
-    } else if (strcmp(k, "upstream_ms") == 0) {
+    } else if (SHADOW_KEY_IS(k, "upstream_ms")) {
         rec->upstream_ms = bson_iter_as_double(it);
     }
 
