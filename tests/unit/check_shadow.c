@@ -27,6 +27,7 @@
 #include "common/cutover_record.h"
 #include "shadow/shadow_daemon.h"
 #include "shadow/shadow_deadletter.h"
+#include "shadow/shadow_engine.h"
 #include "shadow/shadow_json.h"
 #include "shadow/shadow_metrics.h"
 #include "shadow/shadow_reader.h"
@@ -1548,6 +1549,80 @@ START_TEST(test_metrics_serve_initial)
 END_TEST
 
 
+/*
+ * The key table past its first size: every key found again after the
+ * table doubled, each key's queue keeps its records in the order queued,
+ * an idle key is forgotten and its node reused, a long key works.
+ */
+START_TEST(test_key_table)
+{
+    char              key[SHADOW_KEY_SMALL + 40];
+    size_t            i, n = 3 * SHADOW_KEY_BUCKETS + 7;
+    shadow_keyq_t   **kq, *again;
+    shadow_item_t    *it, *x;
+    shadow_daemon_t  *d;
+
+    d = calloc(1, sizeof(*d));
+    kq = calloc(n, sizeof(*kq));
+    it = calloc(2 * n, sizeof(*it));
+
+    for (i = 0; i < 2 * n; i++) {
+        /* each key twice, the second time after the table grew */
+        snprintf(key, sizeof(key), "S%06zu", i % n);
+        again = shadow_keyq_get(d, key, strlen(key));
+        ck_assert_ptr_nonnull(again);
+        if (i < n) {
+            kq[i] = again;
+
+        } else {
+            ck_assert_ptr_eq(again, kq[i % n]);
+        }
+
+        shadow_keyq_enqueue(d, again, &it[i]);
+    }
+
+    ck_assert_uint_eq(d->nkeys, n);
+    ck_assert_uint_ge(d->nkeys_cap, n);
+
+    for (i = 0; i < n; i++) {
+        x = kq[i]->head;
+        ck_assert_ptr_eq(x, &it[i]);
+        ck_assert_ptr_eq(x->knext, &it[i + n]);
+        ck_assert_ptr_eq(kq[i]->tail, &it[i + n]);
+        snprintf(key, sizeof(key), "S%06zu", i);
+        ck_assert_str_eq(kq[i]->key, key);
+
+        /* emptied and idle: forgotten */
+        kq[i]->head = kq[i]->tail = NULL;
+        kq[i]->ready = 0;
+        shadow_keyq_drop(d, kq[i]);
+    }
+
+    d->ready_head = d->ready_tail = NULL;
+    ck_assert_uint_eq(d->nkeys, 0);
+    ck_assert_int_gt(d->nfree_keys, 0);
+
+    /* a key gone is a new queue (a reused node), empty */
+    again = shadow_keyq_get(d, "S000001", 7);
+    ck_assert_ptr_null(again->head);
+    ck_assert_int_eq(again->busy, 0);
+    ck_assert_str_eq(again->key, "S000001");
+
+    memset(key, 'k', sizeof(key) - 1);
+    key[sizeof(key) - 1] = '\0';
+    again = shadow_keyq_get(d, key, strlen(key));
+    ck_assert_str_eq(again->key, key);
+    ck_assert_ptr_eq(shadow_keyq_get(d, key, strlen(key)), again);
+    ck_assert_uint_eq(d->nkeys, 2);
+
+    shadow_keys_free(d);
+    free(it);
+    free(kq);
+    free(d);
+}
+END_TEST
+
+
 Suite *
 shadow_suite(void)
 {
@@ -1600,6 +1675,7 @@ shadow_suite(void)
     tc = tcase_create("limits");
     tcase_add_checked_fixture(tc, setup_dir, teardown_dir);
     tcase_add_test(tc, test_record_nospace);
+    tcase_add_test(tc, test_key_table);
     tcase_add_test(tc, test_writer_full_log);
     tcase_add_test(tc, test_writer_whole_frames);
     tcase_add_test(tc, test_reader_grace);
