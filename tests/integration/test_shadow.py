@@ -416,6 +416,44 @@ def test_methods_replayed_alike_on_reused_transfers_and_nice(tmpdir_w,
                          r"\(was \d+\)", f.read())
 
 
+def test_a_niceness_it_may_not_set_is_a_warning_not_a_stop(tmpdir_w,
+                                                          sides):
+    """Started at niceness 15 by a user who may not lower it, shadowd
+    warns once and replays at 15."""
+    new, legacy = sides
+    write_log(os.path.join(tmpdir_w, "erp.log"),
+              [record(i, "S%03d" % i, "legacy") for i in range(10)])
+    mport = harness.free_port()
+    cfg = {"log": os.path.join(tmpdir_w, "erp.log"),
+           "checkpoint": os.path.join(tmpdir_w, "erp.ckpt"),
+           "new": new.url, "legacy": legacy.url,
+           "outbox": os.path.join(tmpdir_w, "outbox"),
+           "metrics_listen": "127.0.0.1:%d" % mport, "poll_ms": 20}
+    path = os.path.join(tmpdir_w, "shadowd.json")
+    with open(path, "w") as f:
+        json.dump(cfg, f)
+    argv = ["nice", "-n", "15", SHADOWD, "--config", path]
+    if os.geteuid() == 0:
+        argv[:0] = ["setpriv", "--reuid=nobody", "--regid=nogroup",
+                    "--clear-groups"]
+    proc = harness.Proc(argv, os.path.join(tmpdir_w, "shadowd.log"),
+                        port=mport)
+    proc.metrics_url = "http://127.0.0.1:%d/metrics" % mport
+    try:
+        wait_for(lambda: caught_up(proc, read=10), what="lag 0")
+        m = metrics(proc)
+        nice, _ = proc_nice_and_cpu(proc.pid)
+    finally:
+        assert proc.stop() == 0
+    assert len(new.keys()) == 10
+    assert m["cutover_shadow_replayed_total"] == 10
+    assert m["cutover_shadow_nice"] == 15 and nice == {15}
+    with open(proc.log_path) as f:
+        text = f.read()
+    assert re.search(r"\[warn\] cutover-shadowd: cannot set niceness 10 "
+                     r"\(it stays 15\): Permission denied", text), text
+
+
 def test_kill9_mid_stream_loses_and_duplicates_nothing(tmpdir_w, sides):
     new, legacy = sides
     log = os.path.join(tmpdir_w, "erp.log")
