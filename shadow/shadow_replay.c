@@ -1,7 +1,8 @@
 /*
  * shadow_replay: the replay client: ready keys take turns, a record goes
- * to the other side over libcurl's multi interface, and a write the
- * other side could not take waits out a capped, jittered backoff.
+ * to the other side over libcurl's multi interface (pooled transfers,
+ * sockets watched with epoll), and a write the other side could not take
+ * waits out a capped, jittered backoff.
  */
 
 #include <sys/epoll.h>
@@ -13,8 +14,11 @@ static int shadow_hop_by_hop(const cutover_str_t *name);
 static int shadow_reserve(void *buf, size_t *cap, size_t need, size_t size);
 static char *shadow_line(char *p, const char *a, size_t alen, const char *sep,
     size_t slen, const char *b, size_t blen);
+static size_t shadow_headers_measure(const cutover_record_t *r,
+    const cutover_str_t **key, int *have_ctype, size_t *n);
 static int shadow_request_headers(shadow_xfer_t *x, const cutover_record_t *r);
 static shadow_xfer_t *shadow_xfer_get(shadow_daemon_t *d);
+static void shadow_set_method(CURL *easy, const cutover_record_t *r);
 static int shadow_start(shadow_daemon_t *d, shadow_item_t *it);
 static size_t shadow_on_body(char *p, size_t size, size_t n, void *ctx);
 static size_t shadow_on_header(char *p, size_t size, size_t n, void *ctx);
@@ -283,17 +287,20 @@ shadow_line(char *p, const char *a, size_t alen, const char *sep,
 
 
 /*
- * The replay's headers: the recorded ones minus hop-by-hop, plus ours,
- * as lines in x->hbuf with our own curl_slist over them (x->hlist): two
- * passes, sizes first, no allocation once the buffers have grown.
+ * What the replay's header lines need: their bytes (the recorded headers
+ * minus hop-by-hop, plus ours), how many lines, which Idempotency-Key and
+ * whether a Content-Type is among them.
  */
-static int
-shadow_request_headers(shadow_xfer_t *x, const cutover_record_t *r)
+static size_t
+shadow_headers_measure(const cutover_record_t *r, const cutover_str_t **key,
+    int *have_ctype, size_t *n)
 {
-    char                 *p;
-    size_t                i, n = 0, need = 0;
-    int                   have_ctype = 0;
-    const cutover_str_t  *key = &r->id, *nm, *v;
+    size_t                i, need = 0;
+    const cutover_str_t  *nm, *v;
+
+    *key = &r->id;
+    *have_ctype = 0;
+    *n = 5;
 
     for (i = 0; i < r->n_req_headers; i++) {
         nm = &r->req_headers[i].name;
@@ -305,7 +312,7 @@ shadow_request_headers(shadow_xfer_t *x, const cutover_record_t *r)
                              == 0
             && v->len > 0)
         {
-            key = v;
+            *key = v;
         }
 
         if (shadow_hop_by_hop(nm)) {
@@ -314,18 +321,33 @@ shadow_request_headers(shadow_xfer_t *x, const cutover_record_t *r)
 
         if (nm->len == 12 && strncasecmp(nm->data, "content-type", 12) == 0)
         {
-            have_ctype = 1;
+            *have_ctype = 1;
         }
 
         need += nm->len + 2 + v->len + 1;
-        n++;
+        (*n)++;
     }
 
-    need += sizeof("Idempotency-Key: ") + key->len
-            + sizeof("X-Cutover-Request-Id: ") + r->id.len
-            + sizeof("X-Cutover-Replay: 1") + sizeof("Expect:")
-            + sizeof("Content-Type:");
-    n += 5;
+    return need + sizeof("Idempotency-Key: ") + (*key)->len
+           + sizeof("X-Cutover-Request-Id: ") + r->id.len
+           + sizeof("X-Cutover-Replay: 1") + sizeof("Expect:")
+           + sizeof("Content-Type:");
+}
+
+
+/*
+ * The replay's headers as lines in x->hbuf with our own curl_slist over
+ * them (x->hlist): no allocation once the buffers have grown.
+ */
+static int
+shadow_request_headers(shadow_xfer_t *x, const cutover_record_t *r)
+{
+    char                 *p;
+    size_t                i, n, need;
+    int                   have_ctype;
+    const cutover_str_t  *key, *nm, *v;
+
+    need = shadow_headers_measure(r, &key, &have_ctype, &n);
 
     if (shadow_reserve(&x->hbuf, &x->hbuf_cap, need, 1) != SHADOW_OK
         || shadow_reserve(&x->hlist, &x->hlist_cap, n,
@@ -424,11 +446,46 @@ shadow_xfer_free(shadow_xfer_t *x)
 }
 
 
+/* The method and body, from a clean GET whatever the handle's last
+ * replay was (it is not reset): no body, no HEAD, no custom method. */
+static void
+shadow_set_method(CURL *easy, const cutover_record_t *r)
+{
+    const char  *m = r->method.data;
+
+    curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t) -1);
+    curl_easy_setopt(easy, CURLOPT_POSTFIELDS, NULL);
+    curl_easy_setopt(easy, CURLOPT_NOBODY, 0L);
+    curl_easy_setopt(easy, CURLOPT_HTTPGET, 1L);
+    curl_easy_setopt(easy, CURLOPT_CUSTOMREQUEST, NULL);
+
+    if (strcmp(m, "GET") == 0 && r->req_body_len == 0) {
+        return;
+    }
+
+    if (strcmp(m, "HEAD") == 0) {
+        curl_easy_setopt(easy, CURLOPT_NOBODY, 1L);
+        return;
+    }
+
+    if (r->req_body_len > 0 || strcmp(m, "POST") == 0
+        || strcmp(m, "PUT") == 0 || strcmp(m, "PATCH") == 0)
+    {
+        curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE,
+                         (curl_off_t) r->req_body_len);
+        curl_easy_setopt(easy, CURLOPT_POSTFIELDS,
+                         r->req_body ? (const char *) r->req_body : "");
+    }
+
+    curl_easy_setopt(easy, CURLOPT_CUSTOMREQUEST, m);
+}
+
+
 static int
 shadow_start(shadow_daemon_t *d, shadow_item_t *it)
 {
     size_t                  blen;
-    const char             *base, *m = it->rec.method.data;
+    const char             *base;
     shadow_xfer_t          *x;
     const cutover_record_t *r = &it->rec;
 
@@ -475,32 +532,7 @@ shadow_start(shadow_daemon_t *d, shadow_item_t *it)
     curl_easy_setopt(x->easy, CURLOPT_ERRORBUFFER, it->errbuf);
     it->errbuf[0] = '\0';
 
-    /* the method from a clean GET, whatever the last replay was: no
-     * body, no HEAD, no custom method */
-    curl_easy_setopt(x->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t) -1);
-    curl_easy_setopt(x->easy, CURLOPT_POSTFIELDS, NULL);
-    curl_easy_setopt(x->easy, CURLOPT_NOBODY, 0L);
-    curl_easy_setopt(x->easy, CURLOPT_HTTPGET, 1L);
-    curl_easy_setopt(x->easy, CURLOPT_CUSTOMREQUEST, NULL);
-
-    if (strcmp(m, "GET") == 0 && r->req_body_len == 0) {
-        /* as set */
-
-    } else if (strcmp(m, "HEAD") == 0) {
-        curl_easy_setopt(x->easy, CURLOPT_NOBODY, 1L);
-
-    } else {
-        if (r->req_body_len > 0 || strcmp(m, "POST") == 0
-            || strcmp(m, "PUT") == 0 || strcmp(m, "PATCH") == 0)
-        {
-            curl_easy_setopt(x->easy, CURLOPT_POSTFIELDSIZE_LARGE,
-                             (curl_off_t) r->req_body_len);
-            curl_easy_setopt(x->easy, CURLOPT_POSTFIELDS,
-                             r->req_body ? (const char *) r->req_body : "");
-        }
-
-        curl_easy_setopt(x->easy, CURLOPT_CUSTOMREQUEST, m);
-    }
+    shadow_set_method(x->easy, r);
 
     if (curl_multi_add_handle(d->multi, x->easy) != CURLM_OK) {
         return SHADOW_ERROR;
