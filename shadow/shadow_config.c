@@ -149,6 +149,7 @@ shadow_config_key(bson_iter_t *it, shadow_config_t *cfg, shadow_error_t *err)
     SHADOW_CFG_INT("window_mb", window_mb, 1, 1 << 20)
     SHADOW_CFG_INT("retry_backoff_max_ms", backoff_max_ms, 1, 3600000)
     SHADOW_CFG_INT("max_wait_ms", max_wait_ms, 0, 2000000000)
+    SHADOW_CFG_INT("nice", nice, 0, 19)
     SHADOW_CFG_STR("dead_letter", dead_letter)
 
     if (strcmp(k, "replay") == 0) {
@@ -470,6 +471,7 @@ shadow_config_load(const char *path, shadow_config_t *cfg,
     cfg->body_limit = 1024 * 1024;
     cfg->backoff_max_ms = 5000;
     cfg->max_wait_ms = 0;
+    cfg->nice = 10;
     cfg->replay_default = SHADOW_REPLAY_APPLIED;
 
     f = fopen(path, "re");

@@ -31,9 +31,13 @@
  * replaying them).
  */
 
+#include <sys/resource.h>
+
 #include "shadow/shadow_engine.h"
 
 
+static void shadow_set_nice(shadow_daemon_t *d);
+static double shadow_cpu_seconds(void);
 static void shadow_advance(shadow_daemon_t *d, int force);
 static void shadow_delete_consumed(shadow_daemon_t *d);
 static void shadow_publish(shadow_daemon_t *d);
@@ -66,6 +70,50 @@ shadow_log(shadow_daemon_t *d, int level, const char *fmt, ...)
 
 
 /*
+ * A background replayer yields the CPU to the gateway it shares the
+ * machine with.  Niceness is per thread on Linux: set first, threads
+ * started later inherit it.  A failure (lowering it unprivileged) is
+ * worth a warning, not a stop.
+ */
+static void
+shadow_set_nice(shadow_daemon_t *d)
+{
+    int  was;
+
+    errno = 0;
+    was = getpriority(PRIO_PROCESS, 0);
+    if (errno != 0) {
+        was = 0;
+    }
+
+    if (setpriority(PRIO_PROCESS, 0, d->cfg->nice) == -1) {
+        shadow_log(d, SHADOW_LOG_WARN, "cannot set niceness %d (it stays "
+                   "%d): %s", d->cfg->nice, was, strerror(errno));
+        d->stats.nice = was;
+        return;
+    }
+
+    d->stats.nice = d->cfg->nice;
+    shadow_log(d, SHADOW_LOG_INFO, "niceness %d (was %d)", d->cfg->nice,
+               was);
+}
+
+
+static double
+shadow_cpu_seconds(void)
+{
+    struct rusage  ru;
+
+    if (getrusage(RUSAGE_SELF, &ru) == -1) {
+        return 0;
+    }
+
+    return ru.ru_utime.tv_sec + ru.ru_stime.tv_sec
+           + (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
+
+/*
  * Kept whole (past 80 lines): every handle is made in order and freed on
  * one cleanup path.
  */
@@ -86,6 +134,10 @@ shadow_daemon_new(const shadow_config_t *cfg, shadow_log_pt log,
 
     d->cfg = cfg;
     d->log = log;
+    d->epfd = -1;
+
+    /* before any thread starts (metrics, resolver): they inherit it */
+    shadow_set_nice(d);
 
     rc = shadow_checkpoint_read(cfg->checkpoint, &pos, err);
     if (rc == SHADOW_ERROR) {
@@ -129,8 +181,7 @@ shadow_daemon_new(const shadow_config_t *cfg, shadow_log_pt log,
     }
 
     d->multi = curl_multi_init();
-    d->pool = calloc(cfg->concurrency, sizeof(CURL *));
-    if (d->multi == NULL || d->pool == NULL) {
+    if (d->multi == NULL || shadow_curl_setup(d) != SHADOW_OK) {
         shadow_error_set(err, SHADOW_ERROR, "cannot set up libcurl");
         goto failed;
     }
@@ -173,9 +224,7 @@ failed:
 void
 shadow_daemon_free(shadow_daemon_t *d)
 {
-    int             i;
     shadow_item_t  *it, *next;
-    shadow_keyq_t  *kq, *kn;
 
     if (d == NULL) {
         return;
@@ -196,21 +245,17 @@ shadow_daemon_free(shadow_daemon_t *d)
 
     shadow_dl_free(d->dl);
 
-    for (i = 0; i < SHADOW_KEY_BUCKETS; i++) {
-        for (kq = d->keys[i]; kq; kq = kn) {
-            kn = kq->hnext;
-            free(kq);
-        }
-    }
-
-    for (i = 0; i < d->npool; i++) {
-        curl_easy_cleanup(d->pool[i]);
-    }
-
-    free(d->pool);
+    shadow_keys_free(d);
+    shadow_items_free(d);
+    free(d->ph);
+    free(d->ph_buf);
 
     if (d->multi != NULL) {
         curl_multi_cleanup(d->multi);
+    }
+
+    if (d->epfd != -1) {
+        close(d->epfd);
     }
 
     compare_store_free(d->store);
@@ -327,6 +372,7 @@ shadow_publish(shadow_daemon_t *d)
     }
 
     d->stats.store_pending = compare_store_pending(d->store);
+    d->stats.cpu_seconds = shadow_cpu_seconds();
     d->stats.oldest_wait_seconds = d->wait_head
         ? (shadow_mono_ms() - d->wait_head->first_fail_ms) / 1000.0 : 0;
 
@@ -339,7 +385,7 @@ shadow_publish(shadow_daemon_t *d)
 int
 shadow_daemon_run(shadow_daemon_t *d, volatile sig_atomic_t *stop)
 {
-    int             still, wait_ms;
+    int             wait_ms;
     int64_t         last_publish = 0, now;
     shadow_item_t  *it;
 
@@ -350,7 +396,7 @@ shadow_daemon_run(shadow_daemon_t *d, volatile sig_atomic_t *stop)
     while (!*stop) {
         shadow_read_more(d);
         shadow_dispatch(d);
-        curl_multi_perform(d->multi, &still);
+        shadow_curl_timer(d);
         shadow_reap(d);
         shadow_dl_poll(d, 0);
         if (d->parking != NULL) {
@@ -383,15 +429,14 @@ shadow_daemon_run(shadow_daemon_t *d, volatile sig_atomic_t *stop)
             wait_ms = d->cfg->rate_limit > 0 ? 1 : 0;
         }
 
-        curl_multi_poll(d->multi, NULL, 0, wait_ms, NULL);
+        shadow_curl_wait(d, wait_ms);
     }
 
     /* abandon what is in flight: it is replayed after the restart */
     for (it = d->head; it; it = it->next) {
-        if (it->easy != NULL && it->state == SHADOW_ITEM_RUNNING) {
-            curl_multi_remove_handle(d->multi, it->easy);
-            curl_easy_cleanup(it->easy);
-            it->easy = NULL;
+        if (it->x != NULL && it->state == SHADOW_ITEM_RUNNING) {
+            curl_multi_remove_handle(d->multi, it->x->easy);
+            shadow_release_handle(d, it);
         }
     }
 

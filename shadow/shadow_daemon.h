@@ -58,6 +58,7 @@ typedef struct {
     size_t           body_limit;      /* shadow body kept for comparing */
     int              backoff_max_ms;  /* retry delay cap */
     int              max_wait_ms;     /* 0: a write waits for ever */
+    int              nice;            /* setpriority(2) at start, 0..19 */
     char            *dead_letter;     /* dead-letter directory */
     shadow_replay_rule_t  *replay;    /* first match wins */
     size_t           nreplay;

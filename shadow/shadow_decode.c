@@ -15,6 +15,11 @@
 #include "shadow/shadow_reader.h"
 
 
+/* A record has about twenty fields, each compared with the names until
+ * one matches: the first byte turns most strcmp(3) calls away. */
+#define SHADOW_KEY_IS(k, name)  ((k)[0] == (name)[0] && strcmp(k, name) == 0)
+
+
 static int shadow_decode_headers(bson_iter_t *it, cutover_header_t **out,
     size_t *n, shadow_error_t *err);
 static int shadow_decode_field(bson_iter_t *it, cutover_record_t *rec,
@@ -39,7 +44,7 @@ shadow_decode_headers(bson_iter_t *it, cutover_header_t **out, size_t *n,
     shadow_error_t *err)
 {
     size_t            cap = 0;
-    uint32_t          len;
+    uint32_t          len, end, alen, plen;
     bson_iter_t       arr, pair;
     cutover_header_t *h = NULL, *p;
 
@@ -48,14 +53,18 @@ shadow_decode_headers(bson_iter_t *it, cutover_header_t **out, size_t *n,
     }
 
     *n = 0;
+    end = arr.next_off;
+    alen = arr.len;
 
     while (bson_iter_next(&arr)) {
-        if (!BSON_ITER_HOLDS_ARRAY(&arr) || !bson_iter_recurse(&arr, &pair)
-            || !bson_iter_next(&pair) || !BSON_ITER_HOLDS_UTF8(&pair))
-        {
-            free(h);
-            return shadow_error_set(err, SHADOW_ERROR,
-                                    "headers: not a [name, value] pair");
+        end = arr.next_off;
+        if (!BSON_ITER_HOLDS_ARRAY(&arr) || !bson_iter_recurse(&arr, &pair)) {
+            goto not_a_pair;
+        }
+
+        plen = pair.len;
+        if (!bson_iter_next(&pair) || !BSON_ITER_HOLDS_UTF8(&pair)) {
+            goto not_a_pair;
         }
 
         if (*n == cap) {
@@ -72,10 +81,11 @@ shadow_decode_headers(bson_iter_t *it, cutover_header_t **out, size_t *n,
         h[*n].name.data = bson_iter_utf8(&pair, &len);
         h[*n].name.len = len;
 
-        if (!bson_iter_next(&pair) || !BSON_ITER_HOLDS_UTF8(&pair)) {
-            free(h);
-            return shadow_error_set(err, SHADOW_ERROR,
-                                    "headers: not a [name, value] pair");
+        /* the value, and nothing after it up to the pair's closing NUL */
+        if (!bson_iter_next(&pair) || !BSON_ITER_HOLDS_UTF8(&pair)
+            || pair.next_off + 1 != plen)
+        {
+            goto not_a_pair;
         }
 
         h[*n].value.data = bson_iter_utf8(&pair, &len);
@@ -83,8 +93,20 @@ shadow_decode_headers(bson_iter_t *it, cutover_header_t **out, size_t *n,
         (*n)++;
     }
 
+    /* as for the record: whole only up to the array's closing NUL */
+    if (end + 1 != alen) {
+        free(h);
+        return shadow_error_set(err, SHADOW_ERROR, "headers: damaged");
+    }
+
     *out = h;
     return SHADOW_OK;
+
+not_a_pair:
+
+    free(h);
+    return shadow_error_set(err, SHADOW_ERROR,
+                            "headers: not a [name, value] pair");
 }
 
 
@@ -97,13 +119,13 @@ shadow_decode_field(bson_iter_t *it, cutover_record_t *rec,
     const char     *k = bson_iter_key(it);
     const uint8_t  *bin;
 
-    if (strcmp(k, "req_headers") == 0) {
+    if (SHADOW_KEY_IS(k, "req_headers")) {
         return shadow_decode_headers(it, (cutover_header_t **)
                                      &rec->req_headers, &rec->n_req_headers,
                                      err);
     }
 
-    if (strcmp(k, "resp_headers") == 0) {
+    if (SHADOW_KEY_IS(k, "resp_headers")) {
         return shadow_decode_headers(it, (cutover_header_t **)
                                      &rec->resp_headers,
                                      &rec->n_resp_headers, err);
@@ -111,11 +133,11 @@ shadow_decode_field(bson_iter_t *it, cutover_record_t *rec,
 
     if (BSON_ITER_HOLDS_BINARY(it)) {
         bson_iter_binary(it, &sub, &len, &bin);
-        if (strcmp(k, "req_body") == 0) {
+        if (SHADOW_KEY_IS(k, "req_body")) {
             rec->req_body = bin;
             rec->req_body_len = len;
 
-        } else if (strcmp(k, "resp_body") == 0) {
+        } else if (SHADOW_KEY_IS(k, "resp_body")) {
             rec->resp_body = bin;
             rec->resp_body_len = len;
         }
@@ -124,7 +146,7 @@ shadow_decode_field(bson_iter_t *it, cutover_record_t *rec,
     }
 
 #define SHADOW_STR_FIELD(f)                                                 \
-    if (strcmp(k, #f) == 0) {                                               \
+    if (SHADOW_KEY_IS(k, #f)) {                                             \
         shadow_decode_str(it, &rec->f);                                     \
         return SHADOW_OK;                                                   \
     }
@@ -141,25 +163,25 @@ shadow_decode_field(bson_iter_t *it, cutover_record_t *rec,
     SHADOW_STR_FIELD(resp_sha256)
     SHADOW_STR_FIELD(content_type)
 
-    if (strcmp(k, "time_us") == 0) {
+    if (SHADOW_KEY_IS(k, "time_us")) {
         rec->time_us = bson_iter_as_int64(it);
 
-    } else if (strcmp(k, "version") == 0) {
+    } else if (SHADOW_KEY_IS(k, "version")) {
         rec->version = bson_iter_as_int64(it);
 
-    } else if (strcmp(k, "bucket") == 0) {
+    } else if (SHADOW_KEY_IS(k, "bucket")) {
         rec->bucket = (int32_t) bson_iter_as_int64(it);
 
-    } else if (strcmp(k, "status") == 0) {
+    } else if (SHADOW_KEY_IS(k, "status")) {
         rec->status = (int32_t) bson_iter_as_int64(it);
 
-    } else if (strcmp(k, "resp_body_len") == 0) {
+    } else if (SHADOW_KEY_IS(k, "resp_body_len")) {
         rec->resp_body_total = bson_iter_as_int64(it);
 
-    } else if (strcmp(k, "resp_truncated") == 0) {
+    } else if (SHADOW_KEY_IS(k, "resp_truncated")) {
         rec->resp_truncated = bson_iter_as_bool(it);
 
-    } else if (strcmp(k, "upstream_ms") == 0) {
+    } else if (SHADOW_KEY_IS(k, "upstream_ms")) {
         rec->upstream_ms = bson_iter_as_double(it);
     }
 
@@ -172,24 +194,35 @@ shadow_record_decode(const uint8_t *payload, size_t len,
     cutover_record_t *rec, shadow_error_t *err)
 {
     bson_t       b;
-    size_t       off;
+    uint32_t     end;
     bson_iter_t  it;
 
     memset(rec, 0, sizeof(*rec));
 
-    if (!bson_init_static(&b, payload, len)
-        || !bson_validate(&b, BSON_VALIDATE_NONE, &off)
-        || !bson_iter_init(&it, &b))
-    {
+    /* no bson_validate(): it walks the record once more and checks every
+     * key's UTF-8 (none is needed here); the iterator checks each
+     * element's bounds, and the record is whole only when the last
+     * element ends at the document's closing NUL */
+    if (!bson_init_static(&b, payload, len) || !bson_iter_init(&it, &b)) {
         return shadow_error_set(err, SHADOW_ERROR, "record is not a valid "
                                 "BSON document");
     }
 
+    end = it.next_off;
+
     while (bson_iter_next(&it)) {
+        end = it.next_off;
         if (shadow_decode_field(&it, rec, err) != SHADOW_OK) {
             shadow_record_clear(rec);
             return SHADOW_ERROR;
         }
+    }
+
+    if (end + 1 != len) {
+        shadow_record_clear(rec);
+        return shadow_error_set(err, SHADOW_ERROR, "record is not a valid "
+                                "BSON document (damaged at offset %u)",
+                                (unsigned) end);
     }
 
     if (rec->id.len == 0 || rec->method.len == 0 || rec->uri.len == 0) {

@@ -30,7 +30,16 @@
 #include "shadow/shadow_metrics.h"
 
 
+/* the key table starts with this many buckets and doubles past one key
+ * a bucket, so a lookup stays O(1) however many keys wait */
 #define SHADOW_KEY_BUCKETS  4096
+/* idle key queues, items and buffers kept for reuse, at most */
+#define SHADOW_FREE_KEYS    4096
+#define SHADOW_FREE_ITEMS   1024
+/* key bytes of a reusable key queue (longer keys are allocated apart) */
+#define SHADOW_KEY_SMALL    64
+/* a payload buffer larger than this is not kept for reuse */
+#define SHADOW_REUSE_MAX    65536
 
 typedef enum {
     SHADOW_ITEM_QUEUED = 0,
@@ -50,6 +59,7 @@ typedef enum {
 
 typedef struct shadow_keyq_s  shadow_keyq_t;
 typedef struct shadow_item_s  shadow_item_t;
+typedef struct shadow_xfer_s  shadow_xfer_t;
 
 typedef struct {
     uint8_t  *data;
@@ -59,6 +69,32 @@ typedef struct {
     size_t    limit;        /* bytes kept for comparing */
     void     *sha;          /* EVP_MD_CTX over the whole body */
 } shadow_buf_t;
+
+/*
+ * What a replay in flight needs, kept in a pool for the next one (so a
+ * record costs no allocation here once the pool is warm): the easy handle,
+ * the URL, the request's header lines (with our own curl_slist over them),
+ * the response's body and header lines.
+ */
+struct shadow_xfer_s {
+    shadow_xfer_t         *next;        /* the pool */
+    CURL                  *easy;
+    char                  *url;
+    size_t                 url_cap;
+    char                  *hbuf;        /* request header lines */
+    size_t                 hbuf_cap;
+    struct curl_slist     *hlist;       /* over hbuf; not curl's to free */
+    size_t                 hlist_cap;
+    shadow_buf_t           body;
+    char                  *rbuf;        /* response header lines, each */
+    size_t                 rbuf_len;    /* ended by a NUL */
+    size_t                 rbuf_cap;
+    size_t                *roff;        /* where each line starts */
+    const char           **rptr;        /* the lines, filled for compare/ */
+    size_t                 rptr_cap;
+    size_t                 nresp;
+    size_t                 resp_cap;
+};
 
 struct shadow_item_s {
     shadow_item_t         *next;        /* log order */
@@ -84,20 +120,21 @@ struct shadow_item_s {
     const char            *park_reason;
     int64_t                first_fail_ms;
     int64_t                retry_at_ms;
-    CURL                  *easy;
-    struct curl_slist     *hdrs;
-    shadow_buf_t           body;
-    char                 **resp_hdrs;
-    size_t                 n_resp_hdrs;
+    uint32_t               payload_cap;
+    shadow_xfer_t         *x;           /* from its start to its end */
+    int                    have_hdrs;   /* x's request headers are its */
     int                    status;
     double                 ms;
     char                   errbuf[CURL_ERROR_SIZE];
-    char                  *ctype;
+    const char            *ctype;       /* curl's, while x is held */
     compare_result_t      *result;
 };
 
 struct shadow_keyq_s {
-    shadow_keyq_t  *hnext;
+    shadow_keyq_t  *hnext;      /* same bucket, or the free list */
+    shadow_keyq_t **hprev;      /* what points at it in its bucket */
+    uint32_t        hash;
+    int             small;      /* SHADOW_KEY_SMALL key bytes: reusable */
     shadow_keyq_t  *rnext;
     shadow_keyq_t  *pnext;      /* parked keys */
     shadow_item_t  *head;
@@ -120,6 +157,8 @@ struct shadow_daemon_s {
     compare_rules_t        *rules;
     compare_store_t        *store;
     CURLM                  *multi;
+    int                     epfd;       /* the sockets curl watches */
+    int64_t                 curl_due_ms; /* curl's timer, -1: none */
     shadow_metrics_t       *metrics;
     shadow_stats_t          stats;
 
@@ -132,12 +171,22 @@ struct shadow_daemon_s {
     shadow_item_t          *done_list;
     shadow_item_t          *backoff;
 
-    shadow_keyq_t          *keys[SHADOW_KEY_BUCKETS];
+    shadow_keyq_t         **keys;       /* nkeys_cap buckets, or NULL */
+    size_t                  nkeys;
+    size_t                  nkeys_cap;
+    shadow_keyq_t          *free_keys;
+    long                    nfree_keys;
     shadow_keyq_t          *ready_head;
     shadow_keyq_t          *ready_tail;
 
-    CURL                  **pool;
-    int                     npool;
+    shadow_xfer_t          *pool;
+    long                    npool;
+    shadow_item_t          *free_items;
+    long                    nfree_items;
+    const char            **ph;         /* scratch: primary header lines */
+    size_t                  ph_cap;
+    char                   *ph_buf;
+    size_t                  ph_buf_cap;
 
     shadow_pos_t            ckpt;       /* last written */
     uint64_t                deleted_below;
@@ -172,16 +221,24 @@ void shadow_read_more(shadow_daemon_t *d);
 void shadow_keyq_enqueue(shadow_daemon_t *d, shadow_keyq_t *kq,
     shadow_item_t *it);
 void shadow_done(shadow_daemon_t *d, shadow_item_t *it);
+shadow_item_t *shadow_item_new(shadow_daemon_t *d, const uint8_t *payload,
+    uint32_t len);
 void shadow_item_free(shadow_daemon_t *d, shadow_item_t *it);
+void shadow_items_free(shadow_daemon_t *d);
 void shadow_keyq_drop(shadow_daemon_t *d, shadow_keyq_t *kq);
 shadow_keyq_t *shadow_keyq_get(shadow_daemon_t *d, const char *key,
     size_t len);
 void shadow_keyq_ready(shadow_daemon_t *d, shadow_keyq_t *kq);
+void shadow_keys_free(shadow_daemon_t *d);
 void shadow_dispatch(shadow_daemon_t *d);
 void shadow_reset_response(shadow_item_t *it);
 void shadow_reap(shadow_daemon_t *d);
+int shadow_curl_setup(shadow_daemon_t *d);
+void shadow_curl_timer(shadow_daemon_t *d);
+void shadow_curl_wait(shadow_daemon_t *d, int wait_ms);
 void shadow_wait_clear(shadow_daemon_t *d, shadow_item_t *it);
 void shadow_release_handle(shadow_daemon_t *d, shadow_item_t *it);
+void shadow_xfer_free(shadow_xfer_t *x);
 void shadow_park_key(shadow_daemon_t *d, shadow_item_t *it);
 void shadow_park_item(shadow_daemon_t *d, shadow_item_t *it,
     const char *reason);

@@ -189,7 +189,14 @@ shadow_metrics_render_outcomes(const shadow_stats_t *s, char *buf,
         "# HELP cutover_shadow_oldest_wait_seconds Time since the first "
         "failed attempt of the oldest record still waiting.\n"
         "# TYPE cutover_shadow_oldest_wait_seconds gauge\n"
-        "cutover_shadow_oldest_wait_seconds %.3f\n",
+        "cutover_shadow_oldest_wait_seconds %.3f\n"
+        "# HELP cutover_shadow_process_cpu_seconds_total User and system "
+        "CPU time the daemon has used.\n"
+        "# TYPE cutover_shadow_process_cpu_seconds_total counter\n"
+        "cutover_shadow_process_cpu_seconds_total %.3f\n"
+        "# HELP cutover_shadow_nice The daemon's scheduling niceness.\n"
+        "# TYPE cutover_shadow_nice gauge\n"
+        "cutover_shadow_nice %d\n",
         (unsigned long long) s->primary_refused,
         (unsigned long long) s->indeterminate,
         (unsigned long long) s->dead_lettered,
@@ -197,7 +204,7 @@ shadow_metrics_render_outcomes(const shadow_stats_t *s, char *buf,
         (unsigned long long) s->corrupt_records,
         (long long) s->parked_keys, (long long) s->parking,
         (long long) s->retrying,
-        s->oldest_wait_seconds);
+        s->oldest_wait_seconds, s->cpu_seconds, s->nice);
 
     shadow_metrics_add(buf, cap, &len,
         "# HELP cutover_shadow_retrying_by_reason Records waiting for "

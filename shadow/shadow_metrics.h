@@ -67,6 +67,8 @@ typedef struct {
     uint64_t  store_pending;
     uint64_t  ckpt_seq;
     uint64_t  ckpt_off;
+    double    cpu_seconds;      /* the daemon's own user + system CPU */
+    int       nice;             /* its scheduling niceness */
     unsigned             nzones;
     shadow_zone_stats_t  zones[SHADOW_STATS_ZONES];
     shadow_guard_stats_t guard;

@@ -222,15 +222,12 @@ shadow_dl_load_entry(void *ctx, const shadow_dl_entry_t *e)
     shadow_daemon_t  *d = ctx;
 
     kq = shadow_keyq_get(d, e->key, e->key_len);
-    it = calloc(1, sizeof(*it));
-    if (kq == NULL || it == NULL || (it->payload = malloc(e->len)) == NULL) {
-        free(it);
+    it = kq ? shadow_item_new(d, e->payload, e->len) : NULL;
+    if (it == NULL) {
         shadow_log(d, SHADOW_LOG_ERR, "out of memory loading dead letters");
         return 1;
     }
 
-    memcpy(it->payload, e->payload, e->len);
-    it->len = e->len;
     it->from_dl = 1;
 
     if (shadow_record_decode(it->payload, it->len, &it->rec, &err)
@@ -238,8 +235,7 @@ shadow_dl_load_entry(void *ctx, const shadow_dl_entry_t *e)
     {
         shadow_log(d, SHADOW_LOG_WARN, "dead letter of key \"%s\" skipped: "
                    "%s", kq->key, err.message);
-        free(it->payload);
-        free(it);
+        shadow_item_free(d, it);
         return 0;
     }
 

@@ -1,14 +1,24 @@
 /*
  * shadow_replay: the replay client: ready keys take turns, a record goes
- * to the other side over libcurl's multi interface, and a write the
- * other side could not take waits out a capped, jittered backoff.
+ * to the other side over libcurl's multi interface (pooled transfers,
+ * sockets watched with epoll), and a write the other side could not take
+ * waits out a capped, jittered backoff.
  */
+
+#include <sys/epoll.h>
 
 #include "shadow/shadow_engine.h"
 
 
 static int shadow_hop_by_hop(const cutover_str_t *name);
-static struct curl_slist *shadow_request_headers(const cutover_record_t *r);
+static int shadow_reserve(void *buf, size_t *cap, size_t need, size_t size);
+static char *shadow_line(char *p, const char *a, size_t alen, const char *sep,
+    size_t slen, const char *b, size_t blen);
+static size_t shadow_headers_measure(const cutover_record_t *r,
+    const cutover_str_t **key, int *have_ctype, size_t *n);
+static int shadow_request_headers(shadow_xfer_t *x, const cutover_record_t *r);
+static shadow_xfer_t *shadow_xfer_get(shadow_daemon_t *d);
+static void shadow_set_method(CURL *easy, const cutover_record_t *r);
 static int shadow_start(shadow_daemon_t *d, shadow_item_t *it);
 static size_t shadow_on_body(char *p, size_t size, size_t n, void *ctx);
 static size_t shadow_on_header(char *p, size_t size, size_t n, void *ctx);
@@ -17,6 +27,132 @@ static int shadow_retry_transient(int reason);
 static void shadow_wait_set(shadow_daemon_t *d, shadow_item_t *it, int reason);
 static void shadow_key_next(shadow_daemon_t *d, shadow_keyq_t *kq);
 static void shadow_finish(shadow_daemon_t *d, shadow_item_t *it, CURLcode cc);
+static int shadow_on_socket(CURL *easy, curl_socket_t s, int what,
+    void *ctx, void *sp);
+static int shadow_on_timer(CURLM *multi, long ms, void *ctx);
+
+
+/* ---- the wake-ups ----------------------------------------------------- */
+
+/*
+ * curl tells which sockets to watch and when its next timeout is; epoll
+ * wakes the loop for those sockets only, and curl_multi_socket_action()
+ * handles only the transfer whose socket is ready, so a wake-up costs the
+ * same with 256 replays waiting on a slow side as with one.
+ */
+int
+shadow_curl_setup(shadow_daemon_t *d)
+{
+    d->curl_due_ms = -1;
+    d->epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (d->epfd == -1) {
+        return SHADOW_ERROR;
+    }
+
+    curl_multi_setopt(d->multi, CURLMOPT_SOCKETFUNCTION, shadow_on_socket);
+    curl_multi_setopt(d->multi, CURLMOPT_SOCKETDATA, d);
+    curl_multi_setopt(d->multi, CURLMOPT_TIMERFUNCTION, shadow_on_timer);
+    curl_multi_setopt(d->multi, CURLMOPT_TIMERDATA, d);
+    return SHADOW_OK;
+}
+
+
+/* curl remembers for us what a socket is watched for (its socketp, the
+ * events + 1): an unchanged one costs no epoll_ctl(2). */
+static int
+shadow_on_socket(CURL *easy, curl_socket_t s, int what, void *ctx, void *sp)
+{
+    int                  op;
+    shadow_daemon_t     *d = ctx;
+    struct epoll_event   ev;
+
+    (void) easy;
+
+    if (what == CURL_POLL_REMOVE) {
+        /* a socket already closed has left the set by itself */
+        epoll_ctl(d->epfd, EPOLL_CTL_DEL, s, NULL);
+        return 0;
+    }
+
+    if ((intptr_t) sp == what + 1) {
+        return 0;
+    }
+
+    memset(&ev, 0, sizeof(ev));
+    ev.events = ((what & CURL_POLL_IN) ? EPOLLIN : 0)
+                | ((what & CURL_POLL_OUT) ? EPOLLOUT : 0);
+    ev.data.fd = s;
+    op = sp == NULL ? EPOLL_CTL_ADD : EPOLL_CTL_MOD;
+
+    if (epoll_ctl(d->epfd, op, s, &ev) == -1
+        && (errno != (op == EPOLL_CTL_ADD ? EEXIST : ENOENT)
+            || epoll_ctl(d->epfd, op == EPOLL_CTL_ADD ? EPOLL_CTL_MOD
+                                                      : EPOLL_CTL_ADD,
+                         s, &ev)
+               == -1))
+    {
+        shadow_log(d, SHADOW_LOG_ERR, "epoll_ctl(%d): %s", (int) s,
+                   strerror(errno));
+        return -1;
+    }
+
+    curl_multi_assign(d->multi, s, (void *) (intptr_t) (what + 1));
+    return 0;
+}
+
+
+static int
+shadow_on_timer(CURLM *multi, long ms, void *ctx)
+{
+    shadow_daemon_t  *d = ctx;
+
+    (void) multi;
+    d->curl_due_ms = ms < 0 ? -1 : shadow_mono_ms() + ms;
+    return 0;
+}
+
+
+/* curl's timeout, when due: new transfers start, timed out ones end. */
+void
+shadow_curl_timer(shadow_daemon_t *d)
+{
+    int  still;
+
+    if (d->curl_due_ms >= 0 && shadow_mono_ms() >= d->curl_due_ms) {
+        d->curl_due_ms = -1;
+        curl_multi_socket_action(d->multi, CURL_SOCKET_TIMEOUT, 0, &still);
+    }
+}
+
+
+/* Sleeps up to wait_ms (less when curl's timer is due sooner) and hands
+ * each ready socket to curl. */
+void
+shadow_curl_wait(shadow_daemon_t *d, int wait_ms)
+{
+    int                 i, n, still, mask;
+    int64_t             left;
+    struct epoll_event  ev[64];
+
+    if (d->curl_due_ms >= 0) {
+        left = d->curl_due_ms - shadow_mono_ms();
+        if (left < wait_ms) {
+            wait_ms = left < 0 ? 0 : (int) left;
+        }
+    }
+
+    n = epoll_wait(d->epfd, ev, 64, wait_ms);
+
+    for (i = 0; i < n; i++) {
+        mask = ((ev[i].events & EPOLLIN) ? CURL_CSELECT_IN : 0)
+               | ((ev[i].events & EPOLLOUT) ? CURL_CSELECT_OUT : 0)
+               | ((ev[i].events & (EPOLLERR | EPOLLHUP))
+                  ? CURL_CSELECT_ERR : 0);
+        curl_multi_socket_action(d->multi, ev[i].data.fd, mask, &still);
+    }
+
+    shadow_curl_timer(d);
+}
 
 
 /* ---- replaying -------------------------------------------------------- */
@@ -82,18 +218,27 @@ shadow_dispatch(shadow_daemon_t *d)
 static int
 shadow_hop_by_hop(const cutover_str_t *name)
 {
-    size_t              i;
-    static const char  *drop[] = {
-        "connection", "keep-alive", "proxy-authenticate",
-        "proxy-authorization", "proxy-connection", "te", "trailer",
-        "trailers", "transfer-encoding", "upgrade", "host",
-        "content-length", "expect", "idempotency-key",
-        "x-cutover-request-id", "x-cutover-replay", NULL
-    };
+    size_t  i;
 
-    for (i = 0; drop[i]; i++) {
-        if (strlen(drop[i]) == name->len
-            && strncasecmp(drop[i], name->data, name->len) == 0)
+#define SHADOW_DROP(s)  { s, sizeof(s) - 1 }
+    static const struct {
+        const char  *name;
+        size_t       len;
+    } drop[] = {
+        SHADOW_DROP("connection"), SHADOW_DROP("keep-alive"),
+        SHADOW_DROP("proxy-authenticate"), SHADOW_DROP("proxy-authorization"),
+        SHADOW_DROP("proxy-connection"), SHADOW_DROP("te"),
+        SHADOW_DROP("trailer"), SHADOW_DROP("trailers"),
+        SHADOW_DROP("transfer-encoding"), SHADOW_DROP("upgrade"),
+        SHADOW_DROP("host"), SHADOW_DROP("content-length"),
+        SHADOW_DROP("expect"), SHADOW_DROP("idempotency-key"),
+        SHADOW_DROP("x-cutover-request-id"), SHADOW_DROP("x-cutover-replay")
+    };
+#undef SHADOW_DROP
+
+    for (i = 0; i < sizeof(drop) / sizeof(drop[0]); i++) {
+        if (drop[i].len == name->len
+            && strncasecmp(drop[i].name, name->data, name->len) == 0)
         {
             return 1;
         }
@@ -103,159 +248,293 @@ shadow_hop_by_hop(const cutover_str_t *name)
 }
 
 
-/*
- * The replay's headers: the recorded ones minus hop-by-hop, plus ours. Kept
- * whole: the list is built in one pass.
- */
-static struct curl_slist *
-shadow_request_headers(const cutover_record_t *r)
+/* Grows *buf to hold need bytes; keeps what it holds. */
+static int
+shadow_reserve(void *buf, size_t *cap, size_t need, size_t size)
 {
-    char                line[128], *hl;
-    size_t              i;
-    int                 have_ctype = 0;
-    struct curl_slist  *h = NULL, *n;
-    const cutover_str_t *key = &r->id;
+    void    *p;
+    size_t   n = *cap ? *cap : 16;
+
+    if (need <= *cap) {
+        return SHADOW_OK;
+    }
+
+    while (n < need) {
+        n *= 2;
+    }
+
+    p = realloc(*(void **) buf, n * size);
+    if (p == NULL) {
+        return SHADOW_ERROR;
+    }
+
+    *(void **) buf = p;
+    *cap = n;
+    return SHADOW_OK;
+}
+
+
+static char *
+shadow_line(char *p, const char *a, size_t alen, const char *sep,
+    size_t slen, const char *b, size_t blen)
+{
+    memcpy(p, a, alen);
+    memcpy(p + alen, sep, slen);
+    memcpy(p + alen + slen, b, blen);
+    p[alen + slen + blen] = '\0';
+    return p + alen + slen + blen + 1;
+}
+
+
+/*
+ * What the replay's header lines need: their bytes (the recorded headers
+ * minus hop-by-hop, plus ours), how many lines, which Idempotency-Key and
+ * whether a Content-Type is among them.
+ */
+static size_t
+shadow_headers_measure(const cutover_record_t *r, const cutover_str_t **key,
+    int *have_ctype, size_t *n)
+{
+    size_t                i, need = 0;
+    const cutover_str_t  *nm, *v;
+
+    *key = &r->id;
+    *have_ctype = 0;
+    *n = 5;
 
     for (i = 0; i < r->n_req_headers; i++) {
+        nm = &r->req_headers[i].name;
+        v = &r->req_headers[i].value;
+
         /* the primary deduped by the client's own key when it sent one
          * (the gateway forwards it): the shadow must use the same */
-        if (r->req_headers[i].name.len == 15
-            && strncasecmp(r->req_headers[i].name.data, "idempotency-key", 15)
-               == 0
-            && r->req_headers[i].value.len > 0)
+        if (nm->len == 15 && strncasecmp(nm->data, "idempotency-key", 15)
+                             == 0
+            && v->len > 0)
         {
-            key = &r->req_headers[i].value;
+            *key = v;
         }
 
-        if (shadow_hop_by_hop(&r->req_headers[i].name)) {
+        if (shadow_hop_by_hop(nm)) {
             continue;
         }
 
-        if (r->req_headers[i].name.len == 12
-            && strncasecmp(r->req_headers[i].name.data, "content-type", 12)
-               == 0)
+        if (nm->len == 12 && strncasecmp(nm->data, "content-type", 12) == 0)
         {
-            have_ctype = 1;
+            *have_ctype = 1;
         }
 
-        /* "Name;" is how curl sends a header with an empty value */
-        if (asprintf(&hl, r->req_headers[i].value.len ? "%.*s: %.*s"
-                                                      : "%.*s;%.*s",
-                     (int) r->req_headers[i].name.len,
-                     r->req_headers[i].name.data,
-                     (int) r->req_headers[i].value.len,
-                     r->req_headers[i].value.data ? r->req_headers[i].value.data
-                                                  : "")
-            == -1)
-        {
-            curl_slist_free_all(h);
-            return NULL;
-        }
-
-        n = curl_slist_append(h, hl);
-        free(hl);
-        if (n == NULL) {
-            curl_slist_free_all(h);
-            return NULL;
-        }
-
-        h = n;
+        need += nm->len + 2 + v->len + 1;
+        (*n)++;
     }
 
-    if (asprintf(&hl, "Idempotency-Key: %.*s", (int) key->len, key->data)
-        == -1)
+    return need + sizeof("Idempotency-Key: ") + (*key)->len
+           + sizeof("X-Cutover-Request-Id: ") + r->id.len
+           + sizeof("X-Cutover-Replay: 1") + sizeof("Expect:")
+           + sizeof("Content-Type:");
+}
+
+
+/*
+ * The replay's headers as lines in x->hbuf with our own curl_slist over
+ * them (x->hlist): no allocation once the buffers have grown.
+ */
+static int
+shadow_request_headers(shadow_xfer_t *x, const cutover_record_t *r)
+{
+    char                 *p;
+    size_t                i, n, need;
+    int                   have_ctype;
+    const cutover_str_t  *key, *nm, *v;
+
+    need = shadow_headers_measure(r, &key, &have_ctype, &n);
+
+    if (shadow_reserve(&x->hbuf, &x->hbuf_cap, need, 1) != SHADOW_OK
+        || shadow_reserve(&x->hlist, &x->hlist_cap, n,
+                          sizeof(struct curl_slist))
+           != SHADOW_OK)
     {
-        curl_slist_free_all(h);
-        return NULL;
+        return SHADOW_ERROR;
     }
 
-    n = curl_slist_append(h, hl);
-    free(hl);
-    if (n == NULL) {
-        curl_slist_free_all(h);
-        return NULL;
+    p = x->hbuf;
+    n = 0;
+
+    for (i = 0; i < r->n_req_headers; i++) {
+        nm = &r->req_headers[i].name;
+        v = &r->req_headers[i].value;
+
+        if (shadow_hop_by_hop(nm)) {
+            continue;
+        }
+
+        x->hlist[n++].data = p;
+        /* "Name;" is how curl sends a header with an empty value */
+        p = shadow_line(p, nm->data, nm->len, v->len ? ": " : ";",
+                        v->len ? 2 : 1, v->data ? v->data : "", v->len);
     }
 
-    h = n;
-    snprintf(line, sizeof(line), "X-Cutover-Request-Id: %s", r->id.data);
-    h = curl_slist_append(h, line);
-    h = curl_slist_append(h, "X-Cutover-Replay: 1");
+    x->hlist[n++].data = p;
+    p = shadow_line(p, "Idempotency-Key", 15, ": ", 2, key->data, key->len);
+    x->hlist[n++].data = p;
+    p = shadow_line(p, "X-Cutover-Request-Id", 20, ": ", 2, r->id.data,
+                    r->id.len);
+    x->hlist[n++].data = p;
+    p = shadow_line(p, "X-Cutover-Replay", 16, ": ", 2, "1", 1);
 
     /* no 100-continue round trip; no form content type made up by curl */
-    h = curl_slist_append(h, "Expect:");
-    n = have_ctype ? h : curl_slist_append(h, "Content-Type:");
+    x->hlist[n++].data = p;
+    p = shadow_line(p, "Expect", 6, ":", 1, "", 0);
+    if (!have_ctype) {
+        x->hlist[n++].data = p;
+        shadow_line(p, "Content-Type", 12, ":", 1, "", 0);
+    }
 
-    return n;
+    for (i = 0; i < n; i++) {
+        x->hlist[i].next = i + 1 < n ? &x->hlist[i + 1] : NULL;
+    }
+
+    return SHADOW_OK;
+}
+
+
+static shadow_xfer_t *
+shadow_xfer_get(shadow_daemon_t *d)
+{
+    shadow_xfer_t  *x = d->pool;
+
+    if (x != NULL) {
+        d->pool = x->next;
+        d->npool--;
+        return x;
+    }
+
+    x = calloc(1, sizeof(*x));
+    if (x == NULL || (x->easy = curl_easy_init()) == NULL) {
+        free(x);
+        return NULL;
+    }
+
+    /* what every replay shares; the rest is set per replay (the handle
+     * is not reset between replays: a reset costs more than the replay's
+     * own options) */
+    curl_easy_setopt(x->easy, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(x->easy, CURLOPT_TIMEOUT_MS, (long) d->cfg->timeout_ms);
+    curl_easy_setopt(x->easy, CURLOPT_WRITEFUNCTION, shadow_on_body);
+    curl_easy_setopt(x->easy, CURLOPT_HEADERFUNCTION, shadow_on_header);
+    return x;
+}
+
+
+void
+shadow_xfer_free(shadow_xfer_t *x)
+{
+    if (x == NULL) {
+        return;
+    }
+
+    curl_easy_cleanup(x->easy);
+    EVP_MD_CTX_free(x->body.sha);
+    free(x->url);
+    free(x->hbuf);
+    free(x->hlist);
+    free(x->body.data);
+    free(x->rbuf);
+    free(x->roff);
+    free(x->rptr);
+    free(x);
+}
+
+
+/* The method and body, from a clean GET whatever the handle's last
+ * replay was (it is not reset): no body, no HEAD, no custom method. */
+static void
+shadow_set_method(CURL *easy, const cutover_record_t *r)
+{
+    const char  *m = r->method.data;
+
+    curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t) -1);
+    curl_easy_setopt(easy, CURLOPT_POSTFIELDS, NULL);
+    curl_easy_setopt(easy, CURLOPT_NOBODY, 0L);
+    curl_easy_setopt(easy, CURLOPT_HTTPGET, 1L);
+    curl_easy_setopt(easy, CURLOPT_CUSTOMREQUEST, NULL);
+
+    if (strcmp(m, "GET") == 0 && r->req_body_len == 0) {
+        return;
+    }
+
+    if (strcmp(m, "HEAD") == 0) {
+        curl_easy_setopt(easy, CURLOPT_NOBODY, 1L);
+        return;
+    }
+
+    if (r->req_body_len > 0 || strcmp(m, "POST") == 0
+        || strcmp(m, "PUT") == 0 || strcmp(m, "PATCH") == 0)
+    {
+        curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE,
+                         (curl_off_t) r->req_body_len);
+        curl_easy_setopt(easy, CURLOPT_POSTFIELDS,
+                         r->req_body ? (const char *) r->req_body : "");
+    }
+
+    curl_easy_setopt(easy, CURLOPT_CUSTOMREQUEST, m);
 }
 
 
 static int
 shadow_start(shadow_daemon_t *d, shadow_item_t *it)
 {
-    char                   *url;
+    size_t                  blen;
     const char             *base;
+    shadow_xfer_t          *x;
     const cutover_record_t *r = &it->rec;
 
     base = (r->side.len == 3) ? d->cfg->legacy_url : d->cfg->new_url;
 
-    if (it->easy == NULL) {
-        it->easy = d->npool ? d->pool[--d->npool] : curl_easy_init();
-        if (it->easy == NULL) {
+    if (it->x == NULL) {
+        it->x = shadow_xfer_get(d);
+        if (it->x == NULL) {
             return SHADOW_ERROR;
         }
+
+        it->have_hdrs = 0;
     }
 
+    x = it->x;
     shadow_reset_response(it);
-    it->body.limit = d->cfg->body_limit;
-    curl_easy_reset(it->easy);
+    x->body.limit = d->cfg->body_limit;
     it->attempts++;
 
-    if (it->hdrs == NULL) {
-        it->hdrs = shadow_request_headers(r);
-        if (it->hdrs == NULL) {
+    if (!it->have_hdrs) {
+        if (shadow_request_headers(x, r) != SHADOW_OK) {
             return SHADOW_ERROR;
         }
+
+        it->have_hdrs = 1;
     }
 
     /* curl copies the URL */
-    if (asprintf(&url, "%s%s", base, r->uri.data) == -1) {
+    blen = strlen(base);
+    if (shadow_reserve(&x->url, &x->url_cap, blen + r->uri.len + 1, 1)
+        != SHADOW_OK)
+    {
         return SHADOW_ERROR;
     }
 
-    curl_easy_setopt(it->easy, CURLOPT_URL, url);
-    free(url);
-    curl_easy_setopt(it->easy, CURLOPT_HTTPHEADER, it->hdrs);
-    curl_easy_setopt(it->easy, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(it->easy, CURLOPT_TIMEOUT_MS, (long) d->cfg->timeout_ms);
-    curl_easy_setopt(it->easy, CURLOPT_WRITEFUNCTION, shadow_on_body);
-    curl_easy_setopt(it->easy, CURLOPT_WRITEDATA, it);
-    curl_easy_setopt(it->easy, CURLOPT_HEADERFUNCTION, shadow_on_header);
-    curl_easy_setopt(it->easy, CURLOPT_HEADERDATA, it);
-    curl_easy_setopt(it->easy, CURLOPT_PRIVATE, it);
-    curl_easy_setopt(it->easy, CURLOPT_ERRORBUFFER, it->errbuf);
+    memcpy(x->url, base, blen);
+    memcpy(x->url + blen, r->uri.data, r->uri.len + 1);
+
+    curl_easy_setopt(x->easy, CURLOPT_URL, x->url);
+    curl_easy_setopt(x->easy, CURLOPT_HTTPHEADER, x->hlist);
+    curl_easy_setopt(x->easy, CURLOPT_WRITEDATA, it);
+    curl_easy_setopt(x->easy, CURLOPT_HEADERDATA, it);
+    curl_easy_setopt(x->easy, CURLOPT_PRIVATE, it);
+    curl_easy_setopt(x->easy, CURLOPT_ERRORBUFFER, it->errbuf);
     it->errbuf[0] = '\0';
 
-    if (strcmp(r->method.data, "GET") == 0 && r->req_body_len == 0) {
-        curl_easy_setopt(it->easy, CURLOPT_HTTPGET, 1L);
+    shadow_set_method(x->easy, r);
 
-    } else if (strcmp(r->method.data, "HEAD") == 0) {
-        curl_easy_setopt(it->easy, CURLOPT_NOBODY, 1L);
-
-    } else {
-        if (r->req_body_len > 0 || strcmp(r->method.data, "POST") == 0
-            || strcmp(r->method.data, "PUT") == 0
-            || strcmp(r->method.data, "PATCH") == 0)
-        {
-            curl_easy_setopt(it->easy, CURLOPT_POSTFIELDSIZE_LARGE,
-                             (curl_off_t) r->req_body_len);
-            curl_easy_setopt(it->easy, CURLOPT_POSTFIELDS,
-                             r->req_body ? (const char *) r->req_body : "");
-        }
-
-        curl_easy_setopt(it->easy, CURLOPT_CUSTOMREQUEST, r->method.data);
-    }
-
-    if (curl_multi_add_handle(d->multi, it->easy) != CURLM_OK) {
+    if (curl_multi_add_handle(d->multi, x->easy) != CURLM_OK) {
         return SHADOW_ERROR;
     }
 
@@ -265,56 +544,63 @@ shadow_start(shadow_daemon_t *d, shadow_item_t *it)
 }
 
 
+/* The response is forgotten; the buffers stay with the transfer (a large
+ * body's buffer is let go). */
 void
 shadow_reset_response(shadow_item_t *it)
 {
-    size_t  i;
+    shadow_xfer_t  *x = it->x;
 
-    for (i = 0; i < it->n_resp_hdrs; i++) {
-        free(it->resp_hdrs[i]);
+    it->ctype = NULL;
+
+    if (x == NULL) {
+        return;
     }
 
-    free(it->resp_hdrs);
-    free(it->body.data);
-    EVP_MD_CTX_free(it->body.sha);
-    free(it->ctype);
-    it->resp_hdrs = NULL;
-    it->n_resp_hdrs = 0;
-    it->ctype = NULL;
-    memset(&it->body, 0, sizeof(it->body));
+    EVP_MD_CTX_free(x->body.sha);
+    if (x->body.cap > SHADOW_REUSE_MAX) {
+        free(x->body.data);
+        x->body.data = NULL;
+        x->body.cap = 0;
+    }
+
+    x->body.sha = NULL;
+    x->body.len = 0;
+    x->body.total = 0;
+    x->rbuf_len = 0;
+    x->nresp = 0;
 }
 
 
 static size_t
 shadow_on_body(char *p, size_t size, size_t n, void *ctx)
 {
-    size_t          len = size * n, keep, cap;
-    uint8_t        *np;
+    size_t          len = size * n, keep;
     shadow_item_t  *it = ctx;
+    shadow_buf_t   *b = &it->x->body;
 
     /* past the body limit only the hash and the length are kept: the
      * hash starts there, over the kept prefix first (a body held whole
      * needs none) */
-    it->body.total += len;
-    keep = it->body.len >= it->body.limit ? 0
-           : len < it->body.limit - it->body.len ? len
-           : it->body.limit - it->body.len;
+    b->total += len;
+    keep = b->len >= b->limit ? 0
+           : len < b->limit - b->len ? len
+           : b->limit - b->len;
 
     if (keep < len) {
-        if (it->body.sha == NULL) {
-            it->body.sha = EVP_MD_CTX_new();
-            if (it->body.sha == NULL
-                || !EVP_DigestInit_ex(it->body.sha, EVP_sha256(), NULL)
-                || !EVP_DigestUpdate(it->body.sha,
-                                     it->body.data ? it->body.data
-                                                   : (uint8_t *) "",
-                                     it->body.len))
+        if (b->sha == NULL) {
+            b->sha = EVP_MD_CTX_new();
+            if (b->sha == NULL
+                || !EVP_DigestInit_ex(b->sha, EVP_sha256(), NULL)
+                || !EVP_DigestUpdate(b->sha,
+                                     b->data ? b->data : (uint8_t *) "",
+                                     b->len))
             {
                 return 0;
             }
         }
 
-        if (!EVP_DigestUpdate(it->body.sha, p, len)) {
+        if (!EVP_DigestUpdate(b->sha, p, len)) {
             return 0;
         }
     }
@@ -323,23 +609,16 @@ shadow_on_body(char *p, size_t size, size_t n, void *ctx)
         return len;
     }
 
-    if (it->body.len + keep > it->body.cap) {
-        cap = it->body.cap ? it->body.cap * 2 : 4096;
-        while (cap < it->body.len + keep) {
-            cap *= 2;
-        }
-
-        np = realloc(it->body.data, cap);
-        if (np == NULL) {
-            return 0;
-        }
-
-        it->body.data = np;
-        it->body.cap = cap;
+    if (b->len + keep > b->cap
+        && shadow_reserve(&b->data, &b->cap,
+                          b->len + keep > 4096 ? b->len + keep : 4096, 1)
+           != SHADOW_OK)
+    {
+        return 0;
     }
 
-    memcpy(it->body.data + it->body.len, p, keep);
-    it->body.len += keep;
+    memcpy(b->data + b->len, p, keep);
+    b->len += keep;
     return len;
 }
 
@@ -347,17 +626,14 @@ shadow_on_body(char *p, size_t size, size_t n, void *ctx)
 static size_t
 shadow_on_header(char *p, size_t size, size_t n, void *ctx)
 {
-    size_t          len = size * n, i;
-    char          **nh, *h;
+    size_t          len = size * n;
     shadow_item_t  *it = ctx;
+    shadow_xfer_t  *x = it->x;
 
     if (len >= 5 && memcmp(p, "HTTP/", 5) == 0) {
         /* a new response (after 100 Continue): forget the old headers */
-        for (i = 0; i < it->n_resp_hdrs; i++) {
-            free(it->resp_hdrs[i]);
-        }
-
-        it->n_resp_hdrs = 0;
+        x->nresp = 0;
+        x->rbuf_len = 0;
         return len;
     }
 
@@ -369,18 +645,19 @@ shadow_on_header(char *p, size_t size, size_t n, void *ctx)
         return size * n;
     }
 
-    nh = realloc(it->resp_hdrs, (it->n_resp_hdrs + 1) * sizeof(char *));
-    if (nh == NULL) {
+    if (shadow_reserve(&x->roff, &x->resp_cap, x->nresp + 1,
+                       sizeof(size_t))
+        != SHADOW_OK
+        || shadow_reserve(&x->rbuf, &x->rbuf_cap, x->rbuf_len + len + 1, 1)
+           != SHADOW_OK)
+    {
         return 0;
     }
 
-    it->resp_hdrs = nh;
-    h = strndup(p, len);
-    if (h == NULL) {
-        return 0;
-    }
-
-    it->resp_hdrs[it->n_resp_hdrs++] = h;
+    x->roff[x->nresp++] = x->rbuf_len;
+    memcpy(x->rbuf + x->rbuf_len, p, len);
+    x->rbuf[x->rbuf_len + len] = '\0';
+    x->rbuf_len += len + 1;
     return size * n;
 }
 
@@ -398,7 +675,7 @@ shadow_reap(shadow_daemon_t *d)
         }
 
         curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **) &it);
-        curl_multi_remove_handle(d->multi, it->easy);
+        curl_multi_remove_handle(d->multi, it->x->easy);
         d->stats.inflight--;
         shadow_finish(d, it, msg->data.result);
     }
@@ -434,8 +711,9 @@ shadow_retry_reason(shadow_item_t *it, CURLcode cc, long status)
         return SHADOW_RETRY_429;
     case 409:
         /* an earlier attempt under the same key still runs there */
-        if (it->body.data != NULL
-            && memmem(it->body.data, it->body.len, busy, sizeof(busy) - 1)
+        if (it->x != NULL && it->x->body.data != NULL
+            && memmem(it->x->body.data, it->x->body.len, busy,
+                      sizeof(busy) - 1)
                != NULL)
         {
             return SHADOW_RETRY_IN_PROGRESS;
@@ -513,19 +791,29 @@ shadow_wait_clear(shadow_daemon_t *d, shadow_item_t *it)
 }
 
 
+/* The transfer goes back to the pool (up to the concurrency) with its
+ * buffers, for the next replay. */
 void
 shadow_release_handle(shadow_daemon_t *d, shadow_item_t *it)
 {
-    if (it->easy != NULL && d->npool < d->cfg->concurrency) {
-        d->pool[d->npool++] = it->easy;
+    shadow_xfer_t  *x = it->x;
 
-    } else if (it->easy != NULL) {
-        curl_easy_cleanup(it->easy);
+    if (x == NULL) {
+        return;
     }
 
-    it->easy = NULL;
-    curl_slist_free_all(it->hdrs);
-    it->hdrs = NULL;
+    shadow_reset_response(it);
+    it->x = NULL;
+    it->have_hdrs = 0;
+
+    if (d->npool < d->cfg->concurrency) {
+        x->next = d->pool;
+        d->pool = x;
+        d->npool++;
+        return;
+    }
+
+    shadow_xfer_free(x);
 }
 
 
@@ -564,10 +852,12 @@ shadow_finish(shadow_daemon_t *d, shadow_item_t *it, CURLcode cc)
     int64_t         delay, now;
 
     if (cc == CURLE_OK) {
-        curl_easy_getinfo(it->easy, CURLINFO_RESPONSE_CODE, &status);
-        curl_easy_getinfo(it->easy, CURLINFO_TOTAL_TIME, &secs);
-        curl_easy_getinfo(it->easy, CURLINFO_CONTENT_TYPE, &ct);
-        it->ctype = ct ? strdup(ct) : NULL;
+        curl_easy_getinfo(it->x->easy, CURLINFO_RESPONSE_CODE, &status);
+        curl_easy_getinfo(it->x->easy, CURLINFO_TOTAL_TIME, &secs);
+        curl_easy_getinfo(it->x->easy, CURLINFO_CONTENT_TYPE, &ct);
+        /* curl's, valid until the handle is used again: the pair is
+         * compared before that */
+        it->ctype = ct;
     }
 
     it->status = (int) status;

@@ -8,6 +8,8 @@
 
 static void shadow_pair_fill(shadow_item_t *it, compare_pair_t *pair,
     const char **ph, char *sha, const char *error);
+static const char **shadow_primary_headers(shadow_daemon_t *d,
+    const cutover_record_t *r);
 static void shadow_count_verdict(shadow_daemon_t *d, const cutover_record_t *r,
     const compare_result_t *result);
 
@@ -17,8 +19,10 @@ static void
 shadow_pair_fill(shadow_item_t *it, compare_pair_t *pair, const char **ph,
     char *sha, const char *error)
 {
+    size_t                  i;
     unsigned int            mdlen;
     unsigned char           md[32];
+    shadow_xfer_t          *x = it->x;
     const cutover_record_t  *r = &it->rec;
 
     memset(pair, 0, sizeof(*pair));
@@ -45,21 +49,40 @@ shadow_pair_fill(shadow_item_t *it, compare_pair_t *pair, const char **ph,
     /* a digest only for a truncated body: compare/ hashes a whole one
      * itself when the other side was truncated */
     sha[0] = '\0';
-    if (error == NULL && it->body.sha != NULL
-        && EVP_DigestFinal_ex(it->body.sha, md, &mdlen))
+    if (error == NULL && x != NULL && x->body.sha != NULL
+        && EVP_DigestFinal_ex(x->body.sha, md, &mdlen))
     {
         cutover_hex(md, 32, sha);
     }
 
     pair->shadow.status = error ? 0 : it->status;
     pair->shadow.content_type = it->ctype;
-    pair->shadow.body = it->body.data;
-    pair->shadow.body_len = it->body.len;
-    pair->shadow.body_truncated = it->body.total > it->body.len;
     pair->shadow.body_sha256 = sha[0] ? sha : NULL;
-    pair->shadow.headers = (const char **) it->resp_hdrs;
-    pair->shadow.nheaders = it->n_resp_hdrs;
     pair->shadow.latency_ms = error ? -1 : it->ms;
+
+    if (x == NULL) {
+        return;
+    }
+
+    pair->shadow.body = x->body.data;
+    pair->shadow.body_len = x->body.len;
+    pair->shadow.body_truncated = x->body.total > x->body.len;
+
+    /* the header lines as pointers, now that their buffer stays put */
+    if (x->nresp > 0
+        && (x->rptr == NULL || x->resp_cap > x->rptr_cap))
+    {
+        free(x->rptr);
+        x->rptr = malloc(x->resp_cap * sizeof(char *));
+        x->rptr_cap = x->rptr ? x->resp_cap : 0;
+    }
+
+    for (i = 0; x->rptr != NULL && i < x->nresp; i++) {
+        x->rptr[i] = x->rbuf + x->roff[i];
+    }
+
+    pair->shadow.headers = x->rptr;
+    pair->shadow.nheaders = x->rptr ? x->nresp : 0;
     pair->shadow.error = error;
 }
 
@@ -97,29 +120,61 @@ shadow_count_verdict(shadow_daemon_t *d, const cutover_record_t *r,
 }
 
 
+/* The recorded primary headers as "name: value" strings, in the daemon's
+ * scratch buffers (valid until the next call), or NULL on no memory. */
+static const char **
+shadow_primary_headers(shadow_daemon_t *d, const cutover_record_t *r)
+{
+    char    *p;
+    size_t   i, need = 0, n = r->n_resp_headers + 1;
+
+    for (i = 0; i < r->n_resp_headers; i++) {
+        need += r->resp_headers[i].name.len + 2
+                + r->resp_headers[i].value.len + 1;
+    }
+
+    if (need > d->ph_buf_cap) {
+        free(d->ph_buf);
+        d->ph_buf = malloc(need);
+        d->ph_buf_cap = d->ph_buf ? need : 0;
+    }
+
+    if (n > d->ph_cap) {
+        free(d->ph);
+        d->ph = malloc(n * sizeof(char *));
+        d->ph_cap = d->ph ? n : 0;
+    }
+
+    if (d->ph == NULL || (need > 0 && d->ph_buf == NULL)) {
+        return NULL;
+    }
+
+    p = d->ph_buf;
+
+    for (i = 0; i < r->n_resp_headers; i++) {
+        d->ph[i] = p;
+        p += sprintf(p, "%s: %s", r->resp_headers[i].name.data,
+                     r->resp_headers[i].value.data) + 1;
+    }
+
+    d->ph[i] = NULL;
+    return d->ph;
+}
+
+
 /* Compares the pair (verdict < 0) or records it unreplayed with that
  * verdict and detail, and puts the result into the store. */
 void
 shadow_compare(shadow_daemon_t *d, shadow_item_t *it, const char *error,
     int verdict, const char *detail)
 {
-    size_t                  i;
     char                    sha[65];
     const char            **ph;
     compare_pair_t          pair;
     compare_error_t         cerr;
     const cutover_record_t  *r = &it->rec;
 
-    /* the recorded primary headers as "name: value" strings */
-    ph = calloc(r->n_resp_headers + 1, sizeof(char *));
-    for (i = 0; ph && i < r->n_resp_headers; i++) {
-        if (asprintf((char **) &ph[i], "%s: %s", r->resp_headers[i].name.data,
-                     r->resp_headers[i].value.data) == -1)
-        {
-            ph[i] = NULL;
-        }
-    }
-
+    ph = shadow_primary_headers(d, r);
     shadow_pair_fill(it, &pair, ph, sha, error);
 
     if (verdict >= 0) {
@@ -154,12 +209,6 @@ shadow_compare(shadow_daemon_t *d, shadow_item_t *it, const char *error,
             it->result = NULL;
         }
     }
-
-    for (i = 0; ph && i < r->n_resp_headers; i++) {
-        free((char *) ph[i]);
-    }
-
-    free(ph);
 
     /* the response is no longer needed */
     shadow_reset_response(it);

@@ -15,6 +15,9 @@ static shadow_primary_t shadow_primary_outcome(shadow_daemon_t *d,
 static void shadow_unreplayed(shadow_daemon_t *d, shadow_item_t *it,
     shadow_primary_t outcome);
 static uint32_t shadow_key_hash(const char *key, size_t len);
+static void shadow_key_link(shadow_keyq_t **table, size_t cap,
+    shadow_keyq_t *kq);
+static void shadow_key_grow(shadow_daemon_t *d);
 
 
 /* ---- reading ---------------------------------------------------------- */
@@ -107,16 +110,13 @@ shadow_item_add(shadow_daemon_t *d, shadow_frame_t *f)
     shadow_error_t    err;
     shadow_primary_t  outcome;
 
-    it = calloc(1, sizeof(*it));
-    if (it == NULL || (it->payload = malloc(f->len)) == NULL) {
+    it = shadow_item_new(d, f->payload, f->len);
+    if (it == NULL) {
         /* not held: the checkpoint cannot pass it, it is read again */
-        free(it);
         shadow_log(d, SHADOW_LOG_ERR, "out of memory holding a record");
         return;
     }
 
-    memcpy(it->payload, f->payload, f->len);
-    it->len = f->len;
     it->at = f->at;
     d->stats.read++;
 
@@ -272,20 +272,97 @@ shadow_done(shadow_daemon_t *d, shadow_item_t *it)
 }
 
 
+/* A zeroed item holding a copy of the payload; items and their payload
+ * buffers are reused. */
+shadow_item_t *
+shadow_item_new(shadow_daemon_t *d, const uint8_t *payload, uint32_t len)
+{
+    uint8_t        *buf = NULL;
+    uint32_t        cap = 0;
+    shadow_item_t  *it;
+
+    it = d->free_items;
+    if (it != NULL) {
+        d->free_items = it->next;
+        d->nfree_items--;
+        buf = it->payload;
+        cap = it->payload_cap;
+        memset(it, 0, sizeof(*it));
+
+    } else {
+        it = calloc(1, sizeof(*it));
+        if (it == NULL) {
+            return NULL;
+        }
+    }
+
+    if (cap < len) {
+        free(buf);
+        cap = len;
+        buf = malloc(len);
+        if (buf == NULL) {
+            free(it);
+            return NULL;
+        }
+    }
+
+    memcpy(buf, payload, len);
+    it->payload = buf;
+    it->payload_cap = cap;
+    it->len = len;
+    return it;
+}
+
+
 void
 shadow_item_free(shadow_daemon_t *d, shadow_item_t *it)
 {
-    if (it->easy != NULL) {
-        curl_multi_remove_handle(d->multi, it->easy);
-        curl_easy_cleanup(it->easy);
+    if (it->x != NULL) {
+        curl_multi_remove_handle(d->multi, it->x->easy);
+        shadow_release_handle(d, it);
     }
 
-    shadow_reset_response(it);
-    curl_slist_free_all(it->hdrs);
     compare_result_free(it->result);
     shadow_record_clear(&it->rec);
+
+    if (d->nfree_items < SHADOW_FREE_ITEMS) {
+        if (it->payload_cap > SHADOW_REUSE_MAX) {
+            free(it->payload);
+            it->payload = NULL;
+            it->payload_cap = 0;
+        }
+
+        it->next = d->free_items;
+        d->free_items = it;
+        d->nfree_items++;
+        return;
+    }
+
     free(it->payload);
     free(it);
+}
+
+
+void
+shadow_items_free(shadow_daemon_t *d)
+{
+    shadow_item_t  *it, *next;
+    shadow_xfer_t  *x, *xn;
+
+    for (it = d->free_items; it; it = next) {
+        next = it->next;
+        free(it->payload);
+        free(it);
+    }
+
+    d->free_items = NULL;
+
+    for (x = d->pool; x; x = xn) {
+        xn = x->next;
+        shadow_xfer_free(x);
+    }
+
+    d->pool = NULL;
 }
 
 
@@ -299,7 +376,49 @@ shadow_key_hash(const char *key, size_t len)
         h = (h ^ (uint8_t) key[i]) * 16777619u;
     }
 
-    return h % SHADOW_KEY_BUCKETS;
+    return h;
+}
+
+
+static void
+shadow_key_link(shadow_keyq_t **table, size_t cap, shadow_keyq_t *kq)
+{
+    shadow_keyq_t  **b = &table[kq->hash & (cap - 1)];
+
+    kq->hnext = *b;
+    if (*b != NULL) {
+        (*b)->hprev = &kq->hnext;
+    }
+
+    kq->hprev = b;
+    *b = kq;
+}
+
+
+/* Doubles the table; on no memory the old one stays (longer chains). */
+static void
+shadow_key_grow(shadow_daemon_t *d)
+{
+    size_t           i, cap;
+    shadow_keyq_t  **table, *kq, *next;
+
+    cap = d->nkeys_cap ? d->nkeys_cap * 2 : SHADOW_KEY_BUCKETS;
+
+    table = calloc(cap, sizeof(shadow_keyq_t *));
+    if (table == NULL) {
+        return;
+    }
+
+    for (i = 0; i < d->nkeys_cap; i++) {
+        for (kq = d->keys[i]; kq; kq = next) {
+            next = kq->hnext;
+            shadow_key_link(table, cap, kq);
+        }
+    }
+
+    free(d->keys);
+    d->keys = table;
+    d->nkeys_cap = cap;
 }
 
 
@@ -307,24 +426,27 @@ shadow_key_hash(const char *key, size_t len)
 void
 shadow_keyq_drop(shadow_daemon_t *d, shadow_keyq_t *kq)
 {
-    shadow_keyq_t  **pp;
-
     if (kq->parked || kq->replay_left > 0 || kq->nparking > 0
         || kq->head != NULL || kq->busy)
     {
         return;
     }
 
-    pp = &d->keys[shadow_key_hash(kq->key, kq->len)];
-
-    while (*pp != NULL && *pp != kq) {
-        pp = &(*pp)->hnext;
+    *kq->hprev = kq->hnext;
+    if (kq->hnext != NULL) {
+        kq->hnext->hprev = kq->hprev;
     }
 
-    if (*pp == kq) {
-        *pp = kq->hnext;
-        free(kq);
+    d->nkeys--;
+
+    if (kq->small && d->nfree_keys < SHADOW_FREE_KEYS) {
+        kq->hnext = d->free_keys;
+        d->free_keys = kq;
+        d->nfree_keys++;
+        return;
     }
+
+    free(kq);
 }
 
 
@@ -334,22 +456,65 @@ shadow_keyq_get(shadow_daemon_t *d, const char *key, size_t len)
     uint32_t        h = shadow_key_hash(key, len);
     shadow_keyq_t  *kq;
 
-    for (kq = d->keys[h]; kq; kq = kq->hnext) {
-        if (kq->len == len && memcmp(kq->key, key, len) == 0) {
+    if (d->nkeys >= d->nkeys_cap) {
+        shadow_key_grow(d);
+        if (d->keys == NULL) {
+            return NULL;
+        }
+    }
+
+    for (kq = d->keys[h & (d->nkeys_cap - 1)]; kq; kq = kq->hnext) {
+        if (kq->hash == h && kq->len == len
+            && memcmp(kq->key, key, len) == 0)
+        {
             return kq;
         }
     }
 
-    kq = calloc(1, sizeof(*kq) + len + 1);
-    if (kq == NULL) {
-        return NULL;
+    if (len < SHADOW_KEY_SMALL && d->free_keys != NULL) {
+        kq = d->free_keys;
+        d->free_keys = kq->hnext;
+        d->nfree_keys--;
+        memset(kq, 0, sizeof(*kq));
+
+    } else {
+        kq = calloc(1, sizeof(*kq)
+                       + (len < SHADOW_KEY_SMALL ? SHADOW_KEY_SMALL : len + 1));
+        if (kq == NULL) {
+            return NULL;
+        }
     }
 
     memcpy(kq->key, key, len);
+    kq->key[len] = '\0';
     kq->len = len;
-    kq->hnext = d->keys[h];
-    d->keys[h] = kq;
+    kq->hash = h;
+    kq->small = len < SHADOW_KEY_SMALL;
+    shadow_key_link(d->keys, d->nkeys_cap, kq);
+    d->nkeys++;
     return kq;
+}
+
+
+void
+shadow_keys_free(shadow_daemon_t *d)
+{
+    size_t          i;
+    shadow_keyq_t  *kq, *next;
+
+    for (i = 0; i < d->nkeys_cap; i++) {
+        for (kq = d->keys[i]; kq; kq = next) {
+            next = kq->hnext;
+            free(kq);
+        }
+    }
+
+    for (kq = d->free_keys; kq; kq = next) {
+        next = kq->hnext;
+        free(kq);
+    }
+
+    free(d->keys);
 }
 
 

@@ -53,6 +53,7 @@ class Backend:
                 backend.handle(self, body)
 
             do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _serve
+            do_HEAD = _serve
 
         server = http.server.ThreadingHTTPServer
         if ":" in host:
@@ -99,7 +100,8 @@ class Backend:
             req.send_header("Content-Type", "application/json")
             req.send_header("Content-Length", str(len(out)))
             req.end_headers()
-            req.wfile.write(out)
+            if req.command != "HEAD":
+                req.wfile.write(out)
         except (BrokenPipeError, ConnectionResetError):
             pass                        # shadowd abandoned it (SIGTERM)
         finally:
@@ -359,6 +361,97 @@ def test_shadowd_over_ipv6(tmpdir_w):
     finally:
         new.stop()
         legacy.stop()
+
+
+def proc_nice_and_cpu(pid):
+    """The niceness of each thread, and user + system CPU seconds."""
+    nice = set()
+    for tid in os.listdir("/proc/%d/task" % pid):
+        with open("/proc/%d/task/%s/stat" % (pid, tid)) as f:
+            nice.add(int(f.read().rsplit(")", 1)[1].split()[16]))
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return nice, (int(fields[11]) + int(fields[12])) / os.sysconf(
+        "SC_CLK_TCK")
+
+
+def test_methods_replayed_alike_on_reused_transfers_and_nice(tmpdir_w,
+                                                             sides):
+    """One key, so its records go one after the other over the same
+    reused transfer: each keeps its own method and body whatever the one
+    before it was.  shadowd runs at the configured niceness (every
+    thread) and reports its own CPU time."""
+    new, legacy = sides
+    shapes = [("POST", "{\"a\":1}"), ("GET", ""), ("HEAD", ""),
+              ("DELETE", ""), ("PUT", "{\"b\":2}"), ("GET", "{\"c\":3}"),
+              ("HEAD", ""), ("POST", ""), ("GET", ""), ("PATCH", "{}"),
+              ("DELETE", "{\"d\":4}"), ("GET", "")]
+    recs = [record(i, "S001", "legacy", body=body,
+                   extra={"method": method})
+            for i, (method, body) in enumerate(shapes * 3)]
+    write_log(os.path.join(tmpdir_w, "erp.log"), recs)
+
+    proc = start_shadowd(tmpdir_w, new.url, legacy.url, nice=13)
+    try:
+        wait_for(lambda: caught_up(proc, read=len(recs)), what="lag 0")
+        m = metrics(proc)
+        nice, cpu = proc_nice_and_cpu(proc.pid)
+    finally:
+        assert proc.stop() == 0
+
+    got = [(d[0], d[1], d[4], d[3].get("content-length"))
+           for d in new.deliveries]
+    want = [(r["id"], r["method"], r["req_body"].encode(),
+             str(len(r["req_body"])) if r["req_body"]
+             or r["method"] in ("POST", "PUT", "PATCH") else None)
+            for r in recs]
+    assert got == want
+    assert m["cutover_shadow_replayed_total"] == len(recs)
+
+    assert nice == {13}
+    assert m["cutover_shadow_nice"] == 13
+    assert 0 < m["cutover_shadow_process_cpu_seconds_total"] <= cpu + 0.02
+    with open(proc.log_path) as f:
+        assert re.search(r"\[info\] cutover-shadowd: niceness 13 "
+                         r"\(was \d+\)", f.read())
+
+
+def test_a_niceness_it_may_not_set_is_a_warning_not_a_stop(tmpdir_w,
+                                                          sides):
+    """Started at niceness 15 by a user who may not lower it, shadowd
+    warns once and replays at 15."""
+    new, legacy = sides
+    write_log(os.path.join(tmpdir_w, "erp.log"),
+              [record(i, "S%03d" % i, "legacy") for i in range(10)])
+    mport = harness.free_port()
+    cfg = {"log": os.path.join(tmpdir_w, "erp.log"),
+           "checkpoint": os.path.join(tmpdir_w, "erp.ckpt"),
+           "new": new.url, "legacy": legacy.url,
+           "outbox": os.path.join(tmpdir_w, "outbox"),
+           "metrics_listen": "127.0.0.1:%d" % mport, "poll_ms": 20}
+    path = os.path.join(tmpdir_w, "shadowd.json")
+    with open(path, "w") as f:
+        json.dump(cfg, f)
+    argv = ["nice", "-n", "15", SHADOWD, "--config", path]
+    if os.geteuid() == 0:
+        argv[:0] = ["setpriv", "--reuid=nobody", "--regid=nogroup",
+                    "--clear-groups"]
+    proc = harness.Proc(argv, os.path.join(tmpdir_w, "shadowd.log"),
+                        port=mport)
+    proc.metrics_url = "http://127.0.0.1:%d/metrics" % mport
+    try:
+        wait_for(lambda: caught_up(proc, read=10), what="lag 0")
+        m = metrics(proc)
+        nice, _ = proc_nice_and_cpu(proc.pid)
+    finally:
+        assert proc.stop() == 0
+    assert len(new.keys()) == 10
+    assert m["cutover_shadow_replayed_total"] == 10
+    assert m["cutover_shadow_nice"] == 15 and nice == {15}
+    with open(proc.log_path) as f:
+        text = f.read()
+    assert re.search(r"\[warn\] cutover-shadowd: cannot set niceness 10 "
+                     r"\(it stays 15\): Permission denied", text), text
 
 
 def test_kill9_mid_stream_loses_and_duplicates_nothing(tmpdir_w, sides):

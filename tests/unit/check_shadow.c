@@ -28,6 +28,7 @@
 #include "common/cutover_record.h"
 #include "shadow/shadow_daemon.h"
 #include "shadow/shadow_deadletter.h"
+#include "shadow/shadow_engine.h"
 #include "shadow/shadow_json.h"
 #include "shadow/shadow_metrics.h"
 #include "shadow/shadow_reader.h"
@@ -344,6 +345,80 @@ START_TEST(test_decode_errors)
     ck_assert_int_eq(shadow_record_decode((const uint8_t *) bad_payloads[_i],
                                           len, &out, &err), SHADOW_ERROR);
     ck_assert_uint_gt(strlen(err.message), 0);
+}
+END_TEST
+
+
+/*
+ * A damaged record (any byte changed) is decoded or refused, never read
+ * past its end (valgrind); one cut short (its length field kept
+ * consistent) is refused unless the cut falls between elements and leaves
+ * what a record needs; an element of an unknown type is refused.
+ */
+START_TEST(test_decode_damaged)
+{
+    int               rc;
+    uint8_t           buf[1024], *copy;
+    size_t            len, off, v, cut;
+    uint32_t          l32;
+    bson_t            b;
+    cutover_record_t  in, out;
+    shadow_error_t    err;
+    static const uint8_t  vals[] = { 0x00, 0x01, 0x02, 0x04, 0x7f, 0x80,
+                                     0xff };
+
+    sample_record(&in, "0123456789abcdef0123456789abcdef", "{\"a\":1}");
+    ck_assert_int_eq(cutover_record_encode(&in, buf, sizeof(buf), &len),
+                     SHADOW_OK);
+
+    for (off = 0; off < len; off++) {
+        for (v = 0; v < sizeof(vals); v++) {
+            copy = malloc(len);
+            memcpy(copy, buf, len);
+            copy[off] = vals[v];
+            rc = shadow_record_decode(copy, len, &out, &err);
+            ck_assert(rc == SHADOW_OK || rc == SHADOW_ERROR);
+            if (rc == SHADOW_OK) {
+                shadow_record_clear(&out);
+            }
+
+            free(copy);
+        }
+    }
+
+    for (cut = 5; cut < len; cut++) {
+        copy = malloc(cut);
+        memcpy(copy, buf, cut);
+        l32 = (uint32_t) cut;
+        memcpy(copy, &l32, 4);
+        copy[cut - 1] = 0;
+        /* a cut at an element's end is a shorter record, else damaged */
+        rc = shadow_record_decode(copy, cut, &out, &err);
+        ck_assert(bson_init_static(&b, copy, cut));
+        ck_assert_msg(rc == (bson_validate(&b, BSON_VALIDATE_NONE, NULL)
+                             && bson_has_field(&b, "id")
+                             && bson_has_field(&b, "method")
+                             && bson_has_field(&b, "uri")
+                             && bson_has_field(&b, "side")
+                             ? SHADOW_OK : SHADOW_ERROR), "cut at %zu", cut);
+        if (rc == SHADOW_OK) {
+            shadow_record_clear(&out);
+        }
+
+        free(copy);
+    }
+
+    /* an element of type 0x42 (none) after the last good one */
+    copy = malloc(len + 4);
+    memcpy(copy, buf, len - 1);
+    memcpy(copy + len - 1, "\x42x\x00\x00", 4);
+    copy[len + 3] = 0;
+    l32 = (uint32_t) len + 4;
+    memcpy(copy, &l32, 4);
+    ck_assert_int_eq(shadow_record_decode(copy, len + 4, &out, &err),
+                     SHADOW_ERROR);
+    ck_assert_ptr_nonnull(strstr(err.message, "not a valid BSON"));
+    free(copy);
 }
 END_TEST
 
@@ -1164,7 +1239,8 @@ START_TEST(test_config)
                "\"http://127.0.0.1:2\", \"outbox\": \"/x/o\", "
                "\"concurrency\": 8, \"order_key\": \"store_channel\", "
                "\"rate_limit\": 100.5, \"max_inflight_per_key\": 1, "
-               "\"delete_consumed\": false, \"results_db\": null}");
+               "\"delete_consumed\": false, \"results_db\": null, "
+               "\"nice\": 19}");
     ck_assert_int_eq(shadow_config_load(path, &cfg, &err), SHADOW_OK);
     ck_assert_str_eq(cfg.log, "/x/erp.log");
     ck_assert_str_eq(cfg.new_url, "http://127.0.0.1:1");
@@ -1175,6 +1251,7 @@ START_TEST(test_config)
     ck_assert(cfg.rate_limit == 100.5);
     ck_assert_int_eq(cfg.delete_consumed, 0);
     ck_assert_ptr_null(cfg.results_db);
+    ck_assert_int_eq(cfg.nice, 19);
     shadow_config_clear(&cfg);
 }
 END_TEST
@@ -1197,6 +1274,9 @@ static const struct {
       "must be \"applied\" or \"always\"" },
     { "{\"replay\": {\"POST /api\": 1}}", "must be \"applied\"" },
     { "{\"max_wait_ms\": -1}", "\"max_wait_ms\"" },
+    { "{\"nice\": -1}", "\"nice\"" },
+    { "{\"nice\": 20}", "\"nice\"" },
+    { "{\"nice\": \"low\"}", "\"nice\"" },
     { "{\"retry_backoff_max_ms\": 0}", "\"retry_backoff_max_ms\"" },
     { "{\"log\": \"l\", \"checkpoint\": \"c\"}", "required" },
     { "[]", "not a JSON object" },
@@ -1281,6 +1361,7 @@ START_TEST(test_replay_default)
                      SHADOW_REPLAY_APPLIED);
     ck_assert_int_eq(cfg.max_wait_ms, 0);
     ck_assert_int_eq(cfg.backoff_max_ms, 5000);
+    ck_assert_int_eq(cfg.nice, 10);
     ck_assert(shadow_method_is_read("GET", 3));
     ck_assert(shadow_method_is_read("head", 4));
     ck_assert(!shadow_method_is_read("POST", 4));
@@ -1446,7 +1527,12 @@ START_TEST(test_metrics_render)
     s.retrying_by[SHADOW_RETRY_CONNECT] = 2;
     s.retries_by[SHADOW_RETRY_503] = 9;
     s.oldest_wait_seconds = 4.25;
+    s.cpu_seconds = 12.5;
+    s.nice = 10;
     shadow_metrics_render(&s, buf, sizeof(buf));
+    ck_assert_ptr_nonnull(strstr(buf, "cutover_shadow_process_cpu_seconds_"
+                                 "total 12.500\n"));
+    ck_assert_ptr_nonnull(strstr(buf, "cutover_shadow_nice 10\n"));
     ck_assert_ptr_nonnull(strstr(buf,
                                  "cutover_shadow_primary_refused_total 5\n"));
     ck_assert_ptr_nonnull(strstr(buf,
@@ -1538,6 +1624,80 @@ START_TEST(test_metrics_serve_initial)
 END_TEST
 
 
+/*
+ * The key table past its first size: every key found again after the
+ * table doubled, each key's queue keeps its records in the order queued,
+ * an idle key is forgotten and its node reused, a long key works.
+ */
+START_TEST(test_key_table)
+{
+    char              key[SHADOW_KEY_SMALL + 40];
+    size_t            i, n = 3 * SHADOW_KEY_BUCKETS + 7;
+    shadow_keyq_t   **kq, *again;
+    shadow_item_t    *it, *x;
+    shadow_daemon_t  *d;
+
+    d = calloc(1, sizeof(*d));
+    kq = calloc(n, sizeof(*kq));
+    it = calloc(2 * n, sizeof(*it));
+
+    for (i = 0; i < 2 * n; i++) {
+        /* each key twice, the second time after the table grew */
+        snprintf(key, sizeof(key), "S%06zu", i % n);
+        again = shadow_keyq_get(d, key, strlen(key));
+        ck_assert_ptr_nonnull(again);
+        if (i < n) {
+            kq[i] = again;
+
+        } else {
+            ck_assert_ptr_eq(again, kq[i % n]);
+        }
+
+        shadow_keyq_enqueue(d, again, &it[i]);
+    }
+
+    ck_assert_uint_eq(d->nkeys, n);
+    ck_assert_uint_ge(d->nkeys_cap, n);
+
+    for (i = 0; i < n; i++) {
+        x = kq[i]->head;
+        ck_assert_ptr_eq(x, &it[i]);
+        ck_assert_ptr_eq(x->knext, &it[i + n]);
+        ck_assert_ptr_eq(kq[i]->tail, &it[i + n]);
+        snprintf(key, sizeof(key), "S%06zu", i);
+        ck_assert_str_eq(kq[i]->key, key);
+
+        /* emptied and idle: forgotten */
+        kq[i]->head = kq[i]->tail = NULL;
+        kq[i]->ready = 0;
+        shadow_keyq_drop(d, kq[i]);
+    }
+
+    d->ready_head = d->ready_tail = NULL;
+    ck_assert_uint_eq(d->nkeys, 0);
+    ck_assert_int_gt(d->nfree_keys, 0);
+
+    /* a key gone is a new queue (a reused node), empty */
+    again = shadow_keyq_get(d, "S000001", 7);
+    ck_assert_ptr_null(again->head);
+    ck_assert_int_eq(again->busy, 0);
+    ck_assert_str_eq(again->key, "S000001");
+
+    memset(key, 'k', sizeof(key) - 1);
+    key[sizeof(key) - 1] = '\0';
+    again = shadow_keyq_get(d, key, strlen(key));
+    ck_assert_str_eq(again->key, key);
+    ck_assert_ptr_eq(shadow_keyq_get(d, key, strlen(key)), again);
+    ck_assert_uint_eq(d->nkeys, 2);
+
+    shadow_keys_free(d);
+    free(it);
+    free(kq);
+    free(d);
+}
+END_TEST
+
+
 Suite *
 shadow_suite(void)
 {
@@ -1561,6 +1721,7 @@ shadow_suite(void)
     tcase_add_test(tc, test_checkpoint);
     tcase_add_test(tc, test_json_round_trip);
     tcase_add_test(tc, test_config);
+    tcase_add_test(tc, test_decode_damaged);
     tcase_add_loop_test(tc, test_replay_mode, 0,
                         sizeof(replay_cases) / sizeof(replay_cases[0]));
     tcase_add_test(tc, test_replay_default);
@@ -1589,6 +1750,7 @@ shadow_suite(void)
     tc = tcase_create("limits");
     tcase_add_checked_fixture(tc, setup_dir, teardown_dir);
     tcase_add_test(tc, test_record_nospace);
+    tcase_add_test(tc, test_key_table);
     tcase_add_test(tc, test_writer_full_log);
     tcase_add_test(tc, test_writer_whole_frames);
     tcase_add_test(tc, test_writer_batch_whole_or_none);
