@@ -60,7 +60,7 @@ static int adapter_check_ids(const bson_t *doc, const char *where,
     legacy_error_t *err);
 static int adapter_check_canonical(const bson_t *canonical,
     legacy_error_t *err);
-static CURL *adapter_curl_get(legacy_adapter_t *ad);
+static CURL *adapter_curl_get(legacy_adapter_t *ad, CURLcode *rc);
 static void adapter_curl_put(legacy_adapter_t *ad, CURL *h);
 
 
@@ -567,11 +567,11 @@ adapter_collect(char *ptr, size_t size, size_t n, void *data)
 
 /*
  * A handle from the pool, a new one while fewer than cfg.calls exist, else
- * the first one returned within the legacy deadline; NULL when none came
- * (the caller answers as for a call that timed out).
+ * the first one returned within the legacy deadline; NULL with rc set
+ * when none came (a timeout) or none could be made.
  */
 static CURL *
-adapter_curl_get(legacy_adapter_t *ad)
+adapter_curl_get(legacy_adapter_t *ad, CURLcode *rc)
 {
     CURL             *h = NULL;
     struct timespec   until;
@@ -599,6 +599,7 @@ adapter_curl_get(legacy_adapter_t *ad)
     }
     if (ad->made == ad->cfg.calls) {
         pthread_mutex_unlock(&ad->lock);
+        *rc = CURLE_OPERATION_TIMEDOUT;
         return NULL;
     }
     ad->made++;
@@ -610,6 +611,7 @@ adapter_curl_get(legacy_adapter_t *ad)
         ad->made--;
         pthread_cond_signal(&ad->returned);
         pthread_mutex_unlock(&ad->lock);
+        *rc = CURLE_OUT_OF_MEMORY;
         return NULL;
     }
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
@@ -647,9 +649,9 @@ adapter_post(legacy_adapter_t *ad, const legacy_request_t *req,
     char                url[512], rid[160], key[100];
     const char         *v, *ct = NULL;
 
-    h = adapter_curl_get(ad);
+    h = adapter_curl_get(ad, &rc);
     if (h == NULL) {
-        return CURLE_OPERATION_TIMEDOUT;
+        return rc;
     }
     snprintf(url, sizeof(url), "%s%s", ad->legacy_url, path);
 
@@ -702,8 +704,7 @@ adapter_health(legacy_adapter_t *ad, legacy_response_t *resp)
     static const char  up[] = "{\"status\":\"ok\",\"legacy\":\"up\"}";
     static const char  down[] = "{\"status\":\"degraded\",\"legacy\":\"down\"}";
 
-    h = adapter_curl_get(ad);
-    rc = CURLE_OUT_OF_MEMORY;
+    h = adapter_curl_get(ad, &rc);
     if (h != NULL) {
         snprintf(url, sizeof(url), "%s/lsapi/health", ad->legacy_url);
         curl_easy_setopt(h, CURLOPT_URL, url);

@@ -642,6 +642,28 @@ def test_adapter_legacy_slow_is_504(env):
     assert p.alive()
 
 
+def test_adapter_threads_bound_the_legacy_calls(env):
+    """--threads 1: one legacy call at a time; a request that gets none
+    within --timeout-ms is a 504 then, not an answer whenever one frees."""
+    slow, slow_url = start_sim(env, "sim-slow-pool", "--delay-ms", "600")
+    p, base = start_adapter(env, "adapter-one-call", slow_url,
+                            "--threads", "1", "--timeout-ms", "900")
+
+    def read(_):
+        t0 = time.monotonic()
+        st = call(base, "GET", "/api/v1/members/M000001")[0]
+        return st, time.monotonic() - t0
+
+    with concurrent.futures.ThreadPoolExecutor(3) as ex:
+        got = sorted(ex.map(read, range(3)))
+    # the first call 0-0.6 s, the second 0.6-1.2 s, the third gives up at
+    # 0.9 s while the second still holds the one call
+    assert [st for st, _ in got] == [200, 200, 504], got
+    assert 1.1 < max(t for st, t in got if st == 200) < 2.5, got
+    assert got[2][1] < 1.5, got
+    assert p.alive()
+
+
 def test_adapter_bad_map_fails_at_start(env):
     for name, want in (("bad_map_type.json",
                         "line 8: objects.member[1].type"),
