@@ -8,10 +8,14 @@ and paced at the same offered rate on both paths (the added latency).
 
 For order writes at saturation it also prints the added p99 round by
 round (adapter p99 minus direct p99 of the same round), their median and
-spread beside the 1 ms budget.  LEGACY_BENCH_BEFORE=DIR (the build/bin of
+spread beside the 1 ms budget, and the same with both paths loaded at
+once (4 connections each, "paired"), so that whatever else runs on the
+machine weighs on both alike within a round.  LEGACY_BENCH_BEFORE=DIR (the
+build/bin of
 an earlier build) runs that build's sim and adapter too, on a database of
 their own, in the same rounds, and prints its added p99 as "before"."""
 
+import concurrent.futures
 import os
 import statistics
 import subprocess
@@ -60,6 +64,21 @@ def measure_rounds(paths, conns=CONNS):
             d = wrk.run(direct[0], SECONDS, conns, 1, direct[1])
             a = wrk.run(adapter[0], SECONDS, conns, 1, adapter[1])
             rounds[i].append((d, a))
+    return rounds
+
+
+def measure_paired(paths, conns=CONNS // 2):
+    """As measure_rounds, but direct and adapter load run at the same time
+    (conns each)."""
+    rounds = [[] for _ in paths]
+    with concurrent.futures.ThreadPoolExecutor(2) as ex:
+        for _ in range(ROUNDS):
+            for i, (direct, adapter) in enumerate(paths):
+                d = ex.submit(wrk.run, direct[0], SECONDS, conns, 1,
+                              direct[1])
+                a = ex.submit(wrk.run, adapter[0], SECONDS, conns, 1,
+                              adapter[1])
+                rounds[i].append((d.result(), a.result()))
     return rounds
 
 
@@ -167,8 +186,13 @@ wrk.body = '{"mdbh":"S001","qd":1,"mx":[{"spbm":"SKU00001","sl":1}],' ..
         added_line("legacy order p99 added, saturated, by round",
                    rounds[0])
         if BEFORE:
-            added_line("  the same, before (%s)" % BEFORE[-24:], rounds[1])
-        bad = a["non2xx"]
+            added_line("  the same, before", rounds[1])
+        rounds = measure_paired(paths)
+        added_line("legacy order p99 added, saturated, paired",
+                   rounds[0])
+        if BEFORE:
+            added_line("  the same, before", rounds[1])
+        bad = a["non2xx"] + sum(r[1]["non2xx"] for r in rounds[0])
         # paced: each connection pauses PACE_MS between orders, about
         # half the direct capacity offered to both paths, so p99 is the
         # latency the adapter adds rather than a longer queue
