@@ -410,8 +410,9 @@ main(int argc, char **argv)
         goto failed;
     }
     snprintf(msg, sizeof(msg), "listening on %s, legacy %s, map %s,"
-             " timeout %ld ms, %u threads, at most %u connections (%u per"
-             " address), request timeout %us", o.listen, cfg.legacy_url,
+             " timeout %ld ms, %u legacy calls at once, at most %u"
+             " connections (%u per address), request timeout %us",
+             o.listen, cfg.legacy_url,
              o.map_path, cfg.timeout_ms, o.limits.threads,
              o.limits.max_connections, o.limits.per_ip,
              o.limits.request_timeout);
