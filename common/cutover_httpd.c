@@ -579,6 +579,11 @@ cutover_httpd_start(const cutover_httpd_conf_t *conf,
     cutover_httpd_nofile(conf);
 
     flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG;
+    if (conf->per_connection) {
+        /* MHD serves a thread per connection with poll(), not epoll */
+        flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL_INTERNAL_THREAD
+                | MHD_USE_ERROR_LOG;
+    }
     if (addr.sa.ss_family == AF_INET6) {
         flags |= MHD_USE_IPv6;
     }
@@ -587,7 +592,7 @@ cutover_httpd_start(const cutover_httpd_conf_t *conf,
     CUTOVER_HTTPD_OPT(MHD_OPTION_EXTERNAL_LOGGER,
                       (intptr_t) cutover_httpd_mhd_log, h);
     CUTOVER_HTTPD_OPT(MHD_OPTION_SOCK_ADDR, 0, &addr.sa);
-    if (conf->limits.threads > 1) {
+    if (conf->limits.threads > 1 && !conf->per_connection) {
         /* a pool of one is none: MHD says so in a warning */
         CUTOVER_HTTPD_OPT(MHD_OPTION_THREAD_POOL_SIZE,
                           conf->limits.threads, NULL);

@@ -111,7 +111,17 @@ typedef struct {
     cutover_httpd_handler_pt   handler;      /* whole-body requests, or */
     MHD_AccessHandlerCallback  mhd_handler;  /* called once, body dropped */
     void                      *data;
+    int                        per_connection;   /* see below */
 } cutover_httpd_conf_t;
+
+/*
+ * per_connection: a thread for each connection (limits.threads unused)
+ * instead of a pool whose threads each serve the connections they
+ * accepted.  For handlers that wait on a back end: in the pool a
+ * connection waits behind its neighbours' back-end calls (one pool thread
+ * accepts a burst of connections alone), here it waits for nobody.  The
+ * program bounds its back-end calls itself.
+ */
 
 typedef struct cutover_httpd_s  cutover_httpd_t;
 

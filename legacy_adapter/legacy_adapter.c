@@ -1,9 +1,11 @@
 /* legacy: the adapter's request path, canonical in, dialect out and back. */
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <curl/curl.h>
 
@@ -13,11 +15,21 @@
 
 #define ADAPTER_REPLY_MAX   (4 * 1024 * 1024)
 #define ADAPTER_ID_MAX      CUTOVER_API_ID_MAX
+#define ADAPTER_CALLS       32
 
+/*
+ * The client pool: idle handles (each with its keep-alive connection) are
+ * taken last in, first out, so that the fewest connections stay warm.
+ */
 struct legacy_adapter_s {
     legacy_adapter_config_t  cfg;
     char                    *legacy_url;
-    pthread_key_t            curl_key;
+    pthread_mutex_t          lock;
+    pthread_cond_t           returned;
+    CURL                   **idle;
+    unsigned                 nidle;
+    unsigned                 made;
+    struct curl_slist        hdrs[3];    /* the fixed request headers */
 };
 
 /* What the canonical request asked for. */
@@ -48,6 +60,8 @@ static int adapter_check_ids(const bson_t *doc, const char *where,
     legacy_error_t *err);
 static int adapter_check_canonical(const bson_t *canonical,
     legacy_error_t *err);
+static CURL *adapter_curl_get(legacy_adapter_t *ad, CURLcode *rc);
+static void adapter_curl_put(legacy_adapter_t *ad, CURL *h);
 
 
 static void
@@ -121,16 +135,26 @@ legacy_adapter_new(const legacy_adapter_config_t *cfg, legacy_error_t *err)
         return NULL;
     }
     ad->cfg = *cfg;
+    if (ad->cfg.calls == 0) {
+        ad->cfg.calls = ADAPTER_CALLS;
+    }
     ad->legacy_url = strdup(cfg->legacy_url);
-    if (ad->legacy_url == NULL
-        || pthread_key_create(&ad->curl_key,
-                              (void (*)(void *)) curl_easy_cleanup) != 0)
-    {
+    ad->idle = calloc(ad->cfg.calls, sizeof(CURL *));
+    if (ad->legacy_url == NULL || ad->idle == NULL) {
+        free(ad->idle);
         free(ad->legacy_url);
         free(ad);
-        legacy_error_set(err, LEGACY_E_INTERNAL, "out of resources");
+        legacy_error_set(err, LEGACY_E_INTERNAL, "out of memory");
         return NULL;
     }
+    pthread_mutex_init(&ad->lock, NULL);
+    pthread_cond_init(&ad->returned, NULL);
+    ad->hdrs[0].data = (char *) "Content-Type: application/bson";
+    ad->hdrs[0].next = &ad->hdrs[1];
+    ad->hdrs[1].data = (char *) "Accept: application/bson";
+    ad->hdrs[1].next = &ad->hdrs[2];
+    ad->hdrs[2].data = (char *) "Expect:";
+    ad->hdrs[2].next = NULL;
     n = strlen(ad->legacy_url);
     while (n > 0 && ad->legacy_url[n - 1] == '/') {
         ad->legacy_url[--n] = '\0';
@@ -140,19 +164,21 @@ legacy_adapter_new(const legacy_adapter_config_t *cfg, legacy_error_t *err)
 }
 
 
+/* The server is stopped: every handle is back in the pool. */
 void
 legacy_adapter_free(legacy_adapter_t *ad)
 {
-    CURL  *h;
+    unsigned  i;
 
     if (ad == NULL) {
         return;
     }
-    h = pthread_getspecific(ad->curl_key);
-    if (h != NULL) {
-        curl_easy_cleanup(h);
+    for (i = 0; i < ad->nidle; i++) {
+        curl_easy_cleanup(ad->idle[i]);
     }
-    pthread_key_delete(ad->curl_key);
+    pthread_cond_destroy(&ad->returned);
+    pthread_mutex_destroy(&ad->lock);
+    free(ad->idle);
     free(ad->legacy_url);
     free(ad);
 }
@@ -539,25 +565,75 @@ adapter_collect(char *ptr, size_t size, size_t n, void *data)
 }
 
 
+/*
+ * A handle from the pool, a new one while fewer than cfg.calls exist, else
+ * the first one returned within the legacy deadline; NULL with rc set
+ * when none came (a timeout) or none could be made.
+ */
 static CURL *
-adapter_curl(legacy_adapter_t *ad)
+adapter_curl_get(legacy_adapter_t *ad, CURLcode *rc)
 {
-    CURL  *h = pthread_getspecific(ad->curl_key);
+    CURL             *h = NULL;
+    struct timespec   until;
 
-    if (h == NULL) {
-        h = curl_easy_init();
-        if (h == NULL) {
-            return NULL;
-        }
-        pthread_setspecific(ad->curl_key, h);
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += ad->cfg.timeout_ms / 1000;
+    until.tv_nsec += (ad->cfg.timeout_ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
     }
-    curl_easy_reset(h);
+
+    pthread_mutex_lock(&ad->lock);
+    while (ad->nidle == 0 && ad->made == ad->cfg.calls) {
+        if (pthread_cond_timedwait(&ad->returned, &ad->lock, &until)
+            == ETIMEDOUT)
+        {
+            break;
+        }
+    }
+    if (ad->nidle > 0) {
+        h = ad->idle[--ad->nidle];
+        pthread_mutex_unlock(&ad->lock);
+        return h;
+    }
+    if (ad->made == ad->cfg.calls) {
+        pthread_mutex_unlock(&ad->lock);
+        *rc = CURLE_OPERATION_TIMEDOUT;
+        return NULL;
+    }
+    ad->made++;
+    pthread_mutex_unlock(&ad->lock);
+
+    h = curl_easy_init();
+    if (h == NULL) {
+        pthread_mutex_lock(&ad->lock);
+        ad->made--;
+        pthread_cond_signal(&ad->returned);
+        pthread_mutex_unlock(&ad->lock);
+        *rc = CURLE_OUT_OF_MEMORY;
+        return NULL;
+    }
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, ad->cfg.timeout_ms);
     curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, ad->cfg.timeout_ms);
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, adapter_collect);
     curl_easy_setopt(h, CURLOPT_TCP_NODELAY, 1L);
     return h;
+}
+
+
+/* Back to the pool, with what a call set that the next must not inherit. */
+static void
+adapter_curl_put(legacy_adapter_t *ad, CURL *h)
+{
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, NULL);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, NULL);
+
+    pthread_mutex_lock(&ad->lock);
+    ad->idle[ad->nidle++] = h;
+    pthread_cond_signal(&ad->returned);
+    pthread_mutex_unlock(&ad->lock);
 }
 
 
@@ -569,28 +645,36 @@ adapter_post(legacy_adapter_t *ad, const legacy_request_t *req,
 {
     CURL               *h;
     CURLcode            rc;
-    struct curl_slist  *hdrs = NULL;
-    char                url[512], line[256];
+    struct curl_slist   hdrs[5], *last;
+    char                url[512], rid[160], key[100];
     const char         *v, *ct = NULL;
 
-    h = adapter_curl(ad);
+    h = adapter_curl_get(ad, &rc);
     if (h == NULL) {
-        return CURLE_OUT_OF_MEMORY;
+        return rc;
     }
     snprintf(url, sizeof(url), "%s%s", ad->legacy_url, path);
-    hdrs = curl_slist_append(hdrs, "Content-Type: application/bson");
-    hdrs = curl_slist_append(hdrs, "Accept: application/bson");
-    hdrs = curl_slist_append(hdrs, "Expect:");
+
+    /* the fixed headers, then this request's: a list on the stack */
+    memcpy(hdrs, ad->hdrs, sizeof(ad->hdrs));
+    last = &hdrs[2];
     v = legacy_request_header(req, "X-Cutover-Request-Id");
     if (v != NULL && strlen(v) < 128) {
-        snprintf(line, sizeof(line), "X-Cutover-Request-Id: %s", v);
-        hdrs = curl_slist_append(hdrs, line);
+        snprintf(rid, sizeof(rid), "X-Cutover-Request-Id: %s", v);
+        last->next = &hdrs[3];
+        last = last->next;
+        last->data = rid;
     }
     v = legacy_request_header(req, "Idempotency-Key");
     if (v != NULL && strlen(v) <= ADAPTER_ID_MAX) {
-        snprintf(line, sizeof(line), "Idempotency-Key: %s", v);
-        hdrs = curl_slist_append(hdrs, line);
+        snprintf(key, sizeof(key), "Idempotency-Key: %s", v);
+        last->next = last == &hdrs[2] ? &hdrs[3] : &hdrs[4];
+        last = last->next;
+        last->data = key;
     }
+    last->next = NULL;
+    hdrs[0].next = &hdrs[1];
+    hdrs[1].next = &hdrs[2];
 
     curl_easy_setopt(h, CURLOPT_URL, url);
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
@@ -604,8 +688,7 @@ adapter_post(legacy_adapter_t *ad, const legacy_request_t *req,
         curl_easy_getinfo(h, CURLINFO_CONTENT_TYPE, &ct);
         snprintf(ctype, ctype_len, "%s", ct ? ct : "");
     }
-    curl_easy_setopt(h, CURLOPT_HTTPHEADER, NULL);
-    curl_slist_free_all(hdrs);
+    adapter_curl_put(ad, h);
     return rc;
 }
 
@@ -621,14 +704,15 @@ adapter_health(legacy_adapter_t *ad, legacy_response_t *resp)
     static const char  up[] = "{\"status\":\"ok\",\"legacy\":\"up\"}";
     static const char  down[] = "{\"status\":\"degraded\",\"legacy\":\"down\"}";
 
-    h = adapter_curl(ad);
-    rc = CURLE_OUT_OF_MEMORY;
+    h = adapter_curl_get(ad, &rc);
     if (h != NULL) {
         snprintf(url, sizeof(url), "%s/lsapi/health", ad->legacy_url);
         curl_easy_setopt(h, CURLOPT_URL, url);
+        curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
         curl_easy_setopt(h, CURLOPT_WRITEDATA, &reply);
         rc = curl_easy_perform(h);
         curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+        adapter_curl_put(ad, h);
     }
     legacy_buf_free(&reply);
 

@@ -1,7 +1,7 @@
 /*
  * legacy: the anti-corruption adapter.  Canonical API (SPEC.md) outward,
- * the legacy dialect inward, through a legacy_map_t; one libcurl handle per
- * server thread, kept alive to the legacy system.
+ * the legacy dialect inward, through a legacy_map_t; a pool of libcurl
+ * handles, each kept alive to the legacy system, bounds the calls at once.
  */
 
 #ifndef LEGACY_ADAPTER_H
@@ -14,6 +14,7 @@ typedef struct {
     const char        *legacy_url;     /* "http://host:port", no path */
     const legacy_map_t *map;           /* borrowed, outlives the adapter */
     long               timeout_ms;
+    unsigned           calls;          /* legacy calls at once, 0: 32 */
     legacy_log_fn      log;
     void              *log_data;
 } legacy_adapter_config_t;

@@ -39,6 +39,13 @@ legacy_server_new(const char *program, const char *listen,
     conf.limits = *limits;
     conf.handler = handler;
     conf.data = data;
+    /*
+     * Both handlers wait (on PostgreSQL, on the legacy system): a thread
+     * per connection, so that no connection waits behind another's call;
+     * the sim's database pool and the adapter's client pool bound the
+     * calls at once.
+     */
+    conf.per_connection = 1;
 
     srv->httpd = cutover_httpd_start(&conf, &herr);
     if (srv->httpd == NULL) {

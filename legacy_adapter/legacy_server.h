@@ -1,7 +1,8 @@
 /*
  * legacy: the HTTP server of the stand-in legacy system and of the adapter,
  * the daemons' listener (common/cutover_httpd): whole bodies in, whole
- * bodies out, one handler call per request on a pool of threads.
+ * bodies out, one handler call per request on the connection's own
+ * thread.
  */
 
 #ifndef LEGACY_SERVER_H

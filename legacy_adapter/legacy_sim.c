@@ -10,8 +10,9 @@
 
 static void sim_log(legacy_sim_t *sim, int level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-static void sim_db_destroy(void *p);
-static PGconn * sim_db(legacy_sim_t *sim, legacy_error_t *err);
+static int sim_db_alive(PGconn *db);
+static PGconn *sim_db_get(legacy_sim_t *sim, legacy_error_t *err);
+static void sim_db_put(legacy_sim_t *sim, PGconn *db);
 static int sim_idem_begin(sim_req_t *r, const char *key, const char *route,
     const bson_t *body);
 static int sim_idem_finish(sim_req_t *r, const char *key);
@@ -98,34 +99,98 @@ sim_doc_int(const bson_t *d, const char *key, int64_t *out)
 }
 
 
-static void
-sim_db_destroy(void *p)
+/*
+ * An idle connection owes us nothing: input on it is the server going away
+ * (a restart's FATAL, then the close), which libpq learns only when a
+ * statement fails.
+ */
+static int
+sim_db_alive(PGconn *db)
 {
-    PQfinish(p);
+    struct pollfd  pfd;
+
+    if (PQstatus(db) != CONNECTION_OK) {
+        return 0;
+    }
+    pfd.fd = PQsocket(db);
+    pfd.events = POLLIN;
+    pfd.revents = 0;
+    return poll(&pfd, 1, 0) == 0;
 }
 
 
+/*
+ * A connection from the pool (a new one while fewer than cfg.connections
+ * exist, else the first returned).  One found dead before this request is
+ * reconnected once: nothing of the request was sent on it yet.
+ */
 static PGconn *
-sim_db(legacy_sim_t *sim, legacy_error_t *err)
+sim_db_get(legacy_sim_t *sim, legacy_error_t *err)
 {
-    PGconn  *db = pthread_getspecific(sim->db_key);
+    PGconn  *db = NULL;
+    char    *nl;
 
-    if (db != NULL && PQstatus(db) == CONNECTION_OK) {
-        return db;
+    pthread_mutex_lock(&sim->lock);
+    while (sim->nidle == 0 && sim->made == sim->cfg.connections) {
+        pthread_cond_wait(&sim->returned, &sim->lock);
     }
-    if (db != NULL) {
+    if (sim->nidle > 0) {
+        db = sim->idle[--sim->nidle];
+    } else {
+        sim->made++;
+    }
+    pthread_mutex_unlock(&sim->lock);
+
+    if (db == NULL) {
+        db = legacy_db_connect(sim->conninfo, err);
+    } else if (!sim_db_alive(db)) {
         PQreset(db);
         if (PQstatus(db) == CONNECTION_OK) {
-            return db;
+            sim_log(sim, LEGACY_LOG_INFO, "database connection was lost,"
+                    " reconnected");
+        } else {
+            legacy_error_set(err, LEGACY_E_DB, "reconnect failed: %s",
+                             PQerrorMessage(db));
+            nl = strchr(err->message, '\n');
+            if (nl != NULL) {
+                *nl = '\0';
+            }
+            PQfinish(db);
+            db = NULL;
         }
-        legacy_error_set(err, LEGACY_E_DB, "reconnect failed");
-        return NULL;
     }
-    db = legacy_db_connect(sim->conninfo, err);
-    if (db != NULL) {
-        pthread_setspecific(sim->db_key, db);
+    if (db == NULL) {
+        pthread_mutex_lock(&sim->lock);
+        sim->made--;
+        pthread_cond_signal(&sim->returned);
+        pthread_mutex_unlock(&sim->lock);
     }
     return db;
+}
+
+
+/* Back to the pool; one broken or left in a transaction is closed. */
+static void
+sim_db_put(legacy_sim_t *sim, PGconn *db)
+{
+    if (db == NULL) {
+        return;
+    }
+    if (PQstatus(db) != CONNECTION_OK
+        || PQtransactionStatus(db) != PQTRANS_IDLE)
+    {
+        PQfinish(db);
+        db = NULL;
+    }
+
+    pthread_mutex_lock(&sim->lock);
+    if (db != NULL) {
+        sim->idle[sim->nidle++] = db;
+    } else {
+        sim->made--;
+    }
+    pthread_cond_signal(&sim->returned);
+    pthread_mutex_unlock(&sim->lock);
 }
 
 
@@ -231,16 +296,21 @@ legacy_sim_new(const legacy_sim_config_t *cfg, legacy_error_t *err)
         return NULL;
     }
     sim->cfg = *cfg;
+    if (sim->cfg.connections == 0) {
+        sim->cfg.connections = SIM_CONNECTIONS;
+    }
     sim->conninfo = strdup(cfg->conninfo ? cfg->conninfo : "");
     sim->cfg.conninfo = sim->conninfo;
-    if (sim->conninfo == NULL
-        || pthread_key_create(&sim->db_key, sim_db_destroy) != 0)
-    {
+    sim->idle = calloc(sim->cfg.connections, sizeof(PGconn *));
+    if (sim->conninfo == NULL || sim->idle == NULL) {
+        free(sim->idle);
         free(sim->conninfo);
         free(sim);
-        legacy_error_set(err, LEGACY_E_INTERNAL, "out of resources");
+        legacy_error_set(err, LEGACY_E_INTERNAL, "out of memory");
         return NULL;
     }
+    pthread_mutex_init(&sim->lock, NULL);
+    pthread_cond_init(&sim->returned, NULL);
     return sim;
 }
 
@@ -248,15 +318,18 @@ legacy_sim_new(const legacy_sim_config_t *cfg, legacy_error_t *err)
 void
 legacy_sim_free(legacy_sim_t *sim)
 {
-    PGconn  *db;
+    unsigned  i;
 
     if (sim == NULL) {
         return;
     }
-    /* The server's threads are gone; this thread may hold one too. */
-    db = pthread_getspecific(sim->db_key);
-    PQfinish(db);
-    pthread_key_delete(sim->db_key);
+    /* The server is stopped: every connection is back in the pool. */
+    for (i = 0; i < sim->nidle; i++) {
+        PQfinish(sim->idle[i]);
+    }
+    pthread_cond_destroy(&sim->returned);
+    pthread_mutex_destroy(&sim->lock);
+    free(sim->idle);
     free(sim->conninfo);
     free(sim);
 }
@@ -480,7 +553,7 @@ legacy_sim_handle(void *data, const legacy_request_t *req,
         return;
     }
 
-    r.db = sim_db(sim, &err);
+    r.db = sim_db_get(sim, &err);
     if (r.db == NULL) {
         sim_db_fail(&r, &err);
 
@@ -499,6 +572,8 @@ legacy_sim_handle(void *data, const legacy_request_t *req,
     } else {
         sim_fail(&r, LEGACY_SIM_BAD_PARAM, "未知接口 %s", path);
     }
+
+    sim_db_put(sim, r.db);
 
     if (r.code != 0 && r.has_data) {
         bson_destroy(&r.data);

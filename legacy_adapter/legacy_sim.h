@@ -48,6 +48,7 @@ typedef struct {
     int              cancel_keeps_points;
     int              delay_ms;          /* answer this much later (tests) */
     int              time_offset_min;   /* 480: China time */
+    unsigned         connections;       /* database pool, 0: 8 */
     legacy_log_fn    log;
     void            *log_data;
 } legacy_sim_config_t;

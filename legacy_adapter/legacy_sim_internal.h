@@ -6,6 +6,7 @@
 #ifndef LEGACY_SIM_INTERNAL_H
 #define LEGACY_SIM_INTERNAL_H
 
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,13 +22,19 @@
 #include "legacy_adapter/legacy_sim.h"
 
 
-#define SIM_LINES_MAX  100
-#define SIM_QTY_MAX    100000
+#define SIM_LINES_MAX    100
+#define SIM_QTY_MAX      100000
+#define SIM_CONNECTIONS  8
 
+/* The database pool: idle connections are taken last in, first out. */
 struct legacy_sim_s {
     legacy_sim_config_t  cfg;
     char                *conninfo;
-    pthread_key_t        db_key;
+    pthread_mutex_t      lock;
+    pthread_cond_t       returned;
+    PGconn             **idle;
+    unsigned             nidle;
+    unsigned             made;
 };
 
 /* One request in flight. */

@@ -77,9 +77,9 @@ adapter_main_usage(FILE *out)
         "  --map FILE          mapping (default: legacy_adapter/map.json)\n"
         "  --timeout-ms N      legacy answer deadline, then 504\n"
         "                      (default 2000)\n"
-        "  --threads N         server threads, i.e. requests forwarded at\n"
-        "                      once (default 32); each keeps its own\n"
-        "                      keep-alive client to the legacy side\n"
+        "  --threads N         requests forwarded at once (default 32), on\n"
+        "                      a pool of keep-alive connections to the\n"
+        "                      legacy side; more wait up to --timeout-ms\n"
         CUTOVER_HTTPD_USAGE
         "\n"
         "export copies stores, channels, SKUs, stock and members from the\n"
@@ -372,7 +372,7 @@ main(int argc, char **argv)
     memset(&o, 0, sizeof(o));
     cutover_httpd_limits_default(&o.limits);
     o.limits.body_max = CUTOVER_API_BODY_MAX;
-    /* a thread waits out each legacy call: more of them than the sim's */
+    /* a legacy call waits on the sim: more of them than the sim's */
     o.limits.threads = 32;
     memset(&cfg, 0, sizeof(cfg));
     cfg.timeout_ms = 2000;
@@ -383,6 +383,7 @@ main(int argc, char **argv)
         return rc;
     }
     rc = 1;
+    cfg.calls = o.limits.threads;
 
     map = legacy_map_new_from_file(o.map_path, &err);
     if (map == NULL) {
@@ -409,8 +410,9 @@ main(int argc, char **argv)
         goto failed;
     }
     snprintf(msg, sizeof(msg), "listening on %s, legacy %s, map %s,"
-             " timeout %ld ms, %u threads, at most %u connections (%u per"
-             " address), request timeout %us", o.listen, cfg.legacy_url,
+             " timeout %ld ms, %u legacy calls at once, at most %u"
+             " connections (%u per address), request timeout %us",
+             o.listen, cfg.legacy_url,
              o.map_path, cfg.timeout_ms, o.limits.threads,
              o.limits.max_connections, o.limits.per_ip,
              o.limits.request_timeout);

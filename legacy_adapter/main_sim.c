@@ -77,8 +77,8 @@ sim_main_usage(FILE *out)
         "  --quirks LIST       comma list of points_floor, oversell,\n"
         "                      cancel_keeps_points (default: all on)\n"
         "  --no-quirks         behave like the new core\n"
-        "  --threads N         server threads, each with its own database\n"
-        "                      connection (default 8)\n"
+        "  --threads N         requests served at once, each on one of N\n"
+        "                      pooled database connections (default 8)\n"
         "  --delay-ms N        answer every request N ms late (tests)\n"
         "  --idempotency-ttl T keep answered serial numbers (qqlsh) for T\n"
         "                      (7d, 12h, 30m, 45s; default 7d); older ones\n"
@@ -311,6 +311,7 @@ main(int argc, char **argv)
     if (rc >= 0) {
         return rc;
     }
+    cfg.connections = o.limits.threads;
 
     if (o.init && legacy_sim_init_schema(cfg.conninfo, &err) != LEGACY_OK) {
         snprintf(msg, sizeof(msg), "init schema: %s", err.message);

@@ -3,6 +3,7 @@ its seed, its quirks on and off), the adapter's canonical answers, legacy
 failures (down, slow, garbage) and the store-system migration into the new
 core, all against the session PostgreSQL cluster."""
 
+import concurrent.futures
 import http.client
 import http.server
 import json
@@ -641,6 +642,28 @@ def test_adapter_legacy_slow_is_504(env):
     assert p.alive()
 
 
+def test_adapter_threads_bound_the_legacy_calls(env):
+    """--threads 1: one legacy call at a time; a request that gets none
+    within --timeout-ms is a 504 then, not an answer whenever one frees."""
+    slow, slow_url = start_sim(env, "sim-slow-pool", "--delay-ms", "600")
+    p, base = start_adapter(env, "adapter-one-call", slow_url,
+                            "--threads", "1", "--timeout-ms", "900")
+
+    def read(_):
+        t0 = time.monotonic()
+        st = call(base, "GET", "/api/v1/members/M000001")[0]
+        return st, time.monotonic() - t0
+
+    with concurrent.futures.ThreadPoolExecutor(3) as ex:
+        got = sorted(ex.map(read, range(3)))
+    # the first call 0-0.6 s, the second 0.6-1.2 s, the third gives up at
+    # 0.9 s while the second still holds the one call
+    assert [st for st, _ in got] == [200, 200, 504], got
+    assert 1.1 < max(t for st, t in got if st == 200) < 2.5, got
+    assert got[2][1] < 1.5, got
+    assert p.alive()
+
+
 def test_adapter_bad_map_fails_at_start(env):
     for name, want in (("bad_map_type.json",
                         "line 8: objects.member[1].type"),
@@ -770,6 +793,58 @@ def test_sim_database_down_is_503_then_recovers(env):
         assert (st, r) == (200, want)
         with open(sim.log_path, errors="replace") as f:
             assert "[error] legacy-store-sim: database" in f.read()
+    finally:
+        for p in procs:
+            p.stop()
+        own.destroy()
+
+
+def test_sim_database_restart_costs_no_request(env):
+    """After a restart of the legacy database every connection the sim
+    holds is dead; the first request on each reconnects it and is served
+    (a 503 here used to send a client back for a second try), and an
+    order made then is applied once."""
+    own = harness.Pg("legacy-dbrestart").start()
+    procs = []
+    try:
+        db = own.createdb("legacy_restart")
+        r = subprocess.run([SIM, "--db", db, "--init-schema", "--seed",
+                            "--seed-stores", "1", "--seed-skus", "1"],
+                           capture_output=True, timeout=60)
+        assert r.returncode == 0, r.stderr.decode()
+        sub = Env()
+        sub.dir, sub.db, sub.procs = env.dir, db, procs
+        sim, sim_url = start_sim(sub, "sim-dbrestart")
+        ad, base = start_adapter(sub, "adapter-dbrestart", sim_url)
+        path = "/api/v1/members/M000007"
+        want = {"member_id": "M000007", "points": points(7),
+                "tier": tier(points(7))}
+
+        def read(_):
+            return call(base, "GET", path)[:2]
+
+        # every one of the sim's 4 connections made and used
+        with concurrent.futures.ThreadPoolExecutor(8) as ex:
+            assert list(ex.map(read, range(32))) == [(200, want)] * 32
+        own.restart()
+        with concurrent.futures.ThreadPoolExecutor(4) as ex:
+            got = list(ex.map(read, range(16)))
+        assert got == [(200, want)] * 16
+        sale = {"store_id": "S001", "channel": "pos",
+                "lines": [{"sku": "SKU00001", "qty": 1}],
+                "payment": {"method": "cash"}}
+        own.restart()
+        st, r, _ = call(base, "POST", "/api/v1/orders", sale,
+                        {"Idempotency-Key": "restart-1"})
+        assert st == 201, r
+        assert own.psql("legacy_restart", "SELECT count(*) FROM legacy.xsd"
+                        " WHERE djh = '%s'" % r["order_id"]) == "1"
+        assert own.psql("legacy_restart", "SELECT count(*) FROM legacy.xsd"
+                        ) == "1"
+        with open(sim.log_path, errors="replace") as f:
+            log = f.read()
+        assert "database connection was lost, reconnected" in log
+        assert "[error]" not in log
     finally:
         for p in procs:
             p.stop()

@@ -166,6 +166,11 @@ echo_handler(void *data, const cutover_httpd_request_t *req,
 {
     (void) data;
 
+    /* a handler waiting on its back end */
+    if (strcmp(req->path, "/slow") == 0) {
+        usleep(1000 * 1000);
+    }
+
     resp->status = 200;
     resp->content_type = "text/plain";
     resp->body = strdup(req->path);
@@ -215,7 +220,7 @@ read_for(int fd, char *buf, size_t size, int ms)
 
 
 static cutover_httpd_t *
-start_server(int *port)
+start_server(int *port, int per_connection)
 {
     char                   listen[32];
     cutover_httpd_t       *h;
@@ -244,6 +249,7 @@ start_server(int *port)
     conf.limits.request_timeout = 1;
     conf.limits.body_max = 16;
     conf.handler = echo_handler;
+    conf.per_connection = per_connection;
 
     h = cutover_httpd_start(&conf, &err);
     ck_assert_msg(h != NULL, "%s", err.message);
@@ -263,7 +269,7 @@ START_TEST(test_request_deadline)
     static const char  req[] = "GET /fast HTTP/1.1\r\nHost: x\r\n"
                                "Connection: close\r\n\r\n";
 
-    h = start_server(&port);
+    h = start_server(&port, _i);
     slow = connect_to(port);
     clock_gettime(CLOCK_MONOTONIC, &t0);
     ck_assert_int_eq(write(slow, head, sizeof(head) - 1),
@@ -300,6 +306,43 @@ START_TEST(test_request_deadline)
 END_TEST
 
 
+/*
+ * per_connection: a request waits for no other's handler, though two
+ * connections opened at once would share one thread of the pool.
+ */
+START_TEST(test_per_connection)
+{
+    int               port, slow, fast;
+    char              buf[1024];
+    cutover_httpd_t  *h;
+    static const char  slow_req[] = "GET /slow HTTP/1.1\r\nHost: x\r\n"
+                                    "Connection: close\r\n\r\n";
+    static const char  fast_req[] = "GET /fast HTTP/1.1\r\nHost: x\r\n"
+                                    "Connection: close\r\n\r\n";
+
+    h = start_server(&port, 1);
+    slow = connect_to(port);
+    fast = connect_to(port);
+    ck_assert_int_eq(write(slow, slow_req, sizeof(slow_req) - 1),
+                     (ssize_t) sizeof(slow_req) - 1);
+    usleep(100 * 1000);
+    ck_assert_int_eq(write(fast, fast_req, sizeof(fast_req) - 1),
+                     (ssize_t) sizeof(fast_req) - 1);
+
+    /* answered while /slow is still in its handler */
+    read_for(fast, buf, sizeof(buf), 500);
+    ck_assert_msg(strncmp(buf, "HTTP/1.1 200", 12) == 0, "%s", buf);
+    ck_assert_ptr_nonnull(strstr(buf, "\r\n\r\n/fast"));
+
+    read_for(slow, buf, sizeof(buf), 3000);
+    ck_assert_ptr_nonnull(strstr(buf, "\r\n\r\n/slow"));
+    close(fast);
+    close(slow);
+    cutover_httpd_stop(h);
+}
+END_TEST
+
+
 /* A body over the limit is 413 in the JSON error shape. */
 START_TEST(test_body_limit)
 {
@@ -311,7 +354,7 @@ START_TEST(test_body_limit)
                                "Content-Length: 20\r\n\r\n"
                                "01234567890123456789";
 
-    h = start_server(&port);
+    h = start_server(&port, 0);
     fd = connect_to(port);
     ck_assert_int_eq(write(fd, req, sizeof(req) - 1),
                      (ssize_t) sizeof(req) - 1);
@@ -857,7 +900,8 @@ common_suite(void)
 
     live = tcase_create("live");
     tcase_set_timeout(live, 20);
-    tcase_add_test(live, test_request_deadline);
+    tcase_add_loop_test(live, test_request_deadline, 0, 2);
+    tcase_add_test(live, test_per_connection);
     tcase_add_test(live, test_body_limit);
     tcase_add_test(live, test_ipv6_listen);
     suite_add_tcase(s, live);
