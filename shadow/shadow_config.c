@@ -189,13 +189,14 @@ shadow_config_key(bson_iter_t *it, shadow_config_t *cfg, shadow_error_t *err)
         return SHADOW_OK;
     }
 
-    if (strcmp(k, "delete_consumed") == 0) {
+    if (strcmp(k, "delete_consumed") == 0 || strcmp(k, "sched_idle") == 0) {
         if (!BSON_ITER_HOLDS_BOOL(it)) {
-            return shadow_error_set(err, SHADOW_ERROR, "\"delete_consumed\" "
-                                    "must be true or false");
+            return shadow_error_set(err, SHADOW_ERROR, "\"%s\" must be true "
+                                    "or false", k);
         }
 
-        cfg->delete_consumed = bson_iter_bool(it);
+        *(k[0] == 'd' ? &cfg->delete_consumed : &cfg->sched_idle) =
+            bson_iter_bool(it);
         return SHADOW_OK;
     }
 
@@ -472,6 +473,7 @@ shadow_config_load(const char *path, shadow_config_t *cfg,
     cfg->backoff_max_ms = 5000;
     cfg->max_wait_ms = 0;
     cfg->nice = 10;
+    cfg->sched_idle = 1;
     cfg->replay_default = SHADOW_REPLAY_APPLIED;
 
     f = fopen(path, "re");

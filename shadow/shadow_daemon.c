@@ -21,7 +21,6 @@
  * record and every later one of the key go to the dead-letter store
  * (fsynced before the checkpoint passes them) until an operator replays
  * or discards them.
- * /
  *
  * The engine is in five files around shadow_engine.h: this one (the loop,
  * the checkpoint, publishing), shadow_window.c (records from the log into
@@ -31,12 +30,14 @@
  * replaying them).
  */
 
+#include <sched.h>
 #include <sys/resource.h>
 
 #include "shadow/shadow_engine.h"
 
 
 static void shadow_set_nice(shadow_daemon_t *d);
+static void shadow_set_autogroup_nice(shadow_daemon_t *d);
 static double shadow_cpu_seconds(void);
 static void shadow_advance(shadow_daemon_t *d, int force);
 static void shadow_delete_consumed(shadow_daemon_t *d);
@@ -71,14 +72,21 @@ shadow_log(shadow_daemon_t *d, int level, const char *fmt, ...)
 
 /*
  * A background replayer yields the CPU to the gateway it shares the
- * machine with.  Niceness is per thread on Linux: set first, threads
- * started later inherit it.  A failure (lowering it unprivileged) is
- * worth a warning, not a stop.
+ * machine with.  By default it runs under SCHED_IDLE: only on CPU time
+ * that no ordinary task wants, so nginx is never kept waiting by it (the
+ * replay lags instead while the machine is saturated, and catches up
+ * after; cutover_shadow_lag_* shows it).  Niceness ("nice") counts when
+ * "sched_idle" is false: on a machine of 2 cores, nice alone still left
+ * shadowd one core while nginx, wrk and the upstream queued on the other
+ * (the scheduler keeps tasks that wake each other together).  Policy and
+ * niceness are per thread on Linux: set first, threads started later
+ * inherit them.  A failure is worth a warning, not a stop.
  */
 static void
 shadow_set_nice(shadow_daemon_t *d)
 {
-    int  was;
+    int                 was;
+    struct sched_param  sp;
 
     errno = 0;
     was = getpriority(PRIO_PROCESS, 0);
@@ -86,16 +94,74 @@ shadow_set_nice(shadow_daemon_t *d)
         was = 0;
     }
 
+    d->stats.nice = was;
+
     if (setpriority(PRIO_PROCESS, 0, d->cfg->nice) == -1) {
         shadow_log(d, SHADOW_LOG_WARN, "cannot set niceness %d (it stays "
                    "%d): %s", d->cfg->nice, was, strerror(errno));
-        d->stats.nice = was;
+
+    } else {
+        d->stats.nice = d->cfg->nice;
+        shadow_log(d, SHADOW_LOG_INFO, "niceness %d (was %d)", d->cfg->nice,
+                   was);
+    }
+
+    if (d->cfg->sched_idle) {
+        memset(&sp, 0, sizeof(sp));
+
+        if (sched_setscheduler(0, SCHED_IDLE, &sp) == -1) {
+            shadow_log(d, SHADOW_LOG_WARN, "cannot run under SCHED_IDLE: "
+                       "%s", strerror(errno));
+
+        } else {
+            d->stats.sched_idle = 1;
+            shadow_log(d, SHADOW_LOG_INFO, "scheduling policy SCHED_IDLE");
+        }
+    }
+
+    shadow_set_autogroup_nice(d);
+}
+
+
+/*
+ * With the kernel's autogroups (sched_autogroup_enabled), a session (a
+ * daemon started on its own, a service) is scheduled as one group against
+ * the other groups, and policy and niceness only count inside it: nginx in
+ * another session would still share the CPU with shadowd as equals.  A
+ * shadowd that leads its own session sets its group's niceness too (19
+ * under SCHED_IDLE); one started in nginx's session leaves the group alone,
+ * since its niceness would be nginx's as well.
+ */
+static void
+shadow_set_autogroup_nice(shadow_daemon_t *d)
+{
+    int    fd, n, nice;
+    char   buf[16];
+
+    if (getsid(0) != getpid()) {
         return;
     }
 
-    d->stats.nice = d->cfg->nice;
-    shadow_log(d, SHADOW_LOG_INFO, "niceness %d (was %d)", d->cfg->nice,
-               was);
+    fd = open("/proc/self/autogroup", O_WRONLY | O_CLOEXEC);
+    if (fd == -1) {
+        return;                         /* no autogroups: nothing to do */
+    }
+
+    nice = d->stats.sched_idle ? 19 : d->cfg->nice;
+    n = snprintf(buf, sizeof(buf), "%d", nice);
+
+    if (write(fd, buf, (size_t) n) != n) {
+        shadow_log(d, SHADOW_LOG_WARN, "cannot set the niceness of its "
+                   "scheduling group to %d: %s (nginx in another session "
+                   "may get no more CPU than shadowd)", nice,
+                   strerror(errno));
+
+    } else {
+        shadow_log(d, SHADOW_LOG_INFO, "scheduling group niceness %d",
+                   nice);
+    }
+
+    close(fd);
 }
 
 

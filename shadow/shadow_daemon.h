@@ -59,6 +59,7 @@ typedef struct {
     int              backoff_max_ms;  /* retry delay cap */
     int              max_wait_ms;     /* 0: a write waits for ever */
     int              nice;            /* setpriority(2) at start, 0..19 */
+    int              sched_idle;      /* SCHED_IDLE: run on idle CPU only */
     char            *dead_letter;     /* dead-letter directory */
     shadow_replay_rule_t  *replay;    /* first match wins */
     size_t           nreplay;

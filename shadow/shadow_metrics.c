@@ -196,7 +196,11 @@ shadow_metrics_render_outcomes(const shadow_stats_t *s, char *buf,
         "cutover_shadow_process_cpu_seconds_total %.3f\n"
         "# HELP cutover_shadow_nice The daemon's scheduling niceness.\n"
         "# TYPE cutover_shadow_nice gauge\n"
-        "cutover_shadow_nice %d\n",
+        "cutover_shadow_nice %d\n"
+        "# HELP cutover_shadow_sched_idle 1 when the daemon runs under "
+        "SCHED_IDLE (only on CPU time nothing else wants).\n"
+        "# TYPE cutover_shadow_sched_idle gauge\n"
+        "cutover_shadow_sched_idle %d\n",
         (unsigned long long) s->primary_refused,
         (unsigned long long) s->indeterminate,
         (unsigned long long) s->dead_lettered,
@@ -204,7 +208,7 @@ shadow_metrics_render_outcomes(const shadow_stats_t *s, char *buf,
         (unsigned long long) s->corrupt_records,
         (long long) s->parked_keys, (long long) s->parking,
         (long long) s->retrying,
-        s->oldest_wait_seconds, s->cpu_seconds, s->nice);
+        s->oldest_wait_seconds, s->cpu_seconds, s->nice, s->sched_idle);
 
     shadow_metrics_add(buf, cap, &len,
         "# HELP cutover_shadow_retrying_by_reason Records waiting for "

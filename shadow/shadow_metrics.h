@@ -69,6 +69,7 @@ typedef struct {
     uint64_t  ckpt_off;
     double    cpu_seconds;      /* the daemon's own user + system CPU */
     int       nice;             /* its scheduling niceness */
+    int       sched_idle;       /* it runs under SCHED_IDLE */
     unsigned             nzones;
     shadow_zone_stats_t  zones[SHADOW_STATS_ZONES];
     shadow_guard_stats_t guard;

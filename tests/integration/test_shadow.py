@@ -363,12 +363,17 @@ def test_shadowd_over_ipv6(tmpdir_w):
         legacy.stop()
 
 
+SCHED_IDLE = 5
+
+
 def proc_nice_and_cpu(pid):
-    """The niceness of each thread, and user + system CPU seconds."""
+    """The (niceness, scheduling policy) of each thread, and user + system
+    CPU seconds."""
     nice = set()
     for tid in os.listdir("/proc/%d/task" % pid):
         with open("/proc/%d/task/%s/stat" % (pid, tid)) as f:
-            nice.add(int(f.read().rsplit(")", 1)[1].split()[16]))
+            fields = f.read().rsplit(")", 1)[1].split()
+            nice.add((int(fields[16]), int(fields[38])))
     with open("/proc/%d/stat" % pid) as f:
         fields = f.read().rsplit(")", 1)[1].split()
     return nice, (int(fields[11]) + int(fields[12])) / os.sysconf(
@@ -379,8 +384,8 @@ def test_methods_replayed_alike_on_reused_transfers_and_nice(tmpdir_w,
                                                              sides):
     """One key, so its records go one after the other over the same
     reused transfer: each keeps its own method and body whatever the one
-    before it was.  shadowd runs at the configured niceness (every
-    thread) and reports its own CPU time."""
+    before it was.  shadowd runs at the configured niceness and under
+    SCHED_IDLE (every thread) and reports its own CPU time."""
     new, legacy = sides
     shapes = [("POST", "{\"a\":1}"), ("GET", ""), ("HEAD", ""),
               ("DELETE", ""), ("PUT", "{\"b\":2}"), ("GET", "{\"c\":3}"),
@@ -408,8 +413,9 @@ def test_methods_replayed_alike_on_reused_transfers_and_nice(tmpdir_w,
     assert got == want
     assert m["cutover_shadow_replayed_total"] == len(recs)
 
-    assert nice == {13}
+    assert nice == {(13, SCHED_IDLE)}
     assert m["cutover_shadow_nice"] == 13
+    assert m["cutover_shadow_sched_idle"] == 1
     assert 0 < m["cutover_shadow_process_cpu_seconds_total"] <= cpu + 0.02
     with open(proc.log_path) as f:
         assert re.search(r"\[info\] cutover-shadowd: niceness 13 "
@@ -447,7 +453,7 @@ def test_a_niceness_it_may_not_set_is_a_warning_not_a_stop(tmpdir_w,
         assert proc.stop() == 0
     assert len(new.keys()) == 10
     assert m["cutover_shadow_replayed_total"] == 10
-    assert m["cutover_shadow_nice"] == 15 and nice == {15}
+    assert m["cutover_shadow_nice"] == 15 and nice == {(15, SCHED_IDLE)}
     with open(proc.log_path) as f:
         text = f.read()
     assert re.search(r"\[warn\] cutover-shadowd: cannot set niceness 10 "

@@ -1240,7 +1240,7 @@ START_TEST(test_config)
                "\"concurrency\": 8, \"order_key\": \"store_channel\", "
                "\"rate_limit\": 100.5, \"max_inflight_per_key\": 1, "
                "\"delete_consumed\": false, \"results_db\": null, "
-               "\"nice\": 19}");
+               "\"nice\": 19, \"sched_idle\": false}");
     ck_assert_int_eq(shadow_config_load(path, &cfg, &err), SHADOW_OK);
     ck_assert_str_eq(cfg.log, "/x/erp.log");
     ck_assert_str_eq(cfg.new_url, "http://127.0.0.1:1");
@@ -1252,6 +1252,7 @@ START_TEST(test_config)
     ck_assert_int_eq(cfg.delete_consumed, 0);
     ck_assert_ptr_null(cfg.results_db);
     ck_assert_int_eq(cfg.nice, 19);
+    ck_assert_int_eq(cfg.sched_idle, 0);
     shadow_config_clear(&cfg);
 }
 END_TEST
@@ -1277,6 +1278,7 @@ static const struct {
     { "{\"nice\": -1}", "\"nice\"" },
     { "{\"nice\": 20}", "\"nice\"" },
     { "{\"nice\": \"low\"}", "\"nice\"" },
+    { "{\"sched_idle\": 1}", "\"sched_idle\" must be true or false" },
     { "{\"retry_backoff_max_ms\": 0}", "\"retry_backoff_max_ms\"" },
     { "{\"log\": \"l\", \"checkpoint\": \"c\"}", "required" },
     { "[]", "not a JSON object" },
@@ -1362,6 +1364,7 @@ START_TEST(test_replay_default)
     ck_assert_int_eq(cfg.max_wait_ms, 0);
     ck_assert_int_eq(cfg.backoff_max_ms, 5000);
     ck_assert_int_eq(cfg.nice, 10);
+    ck_assert_int_eq(cfg.sched_idle, 1);
     ck_assert(shadow_method_is_read("GET", 3));
     ck_assert(shadow_method_is_read("head", 4));
     ck_assert(!shadow_method_is_read("POST", 4));
@@ -1529,10 +1532,12 @@ START_TEST(test_metrics_render)
     s.oldest_wait_seconds = 4.25;
     s.cpu_seconds = 12.5;
     s.nice = 10;
+    s.sched_idle = 1;
     shadow_metrics_render(&s, buf, sizeof(buf));
     ck_assert_ptr_nonnull(strstr(buf, "cutover_shadow_process_cpu_seconds_"
                                  "total 12.500\n"));
     ck_assert_ptr_nonnull(strstr(buf, "cutover_shadow_nice 10\n"));
+    ck_assert_ptr_nonnull(strstr(buf, "cutover_shadow_sched_idle 1\n"));
     ck_assert_ptr_nonnull(strstr(buf,
                                  "cutover_shadow_primary_refused_total 5\n"));
     ck_assert_ptr_nonnull(strstr(buf,
