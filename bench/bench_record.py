@@ -6,10 +6,12 @@ Goals: recorded >= 0.90x plain req/s and p99 + <= 0.5 ms; slow-shadow
 client figures within 5 % of the fast-shadow run; shadowd replay rate.
 
 The primary and the shadows run in two nginx instances: the shadows stand
-in for the new core on other hosts and run at nice 19, so that what the
-clients share the cores with is the gateway's own work (nginx and
-cutover-shadowd, which runs at its default nice 10), not the other
-system's."""
+in for the new core on other hosts and run under SCHED_IDLE, so that what
+the clients share the cores with is the gateway's own work (nginx, and
+cutover-shadowd, itself under SCHED_IDLE by default), not the other
+system's.  shadowd's replay rate while clients saturate the cores is
+therefore what it gets from idle CPU (its lag grows, and it catches up
+after); its drain rate is bench_shadow_cpu's figure."""
 
 import json
 import os
@@ -143,15 +145,15 @@ def main(rounds=int(os.environ.get("BENCH_ROUNDS", "5")),
     up = harness.Nginx(PRIMARY.format(a=a, body=BODY), workers=1,
                        name="bench-up", log_level="warn")
     up.start(a)
-    # The shadows stand in for the new core, which runs on other hosts: at
-    # nice 19 their CPU yields to the gateway's, as another host's would
-    # not be taken from it at all.  Their own cost is not the gateway's.
+    # The shadows stand in for the new core, which runs on other hosts:
+    # under SCHED_IDLE their CPU yields to the gateway's, as another host's
+    # would not be taken from it at all.  Their cost is not the gateway's.
     other = harness.Nginx(SHADOWS.format(b=b, s=s, body=BODY), workers=1,
                           name="bench-shadow", log_level="warn",
                           main="load_module %s;" % ECHO)
     other.start(s)
     for pid in [other.proc.pid] + other.worker_pids():
-        os.setpriority(os.PRIO_PROCESS, pid, 19)
+        os.sched_setscheduler(pid, os.SCHED_IDLE, os.sched_param(0))
     d = harness.make_tempdir("bench-rec")
     os.makedirs(os.path.join(d, "log"))
     os.chmod(os.path.join(d, "log"), 0o777)
@@ -240,9 +242,9 @@ def main(rounds=int(os.environ.get("BENCH_ROUNDS", "5")),
                  m["slow"]["p99"], "ms", m["rec"]["p99"], better="lower",
                  figure_name="record_slow_shadow_p99")
         rate.sort()
-        print("shadowd replay rate while recording (fast shadow, median): "
-              "%.0f records/s (goal 20000, ratio %.2f)"
-              % (rate[len(rate) // 2], rate[len(rate) // 2] / 20000))
+        print("shadowd replay rate while clients saturate the cores (fast "
+              "shadow, median; idle CPU only): %.0f records/s"
+              % rate[len(rate) // 2])
     finally:
         shadowd.stop()
         front.destroy()
