@@ -124,6 +124,23 @@ def measured(worker, url, seconds, script, cpu, conns=32):
     return r
 
 
+def start_front(name, a, b, plain, mirror, rec):
+    """The front nginx (FRONT: plain, mirror and recorded servers) in a new
+    temp dir with the log's directory, and wrk's script; returns (dir,
+    nginx, script)."""
+    d = harness.make_tempdir(name)
+    os.makedirs(os.path.join(d, "log"))
+    os.chmod(os.path.join(d, "log"), 0o777)
+    front = harness.Nginx(FRONT.format(a=a, b=b, plain=plain, mirror=mirror,
+                                       rec=rec, dir=d),
+                          workers=1, directory=d, log_level="warn")
+    front.start(rec)
+    script = os.path.join(d, "stores.lua")
+    with open(script, "w") as f:
+        f.write(wrk.LUA_STORES)
+    return d, front, script
+
+
 def alternate(i, a, b):
     """Round i's order of a pair measured back to back: a first in even
     rounds, b first in odd ones, so drift on a shared machine falls on
@@ -154,16 +171,7 @@ def main(rounds=int(os.environ.get("BENCH_ROUNDS", "5")),
     other.start(s)
     for pid in [other.proc.pid] + other.worker_pids():
         os.sched_setscheduler(pid, os.SCHED_IDLE, os.sched_param(0))
-    d = harness.make_tempdir("bench-rec")
-    os.makedirs(os.path.join(d, "log"))
-    os.chmod(os.path.join(d, "log"), 0o777)
-    front = harness.Nginx(FRONT.format(a=a, b=b, plain=plain, mirror=mirror,
-                                       rec=rec, dir=d),
-                          workers=1, directory=d, log_level="warn")
-    front.start(rec)
-    script = os.path.join(d, "stores.lua")
-    with open(script, "w") as f:
-        f.write(wrk.LUA_STORES)
+    d, front, script = start_front("bench-rec", a, b, plain, mirror, rec)
     url = "http://127.0.0.1:%d/"
     fast, slow = "http://127.0.0.1:%d" % b, "http://127.0.0.1:%d" % s
     shadowd = Shadowd(d, fast)

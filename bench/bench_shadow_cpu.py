@@ -23,7 +23,8 @@ import time
 import harness
 import wrk
 from bench_gateway import BODY
-from bench_record import ECHO, FRONT, UPSTREAMS, cpu_seconds, metric
+from bench_record import (ECHO, UPSTREAMS, cpu_seconds, metric,
+                          start_front)
 
 GOAL = 20000.0
 PER = 100000
@@ -143,16 +144,8 @@ def main(rounds=int(os.environ.get("BENCH_ROUNDS", "3")),
                        name="bench-up", log_level="warn",
                        main="load_module %s;" % ECHO)
     up.start(s)
-    d = harness.make_tempdir("bench-shadow-cpu")
-    os.makedirs(os.path.join(d, "log"))
-    os.chmod(os.path.join(d, "log"), 0o777)
-    front = harness.Nginx(FRONT.format(a=a, b=b, plain=plain, mirror=mirror,
-                                       rec=rec, dir=d),
-                          workers=1, directory=d, log_level="warn")
-    front.start(rec)
-    script = os.path.join(d, "stores.lua")
-    with open(script, "w") as f:
-        f.write(wrk.LUA_STORES)
+    d, front, script = start_front("bench-shadow-cpu", a, b, plain, mirror,
+                                   rec)
     url = "http://127.0.0.1:%d/" % rec
     targets = {"fast": "http://127.0.0.1:%d" % b,
                "slow": "http://127.0.0.1:%d" % s}
