@@ -25,3 +25,22 @@ cutover_api_id_valid(const char *s, size_t len)
 
     return 1;
 }
+
+
+int
+cutover_api_idem_key_valid(const char *s)
+{
+    size_t  i;
+
+    if (s == NULL) {
+        return 0;
+    }
+
+    for (i = 0; s[i]; i++) {
+        if (s[i] < 0x21 || s[i] > 0x7e || i == CUTOVER_API_IDEM_KEY_MAX) {
+            return 0;
+        }
+    }
+
+    return i > 0;
+}

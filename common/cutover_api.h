@@ -20,4 +20,10 @@
 /* 1 when s[0..len) is a valid id, else 0. */
 int cutover_api_id_valid(const char *s, size_t len);
 
+/* An Idempotency-Key: 1-255 printable ASCII characters (0x21-0x7e), the
+ * same on both sides; 1 when s (NUL-terminated) is one. */
+#define CUTOVER_API_IDEM_KEY_MAX  255
+
+int cutover_api_idem_key_valid(const char *s);
+
 #endif /* CUTOVER_API_H */

@@ -10,11 +10,13 @@
 #include <curl/curl.h>
 
 #include "common/cutover_api.h"
+#include "common/cutover_hash.h"
 #include "legacy_adapter/legacy_adapter.h"
 #include "legacy_adapter/legacy_json.h"
 
 #define ADAPTER_REPLY_MAX   (4 * 1024 * 1024)
 #define ADAPTER_ID_MAX      CUTOVER_API_ID_MAX
+#define ADAPTER_LEGACY_KEY  64          /* the legacy system's strings */
 #define ADAPTER_CALLS       32
 
 /*
@@ -309,6 +311,30 @@ adapter_check_ids(const bson_t *doc, const char *where, legacy_error_t *err)
 
 
 /*
+ * The legacy system's request serial number (qqlsh) for an Idempotency-Key.
+ * The canonical API takes keys of up to 255 characters, the legacy system
+ * strings of up to 64: a longer key goes as "~" and the first 63 hex digits
+ * of its SHA-256, the same key always the same serial number.
+ */
+static void
+adapter_legacy_key(const char *key, char out[ADAPTER_LEGACY_KEY + 1])
+{
+    char    hex[65];
+    size_t  len = strlen(key);
+
+    if (len <= ADAPTER_LEGACY_KEY) {
+        memcpy(out, key, len + 1);
+        return;
+    }
+
+    cutover_sha256_hex(key, len, hex);
+    out[0] = '~';
+    memcpy(out + 1, hex, ADAPTER_LEGACY_KEY - 1);
+    out[ADAPTER_LEGACY_KEY] = '\0';
+}
+
+
+/*
  * The canonical API's rules the map cannot say: ids, the number of lines.
  * The same rules as the new core's (common/cutover_api.h).
  */
@@ -360,6 +386,7 @@ adapter_build_request(legacy_adapter_t *ad, const legacy_request_t *req,
     const legacy_map_t    *map = ad->cfg.map;
     const legacy_route_t  *route = &map->routes[call->route];
     const char            *key;
+    char                   serial[ADAPTER_LEGACY_KEY + 1];
     bson_t                 canonical;
     int                    rc;
 
@@ -402,12 +429,14 @@ adapter_build_request(legacy_adapter_t *ad, const legacy_request_t *req,
 
     key = legacy_request_header(req, "Idempotency-Key");
     if (call->is_write && key != NULL) {
-        if (key[0] == '\0' || strlen(key) > ADAPTER_ID_MAX) {
+        if (!cutover_api_idem_key_valid(key)) {
             return legacy_error_set(err, LEGACY_E_INVALID,
-                                    "Idempotency-Key must be 1-%d"
-                                    " characters", ADAPTER_ID_MAX);
+                                    "Idempotency-Key must be 1-%d printable"
+                                    " ASCII characters",
+                                    CUTOVER_API_IDEM_KEY_MAX);
         }
-        BSON_APPEND_UTF8(legacy, map->idempotency_field, key);
+        adapter_legacy_key(key, serial);
+        BSON_APPEND_UTF8(legacy, map->idempotency_field, serial);
     }
     return LEGACY_OK;
 }
@@ -647,6 +676,7 @@ adapter_post(legacy_adapter_t *ad, const legacy_request_t *req,
     CURLcode            rc;
     struct curl_slist   hdrs[5], *last;
     char                url[512], rid[160], key[100];
+    char                serial[ADAPTER_LEGACY_KEY + 1];
     const char         *v, *ct = NULL;
 
     h = adapter_curl_get(ad, &rc);
@@ -666,8 +696,9 @@ adapter_post(legacy_adapter_t *ad, const legacy_request_t *req,
         last->data = rid;
     }
     v = legacy_request_header(req, "Idempotency-Key");
-    if (v != NULL && strlen(v) <= ADAPTER_ID_MAX) {
-        snprintf(key, sizeof(key), "Idempotency-Key: %s", v);
+    if (v != NULL && cutover_api_idem_key_valid(v)) {
+        adapter_legacy_key(v, serial);
+        snprintf(key, sizeof(key), "Idempotency-Key: %s", serial);
         last->next = last == &hdrs[2] ? &hdrs[3] : &hdrs[4];
         last = last->next;
         last->data = key;

@@ -193,24 +193,10 @@ newcore_method(newcore_reply_t *reply, const char *method,
 static int
 newcore_idem_key(const newcore_request_t *req, newcore_reply_t *reply)
 {
-    const char  *k;
-    size_t       i;
-
-    k = req->idem_key;
-    if (k == NULL) {
-        return NEWCORE_OK;
-    }
-
-    for (i = 0; k[i]; i++) {
-        if (k[i] < 0x21 || k[i] > 0x7e) {
-            break;
-        }
-    }
-
-    if (i == 0 || k[i] != '\0' || i > NEWCORE_IDEM_KEY_MAX) {
+    if (req->idem_key != NULL && !cutover_api_idem_key_valid(req->idem_key)) {
         newcore_reply_error(reply, 400, "invalid_request",
                             "Idempotency-Key must be 1-%d printable ASCII "
-                            "characters", NEWCORE_IDEM_KEY_MAX);
+                            "characters", CUTOVER_API_IDEM_KEY_MAX);
         return NEWCORE_ERROR;
     }
 

@@ -9,8 +9,6 @@
 #include "new_core/newcore_buf.h"
 #include "new_core/newcore_db.h"
 
-#define NEWCORE_IDEM_KEY_MAX  255
-
 typedef struct {
     const char  *method;
     const char  *path;          /* without the query string */

@@ -302,3 +302,32 @@ def test_per_address_limit(sides, which, tmpdir_w):
         assert st == 200
     finally:
         assert p.stop() == 0
+
+
+@pytest.mark.parametrize("key,status", [
+    ("k" * 255, 201), ("k" * 256, 400), ("a b", 400), ("caf\u00e9", 400),
+    ("~!#$%&'*+-.^_`|", 201)],
+    ids=["255 chars", "256 chars", "a space", "not ASCII", "punctuation"])
+def test_same_idempotency_keys_on_both_sides(sides, key, status):
+    """Both sides take the same Idempotency-Keys (1-255 printable ASCII
+    characters; the legacy system's serial numbers hold 64, the adapter
+    maps a longer key to one) and refuse the same ones alike; a key sent
+    again gets the first answer."""
+    for side in sides.values():
+        body = json.dumps(order(order_id="IK-%s" % uuid.uuid4().hex[:12]))
+        head = {"Content-Type": "application/json",
+                "Idempotency-Key": key.encode("utf-8").decode("latin-1")}
+        st, hdrs, data = harness.http("POST", side.url + "/api/v1/orders",
+                                      body, head)
+        where = "%s: key of %d" % (side.name, len(key))
+        assert st == status, (where, data)
+        if status == 201:
+            again = harness.http("POST", side.url + "/api/v1/orders", body,
+                                 head)
+            assert (again[0], json.loads(again[2])) \
+                == (st, json.loads(data)), where
+        if status == 400:
+            e = json.loads(data)["error"]
+            assert e["code"] == "invalid_request", (where, e)
+            assert "Idempotency-Key must be 1-255 printable ASCII" \
+                in e["message"], (where, e)
