@@ -158,6 +158,29 @@ START_TEST(test_api_ids)
 END_TEST
 
 
+START_TEST(test_api_idempotency_keys)
+{
+    char  key[CUTOVER_API_IDEM_KEY_MAX + 2];
+
+    ck_assert_int_eq(cutover_api_idem_key_valid("a"), 1);
+    ck_assert_int_eq(cutover_api_idem_key_valid("~!#$%&'*+-.^_`|{}"), 1);
+    ck_assert_int_eq(cutover_api_idem_key_valid(""), 0);
+    ck_assert_int_eq(cutover_api_idem_key_valid(NULL), 0);
+    ck_assert_int_eq(cutover_api_idem_key_valid("a b"), 0);
+    ck_assert_int_eq(cutover_api_idem_key_valid("a\tb"), 0);
+    ck_assert_int_eq(cutover_api_idem_key_valid("caf\xc3\xa9"), 0);
+    ck_assert_int_eq(cutover_api_idem_key_valid("\x7f"), 0);
+
+    memset(key, 'k', sizeof(key));
+    key[CUTOVER_API_IDEM_KEY_MAX] = '\0';
+    ck_assert_int_eq(cutover_api_idem_key_valid(key), 1);
+    key[CUTOVER_API_IDEM_KEY_MAX] = 'k';
+    key[CUTOVER_API_IDEM_KEY_MAX + 1] = '\0';
+    ck_assert_int_eq(cutover_api_idem_key_valid(key), 0);
+}
+END_TEST
+
+
 /* --- a live server ------------------------------------------------------ */
 
 static void
@@ -880,6 +903,7 @@ common_suite(void)
     tcase_add_test(parse, test_options);
     tcase_add_test(parse, test_error_body);
     tcase_add_test(parse, test_api_ids);
+    tcase_add_test(parse, test_api_idempotency_keys);
     tcase_add_loop_test(parse, test_json_write, 0,
                         sizeof(json_write_cases) / sizeof(json_write_cases[0]));
     tcase_add_test(parse, test_json_escape_fits);
