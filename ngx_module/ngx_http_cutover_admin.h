@@ -129,6 +129,12 @@ ngx_int_t ngx_http_cutover_change_post(ngx_http_request_t *r,
     void (*handler)(void *data, ngx_log_t *log));
 ngx_int_t ngx_http_cutover_change_commit(ngx_http_cutover_write_t *w,
     ngx_log_t *log);
+void ngx_http_cutover_change_begin(ngx_http_cutover_write_t *w,
+    ngx_log_t *log);
+ngx_int_t ngx_http_cutover_trail_allows(ngx_http_cutover_write_t *w,
+    ngx_uint_t accept, const char *what);
+void ngx_http_cutover_change_end(ngx_http_cutover_write_t *w, ngx_int_t rc,
+    ngx_log_t *log);
 const char *ngx_http_cutover_change_rule(const char *json,
     cutover_json_tok_t *t, ngx_http_cutover_change_t *c);
 int32_t ngx_http_cutover_change_percent(const char *json,

@@ -410,15 +410,8 @@ ngx_http_cutover_change_write(void *data, ngx_log_t *log)
     ngx_http_cutover_shctx_t   *sh = z->sh;
 
     tmp.data = w->tmpname;
-    w->answer.status = NGX_HTTP_OK;
 
-    ngx_http_cutover_writer_lock(sh);
-
-    ngx_http_cutover_refusals_flush(z, log);
-    ngx_http_cutover_zone_copy(z, cur);
-
-    /* reads the trail's end again if it moved, records a damaged end */
-    (void) ngx_http_cutover_audit_sync(z, log);
+    ngx_http_cutover_change_begin(w, log);
 
     if (a->ep == NGX_HTTP_CUTOVER_EP_ROLLBACK) {
 
@@ -450,12 +443,15 @@ ngx_http_cutover_change_write(void *data, ngx_log_t *log)
         goto rollback;
     }
 
-    if (!sh->audit_ok) {
-        ngx_http_cutover_refused(&w->answer, NGX_HTTP_SERVICE_UNAVAILABLE,
-                                 "audit_unavailable", "the audit trail cannot "
-                                 "be read or written; no change is made "
-                                 "(rollback is still possible)");
+    rc = ngx_http_cutover_trail_allows(w,
+                                       a->ep == NGX_HTTP_CUTOVER_EP_ACCEPT,
+                                       "dial");
+    if (rc == NGX_ERROR) {
         goto failed;
+    }
+
+    if (rc == NGX_DECLINED) {
+        goto refused;
     }
 
     if (a->ep == NGX_HTTP_CUTOVER_EP_ACCEPT) {
@@ -472,17 +468,6 @@ ngx_http_cutover_change_write(void *data, ngx_log_t *log)
                     sh->audit_pending_break);
         w->to = NULL;
         goto audit;
-    }
-
-    if (sh->audit_pending_break) {
-        w->answer.status = NGX_HTTP_SERVICE_UNAVAILABLE;
-        cutover_error_set(&w->answer.err, "audit_break_unaccepted",
-                          "the audit trail was damaged (break recorded as "
-                          "seq %llu): an admin must accept it (cutoverctl "
-                          "audit accept --reason ...) before a dial; "
-                          "rollback is still possible",
-                          (unsigned long long) sh->audit_pending_break);
-        goto refused;
     }
 
     if (z->fleet.len) {
@@ -555,19 +540,95 @@ rollback:
 
 publish:
 
-    ngx_http_cutover_zone_publish(z, next);
-    ngx_http_cutover_writer_unlock(sh);
-
-    (void) ngx_atomic_fetch_add(&sh->changes_accepted, 1);
+    ngx_http_cutover_change_end(w, NGX_OK, log);
     return;
 
 failed:
 
-    (void) ngx_atomic_fetch_add(&sh->persist_failures, 1);
+    ngx_http_cutover_change_end(w, NGX_ERROR, log);
+    return;
 
 refused:
 
-    /* the refusal itself is audited, as every signed refused attempt is */
+    ngx_http_cutover_change_end(w, NGX_DECLINED, log);
+}
+
+
+/* A change's start under the writer lock: the refusals counted so far
+ * written, the current state copied, the trail's end read again if it
+ * moved (a damaged end recorded). */
+void
+ngx_http_cutover_change_begin(ngx_http_cutover_write_t *w, ngx_log_t *log)
+{
+    ngx_http_cutover_zone_t  *z = w->answer.a->zone;
+
+    w->answer.status = NGX_HTTP_OK;
+
+    ngx_http_cutover_writer_lock(z->sh);
+
+    ngx_http_cutover_refusals_flush(z, log);
+    ngx_http_cutover_zone_copy(z, w->cur);
+    (void) ngx_http_cutover_audit_sync(z, log);
+}
+
+
+/*
+ * Whether the trail lets a dial or a ramp (`what`) through (a rollback
+ * needs nothing): NGX_ERROR when it cannot be read or written, NGX_DECLINED
+ * while a break waits to be accepted (unless this is the accept); the
+ * answer says which.
+ */
+ngx_int_t
+ngx_http_cutover_trail_allows(ngx_http_cutover_write_t *w, ngx_uint_t accept,
+    const char *what)
+{
+    ngx_http_cutover_shctx_t  *sh = w->answer.a->zone->sh;
+
+    if (!sh->audit_ok) {
+        ngx_http_cutover_refused(&w->answer, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                 "audit_unavailable", "the audit trail cannot "
+                                 "be read or written; no change is made "
+                                 "(rollback is still possible)");
+        return NGX_ERROR;
+    }
+
+    if (sh->audit_pending_break && !accept) {
+        w->answer.status = NGX_HTTP_SERVICE_UNAVAILABLE;
+        cutover_error_set(&w->answer.err, "audit_break_unaccepted",
+                          "the audit trail was damaged (break recorded as "
+                          "seq %llu): an admin must accept it (cutoverctl "
+                          "audit accept --reason ...) before a %s; "
+                          "rollback is still possible",
+                          (unsigned long long) sh->audit_pending_break, what);
+        return NGX_DECLINED;
+    }
+
+    return NGX_OK;
+}
+
+
+/* A change's end: published and counted (NGX_OK), or refused
+ * (NGX_DECLINED; NGX_ERROR when writing failed, counted as such), the
+ * refusal itself audited as every signed refused attempt is; the writer
+ * lock released. */
+void
+ngx_http_cutover_change_end(ngx_http_cutover_write_t *w, ngx_int_t rc,
+    ngx_log_t *log)
+{
+    ngx_http_cutover_zone_t   *z = w->answer.a->zone;
+    ngx_http_cutover_shctx_t  *sh = z->sh;
+
+    if (rc == NGX_OK) {
+        ngx_http_cutover_zone_publish(z, w->next);
+        ngx_http_cutover_writer_unlock(sh);
+        (void) ngx_atomic_fetch_add(&sh->changes_accepted, 1);
+        return;
+    }
+
+    if (rc == NGX_ERROR) {
+        (void) ngx_atomic_fetch_add(&sh->persist_failures, 1);
+    }
+
     ngx_http_cutover_refusal_audit(&w->answer, log);
     ngx_http_cutover_writer_unlock(sh);
 }

@@ -137,33 +137,18 @@ ngx_http_cutover_ramp_write(void *data, ngx_log_t *log)
 
     int                         n;
     char                        to[16], step[16];
+    ngx_int_t                   rc;
     cutover_state_t            *cur = w->cur, *next = w->next;
     ngx_http_cutover_change_t  *c = w->c;
-    ngx_http_cutover_admin_t   *a = w->answer.a;
-    ngx_http_cutover_zone_t    *z = a->zone;
-    ngx_http_cutover_shctx_t   *sh = z->sh;
 
-    w->answer.status = NGX_HTTP_OK;
+    ngx_http_cutover_change_begin(w, log);
 
-    ngx_http_cutover_writer_lock(sh);
-
-    ngx_http_cutover_refusals_flush(z, log);
-    ngx_http_cutover_zone_copy(z, cur);
-    (void) ngx_http_cutover_audit_sync(z, log);
-
-    if (!sh->audit_ok) {
-        ngx_http_cutover_refused(&w->answer, NGX_HTTP_SERVICE_UNAVAILABLE,
-                                 "audit_unavailable", "the audit trail cannot "
-                                 "be read or written; no change is made "
-                                 "(rollback is still possible)");
+    rc = ngx_http_cutover_trail_allows(w, 0, "ramp");
+    if (rc == NGX_ERROR) {
         goto failed;
     }
 
-    if (sh->audit_pending_break) {
-        ngx_http_cutover_refused(&w->answer, NGX_HTTP_SERVICE_UNAVAILABLE,
-                                 "audit_break_unaccepted", "the audit trail "
-                                 "was damaged: an admin must accept it "
-                                 "before a ramp; rollback is still possible");
+    if (rc == NGX_DECLINED) {
         goto refused;
     }
 
@@ -190,18 +175,15 @@ ngx_http_cutover_ramp_write(void *data, ngx_log_t *log)
         goto failed;
     }
 
-    ngx_http_cutover_zone_publish(z, next);
-    ngx_http_cutover_writer_unlock(sh);
-
-    (void) ngx_atomic_fetch_add(&sh->changes_accepted, 1);
+    ngx_http_cutover_change_end(w, NGX_OK, log);
     return;
 
 failed:
 
-    (void) ngx_atomic_fetch_add(&sh->persist_failures, 1);
+    ngx_http_cutover_change_end(w, NGX_ERROR, log);
+    return;
 
 refused:
 
-    ngx_http_cutover_refusal_audit(&w->answer, log);
-    ngx_http_cutover_writer_unlock(sh);
+    ngx_http_cutover_change_end(w, NGX_DECLINED, log);
 }
