@@ -4,7 +4,6 @@ cutover routing at 50 % (issue 2's goal: >= 0.95x req/s, p99 + <= 0.2 ms).
 Rounds alternate between the two fronts; figures are medians."""
 
 import os
-import tempfile
 
 import harness
 import wrk
@@ -44,28 +43,45 @@ FRONT = """
 """
 
 
-def main(rounds=int(os.environ.get("BENCH_ROUNDS", "3")),
-         seconds=int(os.environ.get("BENCH_SECONDS", "5"))):
-    a, b, plain, cut = (harness.free_port() for _ in range(4))
-    up = harness.Nginx(UPSTREAMS.format(a=a, b=b, body=BODY), workers=1,
+KEY = "a1" * 32
+
+
+def start(name, front_conf, **ports):
+    """The two upstreams (ports a and b) and a front nginx from front_conf
+    (formatted with ports and its dir, which holds the "ops" key) that
+    listens on the port named last; returns (upstreams, front, wrk's
+    script)."""
+    up = harness.Nginx(UPSTREAMS.format(a=ports["a"], b=ports["b"],
+                                        body=BODY), workers=1,
                        name="bench-up", log_level="warn")
-    up.start(b)
-    d = harness.make_tempdir("bench-front")
+    up.start(ports["b"])
+    d = harness.make_tempdir(name)
     with open(os.path.join(d, "keys"), "w") as f:
-        f.write("ops operator %s\n" % ("a1" * 32))
-    front = harness.Nginx(FRONT.format(a=a, b=b, plain=plain, cut=cut, dir=d),
-                          workers=1, directory=d, log_level="warn")
-    front.start(cut)
+        f.write("ops operator %s\n" % KEY)
+    front = harness.Nginx(front_conf.format(dir=d, **ports), workers=1,
+                          directory=d, log_level="warn")
+    front.start(list(ports.values())[-1])
     script = os.path.join(d, "stores.lua")
     with open(script, "w") as f:
         f.write(wrk.LUA_STORES)
+    return up, front, script
+
+
+def dial(port, percent):
+    body = '{"percent": %d, "reason": "bench"}' % percent
+    h = harness.sign_headers("POST", "/cutover/dial", body, "ops", KEY)
+    s, _, out = harness.http("POST", "http://127.0.0.1:%d/cutover/dial"
+                             % port, body, h)
+    assert s == 200, out
+
+
+def main(rounds=int(os.environ.get("BENCH_ROUNDS", "3")),
+         seconds=int(os.environ.get("BENCH_SECONDS", "5"))):
+    a, b, plain, cut = (harness.free_port() for _ in range(4))
+    up, front, script = start("bench-front", FRONT, a=a, b=b, plain=plain,
+                              cut=cut)
     try:
-        body = '{"percent": 50, "reason": "bench"}'
-        h = harness.sign_headers("POST", "/cutover/dial", body, "ops",
-                                 "a1" * 32)
-        s, _, out = harness.http("POST", "http://127.0.0.1:%d/cutover/dial"
-                                 % cut, body, h)
-        assert s == 200, out
+        dial(cut, 50)
         # warm-up
         wrk.run("http://127.0.0.1:%d/" % plain, 2, script=script)
         wrk.run("http://127.0.0.1:%d/" % cut, 2, script=script)
@@ -86,8 +102,7 @@ def main(rounds=int(os.environ.get("BENCH_ROUNDS", "3")),
                  figure_name="routing_p99")
         print("p99 added by cutover: %+.3f ms; non-2xx: %d"
               % (tm["p99"] - bm["p99"], tm["non2xx"] + bm["non2xx"]))
-        h = harness.sign_headers("GET", "/cutover/status", "", "ops",
-                                 "a1" * 32)
+        h = harness.sign_headers("GET", "/cutover/status", "", "ops", KEY)
         s, _, out = harness.http("GET", "http://127.0.0.1:%d/cutover/status"
                                  % cut, None, h)
         print("cutover status counters: %s" % out.decode().strip()[-200:])

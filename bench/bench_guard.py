@@ -7,7 +7,7 @@ import os
 
 import harness
 import wrk
-from bench_gateway import BODY, UPSTREAMS
+from bench_gateway import dial, start
 
 FRONT = """
     cutover_zone plain size=1m state={dir}/plain.state;
@@ -47,32 +47,13 @@ FRONT = """
 """
 
 
-def dial(port):
-    body = '{"percent": 100, "reason": "bench"}'
-    h = harness.sign_headers("POST", "/cutover/dial", body, "ops", "a1" * 32)
-    s, _, out = harness.http("POST", "http://127.0.0.1:%d/cutover/dial"
-                             % port, body, h)
-    assert s == 200, out
-
-
 def main(rounds=int(os.environ.get("BENCH_ROUNDS", "3")),
          seconds=int(os.environ.get("BENCH_SECONDS", "5"))):
     a, b, off, on = (harness.free_port() for _ in range(4))
-    up = harness.Nginx(UPSTREAMS.format(a=a, b=b, body=BODY), workers=1,
-                       name="bench-up", log_level="warn")
-    up.start(b)
-    d = harness.make_tempdir("bench-guard")
-    with open(os.path.join(d, "keys"), "w") as f:
-        f.write("ops operator %s\n" % ("a1" * 32))
-    front = harness.Nginx(FRONT.format(a=a, b=b, off=off, on=on, dir=d),
-                          workers=1, directory=d, log_level="warn")
-    front.start(on)
-    script = os.path.join(d, "stores.lua")
-    with open(script, "w") as f:
-        f.write(wrk.LUA_STORES)
+    up, front, script = start("bench-guard", FRONT, a=a, b=b, off=off, on=on)
     try:
-        dial(off)
-        dial(on)
+        dial(off, 100)
+        dial(on, 100)
         wrk.run("http://127.0.0.1:%d/" % off, 2, script=script)
         wrk.run("http://127.0.0.1:%d/" % on, 2, script=script)
         base, test = [], []
