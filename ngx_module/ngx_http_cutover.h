@@ -211,6 +211,7 @@ struct ngx_http_cutover_zone_s {
     ngx_http_cutover_shctx_t     *sh;
     ngx_slab_pool_t              *shpool;
     ngx_str_t                     name;
+    uint32_t                      name_hash;      /* ngx_crc32_short */
     ngx_str_t                     state_path;     /* NUL-terminated */
     ngx_str_t                     audit_path;     /* NUL-terminated */
     ngx_thread_pool_t            *thread_pool;    /* file writes and fsyncs */

@@ -36,7 +36,7 @@
 /* One frame in the buffer: this header, the frame, padding to 8 bytes. */
 typedef struct {
     uint32_t                      len;        /* the frame's bytes */
-    uint32_t                      zone;       /* ngx_crc32_short(zone name) */
+    uint32_t                      zone;       /* the zone's name_hash */
     uint32_t                      truncated;
     uint32_t                      reserved;
     u_char                        id[32];     /* the request id */
@@ -181,7 +181,7 @@ ngx_http_cutover_log_write(ngx_http_cutover_log_t *log,
 
     if (ring != NULL && ngx_http_cutover_entry_size(len) <= ring->size / 4) {
         e.len = (uint32_t) len;
-        e.zone = ngx_crc32_short(zone->name.data, zone->name.len);
+        e.zone = zone->name_hash;
         e.truncated = (uint32_t) truncated;
         e.reserved = 0;
         ngx_memcpy(e.id, id, 32);
@@ -406,7 +406,7 @@ ngx_http_cutover_entry_zone(ngx_http_cutover_log_t *log, uint32_t hash)
     for (i = 0; i < cmcf->zones.nelts; i++) {
         zone = zp[i]->data;
 
-        if (ngx_crc32_short(zone->name.data, zone->name.len) == hash) {
+        if (zone->name_hash == hash) {
             log->zone_hash = hash;
             log->zone_sh = zone->sh;
             return zone->sh;

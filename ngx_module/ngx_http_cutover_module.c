@@ -430,6 +430,7 @@ ngx_http_cutover_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
 
     zone->name = name;
+    zone->name_hash = ngx_crc32_short(name.data, name.len);
     zone->state_path = state;
 
     /* used as C strings by libpq and in the fleet's rows */
